@@ -1,0 +1,63 @@
+"""The `relax` command line: argument parsing, one module per command, exit codes.
+
+Each command module has `register(subparsers)`, which adds its parser and sets `run=` to a function
+taking the parsed arguments and returning the exit code. `main()` turns every `RelaxError` into one
+line on stderr and its exit code, and Ctrl-C into exit code 130, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from audio_engine import __version__
+from audio_engine.errors import RelaxError, ScriptError
+
+COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors: one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="relax",
+        description="Voice-guided relaxation sessions: play them, export them, write your own.",
+        epilog="Run `relax COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"relax {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"audio_engine.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"audio_engine.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except ScriptError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        return exc.exit_code
+    except RelaxError as exc:
+        print(f"relax: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("relax: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

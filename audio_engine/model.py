@@ -1,0 +1,247 @@
+"""The session model: what a validated script means, as frozen values.
+
+`audio_engine.script.load()` builds these from YAML; `audio_engine.timeline.compile()` turns a
+`Session` into sample-accurate events. Every time value is in seconds (`*_s`) here; samples appear
+only from the timeline on. Every step carries an `Origin` so later stages (timing checks with the
+real voice) can report `FILE:LINE:COL` and the value path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT_VERSIONS = (1,)
+
+CHIMES = ("bell", "bowl", "soft")
+NOISE_COLORS = ("white", "pink", "brown")
+PHASES = ("inhale", "hold", "exhale", "rest")
+
+# Voice defaults where neither the session nor the step says otherwise.
+DEFAULT_RATE_WPM = 150
+DEFAULT_VOLUME = 1.0
+DEFAULT_CHIME_VOLUME = 0.5
+
+# Built-in breathing cue words by primary language subtag.
+DEFAULT_CUES: dict[str, dict[str, str]] = {
+    "en": {"inhale": "Breathe in", "hold": "Hold", "exhale": "Breathe out", "rest": "Rest"},
+    "nl": {"inhale": "Adem in", "hold": "Vasthouden", "exhale": "Adem uit", "rest": "Rust"},
+}
+
+
+def primary_language(tag: str) -> str:
+    """The primary subtag of a BCP 47 tag, lower-case: `en-GB` -> `en`."""
+    return tag.split("-")[0].split("_")[0].lower()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from: file, 1-based line and column, and the value path."""
+
+    file: str = "<memory>"
+    line: int = 1
+    col: int = 1
+    path: str = ""
+
+
+NO_ORIGIN = Origin()
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Voice settings; `None` means "inherit" (step from session, session from defaults)."""
+
+    name: str | None = None
+    rate_wpm: int | None = None
+    volume: float | None = None
+
+    def over(self, base: Voice | None) -> Voice:
+        """These settings, with unset fields taken from `base`."""
+        if base is None:
+            return self
+        return Voice(
+            name=self.name if self.name is not None else base.name,
+            rate_wpm=self.rate_wpm if self.rate_wpm is not None else base.rate_wpm,
+            volume=self.volume if self.volume is not None else base.volume,
+        )
+
+    def resolved(self) -> Voice:
+        """Every field set: unset rate and volume get the defaults; name stays None (by language)."""
+        return Voice(
+            name=self.name,
+            rate_wpm=self.rate_wpm if self.rate_wpm is not None else DEFAULT_RATE_WPM,
+            volume=self.volume if self.volume is not None else DEFAULT_VOLUME,
+        )
+
+
+# ---- steps -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+    duration_s: float | None = None
+    voice: Voice | None = None
+    origin: Origin = NO_ORIGIN
+
+
+@dataclass(frozen=True)
+class Pause:
+    duration_s: float
+    origin: Origin = NO_ORIGIN
+
+
+@dataclass(frozen=True)
+class Chime:
+    name: str
+    volume: float = DEFAULT_CHIME_VOLUME
+    origin: Origin = NO_ORIGIN
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    origin: Origin = NO_ORIGIN
+
+
+@dataclass(frozen=True)
+class Cues:
+    """Spoken cue per phase. `None`: the language's default; `""`: silent."""
+
+    inhale: str | None = None
+    hold: str | None = None
+    exhale: str | None = None
+    rest: str | None = None
+
+    def get(self, phase: str) -> str | None:
+        return getattr(self, phase)
+
+
+@dataclass(frozen=True)
+class Breathe:
+    inhale_s: float
+    exhale_s: float
+    hold_s: float = 0.0
+    rest_s: float = 0.0
+    cycles: int = 1
+    cues: Cues = field(default_factory=Cues)
+    count: bool = False
+    guide_tone: bool = False
+    chime_on_phase: str | None = None
+    origin: Origin = NO_ORIGIN
+
+    def phases(self) -> tuple[tuple[str, float], ...]:
+        """The non-zero phases of one cycle, in order, as (name, seconds)."""
+        all_phases = (
+            ("inhale", self.inhale_s),
+            ("hold", self.hold_s),
+            ("exhale", self.exhale_s),
+            ("rest", self.rest_s),
+        )
+        return tuple((name, s) for name, s in all_phases if s > 0)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    hold_s: float
+    name: str | None = None
+    sides: tuple[str, ...] = ()  # one instruction per side; a plain `say:` is one side
+    countdown: int | None = None
+    rest_s: float = 3.0
+    origin: Origin = NO_ORIGIN
+
+
+@dataclass(frozen=True)
+class Scan:
+    prompt: str  # contains "{region}"
+    regions: tuple[str, ...]
+    dwell_s: float
+    origin: Origin = NO_ORIGIN
+
+    def texts(self) -> tuple[str, ...]:
+        return tuple(self.prompt.replace("{region}", r) for r in self.regions)
+
+
+@dataclass(frozen=True)
+class Repeat:
+    times: int
+    steps: tuple[Step, ...]
+    origin: Origin = NO_ORIGIN
+
+
+Step = Say | Pause | Chime | Section | Breathe | Stretch | Scan | Repeat
+
+
+# ---- background layers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drone:
+    frequency_hz: float
+    volume: float
+    fade_in_s: float = 3.0
+    fade_out_s: float = 5.0
+    duck: float = 0.5
+
+
+@dataclass(frozen=True)
+class Binaural:
+    carrier_hz: float
+    beat_hz: float
+    volume: float
+    fade_in_s: float = 3.0
+    fade_out_s: float = 5.0
+    duck: float = 0.5
+
+
+@dataclass(frozen=True)
+class Noise:
+    color: str  # one of NOISE_COLORS
+    volume: float
+    fade_in_s: float = 3.0
+    fade_out_s: float = 5.0
+    duck: float = 0.5
+
+
+@dataclass(frozen=True)
+class SoundFile:
+    path: Path  # absolute, already checked to stay inside the allowed folders
+    volume: float
+    loop: bool = True
+    fade_in_s: float = 3.0
+    fade_out_s: float = 5.0
+    duck: float = 0.5
+
+
+Layer = Drone | Binaural | Noise | SoundFile
+
+
+# ---- the session -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    title: str
+    language: str
+    steps: tuple[Step, ...]
+    id: str = "session"
+    format: int = 1
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    voice: Voice = field(default_factory=Voice)
+    background: tuple[Layer, ...] = ()
+    source: Path | None = None  # the script file, when loaded from one
+
+
+# ---- what the voice is asked to say ----------------------------------------------------------
+
+SAMPLE_RATE = 44100  # the engine's sample rate, Hz; every sample index in the project counts at it
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One spoken text with everything that decides its sound: the key of a speech clip."""
+
+    text: str
+    language: str  # BCP 47 tag of the session
+    voice: Voice  # resolved: rate_wpm and volume set; name None means "the language's voice"

@@ -1,0 +1,41 @@
+# Sourced by the launchers: make .venv in the checkout once, reinstall when pyproject.toml changes.
+# Usage: bootstrap_venv EXTRAS   (EXTRAS is "" or a pip extras spec like "[test]")
+bootstrap_venv() {
+  local extras="$1"
+  local root venv stamp hash py
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  venv="$root/.venv"
+  stamp="$venv/.relax-installed"
+  hash="$(sha256sum <"$root/pyproject.toml" | cut -d' ' -f1)"
+  # The stamp holds the pyproject hash and the extras installed with it; [test] covers "".
+  if [[ -x "$venv/bin/python" && -f "$stamp" ]] &&
+    { grep -qxF -- "$hash$extras" "$stamp" || { [[ -z "$extras" ]] && grep -q -- "^$hash" "$stamp"; }; }; then
+    return 0
+  fi
+  py="${RELAX_PYTHON:-}"
+  if [[ -z "$py" ]]; then
+    for cand in python3.13 python3.12 python3.11 python3; do
+      if command -v "$cand" >/dev/null 2>&1 &&
+        "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+        py="$cand"
+        break
+      fi
+    done
+  fi
+  if [[ -z "$py" ]]; then
+    echo "relax: needs Python 3.11 or newer (set RELAX_PYTHON to its path)" >&2
+    exit 1
+  fi
+  echo "relax: setting up .venv in $root (first run only, about a minute)..." >&2
+  if [[ ! -x "$venv/bin/python" ]]; then
+    "$py" -m venv "$venv"
+  fi
+  local log="$venv/install.log"
+  if ! { "$venv/bin/python" -m pip install --quiet --upgrade pip &&
+    "$venv/bin/python" -m pip install --quiet -e "$root$extras"; } >"$log" 2>&1; then
+    echo "relax: installing the environment failed; see $log" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+  echo "$hash$extras" >"$stamp"
+}

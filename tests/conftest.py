@@ -1,0 +1,30 @@
+"""Shared test setup: headless SDL, a per-run speech cache, and a private user folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Before anything imports pygame: no sound card and no screen on CI.
+os.environ.setdefault("SDL_AUDIODRIVER", "disk")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_dirs(tmp_path_factory):
+    """Speech cache and user sessions folder private to this test run (shared by its tests)."""
+    base = tmp_path_factory.getbasetemp()
+    os.environ["RELAX_CACHE_DIR"] = str(base / "cache")
+    os.environ["RELAX_SESSIONS_DIR"] = str(base / "user-sessions")
+    os.environ["RELAX_SETTINGS_DIR"] = str(base / "settings")
+    yield
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
