@@ -1,0 +1,629 @@
+"""Speech clips from pyttsx3 (espeak-ng on Linux), verified, trimmed and cached on disk.
+
+Entry points:
+
+- `synthesize_many(utterances, jobs=None, progress=None)` -> `{Utterance: clip}`, a whole session.
+- `Synthesizer(jobs=None)`: `.request(utterances)` starts synthesis in the background, in order;
+  `.clip(utterance, timeout=None)` blocks until that clip is ready (the player's cold start).
+- `synthesize(utterance)` -> one clip.
+- `list_voices()`, `voice_for(language, name=None)`, `engine_version()`.
+
+A clip is a float32 mono numpy array at `model.SAMPLE_RATE` (44100 Hz) whose first and last samples
+are sound (silence trimmed at -50 dBFS with a 3 ms margin, 4 ms raised-cosine ramps at both ends),
+scaled by the voice's volume.
+
+Why a process per clip: espeak-ng's output for a text depends on what the same process synthesized
+before it, so each clip is made by a fresh, spawned `python -m audio_engine._tts_worker` (about
+0.1 s each; several run in parallel). A clip therefore depends only on its cache key: text, chosen
+voice id, rate, volume, engine version and `PROCESSING_VERSION`. The parent never loads the engine
+itself, so it can fork freely.
+
+Every file the driver writes is checked (header parses, frames > 0, sound after trimming, length
+plausible for the word count and rate) and re-made by a fresh worker up to `MAX_ATTEMPTS` times;
+every worker runs under a `SYNTH_TIMEOUT_S` timeout. Failures raise `errors.TTSError` naming the
+text.
+
+Cache: folder `$RELAX_CACHE_DIR`, else `platformdirs.user_cache_dir("relax")/speech`. Files are
+written to a temporary name and renamed; each carries its length and a SHA-256 of its samples, and a
+corrupt or truncated file is silently synthesized again.
+
+Engine: on Linux the espeak-ng library and data of the `espeakng-loader` wheel are used (no system
+package needed); `RELAX_ESPEAK=system` uses the system's `libespeak-ng.so.1` instead. On Windows and
+macOS pyttsx3's own driver (SAPI5, NSSpeechSynthesizer) is used and whatever file format it writes
+is read from the file's header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from audio_engine import model
+from audio_engine.errors import TTSError
+
+PROCESSING_VERSION = 1  # bump when anything below changes what a clip sounds like
+SYNTH_TIMEOUT_S = 30.0
+MAX_ATTEMPTS = 4  # the first try and up to three retries, each in a fresh worker
+TRIM_THRESHOLD_DBFS = -50.0
+TRIM_MARGIN_S = 0.003
+RAMP_S = 0.004
+
+_INFO_PREFIX = "RELAX-TTS-INFO: "
+_CACHE_MAGIC = b"RELAXSP1"
+_CACHE_HEADER = struct.Struct("<8sQ32s")  # magic, sample count, sha256 of the samples
+
+
+class ClipNotReady(TTSError, TimeoutError):
+    """`Synthesizer.clip` timed out before the clip was ready."""
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """An installed voice: `id` as the driver knows it, a display `name`, `languages` best first."""
+
+    id: str
+    name: str
+    languages: tuple[str, ...]
+
+
+# ---- engine information ------------------------------------------------------------------------
+
+
+def _worker_command() -> list[str]:
+    return [sys.executable, "-m", "audio_engine._tts_worker"]
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The worker must import this package even when it is not installed (a checkout on sys.path).
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+_info_lock = threading.Lock()
+
+
+def _engine_info() -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str, str], int]]:
+    """Engine version, voices, and the driver's priority per (voice id, language tag)."""
+    with _info_lock:  # one info worker per process, even when threads ask at once
+        return _engine_info_cached()
+
+
+@functools.cache
+def _engine_info_cached() -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str, str], int]]:
+    try:
+        done = subprocess.run(
+            _worker_command(),
+            input=json.dumps({"op": "info"}),
+            capture_output=True,
+            text=True,
+            timeout=SYNTH_TIMEOUT_S,
+            env=_worker_env(),
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TTSError(f"the speech engine did not answer within {SYNTH_TIMEOUT_S:g} s") from exc
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(_INFO_PREFIX)]
+    if done.returncode != 0 or not lines:
+        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        hint = (
+            "install espeak-ng (e.g. `apt install espeak-ng`) or unset RELAX_ESPEAK"
+            if os.environ.get("RELAX_ESPEAK", "").lower() == "system"
+            else "reinstall relax's dependencies (pyttsx3, espeakng-loader)"
+        )
+        raise TTSError(f"the speech engine could not start ({detail}); {hint}")
+    info = json.loads(lines[-1][len(_INFO_PREFIX) :])
+    voices = tuple(
+        VoiceInfo(id=v["id"], name=v["name"], languages=tuple(v["languages"]))
+        for v in info["voices"]
+    )
+    priorities = {
+        (v["id"], _norm_tag(tag)): priority
+        for v in info["voices"]
+        for tag, priority in zip(v["languages"], v["priorities"], strict=True)
+    }
+    return info["engine"], voices, priorities
+
+
+def engine_version() -> str:
+    """The speech engine's versions (pyttsx3, driver, espeak-ng), part of every cache key.
+
+    Returns
+    -------
+    str
+        e.g. ``"pyttsx3 2.99; driver espeak; espeak-ng 1.52.0; espeakng-loader 0.2.4"``.
+    """
+    return _engine_info()[0]
+
+
+def list_voices() -> list[VoiceInfo]:
+    """Every installed voice, in the driver's order.
+
+    Raises
+    ------
+    errors.TTSError
+        The speech engine could not start.
+    """
+    return list(_engine_info()[1])
+
+
+def _norm_tag(tag: str) -> str:
+    return tag.strip().replace("_", "-").lower()
+
+
+def speaks(voice: VoiceInfo, language: str) -> bool:
+    """Whether `voice` speaks `language`, compared by primary subtag (`en-GB` ~ `en`)."""
+    primary = model.primary_language(language)
+    return any(model.primary_language(_norm_tag(t)) == primary for t in voice.languages)
+
+
+def _language_rank(voice: VoiceInfo, language: str) -> tuple[int, int] | None:
+    """How well `voice` fits `language`: (level, driver priority), lower is better; None: not.
+
+    Level 0: the exact tag; 1: the primary subtag (`en` for `en-AU`); 2: any tag with that primary
+    subtag (`en-gb` for `en`). The driver's priority breaks ties (espeak: `gmw/en` before
+    `gmw/en-us` for `en`).
+    """
+    tag = _norm_tag(language)
+    primary = model.primary_language(tag)
+    priorities = _engine_info()[2]
+    tags = [_norm_tag(t) for t in voice.languages]
+    for level, test in (
+        (0, lambda t: t == tag),
+        (1, lambda t: t == primary),
+        (2, lambda t: model.primary_language(t) == primary),
+    ):
+        fits = [priorities.get((voice.id, t), 99) for t in tags if test(t)]
+        if fits:
+            return level, min(fits)
+    return None
+
+
+def voice_for(language: str, name: str | None = None) -> VoiceInfo:
+    """The installed voice a session in `language` speaks with.
+
+    Parameters
+    ----------
+    language : str
+        BCP 47 tag of the session (`nl`, `en-US`).
+    name : str, optional
+        A case-insensitive substring of the voice's id, name or one of its languages. Without it,
+        the voice whose language matches best: the exact tag, then the primary subtag
+        (`nl` -> `gmw/nl`, `en` -> `gmw/en`, `en-US` -> `gmw/en-us`).
+
+    Raises
+    ------
+    errors.TTSError
+        No installed voice matches; the message names the language and how to list voices.
+
+    Examples
+    --------
+    >>> voice_for("nl").id
+    'gmw/nl'
+    """
+    voices = list_voices()
+    if name is not None:
+        needle = name.strip().lower()
+        matches = [
+            v
+            for v in voices
+            if needle in v.id.lower()
+            or needle in v.name.lower()
+            or any(needle in t.lower() for t in v.languages)
+        ]
+        if not matches:
+            raise TTSError(
+                f"no installed voice matches {name!r}; "
+                f"`relax voices --language {language}` lists the voices for {language!r}"
+            )
+
+        def by_fit(v: VoiceInfo) -> tuple:
+            exact = needle in (v.id.lower(), v.name.lower())
+            rank = _language_rank(v, language) or (9, 0)
+            return (not exact, rank, v.id)
+
+        return min(matches, key=by_fit)
+    ranked = [(rank, v.id, v) for v in voices if (rank := _language_rank(v, language))]
+    if not ranked:
+        raise TTSError(
+            f"no installed voice speaks language {language!r}; "
+            f"`relax voices --language {language}` lists voices for a language, "
+            "`relax voices` lists them all"
+        )
+    return min(ranked, key=lambda r: (r[0], r[1]))[2]
+
+
+# ---- the cache ---------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """The speech cache folder: `$RELAX_CACHE_DIR`, else the user cache dir's `speech` folder."""
+    env = os.environ.get("RELAX_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("relax")) / "speech"
+
+
+def _cache_key(utterance: model.Utterance, voice: VoiceInfo, engine: str) -> str:
+    fields = [
+        utterance.text,
+        voice.id,
+        int(utterance.voice.rate_wpm),
+        float(utterance.voice.volume),
+        engine,
+        PROCESSING_VERSION,
+    ]
+    return hashlib.sha256(json.dumps(fields).encode("utf-8")).hexdigest()
+
+
+def _cache_path(key: str) -> Path:
+    return cache_dir() / key[:2] / f"{key}.f32"
+
+
+def _cache_load(path: Path) -> np.ndarray | None:
+    """The cached clip, or None when missing, truncated or corrupt."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) < _CACHE_HEADER.size:
+        return None
+    magic, n_samples, digest = _CACHE_HEADER.unpack_from(data)
+    payload = data[_CACHE_HEADER.size :]
+    if magic != _CACHE_MAGIC or len(payload) != 4 * n_samples or n_samples == 0:
+        return None
+    if hashlib.sha256(payload).digest() != digest:
+        return None
+    return np.frombuffer(payload, dtype="<f4").astype(np.float32)
+
+
+def _cache_store(path: Path, clip: np.ndarray) -> None:
+    payload = np.ascontiguousarray(clip, dtype="<f4").tobytes()
+    header = _CACHE_HEADER.pack(_CACHE_MAGIC, clip.size, hashlib.sha256(payload).digest())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".f32")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header)
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---- one clip ----------------------------------------------------------------------------------
+
+
+class _AttemptFailed(Exception):
+    """One worker run gave no usable clip (internal: retried, then turned into a TTSError)."""
+
+
+def _plausible_range_s(text: str, rate_wpm: int) -> tuple[float, float]:
+    """Shortest and longest believable speech for `text` at `rate_wpm`, seconds (trimmed)."""
+    words = len(re.findall(r"\w+", text))
+    digits = len(re.findall(r"\d", text))
+    pauses = len(re.findall(r"[,.;:!?\u2026]", text))
+    per_word_s = 60.0 / rate_wpm
+    floor_s = 0.2 * per_word_s * max(1, words - digits)
+    # Numbers are spoken as several words ("1995" -> "nineteen ninety-five").
+    ceiling_s = 4.0 * per_word_s * (words + 3 * digits) + 0.6 * pauses + 1.5
+    return floor_s, ceiling_s
+
+
+def _trim_and_ramp(signal: np.ndarray) -> np.ndarray:
+    threshold = 10.0 ** (TRIM_THRESHOLD_DBFS / 20.0)
+    loud = np.flatnonzero(np.abs(signal) > threshold)
+    if loud.size == 0:
+        raise _AttemptFailed("the engine produced only silence")
+    margin = round(TRIM_MARGIN_S * model.SAMPLE_RATE)
+    start = max(0, int(loud[0]) - margin)
+    stop = min(signal.size, int(loud[-1]) + 1 + margin)
+    clip = signal[start:stop].astype(np.float32, copy=True)
+    ramp_n = min(round(RAMP_S * model.SAMPLE_RATE), clip.size // 2)
+    if ramp_n > 0:
+        ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp_n) + 0.5) / ramp_n)).astype(np.float32)
+        clip[:ramp_n] *= ramp
+        clip[-ramp_n:] *= ramp[::-1]
+    return clip
+
+
+def _decode(path: Path, utterance: model.Utterance) -> np.ndarray:
+    """Read, verify and process the driver's file into an unscaled clip at SAMPLE_RATE."""
+    try:
+        data, rate_hz = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
+        raise _AttemptFailed(f"unreadable audio file ({exc})") from exc
+    if data.shape[0] == 0:
+        raise _AttemptFailed("the engine wrote an empty audio file")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if rate_hz != model.SAMPLE_RATE:
+        mono = soxr.resample(mono, rate_hz, model.SAMPLE_RATE, quality="HQ")
+    clip = _trim_and_ramp(np.asarray(mono, dtype=np.float32))
+    floor_s, ceiling_s = _plausible_range_s(utterance.text, int(utterance.voice.rate_wpm))
+    speech_s = clip.size / model.SAMPLE_RATE
+    if not floor_s <= speech_s <= ceiling_s:
+        raise _AttemptFailed(
+            f"implausible length {speech_s:.2f} s (expected {floor_s:.2f}-{ceiling_s:.2f} s)"
+        )
+    return clip
+
+
+def _run_worker(request: dict, procs: set | None) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(
+        _worker_command(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,  # the driver prints "Audio saved to ..." there
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_worker_env(),
+    )
+    if procs is not None:
+        procs.add(proc)
+    try:
+        out, err = proc.communicate(json.dumps(request), timeout=SYNTH_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise _AttemptFailed(f"no answer within {SYNTH_TIMEOUT_S:g} s") from exc
+    finally:
+        if procs is not None:
+            procs.discard(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _make_clip(utterance: model.Utterance, voice: VoiceInfo, procs: set | None = None):
+    """Synthesize one clip in fresh workers, verifying and retrying; scaled by the volume."""
+    problems: list[str] = []
+    for attempt in range(MAX_ATTEMPTS):
+        with tempfile.TemporaryDirectory(prefix="relax-tts-") as tmp:
+            out = Path(tmp) / "clip.wav"
+            request = {
+                "op": "synth",
+                "text": utterance.text,
+                "voice_id": voice.id,
+                "rate_wpm": int(utterance.voice.rate_wpm),
+                "out": str(out),
+                "attempt": attempt,
+            }
+            try:
+                done = _run_worker(request, procs)
+                if done.returncode != 0:
+                    detail = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                    raise _AttemptFailed(f"worker exit code {done.returncode}: {detail}")
+                if not out.exists():
+                    raise _AttemptFailed("no audio file written")
+                clip = _decode(out, utterance)
+            except _AttemptFailed as exc:
+                problems.append(str(exc))
+                continue
+        return (clip * np.float32(utterance.voice.volume)).astype(np.float32)
+    raise TTSError(
+        f"could not synthesize {utterance.text!r} with voice {voice.id} "
+        f"after {MAX_ATTEMPTS} attempts: {'; '.join(problems)}"
+    )
+
+
+def _check_utterance(utterance: model.Utterance) -> VoiceInfo:
+    if not re.search(r"\w", utterance.text):
+        raise TTSError(f"nothing to speak in {utterance.text!r}")
+    if utterance.voice.rate_wpm is None or utterance.voice.volume is None:
+        raise TTSError(f"voice for {utterance.text!r} is not resolved (rate and volume unset)")
+    return voice_for(utterance.language, utterance.voice.name)
+
+
+def _produce(utterance: model.Utterance, procs: set | None = None) -> np.ndarray:
+    voice = _check_utterance(utterance)
+    path = _cache_path(_cache_key(utterance, voice, engine_version()))
+    clip = _cache_load(path)
+    if clip is None:
+        clip = _make_clip(utterance, voice, procs)
+        _cache_store(path, clip)
+    return clip
+
+
+# ---- the public synthesizers -------------------------------------------------------------------
+
+
+class Synthesizer:
+    """Background synthesis for a player's cold start: request in order, take clips as they come.
+
+    Parameters
+    ----------
+    jobs : int, optional
+        Worker processes at once; default the CPU count.
+
+    Examples
+    --------
+    >>> with Synthesizer() as synth:
+    ...     synth.request(utterances)          # returns at once
+    ...     first = synth.clip(utterances[0])  # blocks until that clip is ready
+    """
+
+    def __init__(self, jobs: int | None = None):
+        self._jobs = max(1, jobs or os.cpu_count() or 1)
+        self._cond = threading.Condition()
+        self._pending: deque[model.Utterance] = deque()
+        self._known: set[model.Utterance] = set()
+        self._results: dict[model.Utterance, np.ndarray] = {}
+        self._errors: dict[model.Utterance, TTSError] = {}
+        self._threads: list[threading.Thread] = []
+        self._procs: set[subprocess.Popen] = set()
+        self._closed = False
+
+    def __enter__(self) -> Synthesizer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def finished(self) -> int:
+        """How many requested clips are ready or failed."""
+        with self._cond:
+            return len(self._results) + len(self._errors)
+
+    def request(self, utterances: Iterable[model.Utterance]) -> None:
+        """Queue `utterances` (in this order, after earlier requests) and return at once."""
+        with self._cond:
+            if self._closed:
+                raise TTSError("the synthesizer is closed")
+            for u in utterances:
+                if u not in self._known:
+                    self._known.add(u)
+                    self._pending.append(u)
+            self._start_threads()
+
+    def clip(self, utterance: model.Utterance, timeout: float | None = None) -> np.ndarray:
+        """The clip for `utterance`, waiting for it (and moving it to the front of the queue).
+
+        Raises
+        ------
+        errors.TTSError
+            Its synthesis failed; `ClipNotReady` (also a `TimeoutError`) after `timeout` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if self._closed:
+                raise TTSError("the synthesizer is closed")
+            if utterance not in self._known:
+                self._known.add(utterance)
+                self._pending.appendleft(utterance)
+                self._start_threads()
+            elif utterance in self._pending:
+                self._pending.remove(utterance)
+                self._pending.appendleft(utterance)
+            while utterance not in self._results and utterance not in self._errors:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if self._closed or (remaining is not None and remaining <= 0):
+                    raise ClipNotReady(f"speech for {utterance.text!r} is not ready yet")
+                self._cond.wait(remaining)
+            if utterance in self._errors:
+                raise TTSError(str(self._errors[utterance]))
+            return self._results[utterance]
+
+    def wait_finished(self, count: int, timeout: float | None = None) -> int:
+        """Block until more than `count` requests have finished (or all have); return the count."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: (
+                    self._closed
+                    or len(self._results) + len(self._errors) > count
+                    or len(self._results) + len(self._errors) >= len(self._known)
+                ),
+                timeout,
+            )
+            return len(self._results) + len(self._errors)
+
+    def close(self) -> None:
+        """Drop what is still queued, stop running workers and wait for the threads."""
+        with self._cond:
+            self._closed = True
+            self._pending.clear()
+            procs = list(self._procs)
+            self._cond.notify_all()
+        for proc in procs:
+            with contextlib.suppress(OSError):
+                proc.kill()
+        for thread in self._threads:
+            thread.join()
+
+    def _start_threads(self) -> None:  # caller holds the lock
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while len(self._threads) < min(self._jobs, len(self._pending)):
+            thread = threading.Thread(target=self._work, name="relax-tts", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed or not self._pending:
+                    return
+                utterance = self._pending.popleft()
+            try:
+                clip = _produce(utterance, self._procs)
+            except TTSError as exc:
+                with self._cond:
+                    self._errors[utterance] = exc
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                self._results[utterance] = clip
+                self._cond.notify_all()
+
+
+def synthesize_many(
+    utterances: Iterable[model.Utterance],
+    *,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[model.Utterance, np.ndarray]:
+    """Every clip, from the cache where present, the rest synthesized in parallel.
+
+    Parameters
+    ----------
+    utterances : iterable of model.Utterance
+        Texts with their language and resolved voice (rate and volume set).
+    jobs : int, optional
+        Worker processes at once; default the CPU count.
+    progress : callable, optional
+        Called as ``progress(done, total)`` from the calling thread as clips finish.
+
+    Returns
+    -------
+    dict
+        Utterance -> float32 mono clip at `model.SAMPLE_RATE`.
+
+    Raises
+    ------
+    errors.TTSError
+        A language has no voice, or a text could not be synthesized (naming it).
+    """
+    wanted = list(dict.fromkeys(utterances))
+    for u in wanted:  # fail on a missing voice before any synthesis starts
+        _check_utterance(u)
+    total = len(wanted)
+    if progress is not None:
+        progress(0, total)
+    with Synthesizer(jobs) as synth:
+        synth.request(wanted)
+        done = 0
+        while done < total:
+            now = synth.wait_finished(done)
+            if now != done and progress is not None:
+                progress(now, total)
+            done = now
+        return {u: synth.clip(u) for u in wanted}
+
+
+def synthesize(utterance: model.Utterance) -> np.ndarray:
+    """One clip: float32 mono at `model.SAMPLE_RATE`, from the cache where present.
+
+    Raises
+    ------
+    errors.TTSError
+        No voice for the language, or the text could not be synthesized.
+    """
+    return _produce(utterance)
