@@ -1,0 +1,94 @@
+"""Pieces shared by the commands: the SESSION argument, voice overrides, terminal progress."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from audio_engine import pipeline
+from audio_engine.model import Voice
+
+
+def add_session_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "session",
+        metavar="SESSION",
+        help="a built-in session id (see `relax list`), an id in your sessions folder, or a file",
+    )
+    parser.add_argument(
+        "--language",
+        "-l",
+        metavar="LANG",
+        help="which language version of the session (default: your locale's, else English)",
+    )
+    parser.add_argument(
+        "--dir",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FOLDER",
+        help="also look for sessions in FOLDER (may be given more than once)",
+    )
+
+
+def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("voice (overrides the script for this run)")
+    group.add_argument(
+        "--voice", metavar="NAME", help="voice id, name or language (see `relax voices`)"
+    )
+    group.add_argument(
+        "--rate", type=int, metavar="WPM", help="speaking rate, words per minute (80-300)"
+    )
+    group.add_argument("--volume", type=float, metavar="V", help="voice volume, 0-1")
+
+
+def voice_override(args) -> Voice | None:
+    from audio_engine.errors import UsageError
+
+    rate = getattr(args, "rate", None)
+    volume = getattr(args, "volume", None)
+    name = getattr(args, "voice", None)
+    if rate is not None and not 80 <= rate <= 300:
+        raise UsageError(f"--rate must be 80-300 words per minute, not {rate}")
+    if volume is not None and not 0 <= volume <= 1:
+        raise UsageError(f"--volume must be between 0 and 1, not {volume}")
+    if rate is None and volume is None and name is None:
+        return None
+    return Voice(name=name, rate_wpm=rate, volume=volume)
+
+
+def load_session(args):
+    return pipeline.load(args.session, args.language, tuple(args.dir))
+
+
+class Progress:
+    """One status line on stderr while work goes on; nothing at all when stderr is not a terminal."""
+
+    def __init__(self, label: str, stream=None, enabled: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.label = label
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done < total:
+            return
+        self._last = now
+        fraction = min(1.0, done / total)
+        width = 30
+        bar = "#" * int(fraction * width) + "-" * (width - int(fraction * width))
+        elapsed = now - self.started
+        left = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {left:4.0f}s left ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

@@ -1,0 +1,194 @@
+"""The render stage: a `Timeline` and its sources -> fixed-size stereo float32 PCM blocks.
+
+Entry points:
+
+- `blocks(timeline, sources, start_sample=0, block_samples=BLOCK_SAMPLES, gain=None)`: a generator
+  of float32 arrays shaped (n, 2), every one `block_samples` long but the last, from any start
+  sample to the end. Live playback and export both consume it (one render path).
+- `measure_gain(timeline, sources) -> float`: the gain that puts the session at `TARGET_LUFS`,
+  measured in one streaming pass (memory does not grow with session length).
+- `to_int16(block)`: the one float -> 16-bit conversion, shared by the player and the exporter.
+
+Every sample is a pure function of its index: speech clips and chimes are placed at integer
+samples, and background generators are random access (see `synth`). So the output does not depend
+on the block size or the start position, and the same session and voice render the same bytes.
+
+Mix, per block: speech (mono, centred) + chimes + the breathing guide tone + the background layers,
+each layer shaped by its fades and ducked under speech with smooth ramps; then the loudness gain;
+then a soft ceiling that keeps every peak under -1 dBFS.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from audio_engine import loudness, synth
+from audio_engine.model import SoundFile, Utterance
+from audio_engine.timeline import CHIME, SPEECH, TONE, Timeline
+
+BLOCK_SAMPLES = 16384
+TARGET_LUFS = -16.0
+CEILING_DBFS = -1.0
+DUCK_RAMP_S = 0.25
+
+# Soft ceiling: identity below the knee, then a tanh curve that approaches (never reaches) the
+# ceiling. Memoryless, so it keeps every sample a pure function of its index.
+_CEILING = 10 ** ((CEILING_DBFS - 0.05) / 20)
+_KNEE = 10 ** (-4.0 / 20)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The audio the timeline refers to: speech clips by utterance, sound files by path.
+
+    Both are float32 at the engine rate: speech mono (n,), sound files stereo (n, 2). The speech
+    mapping may be lazy (the player's synthesizer blocks until a clip is ready).
+    """
+
+    speech: Mapping[Utterance, np.ndarray] = field(default_factory=dict)
+    sounds: Mapping[Path, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Listener settings applied in the mix (the player changes them; export uses the defaults)."""
+
+    background_gain: float = 1.0
+
+
+def blocks(
+    timeline: Timeline,
+    sources: Sources,
+    start_sample: int = 0,
+    block_samples: int = BLOCK_SAMPLES,
+    gain: float | None = None,
+    mix: Mix = Mix(),  # noqa: B008 - frozen value
+    stop_sample: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the session from `start_sample` to the end as (n, 2) float32 blocks.
+
+    Parameters
+    ----------
+    timeline : the compiled session.
+    sources : the speech clips and sound files it refers to.
+    start_sample : where to begin (a chapter start, a seek position); 0 is the beginning.
+    block_samples : frames per block (every block but the last has exactly this many).
+    gain : linear gain for the loudness target; None measures it first (`measure_gain`).
+    mix : listener settings (background level).
+    stop_sample : where to end (default: the end of the session).
+
+    Example
+    -------
+    >>> for block in blocks(timeline, sources, start_sample=44100):
+    ...     sink.write(block)
+    """
+    if gain is None:
+        gain = measure_gain(timeline, sources)
+    for block in _raw_blocks(timeline, sources, start_sample, block_samples, mix, stop_sample):
+        yield _ceiling(block * np.float32(gain))
+
+
+def measure_gain(timeline: Timeline, sources: Sources) -> float:
+    """Linear gain that brings the session's integrated loudness to `TARGET_LUFS`."""
+    meter = loudness.Meter(timeline.sample_rate, 2)
+    for block in _raw_blocks(timeline, sources, 0, 1 << 16, Mix(), None):
+        meter.feed(block)
+    lufs = meter.integrated_lufs()
+    if not np.isfinite(lufs):
+        return 1.0
+    return float(10 ** ((TARGET_LUFS - lufs) / 20))
+
+
+def to_int16(block: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] to 16-bit PCM, rounding to nearest (no dither: deterministic)."""
+    return np.round(np.clip(block, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+# ---- internals ---------------------------------------------------------------------------------
+
+
+def _ceiling(block: np.ndarray) -> np.ndarray:
+    over = np.abs(block) > _KNEE
+    if over.any():
+        x = block[over]
+        span = _CEILING - _KNEE
+        block = block.copy()
+        block[over] = np.sign(x) * (_KNEE + span * np.tanh((np.abs(x) - _KNEE) / span))
+    return block.astype(np.float32, copy=False)
+
+
+class _EventIndex:
+    """Finds the events overlapping a block: events sorted by start, and the longest length."""
+
+    def __init__(self, timeline: Timeline):
+        self.events = [e for e in timeline.events if e.kind in (SPEECH, CHIME, TONE)]
+        self.starts = [e.start_sample for e in self.events]
+        self.longest = max((e.duration_samples for e in self.events), default=0)
+
+    def overlapping(self, start: int, stop: int):
+        lo = bisect.bisect_left(self.starts, start - self.longest)
+        hi = bisect.bisect_left(self.starts, stop)
+        for event in self.events[lo:hi]:
+            if event.end_sample > start:
+                yield event
+
+
+def _raw_blocks(timeline, sources, start_sample, block_samples, mix, stop_sample):
+    if block_samples <= 0:
+        raise ValueError("block_samples must be positive")
+    total = (
+        timeline.total_samples if stop_sample is None else min(stop_sample, timeline.total_samples)
+    )
+    index = _EventIndex(timeline)
+    ramp = int(DUCK_RAMP_S * timeline.sample_rate)
+    intervals = timeline.speech_intervals
+    position = max(0, int(start_sample))
+    while position < total:
+        stop = min(position + block_samples, total)
+        yield _mix_block(timeline, sources, index, intervals, ramp, position, stop, mix)
+        position = stop
+
+
+def _mix_block(timeline, sources, index, intervals, ramp, start, stop, mix) -> np.ndarray:
+    n = stop - start
+    mono = np.zeros(n, dtype=np.float32)
+    for event in index.overlapping(start, stop):
+        a = max(start, event.start_sample)
+        b = min(stop, event.end_sample)
+        if event.kind == SPEECH:
+            clip = sources.speech[event.utterance]
+            seg = clip[a - event.start_sample : b - event.start_sample]
+        elif event.kind == CHIME:
+            clip = synth.chime(event.chime, event.volume)
+            seg = clip[a - event.start_sample : b - event.start_sample]
+        else:
+            seg = synth.guide_tone(
+                event.tone.phases,
+                event.tone.cycles,
+                a - event.start_sample,
+                b - event.start_sample,
+            )
+        mono[a - start : a - start + len(seg)] += seg
+    out = np.repeat(mono[:, None], 2, axis=1)
+    if mix.background_gain > 0:
+        for layer in timeline.background:
+            if isinstance(layer, SoundFile):
+                sound = synth.sound_block(sources.sounds[layer.path], layer.loop, start, stop)
+            else:
+                sound = synth.layer_block(layer, start, stop)
+            shape = synth.fade_gain(
+                start,
+                stop,
+                timeline.total_samples,
+                int(layer.fade_in_s * timeline.sample_rate),
+                int(layer.fade_out_s * timeline.sample_rate),
+            )
+            if layer.duck > 0 and intervals:
+                shape = shape * synth.duck_gain(start, stop, intervals, layer.duck, ramp)
+            out += sound * (shape * np.float32(mix.background_gain))[:, None]
+    return out.astype(np.float32, copy=False)

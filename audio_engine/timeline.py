@@ -1,0 +1,364 @@
+"""The timeline stage: a validated `Session` plus speech clip lengths -> events on a sample clock.
+
+Entry points:
+
+- `speech_requests(session, voice_override=None) -> set[Utterance]`: every text the session speaks.
+- `compile(session, clip_lengths, voice_override=None) -> Timeline`: events with integer start
+  samples, chapters and the transcript. Raises `TimingError` listing every line of speech that does
+  not fit the time the script gives it.
+
+Timing rule (SESSION-FORMAT.md): every scheduled thing (a breathing phase, a count, a countdown
+number, a scan region, a `say` with `duration`) starts on a sample computed from the script alone;
+speech never pushes anything later. Only a `say` without `duration`, a stretch instruction (its hold
+follows the instruction) and a chime last as long as their sound.
+
+Durations in seconds become samples by rounding once, per phase or step, so that a phase of 4 s is
+exactly 176400 samples and cycle c of a breathe step starts at c * (sum of its phase samples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from audio_engine import synth
+from audio_engine.errors import Diagnostic, TimingError
+from audio_engine.model import (
+    DEFAULT_CUES,
+    SAMPLE_RATE,
+    Breathe,
+    Chime,
+    Layer,
+    Origin,
+    Pause,
+    Repeat,
+    Say,
+    Scan,
+    Section,
+    Session,
+    Step,
+    Stretch,
+    Utterance,
+    Voice,
+    primary_language,
+)
+
+MAX_SESSION_S = 4 * 3600
+SPEECH = "speech"
+CHIME = "chime"
+TONE = "tone"  # the breathing guide tone of one breathe step (not listed as a "sounding event")
+PHASE_KINDS = ("inhale", "hold", "exhale", "rest")
+
+
+@dataclass(frozen=True)
+class ToneSpec:
+    """The guide tone of one breathe step: one cycle's phases as (name, length_samples)."""
+
+    phases: tuple[tuple[str, int], ...]
+    cycles: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing on the timeline, from `start_sample` (inclusive) to `end_sample` (exclusive)."""
+
+    kind: str  # speech, chime, tone, or a breathing phase: inhale, hold, exhale, rest
+    start_sample: int
+    end_sample: int
+    text: str = ""  # speech: the words; phase: its cue ("" when silent); chime: its name
+    utterance: Utterance | None = None  # speech only
+    chime: str | None = None  # chime only
+    volume: float = 1.0  # chime only
+    tone: ToneSpec | None = None  # tone only
+
+    @property
+    def duration_samples(self) -> int:
+        return self.end_sample - self.start_sample
+
+
+@dataclass(frozen=True)
+class Chapter:
+    title: str
+    start_sample: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A compiled session: everything that sounds, placed on the sample clock."""
+
+    session: Session
+    total_samples: int
+    events: tuple[Event, ...]  # sorted by start_sample, then by kind order of creation
+    chapters: tuple[Chapter, ...]
+    background: tuple[Layer, ...]
+    sample_rate: int = SAMPLE_RATE
+    speech_intervals: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+
+    @property
+    def duration_s(self) -> float:
+        return self.total_samples / self.sample_rate
+
+    def transcript(self) -> tuple[Event, ...]:
+        """Every spoken line, in order."""
+        return tuple(e for e in self.events if e.kind == SPEECH)
+
+    def sounding_events(self) -> tuple[Event, ...]:
+        """What `relax info --json` lists: speech, breathing phases and chimes."""
+        return tuple(e for e in self.events if e.kind != TONE)
+
+    def chapter_at(self, sample: int) -> int:
+        """Index of the chapter playing at `sample` (-1 before the first chapter)."""
+        index = -1
+        for i, chapter in enumerate(self.chapters):
+            if chapter.start_sample <= sample:
+                index = i
+            else:
+                break
+        return index
+
+
+def samples(seconds: float) -> int:
+    """Seconds to a whole number of samples at the engine rate (rounded once, here only)."""
+    return int(round(seconds * SAMPLE_RATE))
+
+
+def speech_requests(session: Session, voice_override: Voice | None = None) -> set[Utterance]:
+    """Every utterance `compile` will need a clip length for."""
+    builder = _Builder(session, _AnyLength(), voice_override, check=False)
+    builder.run()
+    return set(builder.requested)
+
+
+def compile(
+    session: Session,
+    clip_lengths: Mapping[Utterance, int],
+    voice_override: Voice | None = None,
+) -> Timeline:
+    """Place every step of `session` on the sample clock.
+
+    Parameters
+    ----------
+    session : the validated session.
+    clip_lengths : length in samples of each utterance's clip (from `speech_requests`).
+    voice_override : settings that win over the script's (e.g. `relax play --rate 120`).
+
+    Example
+    -------
+    >>> tl = compile(session, {u: len(clip) for u, clip in clips.items()})
+    >>> [(e.kind, e.start_sample) for e in tl.events][:2]
+    """
+    builder = _Builder(session, clip_lengths, voice_override, check=True)
+    builder.run()
+    if builder.cursor > samples(MAX_SESSION_S):
+        builder.problem(
+            Origin(_file(session), 1, 1, ""),
+            f"the session lasts {_fmt_s(builder.cursor)}, longer than the limit of 4 hours",
+        )
+    if builder.problems:
+        raise TimingError(builder.problems)
+    events = tuple(sorted(builder.events, key=lambda e: e.start_sample))
+    intervals = _merge(
+        [(e.start_sample, e.end_sample) for e in events if e.kind == SPEECH and e.end_sample > 0]
+    )
+    return Timeline(
+        session=session,
+        total_samples=builder.cursor,
+        events=events,
+        chapters=tuple(builder.chapters),
+        background=session.background,
+        speech_intervals=tuple(intervals),
+    )
+
+
+# ---- internals ---------------------------------------------------------------------------------
+
+
+class _AnyLength(Mapping):
+    """Clip lengths for `speech_requests`: every utterance has length 0."""
+
+    def __getitem__(self, key):
+        return 0
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self):
+        return 0
+
+
+def _file(session: Session) -> str:
+    return str(session.source) if session.source else "<memory>"
+
+
+def _fmt_s(n_samples: int) -> str:
+    return f"{n_samples / SAMPLE_RATE:.2f} s"
+
+
+def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+class _Builder:
+    def __init__(self, session, lengths, voice_override, check):
+        self.session = session
+        self.lengths = lengths
+        self.voice_override = voice_override
+        self.check = check
+        self.cursor = 0
+        self.events: list[Event] = []
+        self.chapters: list[Chapter] = []
+        self.problems: list[Diagnostic] = []
+        self.requested: list[Utterance] = []
+        self._reported: set[tuple] = set()
+        lang = primary_language(session.language)
+        self.default_cues = DEFAULT_CUES.get(lang, DEFAULT_CUES["en"])
+
+    # -- helpers
+
+    def problem(self, origin: Origin, message: str) -> None:
+        key = (origin, message)
+        if key in self._reported:  # a repeat reports a problem once, not once per pass
+            return
+        self._reported.add(key)
+        self.problems.append(Diagnostic(origin.file, origin.line, origin.col, origin.path, message))
+
+    def utterance(self, text: str, voice: Voice | None = None) -> Utterance:
+        merged = (voice or Voice()).over(self.session.voice)
+        if self.voice_override is not None:
+            merged = self.voice_override.over(merged)
+        return Utterance(text=text, language=self.session.language, voice=merged.resolved())
+
+    def speak(self, start: int, text: str, voice: Voice | None = None) -> int:
+        """Place a spoken line at `start`; returns its length in samples."""
+        utt = self.utterance(text, voice)
+        self.requested.append(utt)
+        length = int(self.lengths[utt])
+        self.events.append(Event(SPEECH, start, start + length, text=text, utterance=utt))
+        return length
+
+    def speak_within(self, start: int, text: str, room: int, origin: Origin, what: str) -> None:
+        """Place a line that must end within `room` samples of its start."""
+        length = self.speak(start, text)
+        if self.check and length > room:
+            self.problem(
+                origin,
+                f'{what} "{_short(text)}" lasts {_fmt_s(length)} when spoken, '
+                f"longer than the {_fmt_s(room)} it has",
+            )
+
+    # -- the walk
+
+    def run(self) -> None:
+        self.steps(self.session.steps)
+
+    def steps(self, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            self.step(step)
+
+    def step(self, step: Step) -> None:
+        start = self.cursor
+        match step:
+            case Section(title=title):
+                self.chapters.append(Chapter(title, start))
+            case Say(text=text, duration_s=None, voice=voice):
+                self.cursor += self.speak(start, text, voice)
+            case Say(text=text, duration_s=duration_s, voice=voice, origin=origin):
+                room = samples(duration_s)
+                length = self.speak(start, text, voice)
+                if self.check and length > room:
+                    self.problem(
+                        origin,
+                        f'say "{_short(text)}" lasts {_fmt_s(length)} when spoken, longer than '
+                        f"its duration {duration_s:g} s",
+                    )
+                self.cursor += room
+            case Pause(duration_s=duration_s):
+                self.cursor += samples(duration_s)
+            case Chime(name=name, volume=volume):
+                length = synth.chime_samples(name)
+                self.events.append(
+                    Event(CHIME, start, start + length, text=name, chime=name, volume=volume)
+                )
+                self.cursor += length
+            case Breathe():
+                self.breathe(step)
+            case Stretch():
+                self.stretch(step)
+            case Scan(dwell_s=dwell_s, origin=origin):
+                dwell = samples(dwell_s)
+                for i, text in enumerate(step.texts()):
+                    self.speak_within(start + i * dwell, text, dwell, origin, "scan prompt")
+                self.cursor += dwell * len(step.regions)
+            case Repeat(times=times, steps=inner):
+                for _ in range(times):
+                    self.steps(inner)
+            case _:  # pragma: no cover - the model has no other steps
+                raise TypeError(f"unknown step {step!r}")
+
+    def breathe(self, step: Breathe) -> None:
+        phases = [(name, samples(s), s) for name, s in step.phases()]
+        cycle = sum(n for _, n, _ in phases)
+        start = self.cursor
+        if step.guide_tone:
+            spec = ToneSpec(tuple((name, n) for name, n, _ in phases), step.cycles)
+            self.events.append(Event(TONE, start, start + cycle * step.cycles, tone=spec))
+        for c in range(step.cycles):
+            offset = start + c * cycle
+            for name, n, seconds in phases:
+                cue = step.cues.get(name)
+                if cue is None:
+                    cue = self.default_cues[name]
+                self.events.append(Event(name, offset, offset + n, text=cue))
+                if step.chime_on_phase:
+                    length = synth.chime_samples(step.chime_on_phase)
+                    self.events.append(
+                        Event(
+                            CHIME,
+                            offset,
+                            offset + length,
+                            text=step.chime_on_phase,
+                            chime=step.chime_on_phase,
+                            volume=0.5,
+                        )
+                    )
+                counts = []
+                if step.count:
+                    # "2" on second 1, "3" on second 2, ... while a whole second remains.
+                    counts = [k for k in range(1, int(seconds + 1e-9)) if k + 1 <= seconds + 1e-9]
+                first_count = offset + samples(counts[0]) if counts else offset + n
+                if cue:
+                    self.speak_within(offset, cue, first_count - offset, step.origin, f"{name} cue")
+                for i, k in enumerate(counts):
+                    at = offset + samples(k)
+                    until = offset + samples(counts[i + 1]) if i + 1 < len(counts) else offset + n
+                    self.speak_within(at, str(k + 1), until - at, step.origin, f"{name} count")
+                offset += n
+        self.cursor = start + cycle * step.cycles
+
+    def stretch(self, step: Stretch) -> None:
+        if step.name:
+            self.chapters.append(Chapter(step.name, self.cursor))
+        hold = samples(step.hold_s)
+        for i, text in enumerate(step.sides):
+            if i > 0:
+                self.cursor += samples(step.rest_s)
+            self.cursor += self.speak(self.cursor, text)
+            hold_start = self.cursor
+            hold_end = hold_start + hold
+            for number in range(step.countdown or 0, 0, -1):
+                at = hold_end - samples(number)
+                if at < hold_start:
+                    continue  # the validator rejects a countdown longer than the hold
+                room = samples(1) if number > 1 else hold_end - at
+                self.speak_within(at, str(number), room, step.origin, "countdown number")
+            self.cursor = hold_end
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,44 @@
+"""The streaming loudness meter agrees with pyloudnorm (BS.1770-4) and does not depend on blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyloudnorm
+import pytest
+
+from audio_engine import loudness
+
+SR = 44100
+
+
+def _signal(seconds=12.0, seed=3):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 0.2 * t) > 0)  # gated bursts
+    noise = 0.02 * rng.standard_normal(len(t))
+    left = tone + noise
+    right = 0.5 * tone + noise
+    return np.stack([left, right], axis=1)
+
+
+@pytest.mark.parametrize("block", [1000, 4410, 65536])
+def test_meter_matches_pyloudnorm_for_any_block_size(block):
+    audio = _signal()
+    expected = pyloudnorm.Meter(SR).integrated_loudness(audio)
+    meter = loudness.Meter(SR, 2)
+    for i in range(0, len(audio), block):
+        meter.feed(audio[i : i + block])
+    assert meter.integrated_lufs() == pytest.approx(expected, abs=0.3)
+    assert meter.peak == pytest.approx(np.abs(audio).max())
+
+
+def test_full_scale_1khz_sine_reads_minus_3_lufs():
+    t = np.arange(10 * SR) / SR
+    sine = np.sin(2 * np.pi * 997 * t)
+    # BS.1770: a 0 dBFS 1 kHz sine in one channel of a stereo pair reads -3.01 LKFS.
+    audio = np.stack([sine, np.zeros_like(sine)], axis=1)
+    assert loudness.integrated_lufs(audio, SR) == pytest.approx(-3.01, abs=0.05)
+
+
+def test_silence_is_minus_infinity():
+    assert loudness.integrated_lufs(np.zeros((SR * 2, 2)), SR) == -np.inf
