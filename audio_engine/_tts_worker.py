@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import sys
+import time
 import wave
 
 INFO_PREFIX = "RELAX-TTS-INFO: "
@@ -141,6 +142,24 @@ def _synth(request: dict) -> None:
     # One save_to_file per runAndWait: only the last queued command would be synthesized.
     engine.save_to_file(request["text"], request["out"])
     engine.runAndWait()
+    _wait_for_espeak(engine)
+
+
+def _wait_for_espeak(engine) -> None:
+    """Wait until espeak has finished and the driver has written its file.
+
+    With espeak, `runAndWait` returns about 10 ms after starting the synthesis, which then runs on
+    espeak's own thread: a long text would be cut off by this process exiting, and no file written.
+    The parent's timeout bounds this wait.
+    """
+    driver = engine.proxy._driver
+    if type(driver).__module__.rsplit(".", 1)[-1] != "espeak":
+        return
+    from pyttsx3.drivers import _espeak
+
+    _espeak.Synchronize()
+    while getattr(driver, "_speaking", False):
+        time.sleep(0.002)
 
 
 def main() -> int:

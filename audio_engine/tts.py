@@ -326,7 +326,7 @@ def _plausible_range_s(text: str, rate_wpm: int) -> tuple[float, float]:
     digits = len(re.findall(r"\d", text))
     pauses = len(re.findall(r"[,.;:!?\u2026]", text))
     per_word_s = 60.0 / rate_wpm
-    floor_s = 0.2 * per_word_s * max(1, words - digits)
+    floor_s = 0.3 * per_word_s * max(1, words - digits)
     # Numbers are spoken as several words ("1995" -> "nineteen ninety-five").
     ceiling_s = 4.0 * per_word_s * (words + 3 * digits) + 0.6 * pauses + 1.5
     return floor_s, ceiling_s
