@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import lfilter
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -76,6 +75,8 @@ class Meter:
             return
         self.peak = max(self.peak, float(np.max(np.abs(block))))
         weighted = block
+        from scipy.signal import lfilter  # here, not at the top: importing it takes ~1 s
+
         for i, (b, a) in enumerate(self._filters):
             weighted, self._state[i] = lfilter(b, a, weighted, axis=0, zi=self._state[i])
         data = np.concatenate([self._pending, weighted]) if len(self._pending) else weighted

@@ -1,0 +1,64 @@
+"""The README's main command, end to end, in a subprocess: on a machine with no audio device
+`scripts/relax play breathing-478` says so and writes the session to a WAV file instead."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import soundfile
+
+from tests.conftest import ROOT
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def test_main_command_exports_when_there_is_no_audio_device(tmp_path):
+    # An audio driver that does not exist stands for "no sound card" on any machine.
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "relax"), "play", "breathing-478", "--language", "en"],
+        cwd=tmp_path,
+        env=_env(SDL_AUDIODRIVER="no-such-device"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no audio output device" in result.stderr
+    assert "Traceback" not in result.stderr
+    wav = tmp_path / "breathing-478.en.wav"
+    assert result.stdout.strip().endswith("breathing-478.en.wav")
+
+    info = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "audio_engine", "info", "breathing-478", "-l", "en", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout
+    )
+    audio, rate = soundfile.read(wav, dtype="float32")
+    assert rate == info["sample_rate"] == 44100
+    assert audio.shape == (info["total_samples"], 2)
+
+    speech = [e for e in info["events"] if e["kind"] == "speech"]
+    first = speech[0]
+    a, b = round(first["start_s"] * rate), round(first["end_s"] * rate)
+    spoken = _rms(audio[a:b])
+    # The scripted 3 s pause after the first line: only the soft background plays there.
+    gap = audio[b + rate // 2 : b + int(2.5 * rate)]
+    assert spoken > 0.05, "speech should be clearly audible"
+    assert _rms(gap) < spoken / 6, "the pause should be near silence next to the voice"
+    assert len(list(tmp_path.iterdir())) == 1, "no temporary files left behind"
