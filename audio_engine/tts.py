@@ -320,6 +320,32 @@ class _AttemptFailed(Exception):
     """One worker run gave no usable clip (internal: retried, then turned into a TTSError)."""
 
 
+class _Workers:
+    """The worker processes one Synthesizer runs, so that closing it can stop them."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen] = set()
+        self.closed = False
+
+    def add(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.add(proc)
+            if self.closed:
+                proc.kill()
+
+    def discard(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            for proc in self._procs:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+
+
 def _plausible_range_s(text: str, rate_wpm: int) -> tuple[float, float]:
     """Shortest and longest believable speech for `text` at `rate_wpm`, seconds (trimmed)."""
     words = len(re.findall(r"\w+", text))
@@ -370,7 +396,7 @@ def _decode(path: Path, utterance: model.Utterance) -> np.ndarray:
     return clip
 
 
-def _run_worker(request: dict, procs: set | None) -> subprocess.CompletedProcess:
+def _run_worker(request: dict, procs: _Workers | None) -> subprocess.CompletedProcess:
     proc = subprocess.Popen(
         _worker_command(),
         stdin=subprocess.PIPE,
@@ -378,6 +404,7 @@ def _run_worker(request: dict, procs: set | None) -> subprocess.CompletedProcess
         stderr=subprocess.PIPE,
         text=True,
         env=_worker_env(),
+        creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),  # no console flash on Windows
     )
     if procs is not None:
         procs.add(proc)
@@ -393,10 +420,12 @@ def _run_worker(request: dict, procs: set | None) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _make_clip(utterance: model.Utterance, voice: VoiceInfo, procs: set | None = None):
+def _make_clip(utterance: model.Utterance, voice: VoiceInfo, procs: _Workers | None = None):
     """Synthesize one clip in fresh workers, verifying and retrying; scaled by the volume."""
     problems: list[str] = []
     for attempt in range(MAX_ATTEMPTS):
+        if procs is not None and procs.closed:
+            raise TTSError(f"synthesis of {utterance.text!r} was cancelled")
         with tempfile.TemporaryDirectory(prefix="relax-tts-") as tmp:
             out = Path(tmp) / "clip.wav"
             request = {
@@ -433,7 +462,7 @@ def _check_utterance(utterance: model.Utterance) -> VoiceInfo:
     return voice_for(utterance.language, utterance.voice.name)
 
 
-def _produce(utterance: model.Utterance, procs: set | None = None) -> np.ndarray:
+def _produce(utterance: model.Utterance, procs: _Workers | None = None) -> np.ndarray:
     voice = _check_utterance(utterance)
     path = _cache_path(_cache_key(utterance, voice, engine_version()))
     clip = _cache_load(path)
@@ -469,7 +498,7 @@ class Synthesizer:
         self._results: dict[model.Utterance, np.ndarray] = {}
         self._errors: dict[model.Utterance, TTSError] = {}
         self._threads: list[threading.Thread] = []
-        self._procs: set[subprocess.Popen] = set()
+        self._workers = _Workers()
         self._closed = False
 
     def __enter__(self) -> Synthesizer:
@@ -524,28 +553,34 @@ class Synthesizer:
             return self._results[utterance]
 
     def wait_finished(self, count: int, timeout: float | None = None) -> int:
-        """Block until more than `count` requests have finished (or all have); return the count."""
+        """Block until more than `count` requests are ready (or all are); return how many are.
+
+        Raises
+        ------
+        errors.TTSError
+            The first failure among the requests, as soon as there is one.
+        """
         with self._cond:
             self._cond.wait_for(
                 lambda: (
                     self._closed
-                    or len(self._results) + len(self._errors) > count
-                    or len(self._results) + len(self._errors) >= len(self._known)
+                    or self._errors
+                    or len(self._results) > count
+                    or len(self._results) >= len(self._known)
                 ),
                 timeout,
             )
-            return len(self._results) + len(self._errors)
+            if self._errors:
+                raise TTSError(str(next(iter(self._errors.values()))))
+            return len(self._results)
 
     def close(self) -> None:
         """Drop what is still queued, stop running workers and wait for the threads."""
         with self._cond:
             self._closed = True
             self._pending.clear()
-            procs = list(self._procs)
             self._cond.notify_all()
-        for proc in procs:
-            with contextlib.suppress(OSError):
-                proc.kill()
+        self._workers.close()
         for thread in self._threads:
             thread.join()
 
@@ -563,7 +598,7 @@ class Synthesizer:
                     return
                 utterance = self._pending.popleft()
             try:
-                clip = _produce(utterance, self._procs)
+                clip = _produce(utterance, self._workers)
             except TTSError as exc:
                 with self._cond:
                     self._errors[utterance] = exc

@@ -260,6 +260,8 @@ def test_persistent_failure_names_the_text(fresh_cache, monkeypatch):
     monkeypatch.setenv("RELAX_TTS_FAULT", "empty-always")
     with pytest.raises(TTSError, match="'Breathe out'.*empty audio file"):
         tts.synthesize(utt("Breathe out"))
+    with pytest.raises(TTSError, match="empty audio file"):
+        tts.synthesize_many([utt("Breathe in"), utt("Hold")])
     assert not list(fresh_cache.rglob("*.f32"))
 
 
