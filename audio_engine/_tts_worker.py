@@ -54,7 +54,7 @@ def _engine():
     try:
         return pyttsx3.init()
     except Exception as exc:  # the driver raises anything from OSError to RuntimeError
-        raise SystemExit(_fail(f"could not start the speech engine: {exc}")) from exc
+        raise SystemExit(_fail(f"pyttsx3: {exc}")) from exc
 
 
 def _fail(message: str) -> int:

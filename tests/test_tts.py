@@ -177,6 +177,17 @@ def test_voices_command_lists_dutch(capsys):
     assert not any("gmw/en" in line for line in lines)
 
 
+def test_relax_voices_command(capsys):
+    from audio_engine.cli import main
+
+    assert main(["voices", "--language", "nl"]) == 0
+    out = capsys.readouterr().out
+    assert "gmw/nl" in out and "Dutch" in out
+    assert main(["voices", "--language", "zz"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "'zz'" in captured.err
+
+
 def test_voices_command_aligns_columns(capsys):
     parser = argparse.ArgumentParser()
     voices_cli.register(parser.add_subparsers())

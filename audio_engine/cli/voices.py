@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from audio_engine import tts
 
@@ -31,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
     if args.language:
         voices = [v for v in voices if tts.speaks(v, args.language)]
         if not voices:
-            print(f"no installed voice speaks {args.language!r} (`relax voices` lists all)")
+            print(
+                f"relax: no installed voice speaks {args.language!r} (`relax voices` lists all)",
+                file=sys.stderr,
+            )
             return 1
         default_id = tts.voice_for(args.language).id
     rows = [("ID", "NAME", "LANGUAGES")]
