@@ -1,0 +1,194 @@
+"""`relax new NAME`: start a session script of your own in your sessions folder.
+
+Writes `NAME.<lang>.yaml` into the user's sessions folder, either from a commented template or
+as a copy of an existing session (`--from`) with its `id` set to NAME. Never overwrites a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from audio_engine import library, model, script
+from audio_engine.errors import RelaxError, UsageError
+from audio_engine.script._check import ID_PATTERN, LANGUAGE_PATTERN
+
+TEMPLATE = """\
+# A relax session script: format 1. Every key is described in docs/authoring.md.
+# Check it with `relax validate {path}`, then play it with `relax play {id}`.
+# Write the spoken texts in the script's language ({language}).
+format: 1
+id: {id}
+title: {title}
+language: {language}
+description: My own short breathing session. Say in one paragraph what it is for.
+tags: [breathing, short]
+
+# The voice for every spoken line: rate in words per minute (80-300), volume 0-1.
+voice: {{rate: 140, volume: 1.0}}
+
+# Sound under the whole session. A layer is a drone, binaural, noise or sound (a WAV, FLAC or
+# OGG file next to this script). volume (0-1) is required; fade_in 3s, fade_out 5s and duck 0.5
+# (how far it is lowered while the voice speaks) are the defaults.
+background:
+  - drone: {{frequency: 110, volume: 0.05}}
+  - noise: {{color: pink, volume: 0.03}}
+
+steps:
+  - section: Settle in
+  # A plain line of text is spoken; the next step starts when it ends.
+  - Sit or lie down comfortably, and let your shoulders drop.
+  - pause: 3s
+  # With a duration, the step lasts exactly that long from the moment the speech starts.
+  - say: Breathe out completely through your mouth.
+    duration: 6s
+  - section: Breathing
+  # Phases are durations (4, "4s", "1m30s"); hold and rest default to 0 and are then skipped.
+{breathe}
+  - chime: bowl
+  - say: Notice how your body feels now.
+  - pause: 3s
+"""
+
+_BREATHE_DEFAULT_CUES = """\
+  # The cue words at each phase come from the language; give your own with
+  # cues: {inhale: ..., hold: ..., exhale: ..., rest: ...} ("" keeps a phase silent).
+  - breathe: {inhale: 4, hold: 4, exhale: 6, cycles: 4, guide_tone: true}"""
+
+_BREATHE_OWN_CUES = """\
+  # This language has no built-in cue words: translate these ("" keeps a phase silent).
+  - breathe:
+      inhale: 4
+      hold: 4
+      exhale: 6
+      cycles: 4
+      guide_tone: true
+      cues: {inhale: Breathe in, hold: Hold, exhale: Breathe out}"""
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "new",
+        help="start a session script of your own",
+        description="Write a new session script NAME.<lang>.yaml into your sessions folder "
+        f"({library.user_dir()}, or $RELAX_SESSIONS_DIR): a commented template, or a copy "
+        "of an existing session with --from. An existing file is never overwritten. The "
+        "path of the new file is printed.",
+        epilog="Examples: `relax new my-evening`, `relax new calm --from breathing-478 -l nl`.",
+    )
+    parser.add_argument(
+        "name",
+        metavar="NAME",
+        help="the new session's id: lower-case letters, digits and '-' (e.g. my-evening)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="SESSION",
+        help="copy this session (a built-in id, one of your ids, or a file) instead of the "
+        "template",
+    )
+    parser.add_argument(
+        "--language",
+        "-l",
+        metavar="LANG",
+        help="the language (BCP 47 tag such as en, nl, en-GB); with --from, which language "
+        "version to copy (default: en for the template)",
+    )
+    parser.set_defaults(run=run)
+
+
+def _title(name: str) -> str:
+    return name.replace("-", " ").strip().capitalize() or name
+
+
+def from_template(name: str, language: str, path: Path) -> str:
+    """The template script for a new session `name` in `language`."""
+    has_cues = model.primary_language(language) in model.DEFAULT_CUES
+    return TEMPLATE.format(
+        id=name,
+        title=_title(name),
+        language=language,
+        path=path,
+        breathe=_BREATHE_DEFAULT_CUES if has_cues else _BREATHE_OWN_CUES,
+    )
+
+
+def with_id(text: str, name: str) -> str:
+    """`text` (a script) with its top-level `id` set to `name`, keeping comments and layout."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        root = None
+    if isinstance(root, yaml.MappingNode) and root.flow_style is False:
+        lines = text.splitlines(keepends=True)
+        for key, value in root.value:
+            if key.value == "id" and isinstance(value, yaml.ScalarNode):
+                start, end = value.start_mark, value.end_mark
+                if start.line == end.line:
+                    line = lines[start.line]
+                    lines[start.line] = line[: start.column] + name + line[end.column :]
+                    return "".join(lines)
+        if root.value and all(k.start_mark.column == 0 for k, _ in root.value):
+            first = root.value[0][0].start_mark.line
+            lines.insert(first, f"id: {name}\n")
+            return "".join(lines)
+    data = yaml.safe_load(text)  # unusual layout: rewrite it plainly (comments are lost)
+    if not isinstance(data, dict):
+        raise RelaxError("the session to copy is not a mapping of session settings")
+    data = {"id": name, **{k: v for k, v in data.items() if k != "id"}}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def run(args: argparse.Namespace) -> int:
+    name = args.name
+    if not re.match(ID_PATTERN, name):
+        raise UsageError(
+            f"NAME must be lower-case letters, digits and '-', starting with a letter or "
+            f"digit (e.g. my-evening), not {name!r}"
+        )
+    if args.language and not re.match(LANGUAGE_PATTERN, args.language):
+        raise UsageError(f"--language must be a tag such as en, nl or en-GB, not {args.language!r}")
+    folder = library.user_dir()
+    if args.source:
+        source = library.resolve(args.source, args.language)
+        text = with_id(source.read_text(encoding="utf-8"), name)
+        try:
+            language = str(yaml.safe_load(text).get("language") or "")
+        except (yaml.YAMLError, AttributeError):
+            language = ""
+        language = language or args.language or "en"
+    else:
+        language = args.language or "en"
+        text = None
+    path = folder / f"{name}.{language}.yaml"
+    if path.exists():
+        print(
+            f"relax: error: {path} already exists; choose another NAME or remove that file",
+            file=sys.stderr,
+        )
+        return 1
+    if text is None:
+        text = from_template(name, language, path)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "x", encoding="utf-8") as f:  # "x": never overwrite, even in a race
+            f.write(text)
+    except FileExistsError:
+        print(f"relax: error: {path} already exists", file=sys.stderr)
+        return 1
+    _, diagnostics = script.check(path, allowed_dirs=(folder,))
+    for diagnostic in diagnostics:
+        print(diagnostic, file=sys.stderr)
+    if any(d.severity == "error" for d in diagnostics):
+        print(
+            f"{path}: note: the copy has problems to fix (a sound file next to the original "
+            "must be copied too)",
+            file=sys.stderr,
+        )
+    print(path)
+    return 0

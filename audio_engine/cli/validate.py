@@ -1,0 +1,114 @@
+"""`relax validate FILE...`: check session scripts and report every problem, compiler style.
+
+Each problem goes to stderr as `FILE:LINE:COL: error: PATH: MESSAGE` (or `warning:`); each valid
+file gets `FILE: ok` on stdout. Unless `--no-voice` is given, a file that passes the static checks
+is also compiled with the real voice, which finds speech that does not fit its time.
+Exit code: 0 when every file is valid, 1 when any is not, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from audio_engine import library, script
+from audio_engine.cli import _common
+from audio_engine.errors import RelaxError, ScriptError
+
+_SUFFIXES = (".yaml", ".yml")
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "validate",
+        help="check session scripts and list every problem",
+        description="Check session scripts against the format (docs/authoring.md) and list "
+        "every problem as FILE:LINE:COL: error: PATH: MESSAGE. Without --no-voice, valid "
+        "scripts are also timed with the real voice, which finds speech that is longer than "
+        "the time its step gives it. A folder stands for the scripts in it.",
+        epilog="Exit codes: 0 all valid, 1 any invalid (or missing), 2 wrong usage.",
+    )
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="a script (.yaml), a folder of scripts, or the id of a built-in or own session",
+    )
+    parser.add_argument(
+        "--no-voice",
+        action="store_true",
+        help="skip the timing check with the voice (faster; needs no speech engine)",
+    )
+    parser.add_argument(
+        "--dir",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FOLDER",
+        help="also allow sound files from FOLDER (may be given more than once)",
+    )
+    _common.add_voice_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _expand(arg: str) -> list[tuple[str, Path | None]]:
+    """(shown name, path or None when missing) for one FILE argument."""
+    path = Path(arg)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix in _SUFFIXES and p.is_file())
+        return [(str(p), p) for p in found]
+    if path.exists():
+        return [(arg, path)]
+    looks_like_id = os.sep not in arg and not arg.endswith(_SUFFIXES)
+    if looks_like_id:
+        try:
+            resolved = library.resolve(arg)
+        except RelaxError:
+            return [(arg, None)]
+        return [(str(resolved), resolved)]
+    return [(arg, None)]
+
+
+def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bool:
+    allowed = (library.user_dir(), *args.dir)
+    session, diagnostics = script.check(path, allowed_dirs=allowed)
+    for diagnostic in diagnostics:
+        print(diagnostic, file=sys.stderr)
+    if session is None:
+        return False
+    if not args.no_voice:
+        from audio_engine import pipeline
+
+        print(f"{shown}: checking timing with the voice", file=sys.stderr)
+        try:
+            pipeline.prepare(session, override)
+        except ScriptError as exc:  # TimingError: speech that does not fit its time
+            for diagnostic in exc.diagnostics:
+                print(diagnostic, file=sys.stderr)
+            return False
+        except RelaxError as exc:
+            print(f"{shown}: error: cannot check timing with the voice: {exc}", file=sys.stderr)
+            print(f"{shown}: (use --no-voice to check without the voice)", file=sys.stderr)
+            return False
+    print(f"{shown}: ok")
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    override = _common.voice_override(args)
+    all_ok = True
+    for arg in args.files:
+        entries = _expand(arg)
+        if not entries:
+            print(f"{arg}: error: no session scripts (.yaml) in this folder", file=sys.stderr)
+            all_ok = False
+        for shown, path in entries:
+            if path is None:
+                print(f"{shown}: error: no such file", file=sys.stderr)
+                all_ok = False
+                continue
+            all_ok = _check_one(shown, path, args, override) and all_ok
+            sys.stdout.flush()
+    return 0 if all_ok else 1
