@@ -1,0 +1,494 @@
+"""The synth stage, measured like an audio engineer would: spectra, frequencies, levels, clicks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from audio_engine import synth
+from audio_engine.model import SAMPLE_RATE, Binaural, Drone, Noise
+
+SR = SAMPLE_RATE
+ODD_BLOCKS = (1, 7, 333, 4097, 1000, 65537, 12345)
+CHUNK = synth._NOISE_CHUNK_SAMPLES
+
+
+def _in_blocks(make, start: int, stop: int, sizes=ODD_BLOCKS) -> np.ndarray:
+    """Concatenate make(a, b) over [start, stop) cut into blocks of the given (cycled) sizes."""
+    parts, pos, k = [], start, 0
+    while pos < stop:
+        b = min(stop, pos + sizes[k % len(sizes)])
+        parts.append(make(pos, b))
+        pos, k = b, k + 1
+    return np.concatenate(parts)
+
+
+def _measured_frequency(x: np.ndarray, nominal_hz: float) -> float:
+    """Frequency of the component near `nominal_hz`: slope of its demodulated phase over time."""
+    ref_hz = nominal_hz + 0.37  # deliberately off, so the estimate cannot just echo the nominal
+    n = np.arange(len(x))
+    z = x * np.exp(-2j * np.pi * ref_hz * n / SR)
+    hop = SR // 10
+    m = len(z) // hop
+    phasors = z[: m * hop].reshape(m, hop).mean(axis=1)
+    phase = np.unwrap(np.angle(phasors))
+    t_s = (np.arange(m) * hop + (hop - 1) / 2) / SR
+    slope = np.polyfit(t_s, phase, 1)[0]
+    return ref_hz + slope / (2 * np.pi)
+
+
+def _slope_db_per_octave(x: np.ndarray) -> float:
+    f, p = signal.welch(x, fs=SR, nperseg=16384)
+    band = (f >= 50) & (f <= 10000)
+    return float(np.polyfit(np.log2(f[band]), 10 * np.log10(p[band]), 1)[0])
+
+
+# ---- random access ---------------------------------------------------------------------------
+
+LAYERS = [
+    Drone(frequency_hz=97.3, volume=0.8),
+    Binaural(carrier_hz=210.0, beat_hz=6.5, volume=0.5),
+    Noise(color="white", volume=1.0),
+    Noise(color="pink", volume=0.3),
+    Noise(color="brown", volume=0.7),
+]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize("start", [0, 3 * CHUNK - 5000, 4 * 3600 * SR - 777])
+def test_layers_are_random_access(layer, start):
+    stop = start + 90_000  # crosses a noise chunk seam for the middle start
+    whole = synth.layer_block(layer, start, stop)
+    pieces = _in_blocks(lambda a, b: synth.layer_block(layer, a, b), start, stop)
+    assert whole.dtype == np.float32 and whole.shape == (stop - start, 2)
+    np.testing.assert_array_equal(pieces, whole)
+    # A block starting in the middle equals the same samples of the longer block.
+    np.testing.assert_array_equal(
+        synth.layer_block(layer, start + 4321, start + 9999), whole[4321:9999]
+    )
+
+
+def test_noise_random_access_does_not_depend_on_cache_state():
+    layer = Noise(color="pink", volume=1.0)
+    first = synth.layer_block(layer, 5 * CHUNK - 100, 5 * CHUNK + 100)
+    synth._noise_chunk.cache_clear()
+    synth._white_chunk.cache_clear()
+    synth.layer_block(layer, 17 * CHUNK, 17 * CHUNK + 10)  # fill the cache with other chunks
+    np.testing.assert_array_equal(synth.layer_block(layer, 5 * CHUNK - 100, 5 * CHUNK + 100), first)
+
+
+def test_guide_tone_is_random_access():
+    phases = (("inhale", 40_001), ("hold", 13_333), ("exhale", 50_003), ("rest", 9_999))
+    total = sum(n for _, n in phases) * 3
+    whole = synth.guide_tone(phases, 3, 0, total)
+    for start in (0, 1, 40_000, 113_336):
+        pieces = _in_blocks(lambda a, b: synth.guide_tone(phases, 3, a, b), start, total)
+        np.testing.assert_array_equal(pieces, whole[start:])
+
+
+def test_sound_block_loop_is_random_access():
+    rng = np.random.default_rng(1)
+    data = rng.uniform(-0.5, 0.5, (30_011, 2)).astype(np.float32)
+    for loop in (True, False):
+        whole = synth.sound_block(data, loop, 0, 200_000)
+        for start in (0, 29_000, 55_555):
+            pieces = _in_blocks(
+                lambda a, b, lp=loop: synth.sound_block(data, lp, a, b), start, 200_000
+            )
+            np.testing.assert_array_equal(pieces, whole[start:])
+
+
+def test_envelopes_are_random_access():
+    intervals = ((10_000, 30_000), (31_000, 50_000), (90_000, 91_000), (150_000, 160_000))
+    total = 200_000
+    fade = synth.fade_gain(0, total, total, 44_100, 60_000)
+    duck = synth.duck_gain(0, total, intervals, 0.6, 5_000)
+    for start in (0, 9_999, 77_777):
+        np.testing.assert_array_equal(
+            _in_blocks(lambda a, b: synth.fade_gain(a, b, total, 44_100, 60_000), start, total),
+            fade[start:],
+        )
+        np.testing.assert_array_equal(
+            _in_blocks(lambda a, b: synth.duck_gain(a, b, intervals, 0.6, 5_000), start, total),
+            duck[start:],
+        )
+
+
+# ---- noise -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("color", "slope", "tolerance"),
+    [("white", 0.0, 0.5), ("pink", -3.0, 0.5), ("brown", -6.0, 0.7)],
+)
+def test_noise_colour_slope(color, slope, tolerance):
+    x = synth.layer_block(Noise(color=color, volume=1.0), 0, 20 * SR)
+    for channel in (0, 1):
+        measured = _slope_db_per_octave(x[:, channel].astype(np.float64))
+        assert abs(measured - slope) < tolerance, (color, channel, measured)
+
+
+@pytest.mark.parametrize("color", ["white", "pink", "brown"])
+def test_noise_has_no_dc_and_reaches_the_band_edges(color):
+    x = synth.layer_block(Noise(color=color, volume=1.0), 0, 20 * SR)[:, 0].astype(np.float64)
+    f, p = signal.welch(x, fs=SR, nperseg=65536)
+    assert abs(x.mean()) < 0.01
+    # Below 5 Hz far under the 20-40 Hz band (the highpass), and energy still there at 15 kHz
+    # relative to what the colour predicts.
+    lowest = p[(f > 0) & (f < 5)].mean()
+    low_band = p[(f >= 20) & (f <= 40)].mean()
+    assert lowest < low_band / 30
+    exponent = {"white": 0, "pink": 1, "brown": 2}[color]
+    mid = p[(f >= 900) & (f <= 1100)].mean()
+    high = p[(f >= 14000) & (f <= 16000)].mean()
+    expected_high_db = -10 * exponent * math.log10(15000 / 1000)
+    assert abs(10 * math.log10(high / mid) - expected_high_db) < 1.5
+
+
+def test_noise_is_seeded_and_stereo_decorrelated():
+    layer = Noise(color="pink", volume=0.5)
+    a = synth.layer_block(layer, 0, 3 * SR)
+    synth._noise_chunk.cache_clear()
+    synth._white_chunk.cache_clear()
+    b = synth.layer_block(layer, 0, 3 * SR)
+    assert a.tobytes() == b.tobytes()
+    for color in ("white", "pink", "brown"):
+        x = synth.layer_block(Noise(color=color, volume=1.0), 0, 10 * SR).astype(np.float64)
+        r = np.corrcoef(x[:, 0], x[:, 1])[0, 1]
+        assert abs(r) < 0.05, (color, r)
+
+
+@pytest.mark.parametrize("color", ["white", "pink", "brown"])
+def test_noise_level_is_stationary_across_chunk_seams(color):
+    seams = 40
+    x = synth.layer_block(Noise(color=color, volume=1.0), 0, (seams + 1) * CHUNK)
+    x = x.astype(np.float64)
+    half = 4096
+    at_seams = [x[k * CHUNK - half : k * CHUNK + half] for k in range(1, seams + 1)]
+    between = [
+        x[k * CHUNK + CHUNK // 2 - half : k * CHUNK + CHUNK // 2 + half] for k in range(seams)
+    ]
+    rms_seams = math.sqrt(np.mean([np.mean(w**2) for w in at_seams]))
+    rms_between = math.sqrt(np.mean([np.mean(w**2) for w in between]))
+    # Brown noise is mostly 20-100 Hz, so its 0.2 s windows scatter more.
+    assert abs(20 * math.log10(rms_seams / rms_between)) < (1.0 if color == "brown" else 0.4)
+    # The largest sample-to-sample step at a seam is no larger than elsewhere.
+    steps_at = max(np.abs(np.diff(w, axis=0)).max() for w in at_seams)
+    steps_elsewhere = max(np.abs(np.diff(w, axis=0)).max() for w in between)
+    assert steps_at < 1.5 * steps_elsewhere
+
+
+# ---- tones -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", [0, 4 * 3600 * SR])
+def test_binaural_frequencies_are_exact(start):
+    x = synth.layer_block(
+        Binaural(carrier_hz=203.7, beat_hz=4.3, volume=1.0), start, start + 10 * SR
+    )
+    assert abs(_measured_frequency(x[:, 0], 203.7) - 203.7) < 0.01
+    assert abs(_measured_frequency(x[:, 1], 208.0) - 208.0) < 0.01
+    # Pure sines: nothing but the tone (residual after a sine fit is tiny).
+    f, p = signal.welch(x[:, 0], fs=SR, nperseg=8192, window="blackmanharris", detrend=False)
+    assert p[np.abs(f - 203.7) > 30].sum() < 1e-7 * p.sum()
+
+
+@pytest.mark.parametrize("frequency_hz", [55.0, 97.3, 432.0, 1800.0])
+def test_drone_fundamental_is_exact_in_both_channels(frequency_hz):
+    start = 3 * 3600 * SR + 12_345  # hours in: no drift
+    x = synth.layer_block(Drone(frequency_hz=frequency_hz, volume=1.0), start, start + 10 * SR)
+    for channel in (0, 1):
+        measured = _measured_frequency(x[:, channel].astype(np.float64), frequency_hz)
+        assert abs(measured - frequency_hz) < 0.01, (channel, measured)
+
+
+def test_drone_is_soft_slowly_moving_and_wide():
+    x = synth.layer_block(Drone(frequency_hz=110.0, volume=1.0), 0, 40 * SR).astype(np.float64)
+    f, p = signal.welch(x[:, 0], fs=SR, nperseg=16384)
+    fundamental = p[np.abs(f - 110) < 5].sum()
+    assert p[f > 1000].sum() < 1e-3 * fundamental  # only a few quiet low harmonics
+    # Slow movement: the RMS of 1 s windows varies, but smoothly (< 0.2 Hz LFO).
+    rms = np.sqrt((x[:, 0].reshape(40, SR) ** 2).mean(axis=1))
+    assert rms.max() / rms.min() > 1.1
+    assert np.abs(np.diff(rms)).max() < 0.06
+    # Width: the two channels differ.
+    assert np.corrcoef(x[:, 0], x[:, 1])[0, 1] < 0.95
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: type(layer).__name__)
+def test_layer_level_is_half_volume_rms(layer):
+    x = synth.layer_block(layer, 0, 40 * SR).astype(np.float64)  # two whole drone LFO periods
+    rms = np.sqrt((x**2).mean(axis=0))
+    np.testing.assert_allclose(rms, 0.5 * layer.volume, rtol=0.03)
+
+
+def test_unknown_layer_and_colour_raise():
+    with pytest.raises(ValueError, match="color"):
+        synth.layer_block(Noise(color="purple", volume=1.0), 0, 10)
+    with pytest.raises(TypeError):
+        synth.layer_block(object(), 0, 10)
+
+
+# ---- guide tone ------------------------------------------------------------------------------
+
+
+def _upward_crossings(x: np.ndarray) -> np.ndarray:
+    """Sub-sample times (in samples) of the upward zero crossings."""
+    i = np.flatnonzero((x[:-1] < 0) & (x[1:] >= 0))
+    return i + x[i] / (x[i] - x[i + 1])
+
+
+def _crossing_frequencies(x: np.ndarray):
+    c = _upward_crossings(x)
+    return (c[:-1] + c[1:]) / 2, SR / np.diff(c)
+
+
+def _expected_hz(name: str, fraction: float) -> float:
+    lo, hi = synth.GUIDE_TONE_LOW_HZ, synth.GUIDE_TONE_HIGH_HZ
+    return {
+        "inhale": lo * (hi / lo) ** fraction,
+        "hold": hi,
+        "exhale": hi * (lo / hi) ** fraction,
+    }[name]
+
+
+PHASES = (("inhale", 1 * SR), ("hold", SR // 2), ("exhale", 3 * SR // 2), ("rest", SR // 2))
+
+
+def test_guide_tone_pitch_follows_the_breath():
+    cycles = 2
+    x = synth.guide_tone(PHASES, cycles, 0, 7 * SR).astype(np.float64)
+    t, hz = _crossing_frequencies(x)
+    pos = 0
+    for _ in range(cycles):
+        for name, n in PHASES:
+            inside = (t > pos + 0.03 * SR) & (t < pos + n - 0.03 * SR)
+            if name == "rest":
+                silent = x[pos + synth.GUIDE_TONE_RAMP_SAMPLES : pos + n]
+                assert np.abs(silent).max() < 1e-6
+            else:
+                expected = [_expected_hz(name, (ti - pos) / n) for ti in t[inside]]
+                np.testing.assert_allclose(hz[inside], expected, atol=0.3)
+                steps = np.diff(hz[inside])
+                if name == "inhale":
+                    assert (steps > 0).all()
+                elif name == "exhale":
+                    assert (steps < 0).all()
+                else:
+                    assert np.ptp(hz[inside]) < 0.2
+            pos += n
+    assert np.abs(x).max() <= synth.GUIDE_TONE_PEAK + 1e-6
+    assert np.abs(x).max() > 0.95 * synth.GUIDE_TONE_PEAK
+
+
+def _assert_no_clicks(x: np.ndarray):
+    # A smooth 300 Hz tone at peak 0.25 moves at most ~0.015 per sample and its slope changes by
+    # at most ~0.0008 per sample; any click or phase jump is far larger.
+    assert np.abs(np.diff(x)).max() < 0.02
+    assert np.abs(np.diff(x, 2)).max() < 0.0015
+
+
+@pytest.mark.parametrize(
+    "phases",
+    [
+        PHASES,
+        (("inhale", 4 * SR), ("hold", 7 * SR), ("exhale", 8 * SR)),  # 4-7-8, no rest
+        (("inhale", 1_001), ("exhale", 999)),  # short phases, no rest
+        (("inhale", SR), ("exhale", SR), ("rest", 300)),  # rest shorter than the ramp
+    ],
+)
+def test_guide_tone_has_no_clicks(phases):
+    cycles = 3
+    total = sum(n for _, n in phases) * cycles
+    x = _in_blocks(lambda a, b: synth.guide_tone(phases, cycles, a, b), 0, total)
+    x = x.astype(np.float64)
+    _assert_no_clicks(np.concatenate([[0.0, 0.0], x, [0.0, 0.0]]))  # also into the silence around
+    assert x[0] == 0.0 and abs(x[-1]) < 1e-4
+
+
+def test_guide_tone_without_rest_is_continuous_between_cycles():
+    phases = (("inhale", SR), ("exhale", SR))
+    x = synth.guide_tone(phases, 2, 0, 4 * SR).astype(np.float64)
+    t, hz = _crossing_frequencies(x)
+    before = (t > 2 * SR - 0.05 * SR) & (t < 2 * SR)
+    after = (t > 2 * SR) & (t < 2 * SR + 0.05 * SR)
+    expected_before = [_expected_hz("exhale", (ti - SR) / SR) for ti in t[before]]
+    expected_after = [_expected_hz("inhale", (ti - 2 * SR) / SR) for ti in t[after]]
+    np.testing.assert_allclose(hz[before], expected_before, atol=0.3)
+    np.testing.assert_allclose(hz[after], expected_after, atol=0.3)
+    assert abs(hz[before][-1] - synth.GUIDE_TONE_LOW_HZ) < 1.0
+    assert abs(hz[after][0] - synth.GUIDE_TONE_LOW_HZ) < 1.0
+    # The amplitude stays up across the cycle boundary (no ramp there).
+    around = x[2 * SR - 2000 : 2 * SR + 2000]
+    assert np.abs(around).max() > 0.9 * synth.GUIDE_TONE_PEAK
+    assert np.abs(x[2 * SR - 400 : 2 * SR + 400]).max() > 0.9 * synth.GUIDE_TONE_PEAK
+
+
+def test_guide_tone_outside_the_step_is_silent():
+    total = sum(n for _, n in PHASES)
+    x = synth.guide_tone(PHASES, 1, total - 10, total + 100)
+    assert len(x) == 110 and x.dtype == np.float32
+    assert (x[10:] == 0).all()
+
+
+# ---- chimes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["bell", "bowl", "soft"])
+@pytest.mark.parametrize("volume", [1.0, 0.5, 0.137])
+def test_chime_peak_length_and_edges(name, volume):
+    x = synth.chime(name, volume)
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert np.abs(x).max() == np.float32(volume)
+    assert len(x) == synth.chime_samples(name) <= 6 * SR
+    assert x[0] == 0.0 and x[-1] == 0.0
+    assert np.abs(x[:10]).max() < 0.01 * volume  # soft strike: no click
+    assert np.abs(x[-20:]).max() < 0.01 * volume
+    assert np.abs(np.diff(x[-2205:])).max() < 0.01 * volume
+
+
+@pytest.mark.parametrize("name", ["bell", "bowl", "soft"])
+def test_chime_decays_and_rings_out(name):
+    x = synth.chime(name).astype(np.float64)
+    win = SR // 2
+    rms = np.sqrt((x[: len(x) // win * win].reshape(-1, win) ** 2).mean(axis=1))
+    peak_window = int(np.argmax(rms))
+    assert peak_window == 0
+    # Decays: every window quieter than the one a second before (bowls beat, so not sample-wise).
+    assert (rms[2:] < rms[:-2]).all()
+    assert rms[-1] < 0.1 * rms[0]
+    if len(x) < 6 * SR:  # ended because it rang out: 60 dB down before the final fade
+        before_fade = x[-synth.CHIME_FADE_SAMPLES - 2000 : -synth.CHIME_FADE_SAMPLES]
+        assert np.abs(before_fade).max() < 10 ** (-55 / 20)
+    else:  # cut at 6 s: at least 40 dB down
+        assert np.abs(x[-synth.CHIME_FADE_SAMPLES - 2000 :]).max() < 10 ** (-40 / 20)
+
+
+def test_chime_character():
+    lengths = {name: synth.chime_samples(name) for name in ("bell", "bowl", "soft")}
+    assert lengths["bowl"] > lengths["bell"] > lengths["soft"]
+    assert lengths["soft"] < 2 * SR
+    pitches = {}
+    for name in lengths:
+        x = synth.chime(name).astype(np.float64)
+        f, p = signal.welch(x, fs=SR, nperseg=16384)
+        assert p[f > 4000].sum() < 1e-3 * p.sum(), name  # calm: no harsh high partials
+        pitches[name] = f[np.argmax(p)]
+    assert pitches["bowl"] < pitches["bell"] < pitches["soft"]
+
+
+def test_chime_is_deterministic_and_cached():
+    a = synth.chime("bell", 0.5)
+    synth._unit_chime.cache_clear()
+    synth.chime.cache_clear()
+    assert synth.chime("bell", 0.5).tobytes() == a.tobytes()
+    assert synth.chime("bell", 0.5) is synth.chime("bell", 0.5)
+    with pytest.raises(ValueError, match="chime"):
+        synth.chime("gong")
+
+
+# ---- sound files -----------------------------------------------------------------------------
+
+
+def test_sound_block_plays_once_then_silence():
+    data = np.linspace(-1, 1, 2000, dtype=np.float32)[:, None].repeat(2, axis=1)
+    x = synth.sound_block(data, False, 1500, 2600)
+    np.testing.assert_array_equal(x[:500], data[1500:])
+    assert (x[500:] == 0).all()
+
+
+def test_sound_block_loop_seam_is_smooth_and_periodic():
+    m = 3 * SR + 1234
+    n = np.arange(m)
+    tone = (0.5 * np.sin(2 * np.pi * 221.7 * n / SR)).astype(np.float32)  # not loop-aligned
+    data = np.stack([tone, tone], axis=1)
+    xf = synth.LOOP_CROSSFADE_SAMPLES
+    period = m - xf
+    x = synth.sound_block(data, True, 0, 3 * period + 100).astype(np.float64)
+    np.testing.assert_array_equal(x[: m - xf], data[: m - xf])  # first pass untouched
+    np.testing.assert_array_equal(x[period + xf : 2 * period], x[2 * period + xf : 3 * period])
+    # Constant-power crossfade: a tonal loop may swell by up to sqrt(2) for the 100 ms, no more.
+    step_limit = 0.5 * 2 * np.pi * 221.7 / SR * math.sqrt(2) * 1.01
+    assert np.abs(np.diff(x[:, 0])).max() < step_limit  # the seam does not click
+    plain = np.tile(tone, 2)
+    assert np.abs(np.diff(plain)).max() > 10 * step_limit  # while plain tiling would
+
+
+# ---- envelopes -------------------------------------------------------------------------------
+
+
+def test_fade_gain_reaches_exact_values_at_documented_samples():
+    total, fin, fout = 100_000, 30_000, 20_000
+    g = synth.fade_gain(0, total, total, fin, fout).astype(np.float64)
+    assert g[0] == 0.0 and g[fin] == 1.0 and g[fin - 100] < 1.0
+    assert g[total - 1] == 0.0 and g[total - 1 - fout] == 1.0 and g[total - fout + 100] < 1.0
+    assert (g[fin : total - 1 - fout + 1] == 1.0).all()
+    assert (np.diff(g[: fin + 1]) >= 0).all() and (np.diff(g[total - 1 - fout :]) <= 0).all()
+    assert abs(g[fin // 2] - 0.5) < 1e-4
+    outside = synth.fade_gain(total - 5, total + 5, total, fin, fout)
+    assert (outside[5:] == 0).all()
+
+
+def test_duck_gain_ramps_finish_at_the_interval_edges():
+    r, depth = 11_025, 0.5
+    g = synth.duck_gain(0, 100_000, ((40_000, 60_000),), depth, r).astype(np.float64)
+    assert (g[: 40_000 - r + 1] == 1.0).all()
+    assert g[40_000 - r + 100] < 1.0
+    assert (g[40_000:60_001] == np.float32(1 - depth)).all()
+    assert g[60_100] > 1 - depth
+    assert (g[60_000 + r :] == 1.0).all()
+    assert (np.diff(g[40_000 - r : 40_001]) <= 0).all()
+    assert (np.diff(g[60_000 : 60_000 + r + 1]) >= 0).all()
+    assert abs(g[40_000 - r // 2] - (1 - depth / 2)) < 1e-3
+
+
+def test_duck_gain_merges_near_intervals_without_bumps():
+    r, depth = 1_000, 0.8
+    intervals = ((10_000, 20_000), (21_500, 30_000), (40_000, 50_000), (52_000, 60_000))
+    g = synth.duck_gain(0, 70_000, intervals, depth, r).astype(np.float64)
+    low = np.float32(1 - depth)
+    assert (g[10_000:30_000] == low).all()  # gap 1500 < 2 * ramp: merged
+    assert g[51_000] == 1.0  # gap 2000 == 2 * ramp: the gain just touches 1 between them
+    assert (g[50_000:60_000] >= low).all()
+    # Overlapping and nested intervals merge too.
+    g2 = synth.duck_gain(
+        0, 70_000, ((10_000, 30_000), (12_000, 15_000), (20_000, 40_000)), depth, r
+    )
+    assert (g2[10_000:40_000] == low).all() and g2[40_000 + r] == 1.0
+
+
+def _naive_duck(start, stop, intervals, depth, r):
+    n = np.arange(start, stop, dtype=np.float64)
+    merged = []
+    for s, e in intervals:
+        if merged and s - merged[-1][1] < 2 * r:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    d = np.zeros(len(n))
+    for s, e in merged:
+        d = np.maximum(d, np.where((n >= s) & (n < e), 1.0, 0.0))
+        down = (n >= s - r) & (n < s)
+        d[down] = np.sin(0.5 * np.pi * (n[down] - (s - r)) / r) ** 2
+        up = (n >= e) & (n < e + r)
+        d[up] = np.cos(0.5 * np.pi * (n[up] - e) / r) ** 2
+    return (1 - depth * d).astype(np.float32)
+
+
+def test_duck_gain_with_thousands_of_intervals_matches_a_direct_computation():
+    rng = np.random.default_rng(7)
+    gaps = rng.integers(1_000, 60_000, 3000)
+    lengths = rng.integers(2_000, 100_000, 3000)
+    starts = np.cumsum(gaps + np.concatenate([[0], lengths[:-1]]))
+    intervals = tuple(zip(starts.tolist(), (starts + lengths).tolist(), strict=True))
+    r = 11_025
+    for start in (0, int(starts[1500]) - 3000, int(starts[-1]) - 50_000):
+        stop = start + 300_000
+        np.testing.assert_allclose(
+            synth.duck_gain(start, stop, intervals, 0.5, r),
+            _naive_duck(start, stop, intervals, 0.5, r),
+            atol=1e-6,
+        )
