@@ -6,7 +6,8 @@ Entry points:
 - `Synthesizer(jobs=None)`: `.request(utterances)` starts synthesis in the background, in order;
   `.clip(utterance, timeout=None)` blocks until that clip is ready (the player's cold start).
 - `synthesize(utterance)` -> one clip.
-- `list_voices()`, `voice_for(language, name=None)`, `engine_version()`.
+- `list_voices()`, `voice_for(language, name=None)`, `speaks(voice, language)`, `engine_version()`,
+  `cache_dir()`. `ClipNotReady` (a `TTSError` and a `TimeoutError`) when `.clip()` times out.
 
 A clip is a float32 mono numpy array at `model.SAMPLE_RATE` (44100 Hz) whose first and last samples
 are sound (silence trimmed at -50 dBFS with a 3 ms margin, 4 ms raised-cosine ramps at both ends),
