@@ -118,6 +118,7 @@ _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_QUOTABLE = (_INT, _FLOAT, _BOOL, _TIMESTAMP)
 
 
 class _Bad:
@@ -245,11 +246,11 @@ class Checker:
             line, col = node.start_mark.line + 1, node.start_mark.column + 1
         self.diagnostics.append(Diagnostic(self.file, line, col, path, message, severity))
 
-    def expected(self, node: Node, path: str, what: str) -> _Bad:
+    def expected(self, node: Node, path: str, what: str, *, text_wanted: bool = False) -> _Bad:
         if node.tag == BAD_TAG:
             return BAD  # its tag was reported already
         hint = ""
-        if isinstance(node, ScalarNode) and node.tag != _STR and "text" in what:
+        if text_wanted and isinstance(node, ScalarNode) and node.tag in _QUOTABLE:
             hint = " (put it in quotes to use it as text)"
         self.report(node, path, f"expected {what}, found {describe(node)}{hint}")
         return BAD
@@ -335,7 +336,7 @@ class Checker:
         allow_empty: bool = False,
     ) -> Any:
         if not isinstance(node, ScalarNode) or node.tag != _STR:
-            return self.expected(node, path, what)
+            return self.expected(node, path, what, text_wanted=True)
         value = node.value
         if not allow_empty and not value.strip():
             self.report(node, path, f"expected {what}, found an empty text")

@@ -95,14 +95,14 @@ class _Composer:
         stack: list[list] = []
         documents = 0
 
-        def add(node: Node, size: int) -> None:
+        def add(node: Node, size: int, mark=None) -> None:
             nonlocal root
             if not stack:
                 root = node
                 return
             frame = stack[-1]
             frame[1] += size
-            self._check_size(frame[1], node.start_mark)
+            self._check_size(frame[1], mark or node.start_mark)
             parent = frame[0]
             if isinstance(parent, SequenceNode):
                 parent.value.append(node)
@@ -135,7 +135,7 @@ class _Composer:
                 else:
                     size = self.sizes[id(node)]
                     self._check_size(size, event.start_mark)
-                    add(node, size)
+                    add(node, size, event.start_mark)
             elif isinstance(event, yaml.ScalarEvent):
                 tag = self._tag(event, ScalarNode, event.value)
                 node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
