@@ -180,7 +180,7 @@ def parse_duration_text(text: str) -> float | None:
     """Seconds for a duration string such as "1m30s", or None when it is not one."""
     if not re.match(DURATION_PATTERN, text) or text.endswith("\n"):
         return None
-    factors = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
+    factors = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
     return sum(float(n) * factors[unit] for n, unit in _DURATION_PARTS.findall(text))
 
 
