@@ -133,6 +133,8 @@ def compile(
     session: Session,
     clip_lengths: Mapping[Utterance, int],
     voice_override: Voice | None = None,
+    *,
+    strict: bool = True,
 ) -> Timeline:
     """Place every step of `session` on the sample clock.
 
@@ -141,6 +143,7 @@ def compile(
     session : the validated session.
     clip_lengths : length in samples of each utterance's clip (from `speech_requests`).
     voice_override : settings that win over the script's (e.g. `relax play --rate 120`).
+    strict : raise `TimingError` when speech does not fit (False: place it anyway, for estimates).
 
     Example
     -------
@@ -154,7 +157,7 @@ def compile(
             Origin(_file(session), 1, 1, ""),
             f"the session lasts {_fmt_s(builder.cursor)}, longer than the limit of 4 hours",
         )
-    if builder.problems:
+    if builder.problems and strict:
         raise TimingError(builder.problems)
     events = tuple(sorted(builder.events, key=lambda e: e.start_sample))
     intervals = _merge(

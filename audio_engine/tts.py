@@ -463,6 +463,12 @@ def _check_utterance(utterance: model.Utterance) -> VoiceInfo:
     return voice_for(utterance.language, utterance.voice.name)
 
 
+def cached(utterance: model.Utterance) -> np.ndarray | None:
+    """The clip if the cache holds it, else None; never synthesizes."""
+    voice = _check_utterance(utterance)
+    return _cache_load(_cache_path(_cache_key(utterance, voice, engine_version())))
+
+
 def _produce(utterance: model.Utterance, procs: _Workers | None = None) -> np.ndarray:
     voice = _check_utterance(utterance)
     path = _cache_path(_cache_key(utterance, voice, engine_version()))

@@ -1,13 +1,17 @@
-"""`relax list`: the built-in sessions and your own, with id, language, title and duration."""
+"""`relax list`: the built-in sessions and your own, with id, languages, title and duration."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from audio_engine import library, pipeline, script
+from audio_engine import library, script, timeline, tts
 from audio_engine.errors import RelaxError
-from audio_engine.model import primary_language
+from audio_engine.model import SAMPLE_RATE, primary_language
+
+# Speech not yet in the cache is estimated at this many seconds per character (espeak at ~150 wpm).
+_ESTIMATE_S_PER_CHAR = 0.065
 
 
 def register(sub) -> None:
@@ -15,7 +19,9 @@ def register(sub) -> None:
         "list",
         help="list the built-in sessions and your own",
         description="List sessions: the built-in library, your sessions folder "
-        f"({library.user_dir()}), and any folder given with --dir.",
+        f"({library.user_dir()}), and any folder given with --dir. One row per session id, with "
+        "the languages it has. Durations are exact when the session's speech is cached (after it "
+        "was played, exported or checked once) and marked ~ when estimated.",
     )
     parser.add_argument("--language", "-l", metavar="LANG", help="only sessions in this language")
     parser.add_argument(
@@ -24,39 +30,68 @@ def register(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    rows = []
-    problems = 0
-    for entry in library.find_all(tuple(args.dir)):
-        session, diagnostics = script.check(entry.path, allowed_dirs=(library.user_dir(),))
-        if session is None:
-            problems += 1
-            rows.append(
-                (
-                    entry.id,
-                    entry.language or "?",
-                    f"(invalid: run `relax validate {entry.path}`)",
-                    "",
-                    entry,
-                )
-            )
-            continue
-        if args.language and primary_language(session.language) != primary_language(args.language):
-            continue
+def _duration(session) -> str:
+    """m:ss of the session; exact from cached speech, else estimated and marked with ~."""
+    lengths = {}
+    estimated = False
+    for utterance in timeline.speech_requests(session):
         try:
-            duration = pipeline.prepare(session).timeline.duration_s
-            shown = f"{int(duration // 60)}:{int(round(duration % 60)):02d}"
+            clip = tts.cached(utterance)
         except RelaxError:
-            shown = "?"
-        where = "built-in" if entry.builtin else str(entry.path.parent)
-        rows.append((session.id, session.language, session.title, shown, entry, where))
-    if not rows:
-        print("no sessions found")
-        return 0
-    width_id = max(len(r[0]) for r in rows)
-    width_title = max(len(r[2]) for r in rows)
-    print(f"{'ID':<{width_id}}  LANG   {'TITLE':<{width_title}}  DURATION  WHERE")
-    for row in rows:
-        where = row[5] if len(row) > 5 else ""
-        print(f"{row[0]:<{width_id}}  {row[1]:<5}  {row[2]:<{width_title}}  {row[3]:>8}  {where}")
+            clip = None
+        if clip is None:
+            estimated = True
+            lengths[utterance] = int(len(utterance.text) * _ESTIMATE_S_PER_CHAR * SAMPLE_RATE)
+        else:
+            lengths[utterance] = len(clip)
+    try:
+        seconds = timeline.compile(session, lengths, strict=not estimated).duration_s
+    except RelaxError:
+        return "timing?"  # `relax validate` tells what does not fit
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{'~' if estimated else ''}{minutes}:{secs:02d}"
+
+
+def run(args: argparse.Namespace) -> int:
+    groups: dict[tuple[str, Path], list] = {}
+    problems = []
+    for entry in library.find_all(tuple(args.dir)):
+        session, _ = script.check(entry.path, allowed_dirs=(library.user_dir(),))
+        if session is None:
+            problems.append(entry.path)
+            continue
+        groups.setdefault((session.id, entry.path.parent), []).append((session, entry))
+    wanted = primary_language(args.language) if args.language else None
+    preferred = (library.locale_language(), "en")
+    rows = []
+    for (session_id, folder), variants in groups.items():
+        languages = sorted({s.language for s, _ in variants})
+        if wanted and wanted not in {primary_language(lang) for lang in languages}:
+            continue
+        shown = next(
+            (
+                (s, e)
+                for key in (wanted, *preferred)
+                for s, e in variants
+                if key and primary_language(s.language) == key
+            ),
+            variants[0],
+        )
+        session, entry = shown
+        where = "built-in" if entry.builtin else str(folder)
+        rows.append((session_id, ", ".join(languages), session.title, _duration(session), where))
+    if rows:
+        widths = [
+            max(len(r[i]) for r in rows + [("ID", "LANGUAGES", "TITLE", "LENGTH", "")])
+            for i in range(4)
+        ]
+        header = ("ID", "LANGUAGES", "TITLE", "LENGTH", "WHERE")
+        for row in [header, *rows]:
+            print(
+                "  ".join(f"{v:<{w}}" for v, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+            )
+    else:
+        print("no sessions found" + (f" in language '{args.language}'" if args.language else ""))
+    for path in problems:
+        print(f"relax: {path}: invalid script (run `relax validate {path}`)", file=sys.stderr)
     return 1 if problems else 0
