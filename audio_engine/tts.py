@@ -109,8 +109,42 @@ def _engine_info() -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str, str], in
         return _engine_info_cached()
 
 
+def _engine_fingerprint() -> str:
+    """What decides the engine's answers, cheap to compute: package versions and the library file.
+
+    Asking a worker costs most of a second (a process that loads espeak-ng), so the answer is kept
+    on disk under this fingerprint and asked again only when the engine changes.
+    """
+    from importlib import metadata
+
+    parts = [sys.executable, os.environ.get("RELAX_ESPEAK", ""), str(PROCESSING_VERSION)]
+    for dist in ("pyttsx3", "espeakng-loader"):
+        try:
+            parts.append(f"{dist}={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{dist}=none")
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+
+
 @functools.cache
 def _engine_info_cached() -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str, str], int]]:
+    remembered = cache_dir() / f"engine-{_engine_fingerprint()}.json"
+    try:
+        info = json.loads(remembered.read_text(encoding="utf-8"))
+        return _parse_info(info)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    info = _ask_engine_info()
+    result = _parse_info(info)  # parse before storing: never remember a malformed answer
+    with contextlib.suppress(OSError):
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        tmp = remembered.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(tmp, remembered)
+    return result
+
+
+def _ask_engine_info() -> dict:
     try:
         done = subprocess.run(
             _worker_command(),
@@ -131,7 +165,10 @@ def _engine_info_cached() -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str, s
             else "reinstall relax's dependencies (pyttsx3, espeakng-loader)"
         )
         raise TTSError(f"the speech engine could not start ({detail}); {hint}")
-    info = json.loads(lines[-1][len(_INFO_PREFIX) :])
+    return json.loads(lines[-1][len(_INFO_PREFIX) :])
+
+
+def _parse_info(info: dict) -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str, str], int]]:
     voices = tuple(
         VoiceInfo(id=v["id"], name=v["name"], languages=tuple(v["languages"]))
         for v in info["voices"]
