@@ -1,27 +1,100 @@
-"""The export sink: the render stream written to an audio file, block by block.
+"""The export sink: the render stream written to an audio file, block by block, with tags,
+chapters and a WebVTT transcript beside it.
 
-Entry point: `export(prepared, path, *, gain, float32=False, progress=None) -> Path`.
+Entry points:
 
-The file is written under a temporary name in the target folder and renamed at the end, so an
-interrupted or failed export leaves neither a partial file nor the temporary one behind.
+- `export(prepared, path, *, gain, fmt=None, float32=False, quality=None, transcript=True,
+  progress=None) -> Path`: one session to WAV, FLAC, OGG (Vorbis) or MP3.
+- `transcript_vtt(timeline) -> str`: the WebVTT transcript (one cue per spoken line, sections as
+  NOTE blocks).
+- `format_for(path, fmt=None) -> Format`: the output format from `fmt` or the file extension.
+- `export_many(paths, outdir, *, fmt, language, ...) -> list[Outcome]`: several sessions at once in
+  spawned worker processes; one failure is reported and does not stop the others.
+
+Every file (audio and transcript) is written under a temporary name in the target folder and
+renamed at the end, so an interrupted or failed export leaves neither a partial file nor the
+temporary one behind. Audio is encoded by libsndfile (through soundfile) as the blocks come;
+tags and chapters are added by mutagen on the temporary file, before the rename.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import multiprocessing
 import os
+import queue
+import signal
+import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile
 
-from audio_engine import render
-from audio_engine.errors import ExportError
+from audio_engine import __version__, render
+from audio_engine.errors import ExportError, RelaxError
+from audio_engine.model import primary_language
 
 EXPORT_BLOCK_SAMPLES = 1 << 16
 
-FORMATS = {".wav": "WAV"}
+DEFAULT_QUALITY = 5  # 0-10, higher is better: Vorbis about q5 (~150 kbit/s), MP3 LAME about -V 4
+GENRE = "Meditation"
+ARTIST = "relax"
+DEFAULT_ALBUM = "relax sessions"
+
+
+@dataclass(frozen=True)
+class Format:
+    """One output format: its name, file extension, libsndfile major format and subtypes."""
+
+    name: str  # wav, flac, ogg, mp3
+    extension: str
+    container: str
+    subtype: str
+    float_subtype: str | None  # the subtype `--float` picks; None: not offered
+    lossy: bool
+
+
+FORMATS: dict[str, Format] = {
+    "wav": Format("wav", ".wav", "WAV", "PCM_16", "FLOAT", lossy=False),
+    "flac": Format("flac", ".flac", "FLAC", "PCM_16", "PCM_24", lossy=False),
+    "ogg": Format("ogg", ".ogg", "OGG", "VORBIS", None, lossy=True),
+    "mp3": Format("mp3", ".mp3", "MP3", "MPEG_LAYER_III", None, lossy=True),
+}
+_EXTENSIONS = {f.extension: f for f in FORMATS.values()} | {".oga": FORMATS["ogg"]}
+
+
+def format_for(path: Path | str | None, fmt: str | None = None) -> Format:
+    """The format named by `fmt` ("wav", "flac", "ogg", "mp3"), else by the extension of `path`."""
+    if fmt is not None:
+        try:
+            return FORMATS[fmt.lower().lstrip(".")]
+        except KeyError:
+            raise ExportError(
+                f"unknown audio format '{fmt}' (supported: {', '.join(FORMATS)})"
+            ) from None
+    suffix = Path(path).suffix.lower() if path is not None else ""
+    found = _EXTENSIONS.get(suffix)
+    if found is None:
+        raise ExportError(
+            f"{path}: unknown audio format '{suffix}' "
+            f"(supported: {', '.join(f.extension for f in FORMATS.values())})"
+        )
+    return found
+
+
+def default_name(session, fmt: Format | str = "wav") -> str:
+    """`<id>.<language>.<ext>`: the file name an export gets when only a folder is given."""
+    if isinstance(fmt, str):
+        fmt = format_for(None, fmt)
+    return f"{session.id}.{session.language}{fmt.extension}"
+
+
+def transcript_path(audio_path: Path | str) -> Path:
+    """Where the transcript of `audio_path` goes: the same name with `.vtt` (players load it)."""
+    return Path(audio_path).with_suffix(".vtt")
 
 
 def export(
@@ -29,43 +102,496 @@ def export(
     path: Path | str,
     *,
     gain: float,
+    fmt: str | None = None,
     float32: bool = False,
+    quality: float | None = None,
+    transcript: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Write the session to `path` (16-bit, or 32-bit float with `float32`), stereo, 44.1 kHz.
+    """Write the session to `path`, stereo at 44.1 kHz, with tags, chapters and a transcript.
 
-    `progress(done_samples, total_samples)` is called after every block.
+    Parameters
+    ----------
+    prepared : `pipeline.Prepared` (timeline and sources).
+    path : the audio file to write; its extension picks the format unless `fmt` is given.
+    gain : the loudness gain (`pipeline.gain`).
+    fmt : "wav", "flac", "ogg" or "mp3"; None: from the extension.
+    float32 : WAV: 32-bit float samples; FLAC: 24-bit; not offered for OGG and MP3.
+    quality : OGG and MP3 only, 0 (smallest) to 10 (best); default `DEFAULT_QUALITY`.
+    transcript : also write `transcript_path(path)` (WebVTT).
+    progress : called as `progress(done_samples, total_samples)` after every block.
+
+    Returns
+    -------
+    Path : the audio file written.
+
+    Example
+    -------
+    >>> export(prepared, "478.mp3", gain=pipeline.gain(prepared))  # doctest: +SKIP
     """
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ExportError(f"{path}: unknown audio format '{path.suffix}' (supported: .wav)")
+    form = format_for(path, fmt)
+    if float32 and form.float_subtype is None:
+        raise ExportError(f"{path}: --float is for WAV and FLAC, not {form.name.upper()}")
+    if quality is not None and not form.lossy:
+        raise ExportError(f"{path}: --quality is for OGG and MP3 ({form.name.upper()} is lossless)")
+    if quality is not None and not 0 <= quality <= 10:
+        raise ExportError(f"quality must be 0-10, not {quality:g}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ExportError(f"{path}: folder {folder} does not exist")
     timeline = prepared.timeline
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    temps: list[Path] = []
+    try:
+        audio_tmp = _temp_in(folder, path.name, temps)
+        _encode(prepared, audio_tmp, form, float32, quality, gain, progress)
+        _tag(audio_tmp, form, timeline)
+        vtt_tmp = None
+        if transcript:
+            vtt_tmp = _temp_in(folder, transcript_path(path).name, temps)
+            vtt_tmp.write_text(transcript_vtt(timeline), encoding="utf-8")
+        # Audio last: a transcript without its audio would be the stranger leftover.
+        if vtt_tmp is not None:
+            os.replace(vtt_tmp, transcript_path(path))
+        os.replace(audio_tmp, path)
+    except OSError as exc:
+        _remove(temps)
+        raise ExportError(f"{path}: {exc.strerror or exc}") from exc
+    except (soundfile.LibsndfileError, _mutagen_error()) as exc:
+        _remove(temps)
+        raise ExportError(f"{path}: could not write {form.name.upper()}: {exc}") from exc
+    except BaseException:
+        _remove(temps)
+        raise
+    return path
+
+
+# ---- the transcript ----------------------------------------------------------------------------
+
+
+def vtt_time(sample: int, sample_rate: int) -> str:
+    """`HH:MM:SS.mmm` for a sample index, rounded to the nearest millisecond (half up)."""
+    ms = _ms(sample, sample_rate)
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+
+def transcript_vtt(timeline) -> str:
+    """The WebVTT transcript of a timeline.
+
+    One cue per spoken line (`timeline.transcript()`), from its first to its last sample, times
+    rounded to the nearest millisecond; each section or stretch title (`timeline.chapters`) as a
+    NOTE block just before the first cue at or after its start.
+    """
+    rate = timeline.sample_rate
+    session = timeline.session
+    out = ["WEBVTT", "", "NOTE", _note_text(f"{session.title} ({session.id}, {session.language})")]
+    items = [(c.start_sample, 0, c) for c in timeline.chapters]
+    items += [(e.start_sample, 1, e) for e in timeline.transcript()]
+    number = 0
+    for start, kind, item in sorted(items, key=lambda it: (it[0], it[1])):
+        out.append("")
+        if kind == 0:
+            out += ["NOTE", _note_text(f"Section: {item.title} ({vtt_time(start, rate)})")]
+        else:
+            number += 1
+            out += [
+                str(number),
+                f"{vtt_time(item.start_sample, rate)} --> {vtt_time(item.end_sample, rate)}",
+                _cue_text(item.text),
+            ]
+    return "\n".join(out) + "\n"
+
+
+def _ms(sample: int, sample_rate: int) -> int:
+    return (2000 * int(sample) + sample_rate) // (2 * sample_rate)
+
+
+def _cue_text(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _note_text(text: str) -> str:
+    # A NOTE ends at a blank line and may not contain "-->".
+    return " ".join(text.split()).replace("-->", "->")
+
+
+# ---- encoding ----------------------------------------------------------------------------------
+
+
+def _temp_in(folder: Path, name: str, temps: list[Path]) -> Path:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
+    temps.append(tmp)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the export is an ordinary file
-    try:
-        subtype = "FLOAT" if float32 else "PCM_16"
-        with soundfile.SoundFile(
-            tmp, "w", samplerate=timeline.sample_rate, channels=2, format=fmt, subtype=subtype
-        ) as out:
-            done = 0
-            for block in render.blocks(
-                timeline, prepared.sources, block_samples=EXPORT_BLOCK_SAMPLES, gain=gain
-            ):
-                out.write(block if float32 else render.to_int16(block))
-                done += len(block)
-                if progress:
-                    progress(done, timeline.total_samples)
-        os.replace(tmp, path)
-    except BaseException:
+    return tmp
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for tmp in paths:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _mutagen_error():
+    from mutagen import MutagenError
+
+    return MutagenError
+
+
+def _compression_level(form: Format, quality: float | None) -> float | None:
+    if not form.lossy:
+        return None
+    q = DEFAULT_QUALITY if quality is None else quality
+    # libsndfile: 0 is the best quality, 1 the smallest; its MP3 encoder refuses 1.0 itself.
+    return round((10 - q) / 10 * 0.99, 4)
+
+
+def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress) -> None:
+    timeline = prepared.timeline
+    subtype = form.float_subtype if float32 else form.subtype
+    level = _compression_level(form, quality)
+    extra = {} if level is None else {"compression_level": level}
+    as_float = form.lossy or (float32 and subtype == "FLOAT")
+    with soundfile.SoundFile(
+        tmp,
+        "w",
+        samplerate=timeline.sample_rate,
+        channels=2,
+        format=form.container,
+        subtype=subtype,
+        **extra,
+    ) as out:
+        done = 0
+        for block in render.blocks(
+            timeline, prepared.sources, block_samples=EXPORT_BLOCK_SAMPLES, gain=gain
+        ):
+            if as_float:
+                out.write(block)
+            elif subtype == "PCM_24":
+                out.write(_to_int24(block))
+            else:
+                out.write(render.to_int16(block))
+            done += len(block)
+            if progress:
+                progress(done, timeline.total_samples)
+
+
+def _to_int24(block):
+    import numpy as np
+
+    # libsndfile takes 24-bit PCM as int32 with the sample in the top three bytes.
+    scaled = np.round(np.clip(block, -1.0, 1.0) * 8388607.0).astype(np.int32)
+    return scaled << 8
+
+
+# ---- tags and chapters -------------------------------------------------------------------------
+
+# ISO 639-2 codes for ID3 (TLAN and COMM want three letters); others fall back to "und".
+_ISO639_2 = {
+    "en": "eng",
+    "nl": "nld",
+    "de": "deu",
+    "fr": "fra",
+    "es": "spa",
+    "it": "ita",
+    "pt": "por",
+    "sv": "swe",
+    "da": "dan",
+    "no": "nor",
+    "nb": "nob",
+    "fi": "fin",
+    "pl": "pol",
+}
+
+
+@dataclass(frozen=True)
+class _Tags:
+    title: str
+    artist: str
+    album: str
+    language: str
+    genre: str
+    comment: str
+    chapters: tuple[tuple[str, int, int], ...]  # (title, start_ms, end_ms)
+
+
+def tags_for(timeline) -> _Tags:
+    """The tags and chapters every format carries (see docs/export.md)."""
+    session = timeline.session
+    rate = timeline.sample_rate
+    starts = [c.start_sample for c in timeline.chapters] + [timeline.total_samples]
+    chapters = tuple(
+        (c.title, _ms(c.start_sample, rate), _ms(starts[i + 1], rate))
+        for i, c in enumerate(timeline.chapters)
+    )
+    return _Tags(
+        title=session.title,
+        artist=ARTIST,
+        album=", ".join(session.tags) if session.tags else DEFAULT_ALBUM,
+        language=session.language,
+        genre=GENRE,
+        comment=f"relax session {session.id} ({session.language}); relax {__version__}",
+        chapters=chapters,
+    )
+
+
+def _tag(tmp: Path, form: Format, timeline) -> None:
+    tags = tags_for(timeline)
+    if form.name in ("flac", "ogg"):
+        _tag_vorbis(tmp, form, tags)
+    elif form.name == "mp3":
+        from mutagen.id3 import ID3
+
+        frames = ID3()
+        _id3_frames(frames, tags)
+        frames.save(tmp, v2_version=3)
+    else:
+        from mutagen.wave import WAVE
+
+        wave = WAVE(tmp)
+        wave.add_tags()
+        _id3_frames(wave.tags, tags)
+        wave.save(v2_version=3)
+        _append_cue_list(tmp, timeline)
+
+
+def _vorbis_time(ms: int) -> str:
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+
+
+def _tag_vorbis(tmp: Path, form: Format, tags: _Tags) -> None:
+    if form.name == "flac":
+        from mutagen.flac import FLAC as Opener
+    else:
+        from mutagen.oggvorbis import OggVorbis as Opener
+    audio = Opener(tmp)
+    if audio.tags is None:
+        audio.add_tags()
+    audio.tags.clear()  # libsndfile's own comments (its "encoder" line) would vary by version
+    audio["TITLE"] = tags.title
+    audio["ARTIST"] = tags.artist
+    audio["ALBUM"] = tags.album
+    audio["LANGUAGE"] = tags.language
+    audio["GENRE"] = tags.genre
+    audio["COMMENT"] = tags.comment
+    # The Xiph chapter extension: CHAPTER001=HH:MM:SS.mmm, CHAPTER001NAME=title.
+    for i, (title, start_ms, _end_ms) in enumerate(tags.chapters, start=1):
+        audio[f"CHAPTER{i:03d}"] = _vorbis_time(start_ms)
+        audio[f"CHAPTER{i:03d}NAME"] = title
+    audio.save()
+
+
+def _id3_frames(frames, tags: _Tags) -> None:
+    from mutagen.id3 import CHAP, COMM, CTOC, TALB, TCON, TIT2, TLAN, TPE1, CTOCFlags
+
+    lang = _ISO639_2.get(primary_language(tags.language), "und")
+    frames.add(TIT2(encoding=3, text=[tags.title]))
+    frames.add(TPE1(encoding=3, text=[tags.artist]))
+    frames.add(TALB(encoding=3, text=[tags.album]))
+    frames.add(TLAN(encoding=3, text=[lang]))
+    frames.add(TCON(encoding=3, text=[tags.genre]))
+    frames.add(COMM(encoding=3, lang=lang, desc="", text=[tags.comment]))
+    if not tags.chapters:
+        return
+    ids = [f"chp{i}" for i in range(len(tags.chapters))]
+    frames.add(
+        CTOC(
+            element_id="toc",
+            flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+            child_element_ids=ids,
+            sub_frames=[TIT2(encoding=3, text=[tags.title])],
+        )
+    )
+    for element_id, (title, start_ms, end_ms) in zip(ids, tags.chapters, strict=True):
+        frames.add(
+            CHAP(
+                element_id=element_id,
+                start_time=start_ms,
+                end_time=end_ms,
+                start_offset=0xFFFFFFFF,  # "use the times", per the ID3 chapter spec
+                end_offset=0xFFFFFFFF,
+                sub_frames=[TIT2(encoding=3, text=[title])],
+            )
+        )
+
+
+def _append_cue_list(tmp: Path, timeline) -> None:
+    """Add a RIFF `cue ` chunk (one cue point per chapter, at its sample) and a `LIST`/`adtl`
+    chunk with a `labl` per cue: the WAV markers audio editors show. Neither libsndfile (through
+    soundfile) nor mutagen writes them, so this small writer does.
+    """
+    if not timeline.chapters:
+        return
+    cue = struct.pack("<I", len(timeline.chapters))
+    labels = b"adtl"
+    for i, chapter in enumerate(timeline.chapters, start=1):
+        cue += struct.pack("<II4sIII", i, chapter.start_sample, b"data", 0, 0, chapter.start_sample)
+        text = chapter.title.encode("utf-8") + b"\0"
+        body = struct.pack("<I", i) + text
+        labels += b"labl" + struct.pack("<I", len(body)) + body + (b"\0" if len(body) % 2 else b"")
+    chunks = b"cue " + struct.pack("<I", len(cue)) + cue
+    chunks += b"LIST" + struct.pack("<I", len(labels)) + labels
+    with open(tmp, "r+b") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ExportError(f"{tmp}: not a RIFF WAVE file")
+        f.seek(0, os.SEEK_END)
+        if f.tell() % 2:
+            f.write(b"\0")  # RIFF chunks start on even offsets
+        f.write(chunks)
+        riff_size = f.tell() - 8
+        if riff_size > 0xFFFFFFFF:
+            raise ExportError(f"{tmp}: too large for a WAV file (over 4 GiB); use FLAC")
+        f.seek(4)
+        f.write(struct.pack("<I", riff_size))
+
+
+# ---- many sessions at once ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one session of `export_many`: `path` on success, else `error`."""
+
+    name: str  # the script file or id, as the person gave or the library lists it
+    path: Path | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+# Set in each worker by `_worker_init`.
+_progress_queue = None
+_cancel = None
+
+
+def export_many(
+    scripts: Sequence[Path | str],
+    outdir: Path | str,
+    *,
+    fmt: str = "wav",
+    language: str | None = None,
+    float32: bool = False,
+    quality: float | None = None,
+    transcript: bool = True,
+    jobs: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> list[Outcome]:
+    """Export every script in `scripts` to `outdir` as `<id>.<language>.<ext>`, in parallel.
+
+    Workers are spawned processes (never forked: the speech engine cannot be forked safely), at
+    most `jobs` at once (default: every core). A session that fails is returned with its error
+    and does not stop the others. `progress(fraction)` is called from this thread. Ctrl-C stops
+    every worker at its next block; each removes its temporary files before the interrupt is
+    raised here.
+    """
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        raise ExportError(f"{outdir}: no such folder")
+    format_for(None, fmt)  # an unknown format fails once, before any work
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    cancel = ctx.Event()
+    fractions = dict.fromkeys(range(len(scripts)), 0.0)
+    outcomes: dict[int, Outcome] = {}
+    options = dict(
+        fmt=fmt, language=language, float32=float32, quality=quality, transcript=transcript
+    )
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=min(jobs, max(1, len(scripts))),
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(messages, cancel),
+    )
+    try:
+        futures = {
+            pool.submit(_export_one, i, str(script), str(outdir), options): i
+            for i, script in enumerate(scripts)
+        }
+        pending = set(futures)
+        while pending:
+            finished, pending = concurrent.futures.wait(pending, timeout=0.2)
+            _drain(messages, fractions)
+            for future in finished:
+                i = futures[future]
+                fractions[i] = 1.0
+                try:
+                    outcomes[i] = future.result()
+                except Exception as exc:  # noqa: BLE001 - one session's failure must not stop the batch
+                    outcomes[i] = Outcome(str(scripts[i]), error=f"{type(exc).__name__}: {exc}")
+            if progress and scripts:
+                progress(sum(fractions.values()) / len(scripts))
+    except BaseException:
+        cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
-    return path
+    pool.shutdown(wait=True)
+    return [outcomes[i] for i in range(len(scripts))]
+
+
+def _drain(messages, fractions) -> None:
+    while True:
+        try:
+            i, fraction = messages.get_nowait()
+        except queue.Empty:
+            return
+        fractions[i] = max(fractions[i], fraction)
+
+
+def _worker_init(messages, cancel) -> None:
+    global _progress_queue, _cancel
+    # Ctrl-C reaches the whole process group; the parent decides and tells workers via `cancel`,
+    # so no worker dies with a traceback while it waits for work.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _progress_queue = messages
+    _cancel = cancel
+
+
+class _Cancelled(KeyboardInterrupt):
+    """Raised inside a worker when the parent was interrupted."""
+
+
+def _export_one(index: int, script: str, outdir: str, options: dict) -> Outcome:
+    from audio_engine import pipeline
+
+    last = [0.0]
+
+    def report(done: int, total: int, share: float, offset: float) -> None:
+        if _cancel is not None and _cancel.is_set():
+            raise _Cancelled
+        fraction = offset + share * (done / total if total else 1.0)
+        if _progress_queue is not None and fraction - last[0] >= 0.01:
+            last[0] = fraction
+            _progress_queue.put((index, fraction))
+
+    try:
+        session = pipeline.load(script, options["language"])
+        # Speech counts for the first tenth of a session's progress, audio for the rest.
+        prepared = pipeline.prepare(session, progress=lambda d, t: report(d, t, 0.1, 0.0))
+        gain = pipeline.gain(prepared)
+        form = format_for(None, options["fmt"])
+        target = Path(outdir) / default_name(session, form)
+        export(
+            prepared,
+            target,
+            gain=gain,
+            fmt=form.name,
+            float32=options["float32"],
+            quality=options["quality"],
+            transcript=options["transcript"],
+            progress=lambda d, t: report(d, t, 0.9, 0.1),
+        )
+    except RelaxError as exc:
+        # Errors travel back as text: some project errors do not survive pickling.
+        return Outcome(script, error=str(exc))
+    return Outcome(script, path=target, duration_s=prepared.timeline.duration_s)

@@ -1,60 +1,270 @@
-"""`relax export SESSION -o FILE`: write a session to an audio file."""
+"""`relax export SESSION -o FILE` and `relax export --all --outdir DIR`: sessions to audio files.
+
+Entry points: `register(sub)` (the command), `export_session(session, output, ...)` (one session,
+also used by `relax play` when there is no audio device), `default_name(session, fmt="wav")`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
-from audio_engine import export, pipeline
+from audio_engine import export, library, pipeline
 from audio_engine.cli import _common
+from audio_engine.errors import RelaxError, UsageError
+from audio_engine.model import primary_language
 
 
 def register(sub) -> None:
     parser = sub.add_parser(
         "export",
-        help="write a session to an audio file",
-        description="Render a session and write it to an audio file (stereo, 44.1 kHz). "
-        "The file appears only when it is complete: an interrupted export leaves nothing behind.",
+        help="write a session (or the whole library) to audio files",
+        description="Render a session and write it to an audio file (stereo, 44.1 kHz): WAV, "
+        "FLAC, OGG (Vorbis) or MP3, chosen by the file extension or --format, with tags, chapters "
+        "and a WebVTT transcript beside it (FILE with .vtt). Files appear only when complete: an "
+        "interrupted export leaves nothing behind.",
+        epilog="Examples: relax export breathing-478 -o 478.mp3; "
+        "relax export --all --outdir out --language nl --format ogg",
     )
-    _common.add_session_argument(parser)
+    parser.add_argument(
+        "sessions",
+        nargs="*",
+        metavar="SESSION",
+        help="a built-in session id (see `relax list`), an id in your sessions folder, or a file; "
+        "with --all any number (default: the whole library)",
+    )
+    parser.add_argument(
+        "--language",
+        "-l",
+        metavar="LANG",
+        help="which language version (default: your locale's, else English; with --all: every "
+        "language)",
+    )
+    parser.add_argument(
+        "--dir",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FOLDER",
+        help="also look for sessions in FOLDER (may be given more than once)",
+    )
     parser.add_argument(
         "-o",
         "--output",
         type=Path,
         metavar="FILE",
-        help="output file or folder (default: <id>.<language>.wav in the current folder)",
+        help="output file or folder (default: <id>.<language>.<ext> in the current folder)",
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="export every session of the library (or every SESSION given), several at once",
+    )
+    parser.add_argument(
+        "--outdir",
+        type=Path,
+        metavar="DIR",
+        help="folder for the files (default: the current folder)",
+    )
+    parser.add_argument(
+        "--format",
+        "-f",
+        choices=sorted(export.FORMATS),
+        help="audio format (default: from the file extension, else wav)",
+    )
+    parser.add_argument(
+        "--quality",
+        type=float,
+        metavar="Q",
+        help=f"OGG and MP3: 0 (smallest) to 10 (best), default {export.DEFAULT_QUALITY}",
     )
     parser.add_argument(
         "--float",
         dest="float32",
         action="store_true",
-        help="32-bit float samples instead of 16-bit",
+        help="WAV: 32-bit float samples instead of 16-bit; FLAC: 24-bit",
+    )
+    parser.add_argument(
+        "--no-transcript", action="store_true", help="do not write the .vtt transcript"
+    )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        metavar="N",
+        help="with --all: sessions exported at once (default: every core)",
     )
     _common.add_voice_arguments(parser)
     parser.set_defaults(run=run)
 
 
-def default_name(session) -> str:
-    return f"{session.id}.{session.language}.wav"
+def default_name(session, fmt: str = "wav") -> str:
+    return export.default_name(session, fmt)
 
 
-def export_session(session, output: Path | None, *, float32=False, voice=None, quiet=False) -> Path:
-    prepared = pipeline.prepare(session, voice)
-    target = output or Path(default_name(session))
-    if target.is_dir():
-        target = target / default_name(session)
-    progress = _common.Progress(f"exporting {target.name}", enabled=None if not quiet else False)
+def export_session(
+    session,
+    output: Path | None,
+    *,
+    float32: bool = False,
+    voice=None,
+    quiet: bool = False,
+    fmt: str | None = None,
+    quality: float | None = None,
+    transcript: bool = False,
+) -> Path:
+    """Prepare and export one session; returns the audio file written.
+
+    `output` is a file, an existing folder, or None (the current folder); in a folder the file is
+    `<id>.<language>.<ext>`. The format is `fmt`, else the extension of `output`, else WAV.
+    `transcript` also writes the WebVTT transcript beside it.
+    """
+    target, form = _target(session, output, fmt)
+    show = None if not quiet else False
+    speech = _common.Progress(f"speech for {session.id}", enabled=show)
+    prepared = pipeline.prepare(session, voice, progress=speech)
+    speech.done()
+    status = _common.Progress(f"measuring loudness of {session.id}", enabled=show)
+    if status.enabled:
+        status.stream.write(f"\r{status.label} ...")
+        status.stream.flush()
+    gain = pipeline.gain(prepared)
+    status.done()
+    progress = _common.Progress(f"exporting {target.name}", enabled=show)
     path = export.export(
-        prepared, target, gain=pipeline.gain(prepared), float32=float32, progress=progress
+        prepared,
+        target,
+        gain=gain,
+        fmt=form.name,
+        float32=float32,
+        quality=quality,
+        transcript=transcript,
+        progress=progress,
     )
     progress.done()
     return path
 
 
+def _target(session, output: Path | None, fmt: str | None):
+    if output is None or output.is_dir():
+        form = export.format_for(None, fmt or "wav")
+        return (output or Path(".")) / export.default_name(session, form), form
+    if str(output).endswith(os.sep):
+        raise UsageError(f"{output}: no such folder")
+    suffix = output.suffix.lower()
+    if fmt is None:
+        return output, export.format_for(output)
+    form = export.format_for(None, fmt)
+    known = {f.extension for f in export.FORMATS.values()} | {".oga"}
+    if suffix in known and export.format_for(output) != form:
+        raise UsageError(f"{output}: the extension says {suffix[1:]} but --format says {fmt}")
+    if suffix not in known:
+        output = output.with_name(output.name + form.extension)
+    return output, form
+
+
 def run(args: argparse.Namespace) -> int:
-    session = _common.load_session(args)
+    if args.all:
+        return _run_all(args)
+    if len(args.sessions) != 1:
+        raise UsageError(
+            "give one SESSION (or --all for the whole library)"
+            if not args.sessions
+            else "give one SESSION, or --all to export several"
+        )
+    if args.jobs is not None:
+        raise UsageError("--jobs goes with --all")
+    output = args.output
+    if args.outdir is not None:
+        if output is not None:
+            raise UsageError("give -o FILE or --outdir DIR, not both")
+        if not args.outdir.is_dir():
+            raise UsageError(f"{args.outdir}: no such folder")
+        output = args.outdir
+    session = pipeline.load(args.sessions[0], args.language, tuple(args.dir))
     path = export_session(
-        session, args.output, float32=args.float32, voice=_common.voice_override(args)
+        session,
+        output,
+        float32=args.float32,
+        voice=_common.voice_override(args),
+        fmt=args.format,
+        quality=args.quality,
+        transcript=not args.no_transcript,
     )
     print(path)
     return 0
+
+
+def _run_all(args: argparse.Namespace) -> int:
+    if _common.voice_override(args) is not None:
+        raise UsageError("--voice, --rate and --volume apply to one session at a time, not --all")
+    outdir = args.outdir
+    if args.output is not None:
+        if outdir is not None or not args.output.is_dir():
+            raise UsageError("with --all give the folder as --outdir DIR")
+        outdir = args.output
+    outdir = outdir or Path(".")
+    if not outdir.is_dir():
+        raise UsageError(f"{outdir}: no such folder")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
+    fmt = args.format or "wav"
+    scripts, failed = _select(args)
+    progress = _common.Progress(f"exporting {len(scripts)} sessions")
+    outcomes = export.export_many(
+        scripts,
+        outdir,
+        fmt=fmt,
+        language=args.language,
+        float32=args.float32,
+        quality=args.quality,
+        transcript=not args.no_transcript,
+        jobs=args.jobs,
+        progress=lambda fraction: progress(int(fraction * 1_000_000), 1_000_000),
+    )
+    progress.done()
+    total = len(scripts) + len(failed)
+    failed += [(o.name, o.error) for o in outcomes if o.error is not None]
+    for outcome in outcomes:
+        if outcome.path is not None:
+            print(outcome.path)
+    for name, error in failed:
+        print(f"relax: error: {name}: {error}", file=sys.stderr)
+    if failed:
+        print(f"relax: {len(failed)} of {total} sessions failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _select(args) -> tuple[list[str], list[tuple[str, str]]]:
+    """The script files to export, and (name, error) for the ones that could not even be found."""
+    failed: list[tuple[str, str]] = []
+    scripts: list[str] = []
+    dirs = tuple(args.dir)
+    if args.sessions:
+        for arg in args.sessions:
+            try:
+                scripts.append(str(library.resolve(arg, args.language, dirs)))
+            except RelaxError as exc:
+                failed.append((arg, str(exc)))
+        return list(dict.fromkeys(scripts)), failed
+    seen: set[tuple[str, str]] = set()
+    for entry in library.find_all(dirs):
+        try:
+            session = pipeline.load(str(entry.path))
+        except RelaxError as exc:
+            failed.append((str(entry.path), str(exc).splitlines()[0]))
+            continue
+        if args.language and primary_language(session.language) != primary_language(args.language):
+            continue
+        key = (session.id, session.language)
+        if key in seen:  # user folders come first and shadow the built-in library
+            continue
+        seen.add(key)
+        scripts.append(str(entry.path))
+    if not scripts and not failed:
+        raise UsageError(
+            "no sessions to export" + (f" in '{args.language}'" if args.language else "")
+        )
+    return scripts, failed
