@@ -1,0 +1,155 @@
+"""`relax validate`, `relax schema` and `relax new`, run as a person runs them: in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audio_engine import script
+
+HERE = Path(__file__).parent
+GOOD = HERE / "scripts" / "good"
+BAD = HERE / "scripts" / "bad"
+HEADER = "format: 1\ntitle: T\nlanguage: en\n"
+
+
+def relax(*args: str, sessions_dir: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if sessions_dir is not None:
+        env["RELAX_SESSIONS_DIR"] = str(sessions_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "audio_engine", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_validate_without_voice_reports_every_file(tmp_path: Path):
+    good = tmp_path / "calm.en.yaml"
+    good.write_text(HEADER + "steps:\n  - pause: 11m\n")  # valid, with a warning
+    bad = BAD / "many-errors.yaml"
+    missing = tmp_path / "nothing.yaml"
+    result = relax("validate", "--no-voice", str(good), str(bad), str(missing))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"{good}: ok"]
+    err = result.stderr.splitlines()
+    assert err[0] == f"{good}:5:12: warning: steps[0].pause: a pause of 11 min is over 10 minutes"
+    bad_lines = [line for line in err if line.startswith(f"{bad}:")]
+    assert len(bad_lines) == 6
+    assert all(re.match(rf"{re.escape(str(bad))}:\d+:\d+: error: ", line) for line in bad_lines)
+    assert (
+        f"{bad}:5:5: error: steps[0].sya: unknown key 'sya' in a step; did you mean 'say'?" in err
+    )
+    assert err[-1] == f"{missing}: error: no such file"
+    assert "checking timing" not in result.stderr
+
+
+def test_validate_all_valid_is_exit_0_and_folders_expand(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text(HEADER + "steps: [Hello]\n")
+    (tmp_path / "b.nl.yaml").write_text(HEADER.replace("en", "nl") + "steps: [Hallo]\n")
+    (tmp_path / "notes.txt").write_text("not a script")
+    result = relax("validate", "--no-voice", str(tmp_path), "breathing-478")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [f"{tmp_path / 'a.yaml'}: ok", f"{tmp_path / 'b.nl.yaml'}: ok"]
+    assert lines[2].endswith("breathing-478.en.yaml: ok")
+    assert result.stderr == ""
+
+
+def test_usage_errors_are_exit_2():
+    result = relax("validate")
+    assert result.returncode == 2
+    assert "FILE" in result.stderr and "--help" in result.stderr
+    assert result.stdout == ""
+
+
+def test_validate_checks_timing_with_the_voice(tmp_path: Path):
+    fits = tmp_path / "fits.en.yaml"
+    fits.write_text(HEADER + "steps:\n  - say: Hello.\n    duration: 5s\n")
+    too_long = tmp_path / "long.en.yaml"
+    too_long.write_text(
+        HEADER + "steps:\n  - Hello.\n  - say: This sentence has far too many words to be spoken in"
+        " half a second.\n    duration: 0.5s\n"
+    )
+    result = relax("validate", str(fits), str(too_long))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"{fits}: ok"]
+    assert f"{fits}: checking timing with the voice" in result.stderr
+    timing = [line for line in result.stderr.splitlines() if line.startswith(f"{too_long}:6:")]
+    assert len(timing) == 1 and ": error: " in timing[0]
+    assert "far too many words" in timing[0] or "steps[1]" in timing[0]
+
+
+def test_schema_and_help_texts():
+    result = relax("schema", "--help")
+    assert result.returncode == 0 and "JSON Schema" in result.stdout
+    result = relax("validate", "--help")
+    assert result.returncode == 0
+    for word in ("--no-voice", "FILE", "Exit codes"):
+        assert word in result.stdout
+    result = relax("new", "--help")
+    assert result.returncode == 0
+    for word in ("NAME", "--from", "--language"):
+        assert word in result.stdout
+
+
+def test_new_from_the_template(tmp_path: Path):
+    folder = tmp_path / "sessions"
+    result = relax("new", "my-evening", sessions_dir=folder)
+    assert result.returncode == 0, result.stderr
+    path = folder / "my-evening.en.yaml"
+    assert result.stdout.strip() == str(path)
+    text = path.read_text()
+    assert text.startswith("# ")  # a commented template
+    session, diagnostics = script.check(path)
+    assert diagnostics == ()
+    assert (session.id, session.language) == ("my-evening", "en")
+    assert {type(s).__name__ for s in session.steps} >= {"Say", "Pause", "Breathe", "Chime"}
+
+    again = relax("new", "my-evening", sessions_dir=folder)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr and again.stdout == ""
+    assert path.read_text() == text  # untouched
+
+    assert relax("new", "Not Valid", sessions_dir=folder).returncode == 2
+
+
+@pytest.mark.parametrize("language", ["nl", "de-AT"])
+def test_new_template_in_other_languages_validates(tmp_path: Path, language: str):
+    folder = tmp_path / "sessions"
+    result = relax("new", "mine", "--language", language, sessions_dir=folder)
+    assert result.returncode == 0, result.stderr
+    session, diagnostics = script.check(folder / f"mine.{language}.yaml")
+    assert diagnostics == ()
+    assert session.language == language
+
+
+def test_new_from_an_existing_session(tmp_path: Path):
+    folder = tmp_path / "sessions"
+    result = relax("new", "calm", "--from", "breathing-478", "-l", "nl", sessions_dir=folder)
+    assert result.returncode == 0, result.stderr
+    path = folder / "calm.nl.yaml"
+    assert result.stdout.strip() == str(path)
+    original = script.load(HERE.parent / "sessions" / "breathing-478.nl.yaml")
+    copy = script.load(path)
+    assert copy.id == "calm"
+    assert copy.steps == tuple(
+        type(s)(**{**s.__dict__, "origin": c.origin})
+        for s, c in zip(original.steps, copy.steps, strict=True)
+    )
+    # from a file with an id: the id is replaced, comments kept
+    source = tmp_path / "x.en.yaml"
+    source.write_text("# my notes\n" + HEADER + "id: old-name\nsteps: [Hello]\n")
+    result = relax("new", "fresh", "--from", str(source), sessions_dir=folder)
+    assert result.returncode == 0, result.stderr
+    text = (folder / "fresh.en.yaml").read_text()
+    assert text.startswith("# my notes\n") and "id: fresh\n" in text
+    assert yaml.safe_load(text)["id"] == "fresh"
