@@ -335,37 +335,54 @@ def _binaural(carrier_hz, beat_hz, volume, start, stop) -> np.ndarray:
 _DRONE_LFO_HZ = 0.05  # slow swell, one breath-like rise and fall every 20 s
 _DRONE_LFO_DEPTH = 0.15
 _DRONE_PARTNER_HZ = 0.11  # the octave partner's detune: a slow 9 s beat, opposite per channel
+# (harmonic, amplitude, phase in cycles); harmonic 2 also has a detuned partner of its own.
+_DRONE_HARMONICS = ((1, 1.0, 0.0), (2, 0.28, 0.1), (3, 0.12, 0.2), (4, 0.05, 0.6))
+_DRONE_PARTNER = (0.18, 0.35)  # amplitude, phase in cycles
+_DRONE_SOFT_HZ = 1500.0  # upper partials above this roll off (1/f^2) so a high drone stays soft
 
 
-def _drone_partials(frequency_hz: float, channel: int):
-    """(frequency Hz, amplitude, phase cycles) of one channel's partials."""
-    sign = 1.0 if channel == 0 else -1.0
-    rows = [
-        (frequency_hz, 1.0, 0.0),
-        (2 * frequency_hz, 0.28, 0.1),
-        (2 * frequency_hz + sign * _DRONE_PARTNER_HZ, 0.18, 0.35),
-        (3 * frequency_hz, 0.12, 0.2),
-        (4 * frequency_hz, 0.05, 0.6),
-    ]
-    soft = []
-    for f, a, p in rows:
-        if f > 1500.0 and f != frequency_hz:  # keep the drone soft: upper partials roll off
-            a *= (1500.0 / f) ** 2
-        soft.append((f, a, p + 0.25 * channel))
-    return soft
+def _drone_amplitudes(frequency_hz: float) -> tuple[list[float], float]:
+    def soft(k: int, a: float) -> float:
+        f = k * frequency_hz
+        return a * (_DRONE_SOFT_HZ / f) ** 2 if k > 1 and f > _DRONE_SOFT_HZ else a
+
+    return [soft(k, a) for k, a, _ in _DRONE_HARMONICS], soft(2, _DRONE_PARTNER[0])
 
 
 def _drone(frequency_hz, volume, start, stop) -> np.ndarray:
     idx = np.arange(start, stop, dtype=np.float64)
+    # Three oscillators from the absolute index; harmonics by angle multiplication (exact
+    # multiples, and 4 transcendental calls per sample instead of 12).
+    theta = 2 * np.pi * np.mod(idx * (frequency_hz / SAMPLE_RATE), 1.0)
+    detune = 2 * np.pi * np.mod(idx * (_DRONE_PARTNER_HZ / SAMPLE_RATE), 1.0)
+    lfo = 2 * np.pi * np.mod(idx * (_DRONE_LFO_HZ / SAMPLE_RATE), 1.0)
+    sin1, cos1 = np.sin(theta), np.cos(theta)
+    sin_d, cos_d = np.sin(detune), np.cos(detune)
+    amps, partner_amp = _drone_amplitudes(frequency_hz)
+    mean_square = (sum(a * a for a in amps) + partner_amp**2) / 2 * (1 + _DRONE_LFO_DEPTH**2 / 2)
+    scale = LAYER_RMS * volume / math.sqrt(mean_square)
     out = np.empty((len(idx), 2), dtype=np.float32)
     for channel in (0, 1):
-        partials = _drone_partials(frequency_hz, channel)
+        # The right channel runs an eighth of a cycle ahead, its LFO a quarter period: width
+        # that still sums well to mono (fundamental 45 degrees apart, correlation ~0.7).
+        shift = 0.25 * np.pi * channel
+        s1 = math.cos(shift) * sin1 + math.sin(shift) * cos1
+        c1 = math.cos(shift) * cos1 - math.sin(shift) * sin1
+        s2, c2 = 2 * s1 * c1, 1 - 2 * s1 * s1
+        s3, c3 = s1 * (3 - 4 * s1 * s1), c1 * (4 * c1 * c1 - 3)
+        s4, c4 = 2 * s2 * c2, 1 - 2 * s2 * s2
         x = np.zeros(len(idx))
-        for f, a, p in partials:
-            x += a * _sine_at(f, idx, p)
-        lfo = 1.0 + _DRONE_LFO_DEPTH * _sine_at(_DRONE_LFO_HZ, idx, 0.25 * channel)
-        mean_square = sum(a * a for _, a, _ in partials) / 2 * (1 + _DRONE_LFO_DEPTH**2 / 2)
-        out[:, channel] = (LAYER_RMS * volume / math.sqrt(mean_square)) * lfo * x
+        for (_, _, p), a, (s, c) in zip(
+            _DRONE_HARMONICS, amps, ((s1, c1), (s2, c2), (s3, c3), (s4, c4)), strict=True
+        ):
+            x += a * (math.cos(2 * np.pi * p) * s + math.sin(2 * np.pi * p) * c)
+        # Partner: sin(2 theta + p +/- detune), opposite detune per channel.
+        p = 2 * np.pi * _DRONE_PARTNER[1]
+        s2p, c2p = math.cos(p) * s2 + math.sin(p) * c2, math.cos(p) * c2 - math.sin(p) * s2
+        sign = 1.0 if channel == 0 else -1.0
+        x += partner_amp * (s2p * cos_d + sign * c2p * sin_d)
+        swell = 1.0 + _DRONE_LFO_DEPTH * np.sin(lfo + 0.5 * np.pi * channel)
+        out[:, channel] = scale * swell * x
     return out
 
 

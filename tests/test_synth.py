@@ -206,21 +206,21 @@ def test_drone_fundamental_is_exact_in_both_channels(frequency_hz):
 
 
 def test_drone_is_soft_slowly_moving_and_wide():
-    x = synth.layer_block(Drone(frequency_hz=110.0, volume=1.0), 0, 40 * SR).astype(np.float64)
+    x = synth.layer_block(Drone(frequency_hz=110.0, volume=1.0), 0, 20 * SR).astype(np.float64)
     f, p = signal.welch(x[:, 0], fs=SR, nperseg=16384)
     fundamental = p[np.abs(f - 110) < 5].sum()
     assert p[f > 1000].sum() < 1e-3 * fundamental  # only a few quiet low harmonics
     # Slow movement: the RMS of 1 s windows varies, but smoothly (< 0.2 Hz LFO).
-    rms = np.sqrt((x[:, 0].reshape(40, SR) ** 2).mean(axis=1))
+    rms = np.sqrt((x[:, 0].reshape(20, SR) ** 2).mean(axis=1))
     assert rms.max() / rms.min() > 1.1
     assert np.abs(np.diff(rms)).max() < 0.06
     # Width: the two channels differ.
-    assert np.corrcoef(x[:, 0], x[:, 1])[0, 1] < 0.95
+    assert 0.3 < np.corrcoef(x[:, 0], x[:, 1])[0, 1] < 0.95  # wide, yet sums well to mono
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: type(layer).__name__)
 def test_layer_level_is_half_volume_rms(layer):
-    x = synth.layer_block(layer, 0, 40 * SR).astype(np.float64)  # two whole drone LFO periods
+    x = synth.layer_block(layer, 0, 20 * SR).astype(np.float64)  # a whole drone LFO period
     rms = np.sqrt((x**2).mean(axis=0))
     np.testing.assert_allclose(rms, 0.5 * layer.volume, rtol=0.03)
 
@@ -375,7 +375,7 @@ def test_chime_character():
     for name in lengths:
         x = synth.chime(name).astype(np.float64)
         f, p = signal.welch(x, fs=SR, nperseg=16384)
-        assert p[f > 4000].sum() < 1e-3 * p.sum(), name  # calm: no harsh high partials
+        assert p[f > 2000].sum() < 1e-4 * p.sum(), name  # calm: no harsh high partials
         pitches[name] = f[np.argmax(p)]
     assert pitches["bowl"] < pitches["bell"] < pitches["soft"]
 
@@ -470,6 +470,8 @@ def _naive_duck(start, stop, intervals, depth, r):
             merged.append([s, e])
     d = np.zeros(len(n))
     for s, e in merged:
+        if s - r >= stop or e + r <= start:
+            continue
         d = np.maximum(d, np.where((n >= s) & (n < e), 1.0, 0.0))
         down = (n >= s - r) & (n < s)
         d[down] = np.sin(0.5 * np.pi * (n[down] - (s - r)) / r) ** 2
