@@ -1,35 +1,87 @@
-"""`relax play SESSION`: play a session live."""
+"""`relax play SESSION`: play a session live, with a breathing pacer and keyboard controls."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import threading
 
-from audio_engine import pipeline, player
+from audio_engine import pipeline, player, safety, tts
 from audio_engine.cli import _common
-from audio_engine.errors import AudioDeviceError
+from audio_engine.errors import AudioDeviceError, RelaxError, UsageError
+
+KEYS_HELP = (
+    "keys: space pause/resume, right or n next section, left or p previous section, "
+    "up/down or +/- volume, m background on/off, q or Esc quit"
+)
 
 
 def register(sub) -> None:
     parser = sub.add_parser(
         "play",
         help="play a session",
-        description="Play a session through the sound card. With no audio output device this is "
-        "an error (exit 1); from the scripts/relax launcher (RELAX_FALLBACK_EXPORT=1) the session "
-        "is written to <id>.<language>.wav in the current folder instead.",
+        description="Play a session through the sound card, with a breathing pacer window (or a "
+        "status line in the terminal). With no audio output device this is an error (exit 1); "
+        "from the scripts/relax launcher (RELAX_FALLBACK_EXPORT=1) the session is written to "
+        "<id>.<language>.wav in the current folder instead.",
+        epilog=KEYS_HELP,
     )
     _common.add_session_argument(parser)
+    parser.add_argument(
+        "--from",
+        dest="start_from",
+        metavar="SECTION",
+        help="start at a section: its title (or the start of it, any case) or its number (1 = first)",
+    )
+    parser.add_argument(
+        "--no-window",
+        action="store_true",
+        help="no pacer window: a status line in the terminal (also used when there is no display)",
+    )
     _common.add_voice_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def chapter_start(timeline, wanted: str | None) -> int:
+    """The first sample of the section named by `wanted` (title prefix or 1-based number)."""
+    if wanted is None:
+        return 0
+    chapters = timeline.chapters
+    names = ", ".join(f"{i}. {c.title}" for i, c in enumerate(chapters, 1)) or "none"
+    text = wanted.strip()
+    if text.isdigit():
+        number = int(text)
+        if 1 <= number <= len(chapters):
+            return chapters[number - 1].start_sample
+        raise UsageError(f"--from {text}: there is no section {number} (sections: {names})")
+    needle = text.casefold()
+    for match in (
+        lambda t: t == needle,
+        lambda t: t.startswith(needle),
+    ):
+        found = [c for c in chapters if match(c.title.casefold())]
+        if found:
+            return found[0].start_sample
+    raise UsageError(f"--from {text!r}: no section has that title (sections: {names})")
+
+
+def _warm_engine_info() -> None:
+    # Every cache key needs the engine's version (a worker process): ask while the mixer opens.
+    with contextlib.suppress(RelaxError):
+        tts.engine_version()
 
 
 def run(args: argparse.Namespace) -> int:
     session = _common.load_session(args)
     voice = _common.voice_override(args)
-    prepared = pipeline.prepare(session, voice)
+    threading.Thread(target=_warm_engine_info, daemon=True).start()
+    pointer = safety.first_run_pointer(session.language)
+    if pointer:
+        print(pointer, file=sys.stderr)
     try:
-        player.open_mixer(prepared.timeline.sample_rate).mixer.quit()
+        player.open_mixer()
     except AudioDeviceError as exc:
         if os.environ.get("RELAX_FALLBACK_EXPORT") != "1":
             raise
@@ -40,5 +92,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"relax: exported to {path}", file=sys.stderr)
         print(path)
         return 0
-    player.play(prepared, pipeline.gain(prepared))
+    progress = _common.Progress("preparing speech")
+    prepared = pipeline.prepare(session, voice, progress=progress)
+    progress.done()
+    start = chapter_start(prepared.timeline, args.start_from)
+    gain = pipeline.gain(prepared)
+    player.play(prepared, gain, start_sample=start, window=not args.no_window)
     return 0

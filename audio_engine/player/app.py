@@ -1,0 +1,278 @@
+"""The player's main loop: controls, the window or the terminal line, and a clean exit.
+
+Entry points: `open_mixer(sample_rate)`, `play(prepared, gain, ...)`, `Controller`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from audio_engine.errors import AudioDeviceError
+from audio_engine.player import keys, pacer
+from audio_engine.player.stream import Stream
+from audio_engine.render import Mix
+
+MIXER_BUFFER_SAMPLES = 1024  # the device buffer: ~23 ms between the mixer and the speaker
+RESTART_WITHIN_S = 3.0  # "previous" restarts the current section when this far into it
+VOLUME_STEP = 0.1
+WINDOW_SIZE = (720, 720)
+TERMINAL_POLL_S = 0.1
+
+
+def _pygame():
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    # Ctrl-C must stay Python's KeyboardInterrupt (exit 130), not an SDL quit event.
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
+    import pygame
+
+    return pygame
+
+
+def open_mixer(sample_rate: int = 44100):
+    """Open the audio output at `sample_rate`, stereo, 16-bit; returns the pygame module.
+
+    Raises
+    ------
+    errors.AudioDeviceError
+        There is no audio output device, or it refuses that format.
+    """
+    pygame = _pygame()
+    wanted = (sample_rate, -16, 2)
+    if pygame.mixer.get_init() == wanted:
+        return pygame
+    if pygame.mixer.get_init():
+        pygame.mixer.quit()
+    try:
+        pygame.mixer.init(
+            frequency=sample_rate,
+            size=-16,
+            channels=2,
+            buffer=MIXER_BUFFER_SAMPLES,
+            allowedchanges=0,
+        )
+    except pygame.error as exc:
+        raise AudioDeviceError(
+            f"no audio output device ({exc}); connect or enable one, or write the session "
+            "to a file with: relax export SESSION"
+        ) from None
+    if pygame.mixer.get_init() != wanted:
+        got = pygame.mixer.get_init()
+        pygame.mixer.quit()
+        raise AudioDeviceError(
+            f"the audio device does not accept {sample_rate} Hz stereo 16-bit (got {got}); "
+            "write the session to a file with: relax export SESSION"
+        )
+    return pygame
+
+
+def make_sound(pygame):
+    """int16 (n, 2) frames -> a `pygame.mixer.Sound`, copied as they are (no conversion)."""
+
+    def make(frames: np.ndarray):
+        return pygame.mixer.Sound(buffer=np.ascontiguousarray(frames, dtype="<i2").tobytes())
+
+    return make
+
+
+class Controller:
+    """Applies commands to a stream: pause, sections, volume, background mute, quit.
+
+    Example
+    -------
+    >>> controller.handle(keys.NEXT)   # the next section, from its first sample
+    True
+    """
+
+    def __init__(self, stream: Stream, volume: float = 1.0):
+        self.stream = stream
+        self.timeline = stream.timeline
+        self.volume = volume
+        self.muted = stream.mix.background_gain == 0
+        self.quit = False
+        stream.channel.set_volume(volume)
+
+    def handle(self, command: str | None) -> bool:
+        """Apply `command`; False once the listener asked to quit."""
+        stream = self.stream
+        if command == keys.PAUSE:
+            stream.resume() if stream.paused else stream.pause()
+        elif command == keys.NEXT:
+            at = stream.target_sample()
+            index = self.timeline.chapter_at(at)
+            if index + 1 < len(self.timeline.chapters):
+                stream.seek(self.timeline.chapters[index + 1].start_sample)
+        elif command == keys.PREV:
+            at = stream.target_sample()
+            index = self.timeline.chapter_at(at)
+            chapters = self.timeline.chapters
+            restart = int(RESTART_WITHIN_S * self.timeline.sample_rate)
+            if index >= 0 and at - chapters[index].start_sample > restart:
+                stream.seek(chapters[index].start_sample)
+            elif index >= 1:
+                stream.seek(chapters[index - 1].start_sample)
+            else:
+                stream.seek(0)
+        elif command in (keys.LOUDER, keys.SOFTER):
+            step = VOLUME_STEP if command == keys.LOUDER else -VOLUME_STEP
+            self.volume = round(min(1.0, max(0.0, self.volume + step)), 2)
+            stream.channel.set_volume(self.volume)
+        elif command == keys.MUTE:
+            self.muted = not self.muted
+            stream.remix(Mix(background_gain=0.0 if self.muted else 1.0))
+        elif command == keys.QUIT:
+            self.quit = True
+            stream.stop()
+        return not self.quit
+
+    def decorate(self, state: pacer.PacerState) -> pacer.PacerState:
+        return dataclasses.replace(
+            state, paused=self.stream.paused, muted=self.muted, volume=self.volume
+        )
+
+
+def display_available() -> bool:
+    """Whether a window can be opened (an SDL video driver is chosen, or a desktop is running)."""
+    if os.environ.get("SDL_VIDEODRIVER"):
+        return True
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def play(
+    prepared,
+    gain: float,
+    *,
+    start_sample: int = 0,
+    window: bool = True,
+    volume: float = 1.0,
+    status=None,
+    stdin=None,
+) -> str:
+    """Play a prepared session until it ends or the listener quits.
+
+    Parameters
+    ----------
+    prepared : `pipeline.Prepared`.
+    gain : the loudness gain (`pipeline.gain(prepared)`), the same the export uses.
+    start_sample : where to begin (a chapter start for `--from`).
+    window : open the pacer window when a display is available (else the terminal line).
+    volume : the listener's starting volume, 0-1 (applied on the mixer channel).
+    status : where the terminal status line goes (default stderr; drawn only on a terminal).
+    stdin : where terminal keys come from (default sys.stdin; read only when it is a terminal).
+
+    Returns
+    -------
+    str
+        "end" (played to the end), "quit" (q or Esc) or "closed" (the window was closed).
+
+    Raises
+    ------
+    errors.AudioDeviceError
+        No audio output device.
+    KeyboardInterrupt
+        Ctrl-C; the sound has stopped and the window is closed by then.
+    """
+    pygame = open_mixer(prepared.timeline.sample_rate)
+    status = status if status is not None else sys.stderr
+    stream = Stream(
+        prepared.timeline,
+        prepared.sources,
+        gain,
+        pygame.mixer.Channel(0),
+        make_sound(pygame),
+        start_sample=start_sample,
+    )
+    try:
+        controller = Controller(stream, volume)
+        screen = _open_window(pygame, prepared.timeline, status) if window else None
+        stream.start_feeder()
+        with keys.TerminalKeys(stdin) as terminal:
+            if screen is not None:
+                return _window_loop(pygame, stream, controller, terminal)
+            return _terminal_loop(stream, controller, terminal, status)
+    finally:
+        stream.stop()
+        with contextlib.suppress(Exception):  # noqa: BLE001 - best effort on the way out
+            pygame.display.quit()
+        pygame.mixer.quit()
+
+
+def _open_window(pygame, timeline, status):
+    if not display_available():
+        return None
+    try:
+        pygame.display.init()
+        pygame.display.set_caption(f"{timeline.session.title} - relax")
+        screen = pygame.display.set_mode(WINDOW_SIZE, pygame.RESIZABLE)
+    except pygame.error as exc:
+        print(f"relax: no window ({exc}); showing the session in the terminal", file=status)
+        with contextlib.suppress(pygame.error):
+            pygame.display.quit()
+        return None
+    return screen
+
+
+def _frame_rate(pygame) -> int:
+    rates = []
+    with contextlib.suppress(AttributeError, pygame.error):
+        rates = pygame.display.get_desktop_refresh_rates()  # pygame-ce, newer pygame
+    rate = max(rates, default=0)
+    return int(rate) if 30 <= rate <= 240 else 60
+
+
+def _check(stream: Stream) -> None:
+    if stream.error is not None:
+        raise stream.error
+
+
+def _window_loop(pygame, stream, controller, terminal) -> str:
+    view = pacer.Pacer(stream.timeline)
+    clock = pygame.time.Clock()
+    fps = _frame_rate(pygame)
+    while True:
+        _check(stream)
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                return "closed"
+            if event.type == pygame.KEYDOWN and not controller.handle(keys.from_pygame(event)):
+                return "quit"
+        for command in terminal.read(0) if terminal.active else ():
+            if not controller.handle(command):
+                return "quit"
+        if stream.finished:
+            return "end"
+        state = controller.decorate(view.state_at(stream.position_sample()))
+        pacer.draw(pygame.display.get_surface(), state)
+        pygame.display.flip()
+        clock.tick(fps)  # paces the drawing only; the sound is paced by the mixer
+
+
+def _terminal_loop(stream, controller, terminal, status) -> str:
+    view = pacer.Pacer(stream.timeline)
+    show = hasattr(status, "isatty") and status.isatty()
+    try:
+        while True:
+            _check(stream)
+            for command in terminal.read(TERMINAL_POLL_S) if terminal.active else ():
+                if not controller.handle(command):
+                    return "quit"
+            if stream.finished:
+                return "end"
+            if not terminal.active:
+                stream.wait(TERMINAL_POLL_S)
+            if show:
+                state = controller.decorate(view.state_at(stream.position_sample()))
+                width = shutil.get_terminal_size((80, 24)).columns
+                status.write("\r" + pacer.status_line(state, width))
+                status.flush()
+    finally:
+        if show:
+            status.write("\r\033[K")
+            status.flush()

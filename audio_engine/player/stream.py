@@ -1,0 +1,318 @@
+"""The audio side of the player: render blocks streamed onto one pygame mixer channel.
+
+Entry point: `Stream(timeline, sources, gain, channel)`; call `pump()` often (a feeder thread
+does, see `Stream.start_feeder`), read `position_sample()` for the display.
+
+How it keeps time. The mixer plays one chunk and holds one more in the channel's queue; when the
+playing chunk ends the mixer starts the queued one inside its own callback, so chunks join without
+a gap. `pump()` sees that switch (the channel's queue slot is empty again), notes that the mixer
+is now at the first sample of the next chunk, and queues the one after. The sample clock is
+therefore exact at every chunk boundary: the samples handed to the mixer minus those still queued.
+Inside a chunk the display position is interpolated from a monotonic clock anchored at that
+boundary and clamped to the chunk, so it can never drift by more than one poll interval, and it
+re-anchors every ~0.37 s. Nothing ever waits on a clock to decide when something sounds: what
+sounds, and when, is the rendered stream itself (`render.blocks`, the same path as export).
+
+Listener controls that change the stream (skip, background mute) replace the queued chunk with a
+transition chunk: the old stream's continuation fades out over `CROSSFADE_SAMPLES` while the new
+one fades in. So a skip sounds at the next chunk boundary (within 0.37 s), never with a click, and
+the display switches exactly when the sound does. Pause is the mixer's own channel pause: sample
+exact, nothing lost or repeated.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from audio_engine import render
+from audio_engine.render import Mix, Sources
+from audio_engine.timeline import Timeline
+
+CHUNK_SAMPLES = 16384  # ~0.37 s per queued sound: long enough never to stutter
+CROSSFADE_SAMPLES = 882  # 20 ms raised-cosine crossfade on a skip or a remix
+FEED_INTERVAL_S = 0.004  # how often the feeder thread looks at the channel
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    sound: object  # what the channel plays (a pygame.mixer.Sound)
+    start_sample: int
+    length_samples: int
+    mix: Mix
+    generation: int
+
+    @property
+    def end_sample(self) -> int:
+        return self.start_sample + self.length_samples
+
+
+def _fade_in(n: int) -> np.ndarray:
+    x = (np.arange(n, dtype=np.float64) + 0.5) / n
+    return (0.5 - 0.5 * np.cos(np.pi * x)).astype(np.float32)
+
+
+class Stream:
+    """One session streamed through a mixer channel, with a sample clock and listener controls.
+
+    Parameters
+    ----------
+    timeline, sources : the prepared session.
+    gain : the loudness gain (`pipeline.gain`), the same the export uses.
+    channel : a `pygame.mixer.Channel` (or anything with its play, queue, get_queue, get_busy,
+        get_sound, pause, unpause and stop methods).
+    make_sound : int16 (n, 2) array -> a sound object for the channel.
+    start_sample : where to begin.
+    block_samples : samples per queued chunk.
+    clock : monotonic seconds, used only to interpolate the display inside a chunk.
+
+    Example
+    -------
+    >>> stream = Stream(tl, sources, gain, pygame.mixer.Channel(0), make_sound)
+    >>> stream.start_feeder()
+    >>> stream.position_sample()
+    """
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        sources: Sources,
+        gain: float,
+        channel,
+        make_sound: Callable[[np.ndarray], object],
+        *,
+        start_sample: int = 0,
+        block_samples: int = CHUNK_SAMPLES,
+        clock: Callable[[], float] = time.monotonic,
+        mix: Mix = Mix(),  # noqa: B008 - frozen value
+    ):
+        self.timeline = timeline
+        self.sources = sources
+        self.gain = gain
+        self.channel = channel
+        self.block_samples = block_samples
+        self._make_sound = make_sound
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._mix = mix
+        self._next_sample = max(0, min(int(start_sample), timeline.total_samples))
+        self._replace = False  # the queued chunk belongs to an old position or mix
+        self._playing: _Chunk | None = None
+        self._queued: _Chunk | None = None
+        self._anchor_s = 0.0  # when the playing chunk was seen to start
+        self._paused_at_s: float | None = None
+        self._last_sample = self._next_sample
+        self._finished = False
+        self._feeder: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.handed_samples = 0  # every sample handed to the mixer
+        self.first_sound_s: float | None = None  # clock() when the first chunk was handed over
+        self.error: BaseException | None = None
+
+    # ---- what the display reads ----------------------------------------------------------------
+
+    @property
+    def mix(self) -> Mix:
+        return self._mix
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at_s is not None
+
+    @property
+    def finished(self) -> bool:
+        """True once the last sample has been played (or the stream was stopped)."""
+        return self._finished
+
+    def clock_sample(self) -> int:
+        """The exact sample clock: first sample of the chunk the mixer is playing now."""
+        with self._lock:
+            return self._playing.start_sample if self._playing else self._last_sample
+
+    def position_sample(self) -> int:
+        """The session sample the listener hears now (for the display and the controls)."""
+        with self._lock:
+            chunk = self._playing
+            if chunk is None:
+                return self._last_sample
+            now = self._paused_at_s if self._paused_at_s is not None else self._clock()
+            elapsed = int((now - self._anchor_s) * self.timeline.sample_rate)
+            return chunk.start_sample + min(chunk.length_samples - 1, max(0, elapsed))
+
+    def target_sample(self) -> int:
+        """Where the listener is heading: a pending skip's target, else `position_sample()`."""
+        with self._lock:
+            if self._replace:
+                return self._next_sample
+            playing = self._playing
+            if (
+                self._queued is not None
+                and playing
+                and self._queued.generation != playing.generation
+            ):
+                return self._queued.start_sample
+            return self.position_sample()
+
+    # ---- controls ------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        with self._lock:
+            if self._paused_at_s is None and not self._finished:
+                self.channel.pause()
+                self._paused_at_s = self._clock()
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._paused_at_s is not None:
+                self.channel.unpause()
+                self._anchor_s += self._clock() - self._paused_at_s
+                self._paused_at_s = None
+
+    def seek(self, start_sample: int, mix: Mix | None = None) -> None:
+        """Go on from `start_sample` (with `mix`) once the chunk now playing ends, crossfaded."""
+        with self._lock:
+            if self._finished:
+                return
+            self._generation += 1
+            self._mix = mix or self._mix
+            self._next_sample = max(0, min(int(start_sample), self.timeline.total_samples - 1))
+            self._replace = True
+        self.pump()
+
+    def remix(self, mix: Mix) -> None:
+        """Go on from where the listener is heading with other mix settings (background mute)."""
+        with self._lock:
+            if self._replace:
+                at = self._next_sample
+            elif self._queued is not None:
+                at = self._queued.start_sample
+            elif self._playing is not None:
+                at = self._playing.end_sample
+            else:
+                at = self._next_sample
+        self.seek(at, mix)
+
+    def stop(self) -> None:
+        """Silence at once and stop feeding."""
+        self._stop.set()
+        with self._lock:
+            if self._playing is not None:
+                self._last_sample = self.position_sample()
+            self._finished = True
+            self.channel.stop()
+            self._playing = self._queued = None
+        if self._feeder is not None and self._feeder is not threading.current_thread():
+            self._feeder.join()
+
+    # ---- feeding the mixer ---------------------------------------------------------------------
+
+    def wait(self, timeout_s: float) -> None:
+        """Sleep up to `timeout_s`, waking early when the stream is stopped."""
+        self._stop.wait(timeout_s)
+
+    def start_feeder(self) -> None:
+        """Pump from a background thread until the stream ends or is stopped."""
+        self._feeder = threading.Thread(target=self._feed, name="relax-feeder", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        try:
+            while not self._stop.is_set() and not self._finished:
+                self.pump()
+                self._stop.wait(FEED_INTERVAL_S)
+        except BaseException as exc:  # noqa: BLE001 - the main thread re-raises it
+            self.error = exc
+            self._finished = True
+
+    def pump(self) -> None:
+        """Note chunk switches; keep one chunk playing and the next one queued."""
+        total = self.timeline.total_samples
+        while True:
+            with self._lock:
+                if self._finished:
+                    return
+                self._observe()
+                if self._playing is not None and self._queued is not None and not self._replace:
+                    return
+                generation, start, mix = self._generation, self._next_sample, self._mix
+                playing = self._playing
+                tail_at = (playing.end_sample, playing.mix) if self._replace and playing else None
+                if start >= total:
+                    if self._playing is None:
+                        self._finished = True
+                    return
+            # Render outside the lock: the display keeps reading the clock meanwhile.
+            n = min(self.block_samples, total - start)
+            out = self._render_range(start, n, mix)
+            if tail_at is not None:
+                tail = self._render_range(tail_at[0], CROSSFADE_SAMPLES, tail_at[1])
+                up = _fade_in(CROSSFADE_SAMPLES)
+                m, k = min(len(up), len(out)), min(len(tail), len(out))
+                out = out.copy()
+                out[:m] *= up[:m, None]
+                out[:k] += tail[:k] * up[::-1][:k, None]
+            sound = self._make_sound(np.ascontiguousarray(render.to_int16(out)))
+            with self._lock:
+                if generation != self._generation:
+                    continue  # a seek came in while rendering: render its target instead
+                self._observe()
+                if tail_at is not None and (
+                    self._playing is None or self._playing.end_sample != tail_at[0]
+                ):
+                    continue  # the chunk playing changed meanwhile: the tail must follow it
+                self._hand_over(_Chunk(sound, start, n, mix, generation))
+                self._next_sample = start + n
+                self._replace = False
+
+    def _hand_over(self, chunk: _Chunk) -> None:  # caller holds the lock
+        if self._playing is None or not self.channel.get_busy():
+            self.channel.play(chunk.sound)
+            if self._paused_at_s is not None:
+                self.channel.pause()
+            self._playing, self._queued = chunk, None
+            self._anchor_s = self._now()
+        else:
+            stale = self._queued
+            self.channel.queue(chunk.sound)  # replaces a stale queued chunk (a skip)
+            if stale is not None and self.channel.get_sound() is stale.sound:
+                # It started in the microseconds between our look and the replacement.
+                self._playing = stale
+                self._anchor_s = self._now()
+            self._queued = chunk
+        self.handed_samples += chunk.length_samples
+        if self.first_sound_s is None:
+            self.first_sound_s = self._clock()
+
+    def _observe(self) -> None:  # caller holds the lock
+        if self._playing is None:
+            return
+        if self._queued is not None and self.channel.get_queue() is not self._queued.sound:
+            # The mixer ended the playing chunk and started the queued one in its callback.
+            self._playing, self._queued = self._queued, None
+            self._anchor_s = self._now()
+        if self._queued is None and self._paused_at_s is None and not self.channel.get_busy():
+            self._last_sample = self._playing.end_sample
+            self._playing = None
+            if self._next_sample >= self.timeline.total_samples and not self._replace:
+                self._finished = True
+
+    def _now(self) -> float:
+        return self._paused_at_s if self._paused_at_s is not None else self._clock()
+
+    def _render_range(self, start: int, n: int, mix: Mix) -> np.ndarray:
+        for block in render.blocks(
+            self.timeline,
+            self.sources,
+            start_sample=start,
+            block_samples=n,
+            gain=self.gain,
+            mix=mix,
+            stop_sample=start + n,
+        ):
+            return block
+        return np.zeros((0, 2), dtype=np.float32)
