@@ -402,10 +402,10 @@ def _noise_kernel(color: str) -> np.ndarray:
     return h
 
 
-@functools.lru_cache(maxsize=8)
-def _white_chunk(channel: int, index: int) -> np.ndarray:
+@functools.lru_cache(maxsize=12)
+def _white_chunk(stream: int, index: int) -> np.ndarray:
     # index >= -1; every chunk has its own seed, so any chunk can be made on its own.
-    rng = np.random.default_rng([_NOISE_SEED, channel, index + 1])
+    rng = np.random.default_rng([_NOISE_SEED, stream, index + 1])
     return rng.standard_normal(_NOISE_CHUNK_SAMPLES)
 
 
@@ -413,8 +413,11 @@ def _white_chunk(channel: int, index: int) -> np.ndarray:
 def _noise_chunk(color: str, channel: int, index: int) -> np.ndarray:
     """Filtered noise for samples [index*C, (index+1)*C): exact FIR of the seeded white stream."""
     c, k = _NOISE_CHUNK_SAMPLES, _NOISE_KERNEL_SAMPLES
-    history = _white_chunk(channel, index - 1)[c - k + 1 :]
-    x = np.concatenate([history, _white_chunk(channel, index)])
+    # Its own white stream per colour and channel: two noise layers of different colours are
+    # independent, and so are left and right.
+    stream = 2 * list(_NOISE_EXPONENT).index(color) + channel
+    history = _white_chunk(stream, index - 1)[c - k + 1 :]
+    x = np.concatenate([history, _white_chunk(stream, index)])
     y = signal.fftconvolve(x, _noise_kernel(color), mode="valid")
     out = y.astype(np.float32)
     out.flags.writeable = False

@@ -159,6 +159,10 @@ def test_noise_is_seeded_and_stereo_decorrelated():
         x = synth.layer_block(Noise(color=color, volume=1.0), 0, 10 * SR).astype(np.float64)
         r = np.corrcoef(x[:, 0], x[:, 1])[0, 1]
         assert abs(r) < 0.05, (color, r)
+    # Layers of different colours come from different streams: white vs the white-ish top of pink.
+    white = synth.layer_block(Noise(color="white", volume=1.0), 0, 2 * SR)[:, 0].astype(np.float64)
+    pink = synth.layer_block(Noise(color="pink", volume=1.0), 0, 2 * SR)[:, 0].astype(np.float64)
+    assert abs(np.corrcoef(white, pink)[0, 1]) < 0.05
 
 
 @pytest.mark.parametrize("color", ["white", "pink", "brown"])
