@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from audio_engine import pipeline
 from audio_engine.model import Voice
 
 
@@ -60,6 +59,8 @@ def voice_override(args) -> Voice | None:
 
 
 def load_session(args):
+    from audio_engine import pipeline  # imported when a command runs: keeps `--help` fast
+
     return pipeline.load(args.session, args.language, tuple(args.dir))
 
 

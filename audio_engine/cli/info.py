@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from audio_engine import pipeline
 from audio_engine.cli import _common
 
 
@@ -84,6 +83,8 @@ def outline(timeline) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from audio_engine import pipeline
+
     session = _common.load_session(args)
     prepared = pipeline.prepare(session, _common.voice_override(args))
     if args.json:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from audio_engine import library, script, timeline, tts
+from audio_engine import library
 from audio_engine.errors import RelaxError
 from audio_engine.model import SAMPLE_RATE, primary_language
 
@@ -32,6 +32,8 @@ def register(sub) -> None:
 
 def _duration(session) -> str:
     """m:ss of the session; exact from cached speech, else estimated and marked with ~."""
+    from audio_engine import timeline, tts
+
     lengths = {}
     estimated = False
     for utterance in timeline.speech_requests(session):
@@ -53,6 +55,8 @@ def _duration(session) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from audio_engine import script
+
     groups: dict[tuple[str, Path], list] = {}
     problems = []
     for entry in library.find_all(tuple(args.dir)):
