@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import signal
 
 from audio_engine import synth
@@ -498,3 +500,65 @@ def test_duck_gain_with_thousands_of_intervals_matches_a_direct_computation():
             _naive_duck(start, stop, intervals, 0.5, r),
             atol=1e-6,
         )
+
+
+# ---- properties ------------------------------------------------------------------------------
+
+_phase_lengths = st.integers(min_value=1, max_value=30_000)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    inhale=_phase_lengths,
+    hold=st.one_of(st.just(0), _phase_lengths),
+    exhale=_phase_lengths,
+    rest=st.one_of(st.just(0), _phase_lengths),
+    cycles=st.integers(min_value=1, max_value=3),
+    cuts=st.lists(st.integers(min_value=1, max_value=50_000), min_size=1, max_size=6).map(
+        lambda sizes: [*sizes, 4099]
+    ),
+    start_fraction=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_guide_tone_any_pattern_is_random_access_and_click_free(
+    inhale, hold, exhale, rest, cycles, cuts, start_fraction
+):
+    phases = tuple(
+        (name, n)
+        for name, n in (("inhale", inhale), ("hold", hold), ("exhale", exhale), ("rest", rest))
+        if n > 0
+    )
+    total = sum(n for _, n in phases) * cycles
+    whole = synth.guide_tone(phases, cycles, 0, total)
+    start = int(start_fraction * total)
+    pieces = _in_blocks(lambda a, b: synth.guide_tone(phases, cycles, a, b), start, total, cuts)
+    np.testing.assert_array_equal(pieces, whole[start:])
+    if min(inhale, exhale) >= synth.GUIDE_TONE_RAMP_SAMPLES:
+        _assert_no_clicks(np.concatenate([[0.0, 0.0], whole.astype(np.float64), [0.0, 0.0]]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    spans=st.lists(
+        st.tuples(st.integers(0, 20_000), st.integers(1, 20_000)), min_size=1, max_size=30
+    ),
+    ramp=st.integers(0, 5_000),
+    depth=st.floats(0.0, 1.0),
+    start=st.integers(0, 200_000),
+)
+def test_duck_gain_matches_the_definition_for_any_intervals(spans, ramp, depth, start):
+    intervals, pos = [], 0
+    for gap, length in spans:  # sorted by start; may overlap (negative gaps via short gaps)
+        pos += gap
+        intervals.append((pos, pos + length))
+    intervals = tuple(intervals)
+    stop = start + 60_000
+    got = synth.duck_gain(start, stop, intervals, depth, ramp)
+    if ramp == 0:
+        inside = np.zeros(stop - start, dtype=bool)
+        n = np.arange(start, stop)
+        for s, e in intervals:
+            inside |= (n >= s) & (n < e)
+        np.testing.assert_allclose(got, np.where(inside, 1 - depth, 1.0), atol=1e-6)
+    else:
+        np.testing.assert_allclose(got, _naive_duck(start, stop, intervals, depth, ramp), atol=1e-6)
+    assert got.min() >= np.float32(1 - depth) - 1e-6 and got.max() <= 1.0
