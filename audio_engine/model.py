@@ -128,6 +128,7 @@ class Breathe:
     count: bool = False
     guide_tone: bool = False
     chime_on_phase: str | None = None
+    voice: Voice | None = None  # for the cues and counts
     origin: Origin = NO_ORIGIN
 
     def phases(self) -> tuple[tuple[str, float], ...]:
@@ -148,6 +149,7 @@ class Stretch:
     sides: tuple[str, ...] = ()  # one instruction per side; a plain `say:` is one side
     countdown: int | None = None
     rest_s: float = 3.0
+    voice: Voice | None = None
     origin: Origin = NO_ORIGIN
 
 
@@ -156,6 +158,7 @@ class Scan:
     prompt: str  # contains "{region}"
     regions: tuple[str, ...]
     dwell_s: float
+    voice: Voice | None = None
     origin: Origin = NO_ORIGIN
 
     def texts(self) -> tuple[str, ...]:

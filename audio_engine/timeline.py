@@ -245,9 +245,11 @@ class _Builder:
         self.events.append(Event(SPEECH, start, start + length, text=text, utterance=utt))
         return length
 
-    def speak_within(self, start: int, text: str, room: int, origin: Origin, what: str) -> None:
+    def speak_within(
+        self, start: int, text: str, room: int, origin: Origin, what: str, voice: Voice | None
+    ) -> None:
         """Place a line that must end within `room` samples of its start."""
-        length = self.speak(start, text)
+        length = self.speak(start, text, voice)
         if self.check and length > room:
             self.problem(
                 origin,
@@ -296,7 +298,9 @@ class _Builder:
             case Scan(dwell_s=dwell_s, origin=origin):
                 dwell = samples(dwell_s)
                 for i, text in enumerate(step.texts()):
-                    self.speak_within(start + i * dwell, text, dwell, origin, "scan prompt")
+                    self.speak_within(
+                        start + i * dwell, text, dwell, origin, "scan prompt", step.voice
+                    )
                 self.cursor += dwell * len(step.regions)
             case Repeat(times=times, steps=inner):
                 for _ in range(times):
@@ -333,14 +337,18 @@ class _Builder:
                 counts = []
                 if step.count:
                     # "2" on second 1, "3" on second 2, ... while a whole second remains.
-                    counts = [k for k in range(1, int(seconds + 1e-9)) if k + 1 <= seconds + 1e-9]
+                    counts = list(range(1, int(seconds + 1e-9)))
                 first_count = offset + samples(counts[0]) if counts else offset + n
                 if cue:
-                    self.speak_within(offset, cue, first_count - offset, step.origin, f"{name} cue")
+                    self.speak_within(
+                        offset, cue, first_count - offset, step.origin, f"{name} cue", step.voice
+                    )
                 for i, k in enumerate(counts):
                     at = offset + samples(k)
                     until = offset + samples(counts[i + 1]) if i + 1 < len(counts) else offset + n
-                    self.speak_within(at, str(k + 1), until - at, step.origin, f"{name} count")
+                    self.speak_within(
+                        at, str(k + 1), until - at, step.origin, f"{name} count", step.voice
+                    )
                 offset += n
         self.cursor = start + cycle * step.cycles
 
@@ -351,15 +359,16 @@ class _Builder:
         for i, text in enumerate(step.sides):
             if i > 0:
                 self.cursor += samples(step.rest_s)
-            self.cursor += self.speak(self.cursor, text)
+            self.cursor += self.speak(self.cursor, text, step.voice)
             hold_start = self.cursor
             hold_end = hold_start + hold
             for number in range(step.countdown or 0, 0, -1):
                 at = hold_end - samples(number)
                 if at < hold_start:
                     continue  # the validator rejects a countdown longer than the hold
-                room = samples(1) if number > 1 else hold_end - at
-                self.speak_within(at, str(number), room, step.origin, "countdown number")
+                self.speak_within(
+                    at, str(number), samples(1), step.origin, "countdown number", step.voice
+                )
             self.cursor = hold_end
 
 

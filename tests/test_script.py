@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,7 @@ def test_everything_builds_the_exact_model():
         "Let your {region} relax.",
         ("feet", "legs", "belly", "shoulders"),
         12.0,
-        Origin(f, 41, 5, "steps[9]"),
+        origin=Origin(f, 41, 5, "steps[9]"),
     )
     repeat = steps[10]
     assert isinstance(repeat, Repeat) and repeat.times == 2
@@ -284,3 +285,26 @@ def test_limits_at_their_edges_are_allowed():
 def test_loading_is_deterministic():
     path = GOOD / "everything.en.yaml"
     assert script.load(path) == script.load(path)
+
+
+def test_breathe_stretch_and_scan_take_a_step_voice():
+    session = script.loads(
+        textwrap.dedent(
+            """
+            format: 1
+            title: Voices
+            language: en
+            steps:
+              - breathe: {inhale: 2, exhale: 2}
+                voice: {rate: 110}
+              - stretch: {say: Reach up., hold: 5}
+                voice: {volume: 0.5}
+              - scan: {prompt: "Notice your {region}.", regions: [feet], dwell: 4}
+                voice: {name: en}
+            """
+        )
+    )
+    breathe, stretch, scan = session.steps
+    assert breathe.voice == model.Voice(rate_wpm=110)
+    assert stretch.voice == model.Voice(volume=0.5)
+    assert scan.voice == model.Voice(name="en")

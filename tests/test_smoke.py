@@ -65,7 +65,9 @@ def test_main_command_exports_when_there_is_no_audio_device(tmp_path):
         if e["kind"] in ("speech", "chime")
     )
     gaps = [
-        (end, nxt) for (_, end), (nxt, _) in zip(sounding, sounding[1:]) if nxt - end > 1.5 * rate
+        (end, nxt)
+        for (_, end), (nxt, _) in zip(sounding, sounding[1:], strict=False)
+        if nxt - end > 1.5 * rate
     ]
     assert gaps, "the session should have a pause"
     end, nxt = gaps[0]

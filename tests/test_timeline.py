@@ -241,3 +241,25 @@ def test_speech_intervals_are_sorted_and_merged():
     half = SR // 2
     tl = timeline.compile(make(Say("ab", duration_s=2), Say("c"), Say("d")), FakeLengths(half))
     assert tl.speech_intervals == ((0, SR), (2 * SR, 2 * SR + 2 * half))
+
+
+def test_breathe_stretch_and_scan_speak_with_their_own_voice():
+    mine = Voice(rate_wpm=100, volume=0.8)
+    session = make(
+        Breathe(inhale_s=3, exhale_s=3, count=True, voice=mine),
+        Stretch(hold_s=4, sides=("x",), countdown=2, voice=mine),
+        Scan(prompt="{region}", regions=("a",), dwell_s=2, voice=mine),
+        Say("plain"),
+        voice=Voice(rate_wpm=160),
+    )
+    voices = {u.text: (u.voice.rate_wpm, u.voice.volume) for u in timeline.speech_requests(session)}
+    assert voices == {
+        "Breathe in": (100, 0.8),
+        "2": (100, 0.8),
+        "3": (100, 0.8),
+        "Breathe out": (100, 0.8),
+        "1": (100, 0.8),
+        "x": (100, 0.8),
+        "a": (100, 0.8),
+        "plain": (160, 1.0),
+    }

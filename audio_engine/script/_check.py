@@ -78,9 +78,9 @@ STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "pause": (),
     "chime": ("volume",),
     "section": (),
-    "breathe": (),
-    "stretch": (),
-    "scan": (),
+    "breathe": ("voice",),
+    "stretch": ("voice",),
+    "scan": ("voice",),
     "repeat": ("steps",),
 }
 BREATHE_KEYS = (
@@ -872,6 +872,12 @@ class Checker:
             return BAD, 0.0
         return model.Section(title=title, origin=origin), 0.0
 
+    def _step_voice(self, options, path) -> Any:
+        """The step's own `voice:` (a sibling of the action key), or None."""
+        if "voice" not in options:
+            return None
+        return self.voice(options["voice"].value, _join(path.rsplit(".", 1)[0], "voice"))
+
     def _breathe(self, node, path, options, origin, depth) -> tuple[Any, float]:
         pairs = self.pairs(node, path, "breathing settings (a mapping with inhale, exhale, ...)")
         if pairs is None:
@@ -940,6 +946,7 @@ class Checker:
                 )
         cycles = values.get("cycles", 1)
         min_s = sum(timed.values()) * (cycles if isinstance(cycles, int) else 1)
+        values["voice"] = self._step_voice(options, path)
         if not ok or cues is BAD or any(v is BAD for v in [*values.values(), *cues.values()]):
             return BAD, min_s
         return model.Breathe(**values, cues=model.Cues(**cues), origin=origin), min_s
@@ -999,6 +1006,7 @@ class Checker:
         min_s = 0.0
         if isinstance(hold_s, float) and isinstance(rest_s, float):
             min_s = n_sides * hold_s + (n_sides - 1) * rest_s
+        values["voice"] = self._step_voice(options, path)
         if not ok or any(v is BAD for v in values.values()):
             return BAD, min_s
         return model.Stretch(**values, origin=origin), min_s
@@ -1029,9 +1037,13 @@ class Checker:
         min_s = 0.0
         if isinstance(regions, tuple) and isinstance(dwell_s, float):
             min_s = len(regions) * dwell_s
-        if not ok or BAD in (prompt, regions, dwell_s):
+        voice = self._step_voice(options, path)
+        if not ok or BAD in (prompt, regions, dwell_s, voice):
             return BAD, min_s
-        return model.Scan(prompt=prompt, regions=regions, dwell_s=dwell_s, origin=origin), min_s
+        return (
+            model.Scan(prompt=prompt, regions=regions, dwell_s=dwell_s, voice=voice, origin=origin),
+            min_s,
+        )
 
     def _repeat(self, node, path, options, origin, depth) -> tuple[Any, float]:
         base = path.rsplit(".", 1)[0]

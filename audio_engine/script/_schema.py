@@ -118,7 +118,8 @@ def json_schema() -> dict:
                         "chime_on_phase": _ref("chime"),
                     },
                     ("inhale", "exhale"),
-                )
+                ),
+                "voice": _ref("voice"),
             },
             ("breathe",),
         ),
@@ -137,7 +138,8 @@ def json_schema() -> dict:
                         ("hold",),
                     ),
                     "oneOf": [{"required": ["say"]}, {"required": ["sides"]}],
-                }
+                },
+                "voice": _ref("voice"),
             },
             ("stretch",),
         ),
@@ -150,7 +152,8 @@ def json_schema() -> dict:
                         "dwell": _ref("positiveDuration"),
                     },
                     c.SCAN_KEYS,
-                )
+                ),
+                "voice": _ref("voice"),
             },
             ("scan",),
         ),
