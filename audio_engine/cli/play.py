@@ -73,13 +73,16 @@ def _warm_engine_info() -> None:
         tts.engine_version()
 
 
+def _show_pointer(session) -> None:
+    pointer = safety.first_run_pointer(session.language)
+    if pointer:
+        print(pointer, file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     session = _common.load_session(args)
     voice = _common.voice_override(args)
     threading.Thread(target=_warm_engine_info, daemon=True).start()
-    pointer = safety.first_run_pointer(session.language)
-    if pointer:
-        print(pointer, file=sys.stderr)
     try:
         player.open_mixer()
     except AudioDeviceError as exc:
@@ -87,11 +90,14 @@ def run(args: argparse.Namespace) -> int:
             raise
         from audio_engine.cli.export import export_session
 
+        _show_pointer(session)
         print(f"relax: {exc}; writing the session to a file instead", file=sys.stderr)
         path = export_session(session, None, voice=voice)
         print(f"relax: exported to {path}", file=sys.stderr)
         print(path)
         return 0
+    # After the device check, so that "no device" stays a single line.
+    _show_pointer(session)
     progress = _common.Progress("preparing speech")
     prepared = pipeline.prepare(session, voice, progress=progress)
     progress.done()

@@ -34,6 +34,9 @@ MUTED = (138, 154, 176)
 TRACK = (38, 50, 68)
 FILL = (118, 172, 180)
 
+GUIDE_TEXT = (84, 100, 122)
+KEYS_HINT = "space pause   ← → section   ↑ ↓ volume   m background   q quit"
+
 _PHASE_LABEL = {"inhale": "in", "hold": "hold", "exhale": "out", "rest": "rest"}
 
 
@@ -103,12 +106,12 @@ class Pacer:
                 "rest": 0.0,
             }[phase]
 
-        caption = ""
+        caption = ""  # (a cue is already shown in the circle: not repeated as a caption)
         si = bisect.bisect_right(self._speech_starts, sample) - 1
         linger = int(CAPTION_LINGER_S * rate)
         for event in reversed(self._speech[max(0, si - 3) : si + 1]):
             if sample < event.end_sample + linger:
-                caption = event.text
+                caption = "" if phase is not None and event.text == cue else event.text
                 break
 
         return PacerState(
@@ -278,6 +281,14 @@ def draw(surface, state: PacerState) -> None:
         small,
         MUTED,
         topleft=(left, bar_y + bar_h + unit // 3),
+    )
+    _text(
+        pygame,
+        surface,
+        KEYS_HINT,
+        int(unit * 0.7),
+        GUIDE_TEXT,
+        center=(w // 2, bar_y + bar_h + unit // 3 + small // 2),
     )
     _text(
         pygame,
