@@ -131,12 +131,7 @@ def export(
     """
     path = Path(path)
     form = format_for(path, fmt)
-    if float32 and form.float_subtype is None:
-        raise ExportError(f"{path}: --float is for WAV and FLAC, not {form.name.upper()}")
-    if quality is not None and not form.lossy:
-        raise ExportError(f"{path}: --quality is for OGG and MP3 ({form.name.upper()} is lossless)")
-    if quality is not None and not 0 <= quality <= 10:
-        raise ExportError(f"quality must be 0-10, not {quality:g}")
+    check_options(form, float32=float32, quality=quality)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ExportError(f"{path}: folder {folder} does not exist")
@@ -164,6 +159,16 @@ def export(
         _remove(temps)
         raise
     return path
+
+
+def check_options(form: Format, *, float32: bool = False, quality: float | None = None) -> None:
+    """Raise `ExportError` when `float32` or `quality` do not apply to `form`."""
+    if float32 and form.float_subtype is None:
+        raise ExportError(f"--float is for WAV and FLAC, not {form.name.upper()}")
+    if quality is not None and not form.lossy:
+        raise ExportError(f"--quality is for OGG and MP3 ({form.name.upper()} is lossless)")
+    if quality is not None and not 0 <= quality <= 10:
+        raise ExportError(f"--quality must be 0-10, not {quality:g}")
 
 
 # ---- the transcript ----------------------------------------------------------------------------
@@ -497,7 +502,8 @@ def export_many(
     outdir = Path(outdir)
     if not outdir.is_dir():
         raise ExportError(f"{outdir}: no such folder")
-    format_for(None, fmt)  # an unknown format fails once, before any work
+    # A wrong format or option fails once, before any work.
+    check_options(format_for(None, fmt), float32=float32, quality=quality)
     jobs = max(1, jobs or os.cpu_count() or 1)
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()

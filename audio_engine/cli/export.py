@@ -122,6 +122,7 @@ def export_session(
     `transcript` also writes the WebVTT transcript beside it.
     """
     target, form = _target(session, output, fmt)
+    export.check_options(form, float32=float32, quality=quality)
     show = None if not quiet else False
     speech = _common.Progress(f"speech for {session.id}", enabled=show)
     prepared = pipeline.prepare(session, voice, progress=speech)
