@@ -125,27 +125,32 @@ def export_session(
     export.check_options(form, float32=float32, quality=quality)
     show = None if not quiet else False
     speech = _common.Progress(f"speech for {session.id}", enabled=show)
-    prepared = pipeline.prepare(session, voice, progress=speech)
-    speech.done()
+    try:
+        prepared = pipeline.prepare(session, voice, progress=speech)
+    finally:
+        speech.done()
     status = _common.Progress(f"measuring loudness of {session.id}", enabled=show)
     if status.enabled:
         status.stream.write(f"\r{status.label} ...")
         status.stream.flush()
-    gain = pipeline.gain(prepared)
-    status.done()
+    try:
+        gain = pipeline.gain(prepared)
+    finally:
+        status.done()
     progress = _common.Progress(f"exporting {target.name}", enabled=show)
-    path = export.export(
-        prepared,
-        target,
-        gain=gain,
-        fmt=form.name,
-        float32=float32,
-        quality=quality,
-        transcript=transcript,
-        progress=progress,
-    )
-    progress.done()
-    return path
+    try:
+        return export.export(
+            prepared,
+            target,
+            gain=gain,
+            fmt=form.name,
+            float32=float32,
+            quality=quality,
+            transcript=transcript,
+            progress=progress,
+        )
+    finally:
+        progress.done()  # also on Ctrl-C or an error: their line starts on a clean line
 
 
 def _target(session, output: Path | None, fmt: str | None):
@@ -214,18 +219,20 @@ def _run_all(args: argparse.Namespace) -> int:
     fmt = args.format or "wav"
     scripts, failed = _select(args)
     progress = _common.Progress(f"exporting {len(scripts)} sessions")
-    outcomes = export.export_many(
-        scripts,
-        outdir,
-        fmt=fmt,
-        language=args.language,
-        float32=args.float32,
-        quality=args.quality,
-        transcript=not args.no_transcript,
-        jobs=args.jobs,
-        progress=lambda fraction: progress(int(fraction * 1_000_000), 1_000_000),
-    )
-    progress.done()
+    try:
+        outcomes = export.export_many(
+            scripts,
+            outdir,
+            fmt=fmt,
+            language=args.language,
+            float32=args.float32,
+            quality=args.quality,
+            transcript=not args.no_transcript,
+            jobs=args.jobs,
+            progress=lambda fraction: progress(int(fraction * 1_000_000), 1_000_000),
+        )
+    finally:
+        progress.done()  # also on Ctrl-C: the error line starts on a clean line
     total = len(scripts) + len(failed)
     failed += [(o.name, o.error) for o in outcomes if o.error is not None]
     for outcome in outcomes:
