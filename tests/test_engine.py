@@ -142,7 +142,14 @@ def test_wav_export_decodes_to_the_predicted_length_and_is_deterministic(spoken,
     floats = export.export(spoken, tmp_path / "f.wav", gain=gain, float32=True)
     data32, _ = soundfile.read(floats, dtype="float32")
     assert np.array_equal(data32, _render_all(spoken, gain=gain))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav", "f.wav"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.vtt",
+        "a.wav",
+        "b.vtt",
+        "b.wav",
+        "f.vtt",
+        "f.wav",
+    ]
 
 
 BREATHING = """
