@@ -35,7 +35,7 @@ TRACK = (38, 50, 68)
 FILL = (118, 172, 180)
 
 GUIDE_TEXT = (84, 100, 122)
-KEYS_HINT = "space pause   ← → section   ↑ ↓ volume   m background   q quit"
+KEYS_HINT = "space pause    left/right section    up/down volume    m background    q quit"
 
 _PHASE_LABEL = {"inhale": "in", "hold": "hold", "exhale": "out", "rest": "rest"}
 
@@ -50,6 +50,7 @@ class PacerState:
     cue: str  # the phase's cue word(s), "" when silent or outside breathing
     phase_fraction: float  # 0..1 through the current phase
     phase_left_s: float
+    phase_count: int  # whole seconds into the phase, counting from 1 (like a spoken count)
     breath: float  # 0 (smallest circle) .. 1 (largest)
     caption: str
     elapsed_s: float
@@ -92,13 +93,14 @@ class Pacer:
         ci = bisect.bisect_right(self._chapter_starts, sample) - 1
         section = tl.chapters[ci].title if ci >= 0 else ""
 
-        phase, cue, fraction, left_s, breath = None, "", 0.0, 0.0, 0.0
+        phase, cue, fraction, left_s, breath, count = None, "", 0.0, 0.0, 0.0, 0
         pi = bisect.bisect_right(self._phase_starts, sample) - 1
         if pi >= 0 and sample < self._phases[pi].end_sample:
             event = self._phases[pi]
             phase, cue = event.kind, event.text
             fraction = (sample - event.start_sample) / max(1, event.duration_samples)
             left_s = (event.end_sample - sample) / rate
+            count = (sample - event.start_sample) // rate + 1
             breath = {
                 "inhale": ease(fraction),
                 "hold": 1.0,
@@ -111,7 +113,8 @@ class Pacer:
         linger = int(CAPTION_LINGER_S * rate)
         for event in reversed(self._speech[max(0, si - 3) : si + 1]):
             if sample < event.end_sample + linger:
-                caption = "" if phase is not None and event.text == cue else event.text
+                shown = phase is not None and (event.text == cue or event.text.isdigit())
+                caption = "" if shown else event.text
                 break
 
         return PacerState(
@@ -121,6 +124,7 @@ class Pacer:
             cue=cue,
             phase_fraction=fraction,
             phase_left_s=left_s,
+            phase_count=count,
             breath=breath,
             caption=caption,
             elapsed_s=sample / rate,
@@ -243,7 +247,7 @@ def draw(surface, state: PacerState) -> None:
         label = state.cue or _PHASE_LABEL[state.phase]
         size = max(12, min(int(unit * 1.2), int(radius * 0.42)))
         _text(pygame, surface, label, size, BREATH_TEXT, center=geo.center)
-        seconds = math.ceil(state.phase_left_s - 1e-6)
+        seconds = state.phase_count
         _text(
             pygame,
             surface,
@@ -311,7 +315,7 @@ def status_line(state: PacerState, width: int = 80) -> str:
         + ([f" vol {round(state.volume * 100)}%"] if state.volume < 0.999 else [])
     )
     if state.phase is not None:
-        what = f"{state.cue or _PHASE_LABEL[state.phase]} {math.ceil(state.phase_left_s - 1e-6)}"
+        what = f"{state.cue or _PHASE_LABEL[state.phase]} {state.phase_count}"
     else:
         what = state.caption
     bar_w = 20
