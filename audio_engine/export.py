@@ -41,6 +41,7 @@ EXPORT_BLOCK_SAMPLES = 1 << 16
 
 DEFAULT_QUALITY = 5  # 0-10, higher is better: Vorbis about q5 (~150 kbit/s), MP3 LAME about -V 4
 GENRE = "Meditation"
+_WAV_LIMIT_BYTES = 0xFFFFFFFF - (1 << 20)  # RIFF sizes are 32-bit; room for the header and tags
 ARTIST = "relax"
 DEFAULT_ALBUM = "relax sessions"
 
@@ -136,6 +137,8 @@ def export(
     if not folder.is_dir():
         raise ExportError(f"{path}: folder {folder} does not exist")
     timeline = prepared.timeline
+    if form.name == "wav" and timeline.total_samples * 2 * (4 if float32 else 2) > _WAV_LIMIT_BYTES:
+        raise ExportError(f"{path}: too long for a WAV file (over 4 GiB); use FLAC")
     temps: list[Path] = []
     try:
         audio_tmp = _temp_in(folder, path.name, temps)
