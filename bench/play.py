@@ -1,0 +1,225 @@
+"""Player figures: `python bench/play.py [--session quick-reset] [--language en] [--minutes 10]`.
+
+Prints a table with
+
+- time to first sound, cold and warm speech cache: from the moment `relax play SESSION
+  --no-window` is started to the moment the first non-silent sample reaches the audio device
+  (SDL's disk driver writes what the device would play, in real time; the file is watched from
+  outside the process). Cold: an empty cache folder (every clip synthesized, the loudness gain
+  measured); warm: the same folder again.
+- drift between the pacer's clock (`Stream.position_sample`, what the window draws) and the audio
+  clock over a long session. The mixer is simulated so that a 10 minute session runs in seconds:
+  a channel with pygame's semantics (one sound playing, one queued, the queued one starting the
+  moment the current one ends) consumes exactly 44100 samples per simulated second; the display
+  polls at 60 frames per second with +-4 ms of jitter, and the feeder thread's 4 ms poll is
+  simulated too. The real render stage produces every block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from audio_engine import pipeline  # noqa: E402
+from audio_engine.player.stream import FEED_INTERVAL_S, Stream  # noqa: E402
+
+RATE = 44100
+
+
+def first_sound_s(session: str, language: str, cache: Path, workdir: Path) -> float:
+    raw = workdir / f"out-{time.monotonic_ns()}.raw"
+    env = dict(
+        os.environ,
+        SDL_AUDIODRIVER="disk",
+        SDL_DISKAUDIOFILE=str(raw),
+        RELAX_CACHE_DIR=str(cache),
+        RELAX_SETTINGS_DIR=str(workdir / "settings"),
+        PYGAME_HIDE_SUPPORT_PROMPT="1",
+    )
+    env.pop("RELAX_FALLBACK_EXPORT", None)
+    cmd = [sys.executable, "-m", "audio_engine", "play", session, "-l", language, "--no-window"]
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    seen = 0
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode(errors="replace"))
+            if raw.exists():
+                data = raw.read_bytes()
+                frames = np.frombuffer(data[: len(data) // 4 * 4], dtype="<i2")
+                loud = np.flatnonzero(frames[seen:])
+                if loud.size:
+                    return time.monotonic() - started
+                seen = len(frames)
+            time.sleep(0.002)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # SIGINT is ignored when started from a background job
+            proc.kill()
+            proc.wait()
+        raw.unlink(missing_ok=True)
+
+
+class _SimChannel:
+    """pygame.mixer.Channel's queue semantics on a simulated sample clock."""
+
+    def __init__(self, total_samples: int):
+        self.total_samples = total_samples
+        self.current: list | None = None  # [sound, samples played]
+        self.queued = None
+        self.played_samples = 0
+        self.underrun_samples = 0
+
+    def play(self, sound):
+        self.current, self.queued = [sound, 0], None
+
+    def queue(self, sound):
+        if self.current is None:
+            self.play(sound)
+        else:
+            self.queued = sound
+
+    def get_queue(self):
+        return self.queued
+
+    def get_sound(self):
+        return self.current[0] if self.current else None
+
+    def get_busy(self):
+        return self.current is not None
+
+    def pause(self):
+        pass
+
+    def unpause(self):
+        pass
+
+    def stop(self):
+        self.current = self.queued = None
+
+    def set_volume(self, volume):
+        pass
+
+    def advance(self, n: int) -> None:
+        while n > 0:
+            if self.current is None:
+                if self.played_samples < self.total_samples:  # (after the end is no underrun)
+                    self.underrun_samples += min(n, self.total_samples - self.played_samples)
+                return
+            sound, pos = self.current
+            step = min(n, len(sound) - pos)
+            self.current[1] += step
+            self.played_samples += step
+            n -= step
+            if self.current[1] >= len(sound):
+                self.current = [self.queued, 0] if self.queued is not None else None
+                self.queued = None
+
+
+def drift(minutes: float) -> dict:
+    cycle = "{inhale: 4, hold: 4, exhale: 6, rest: 2, "
+    cues = 'cues: {inhale: "", hold: "", exhale: "", rest: ""}'
+    cycles = int(minutes * 60 // 16)
+    text = (
+        "format: 1\ntitle: Drift\nlanguage: en\n"
+        "background:\n  - drone: {frequency: 110, volume: 0.05}\n"
+        f"steps:\n  - breathe: {cycle}cycles: {cycles}, {cues}}}\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "drift.yaml"
+        path.write_text(text)
+        prepared = pipeline.prepare(pipeline.load(str(path)))
+    now = [0.0]
+    channel = _SimChannel(prepared.timeline.total_samples)
+    stream = Stream(
+        prepared.timeline,
+        prepared.sources,
+        1.0,
+        channel,
+        lambda frames: frames,  # the "sound" is the frames themselves (len = samples)
+        clock=lambda: now[0],
+    )
+    rng = random.Random(1)
+    errors = []
+    next_feed = 0.0
+    started = time.monotonic()
+    stream.pump()
+    while not stream.finished:
+        frame_s = 1 / 60 + rng.uniform(-0.004, 0.004)
+        target = now[0] + frame_s
+        while next_feed <= target:  # the feeder thread's polls inside this frame
+            channel.advance(round((next_feed - now[0]) * RATE))
+            now[0] = next_feed
+            stream.pump()
+            next_feed += FEED_INTERVAL_S
+        channel.advance(round((target - now[0]) * RATE))
+        now[0] = target
+        if channel.current is not None:
+            errors.append(stream.position_sample() - channel.played_samples)
+        stream.pump()
+    errors = np.abs(np.array(errors))
+    return {
+        "session_s": prepared.timeline.duration_s,
+        "wall_s": time.monotonic() - started,
+        "max_ms": errors.max() / RATE * 1000,
+        "mean_ms": errors.mean() / RATE * 1000,
+        "last_minute_max_ms": errors[-3600:].max() / RATE * 1000,
+        "underrun_samples": channel.underrun_samples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--session", default="quick-reset")
+    parser.add_argument("--language", default="en")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="relax-bench-play-") as tmp:
+        work = Path(tmp)
+        cache = work / "cache"
+        cold = first_sound_s(args.session, args.language, cache, work)
+        warm = [first_sound_s(args.session, args.language, cache, work) for _ in range(3)]
+    rows.append(("first sound, cold cache", f"{cold * 1000:.0f} ms", "target 1000 ms"))
+    rows.append(
+        (
+            "first sound, warm cache",
+            f"{np.median(warm) * 1000:.0f} ms (median of 3; {min(warm) * 1000:.0f}-"
+            f"{max(warm) * 1000:.0f})",
+            "target 300 ms",
+        )
+    )
+    d = drift(args.minutes)
+    rows.append(
+        (
+            f"pacer vs audio clock, {d['session_s'] / 60:.1f} min",
+            f"max {d['max_ms']:.1f} ms, mean {d['mean_ms']:.1f} ms",
+            f"last minute max {d['last_minute_max_ms']:.1f} ms; "
+            f"underruns {d['underrun_samples']} samples; simulated in {d['wall_s']:.0f} s",
+        )
+    )
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':<40}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:<40}  {note}")
+
+
+if __name__ == "__main__":
+    main()
