@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from audio_engine import pipeline, script, tts
+from audio_engine import pipeline, render, script, tts
 from audio_engine.model import (
     DEFAULT_CUES,
     SAMPLE_RATE,
@@ -77,12 +78,17 @@ def sessions():
 
 
 @pytest.fixture(scope="module")
-def timelines(sessions):
-    """Every built-in session compiled with the real voice (TimingError if speech overruns)."""
+def prepared(sessions):
+    """Every built-in session prepared with the real voice (TimingError if speech overruns)."""
     # One batch keeps every worker busy; `prepare` then finds each clip in the run's cache.
     wanted = set().union(*(speech_requests(s) for s in sessions.values()))
     tts.synthesize_many(sorted(wanted, key=lambda u: (u.language, u.text)))
-    return {key: pipeline.prepare(session).timeline for key, session in sessions.items()}
+    return {key: pipeline.prepare(session) for key, session in sessions.items()}
+
+
+@pytest.fixture(scope="module")
+def timelines(prepared):
+    return {key: p.timeline for key, p in prepared.items()}
 
 
 def _seconds(n_samples: int) -> float:
@@ -195,10 +201,33 @@ def test_every_description_carries_the_safety_line(sessions, session_id, languag
 
 
 @pytest.mark.parametrize(("session_id", "language"), ALL_FILES)
-def test_background_is_soft(sessions, session_id, language):
-    layers = sessions[(session_id, language)].background
-    assert layers
-    assert all(0 < layer.volume <= 0.08 for layer in layers)
+def test_background_is_soft(prepared, session_id, language):
+    """In the pauses between lines the background is at least 15.6 dB (6x RMS) below the voice."""
+    session = prepared[(session_id, language)]
+    timeline = session.timeline
+    assert timeline.background
+    sounding = sorted(
+        (e.start_sample, e.end_sample)
+        for e in timeline.events
+        if e.kind in ("speech", "chime", "tone")
+    )
+    gaps, reach = [], 0
+    for start, end in sounding:
+        if start - reach > 2 * SAMPLE_RATE and reach > 5 * SAMPLE_RATE:  # after the fade-in
+            gaps.append((reach + SAMPLE_RATE // 2, start - SAMPLE_RATE // 4))
+        reach = max(reach, end)
+    assert gaps, "the session should have pauses"
+
+    def rms(a: int, b: int) -> float:
+        audio = np.concatenate(
+            list(render.blocks(timeline, session.sources, start_sample=a, stop_sample=b, gain=1.0))
+        )
+        return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+
+    lines = [e for e in _speech(timeline) if len(e.text) > 20][:3]
+    voice = min(rms(e.start_sample, e.end_sample) for e in lines)
+    background = max(rms(a, b) for a, b in gaps[:3])
+    assert voice >= 6 * background, f"voice RMS {voice:.4f}, background RMS {background:.4f}"
 
 
 @pytest.mark.parametrize("session_id", TARGET_S)
