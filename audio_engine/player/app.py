@@ -34,6 +34,26 @@ def _pygame():
     return pygame
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C libraries (ALSA prints a dozen lines when there is no card) for a moment.
+
+    The failure still reaches the user as one line: pygame's own error message.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def open_mixer(sample_rate: int = 44100):
     """Open the audio output at `sample_rate`, stereo, 16-bit; returns the pygame module.
 
@@ -49,13 +69,14 @@ def open_mixer(sample_rate: int = 44100):
     if pygame.mixer.get_init():
         pygame.mixer.quit()
     try:
-        pygame.mixer.init(
-            frequency=sample_rate,
-            size=-16,
-            channels=2,
-            buffer=MIXER_BUFFER_SAMPLES,
-            allowedchanges=0,
-        )
+        with _quiet_stderr():
+            pygame.mixer.init(
+                frequency=sample_rate,
+                size=-16,
+                channels=2,
+                buffer=MIXER_BUFFER_SAMPLES,
+                allowedchanges=0,
+            )
     except pygame.error as exc:
         raise AudioDeviceError(
             f"no audio output device ({exc}); connect or enable one, or write the session "
