@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         from audio_engine.cli.export import export_session
 
         _show_pointer(session)
-        print(f"relax: {exc}; writing the session to a file instead", file=sys.stderr)
+        reason = str(exc).split(";")[0]  # the device problem, without the advice to export
+        print(f"relax: {reason}; writing the session to a file instead", file=sys.stderr)
         path = export_session(session, None, voice=voice)
         print(f"relax: exported to {path}", file=sys.stderr)
         print(path)
