@@ -1,8 +1,20 @@
-"""A short-lived process that runs pyttsx3 once: `python -m audio_engine._tts_worker`.
+"""Runs pyttsx3 in a fresh engine state: `python -m audio_engine._tts_worker [--serve]`.
 
-`audio_engine.tts` spawns one of these per clip so every clip starts from a fresh engine state
-(espeak-ng's output for a text depends on what the same process synthesized before). It reads one
-JSON request on stdin:
+`audio_engine.tts` needs every clip made from a fresh engine state (espeak-ng's output for a text
+depends on what the same process synthesized before). Two ways to get one:
+
+- Without arguments: one request, one process. Reads one JSON request on stdin and exits.
+- `--serve` (POSIX, the fast path): a fork server. It imports pyttsx3 and loads the espeak-ng
+  library once but never initializes espeak (a child forked after espeak was initialized hangs,
+  pyttsx3 issue #131); each request is then run in a child forked from it, which initializes espeak
+  fresh, handles that one request and exits. The child starts in the same state as a fresh
+  process, without paying for the interpreter start and the imports. After loading, the server
+  writes one line `{"ready": true}` on stdout; then, per request line on stdin, one reply line
+  `{"rc": exit code, "output": the child's stdout and stderr, "timed_out": bool}`. The child is
+  killed after the request's `timeout_s`; it dies with the server (Linux: parent-death signal).
+  The server ignores SIGINT (its parent stops it) and exits at the end of its stdin.
+
+Requests:
 
 - `{"op": "synth", "text": ..., "voice_id": ..., "rate_wpm": ..., "out": PATH, "attempt": N}`
   writes the driver's audio file to PATH (whatever format the driver writes; the parent reads the
@@ -10,13 +22,14 @@ JSON request on stdin:
 - `{"op": "info"}` prints one line `RELAX-TTS-INFO: {json}` with the engine version and the voices.
 
 Only the standard library and pyttsx3 are imported here, to keep start-up short. Anything the driver
-prints goes to this process's stdout, which the parent captures. Errors: a message on stderr and
-exit code 1.
+prints goes to this process's stdout, which the parent captures (the server's children write to a
+pipe of the server, never to the reply channel). Errors: a message on stderr and exit code 1.
 
 Environment: `RELAX_ESPEAK=system` uses the system's libespeak-ng instead of the one in the
-`espeakng-loader` wheel (Linux). `RELAX_TTS_FAULT` is a test hook: `empty-first` makes attempt 0
-write a WAV with no frames (the failure seen with pyttsx3 on one machine), `empty-always` makes
-every attempt do so.
+`espeakng-loader` wheel (Linux). `RELAX_TTS_FAULT` is a test hook (a request's `fault` field
+overrides it): `empty-first` makes attempt 0 write a WAV with no frames (the failure seen with
+pyttsx3 on one machine), `empty-always` makes every attempt do so, `hang` makes the worker sleep
+(for the timeout).
 """
 
 from __future__ import annotations
@@ -26,8 +39,11 @@ import ctypes
 import json
 import os
 import platform
+import select
+import signal
 import sys
 import time
+import traceback
 import wave
 
 INFO_PREFIX = "RELAX-TTS-INFO: "
@@ -129,10 +145,12 @@ def _write_empty_wav(path: str) -> None:
 
 
 def _synth(request: dict) -> None:
-    fault = os.environ.get("RELAX_TTS_FAULT", "")
+    fault = request.get("fault", os.environ.get("RELAX_TTS_FAULT", ""))
     if fault == "empty-always" or (fault == "empty-first" and request.get("attempt") == 0):
         _write_empty_wav(request["out"])
         return
+    if fault == "hang":
+        time.sleep(3600)
     engine = _engine()
     if request.get("voice_id"):
         engine.setProperty("voice", request["voice_id"])
@@ -162,9 +180,7 @@ def _wait_for_espeak(engine) -> None:
         time.sleep(0.002)
 
 
-def main() -> int:
-    request = json.loads(sys.stdin.read())
-    source = _load_espeak()
+def _handle(request: dict, source: str) -> int:
     if request["op"] == "info":
         print(INFO_PREFIX + json.dumps(_info(source)), flush=True)
         return 0
@@ -172,6 +188,132 @@ def main() -> int:
         _synth(request)
         return 0
     return _fail(f"unknown request {request['op']!r}")
+
+
+def _preload() -> None:
+    """Import what a request needs and load the library, without initializing espeak."""
+    import wave  # noqa: F401  (the driver writes its file with it)
+    from importlib import metadata  # noqa: F401
+
+    import pyttsx3
+    import pyttsx3.driver  # noqa: F401
+
+    if platform.system() == "Linux":
+        # Importing the driver loads libespeak-ng (dlopen); only `init()` initializes it.
+        import pyttsx3.drivers.espeak  # noqa: F401
+    del pyttsx3
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this child when the server dies, however it dies."""
+    if platform.system() != "Linux":
+        return
+    parent_pid = os.getppid()
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the server died before the signal was armed
+        os._exit(1)
+
+
+def _child(request: dict, source: str, out_fd: int) -> None:
+    """In a forked child: run one request with stdout and stderr on `out_fd`; never returns."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _die_with_parent()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.close(devnull)
+        os.close(out_fd)
+        code = _handle(request, source)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001  (report anything, then exit: never return to the loop)
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _collect(fd: int, timeout_s: float) -> tuple[bytes, bool]:
+    """Everything written to `fd` until its writers close it; and whether time ran out first."""
+    deadline = time.monotonic() + timeout_s
+    chunks: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return b"".join(chunks), True
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+
+
+def _run_forked(request: dict, source: str) -> dict:
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _child(request, source, write_fd)
+    os.close(write_fd)
+    try:
+        output, timed_out = _collect(read_fd, float(request.get("timeout_s", 30.0)))
+    finally:
+        os.close(read_fd)
+    if timed_out:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return {
+        "rc": os.waitstatus_to_exitcode(status),
+        "output": output.decode("utf-8", errors="replace")[-65536:],
+        "timed_out": timed_out,
+    }
+
+
+def serve() -> int:
+    """The fork server loop (see the module docstring)."""
+    # Replies go to the original stdout; fd 1 itself points at /dev/null from now on, so that
+    # nothing printed by an import or the driver can ever mix into the replies.
+    reply = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us: close() or end of stdin
+    try:
+        source = _load_espeak()
+        _preload()
+    except Exception as exc:  # the driver raises anything from OSError to RuntimeError
+        reply.write(json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
+        reply.flush()
+        return 1
+    reply.write(json.dumps({"ready": True, "source": source}) + "\n")
+    reply.flush()
+    while line := sys.stdin.readline():
+        if not line.strip():
+            continue
+        reply.write(json.dumps(_run_forked(json.loads(line), source)) + "\n")
+        reply.flush()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--serve"]:
+        return serve()
+    request = json.loads(sys.stdin.read())
+    return _handle(request, _load_espeak())
 
 
 if __name__ == "__main__":

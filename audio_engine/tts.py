@@ -36,18 +36,21 @@ is read from the file's header.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import hashlib
 import json
 import os
 import re
+import select
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -62,6 +65,11 @@ from audio_engine.errors import TTSError
 
 PROCESSING_VERSION = 1  # bump when anything below changes what a clip sounds like
 SYNTH_TIMEOUT_S = 30.0
+# Fork servers (see `_tts_worker`) where the driver is espeak-ng: Linux. Elsewhere, and whenever a
+# server fails, each clip gets a fresh worker process. Tests and the benchmark switch this off.
+FORK_SERVER = sys.platform.startswith("linux")
+SERVER_START_TIMEOUT_S = 30.0
+SERVER_GRACE_S = 10.0  # beyond a request's own timeout, before the server itself counts as hung
 MAX_ATTEMPTS = 4  # the first try and up to three retries, each in a fresh worker
 TRIM_THRESHOLD_DBFS = -50.0
 TRIM_MARGIN_S = 0.003
@@ -145,17 +153,30 @@ def _engine_info_cached() -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str, s
 
 
 def _ask_engine_info() -> dict:
-    try:
-        done = subprocess.run(
-            _worker_command(),
-            input=json.dumps({"op": "info"}),
-            capture_output=True,
-            text=True,
-            timeout=SYNTH_TIMEOUT_S,
-            env=_worker_env(),
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise TTSError(f"the speech engine did not answer within {SYNTH_TIMEOUT_S:g} s") from exc
+    # Through a fork server where possible: the server is then ready for the first clip.
+    done = None
+    server = _SERVERS.acquire()
+    if server is not None:
+        try:
+            done = server.run({"op": "info"}, SYNTH_TIMEOUT_S)
+        except (_ServerBroken, _AttemptFailed):
+            done = None
+        finally:
+            _SERVERS.release(server)
+    if done is None or done.returncode != 0:
+        try:
+            done = subprocess.run(
+                _worker_command(),
+                input=json.dumps({"op": "info"}),
+                capture_output=True,
+                text=True,
+                timeout=SYNTH_TIMEOUT_S,
+                env=_worker_env(),
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TTSError(
+                f"the speech engine did not answer within {SYNTH_TIMEOUT_S:g} s"
+            ) from exc
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(_INFO_PREFIX)]
     if done.returncode != 0 or not lines:
         detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -359,29 +380,201 @@ class _AttemptFailed(Exception):
 
 
 class _Workers:
-    """The worker processes one Synthesizer runs, so that closing it can stop them."""
+    """What one Synthesizer is running (worker processes, busy fork servers), to stop on close."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._procs: set[subprocess.Popen] = set()
+        self._running: set = set()  # anything with a kill() method
         self.closed = False
 
-    def add(self, proc: subprocess.Popen) -> None:
+    def add(self, worker) -> None:
         with self._lock:
-            self._procs.add(proc)
+            self._running.add(worker)
             if self.closed:
-                proc.kill()
+                worker.kill()
 
-    def discard(self, proc: subprocess.Popen) -> None:
+    def discard(self, worker) -> None:
         with self._lock:
-            self._procs.discard(proc)
+            self._running.discard(worker)
 
     def close(self) -> None:
         with self._lock:
             self.closed = True
-            for proc in self._procs:
+            for worker in self._running:
                 with contextlib.suppress(OSError):
-                    proc.kill()
+                    worker.kill()
+
+
+# ---- the fork servers --------------------------------------------------------------------------
+
+
+class _ServerBroken(Exception):
+    """A fork server would not start, died or broke the protocol (internal: use a fresh worker)."""
+
+
+class _ForkServer:
+    """One `python -m audio_engine._tts_worker --serve`; each request runs in a child forked from it.
+
+    The server has imported pyttsx3 and loaded espeak-ng without initializing it, so a child
+    starts in the state of a fresh worker process for a fraction of the cost. Not thread-safe: one
+    thread uses a server at a time (the pool hands it out); `kill` may come from any thread.
+    """
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self._buffer = b""
+        self.in_flight = False  # a request was sent and its reply not read: unusable afterwards
+        self.proc = subprocess.Popen(
+            [*_worker_command(), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # a child's messages come back in its reply
+            env=_worker_env(),
+        )
+        try:
+            hello = self._read_reply(SERVER_START_TIMEOUT_S)
+        except _ServerBroken:
+            self.kill()
+            raise
+        if hello.get("ready") is not True:
+            self.kill()
+            raise _ServerBroken(f"the fork server did not start: {hello.get('error')}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def run(self, request: dict, timeout_s: float) -> subprocess.CompletedProcess:
+        """Run `request` in a fresh child; its stdout and stderr come back merged.
+
+        Raises `_AttemptFailed` when the child ran out of time (the server killed it and stays
+        usable) and `_ServerBroken` when the server itself failed.
+        """
+        line = json.dumps({**request, "timeout_s": timeout_s}) + "\n"
+        self.in_flight = True
+        try:
+            self.proc.stdin.write(line.encode("utf-8"))
+            self.proc.stdin.flush()
+        except (OSError, ValueError) as exc:  # a dead server: broken pipe or closed file
+            raise _ServerBroken(f"the fork server is gone ({exc})") from exc
+        # The server enforces the child's timeout; this one only guards against the server.
+        reply = self._read_reply(timeout_s + SERVER_GRACE_S)
+        try:
+            returncode, output = int(reply["rc"]), str(reply["output"])
+            timed_out = bool(reply["timed_out"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _ServerBroken(f"malformed reply from the fork server: {reply!r}") from exc
+        self.in_flight = False
+        if timed_out:
+            raise _AttemptFailed(f"no answer within {timeout_s:g} s")
+        return subprocess.CompletedProcess(self.proc.args, returncode, output, output)
+
+    def _read_reply(self, timeout_s: float) -> dict:
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _ServerBroken(f"no reply from the fork server within {timeout_s:g} s")
+            if not select.select([fd], [], [], remaining)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError as exc:
+                raise _ServerBroken(f"the fork server is gone ({exc})") from exc
+            if not chunk:
+                raise _ServerBroken("the fork server exited")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            reply = json.loads(line)
+        except ValueError as exc:
+            raise _ServerBroken(f"malformed reply from the fork server: {line[:200]!r}") from exc
+        if not isinstance(reply, dict):
+            raise _ServerBroken(f"malformed reply from the fork server: {line[:200]!r}")
+        return reply
+
+    def kill(self) -> None:
+        """Stop the server now; its running child dies with it (parent-death signal)."""
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def close(self) -> None:
+        self.kill()
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+def _server_key() -> tuple:
+    """What a server's preloading depends on: a change means servers must be started anew."""
+    return (
+        sys.executable,
+        *(os.environ.get(name, "") for name in ("RELAX_ESPEAK", "ESPEAK_DATA_PATH", "PYTHONPATH")),
+    )
+
+
+class _ServerPool:
+    """Idle fork servers of this process, shared by every synthesis; all stopped at exit."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle: list[_ForkServer] = []
+        self._all: weakref.WeakSet[_ForkServer] = weakref.WeakSet()
+        self._failed: set[tuple] = set()  # keys whose server would not start: fresh workers
+        self._closed = False
+        atexit.register(self.close, final=True)
+
+    def acquire(self) -> _ForkServer | None:
+        """An idle server or a new one; None where fork servers are off or will not start."""
+        if not FORK_SERVER:
+            return None
+        key = _server_key()
+        with self._lock:
+            if self._closed or key in self._failed:
+                return None
+            stale = [s for s in self._idle if s.key != key or not s.alive()]
+            self._idle = [s for s in self._idle if s not in stale]
+            server = self._idle.pop() if self._idle else None
+        for old in stale:
+            old.close()
+        if server is not None:
+            return server
+        try:
+            server = _ForkServer(key)
+        except (_ServerBroken, OSError):
+            with self._lock:
+                self._failed.add(key)
+            return None
+        with self._lock:
+            self._all.add(server)
+        return server
+
+    def release(self, server: _ForkServer) -> None:
+        """Give `server` back for reuse, or stop it when it is broken, busy or surplus."""
+        with self._lock:
+            if (
+                not self._closed
+                and not server.in_flight
+                and server.alive()
+                and len(self._idle) < max(2, os.cpu_count() or 1)
+            ):
+                self._idle.append(server)
+                return
+        server.close()
+
+    def close(self, *, final: bool = False) -> None:
+        """Stop every server, idle or busy; with `final` (at exit), start no new ones."""
+        with self._lock:
+            servers = list(self._all)
+            self._idle = []
+            self._closed = final
+        for server in servers:
+            server.close()
+
+
+_SERVERS = _ServerPool()
 
 
 def _plausible_range_s(text: str, rate_wpm: int) -> tuple[float, float]:
@@ -458,34 +651,66 @@ def _run_worker(request: dict, procs: _Workers | None) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def _run_in_server(server: _ForkServer, request: dict, procs: _Workers | None):
+    if procs is not None:
+        procs.add(server)
+    try:
+        return server.run(request, SYNTH_TIMEOUT_S)
+    finally:
+        if procs is not None:
+            procs.discard(server)
+
+
 def _make_clip(utterance: model.Utterance, voice: VoiceInfo, procs: _Workers | None = None):
-    """Synthesize one clip in fresh workers, verifying and retrying; scaled by the volume."""
+    """Synthesize one clip in fresh workers, verifying and retrying; scaled by the volume.
+
+    Each attempt runs in a child of a fork server, or, where there is none (Windows, macOS, a
+    server that would not start or died), in a fresh worker process.
+    """
     problems: list[str] = []
-    for attempt in range(MAX_ATTEMPTS):
-        if procs is not None and procs.closed:
-            raise TTSError(f"synthesis of {utterance.text!r} was cancelled")
-        with tempfile.TemporaryDirectory(prefix="relax-tts-") as tmp:
-            out = Path(tmp) / "clip.wav"
-            request = {
-                "op": "synth",
-                "text": utterance.text,
-                "voice_id": voice.id,
-                "rate_wpm": int(utterance.voice.rate_wpm),
-                "out": str(out),
-                "attempt": attempt,
-            }
-            try:
-                done = _run_worker(request, procs)
-                if done.returncode != 0:
-                    detail = (done.stderr.strip().splitlines() or ["no message"])[-1]
-                    raise _AttemptFailed(f"worker exit code {done.returncode}: {detail}")
-                if not out.exists():
-                    raise _AttemptFailed("no audio file written")
-                clip = _decode(out, utterance)
-            except _AttemptFailed as exc:
-                problems.append(str(exc))
-                continue
-        return (clip * np.float32(utterance.voice.volume)).astype(np.float32)
+    server = _SERVERS.acquire()
+    try:
+        for attempt in range(MAX_ATTEMPTS):
+            if procs is not None and procs.closed:
+                raise TTSError(f"synthesis of {utterance.text!r} was cancelled")
+            with tempfile.TemporaryDirectory(prefix="relax-tts-") as tmp:
+                out = Path(tmp) / "clip.wav"
+                request = {
+                    "op": "synth",
+                    "text": utterance.text,
+                    "voice_id": voice.id,
+                    "rate_wpm": int(utterance.voice.rate_wpm),
+                    "out": str(out),
+                    "attempt": attempt,
+                    "fault": os.environ.get("RELAX_TTS_FAULT", ""),
+                }
+                try:
+                    done = None
+                    if server is not None:
+                        try:
+                            done = _run_in_server(server, request, procs)
+                        except _ServerBroken:
+                            server.close()
+                            server = None
+                            if procs is not None and procs.closed:
+                                raise TTSError(
+                                    f"synthesis of {utterance.text!r} was cancelled"
+                                ) from None
+                    if done is None:
+                        done = _run_worker(request, procs)
+                    if done.returncode != 0:
+                        detail = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                        raise _AttemptFailed(f"worker exit code {done.returncode}: {detail}")
+                    if not out.exists():
+                        raise _AttemptFailed("no audio file written")
+                    clip = _decode(out, utterance)
+                except _AttemptFailed as exc:
+                    problems.append(str(exc))
+                    continue
+            return (clip * np.float32(utterance.voice.volume)).astype(np.float32)
+    finally:
+        if server is not None:
+            _SERVERS.release(server)
     raise TTSError(
         f"could not synthesize {utterance.text!r} with voice {voice.id} "
         f"after {MAX_ATTEMPTS} attempts: {'; '.join(problems)}"
