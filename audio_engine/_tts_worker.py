@@ -12,7 +12,8 @@ depends on what the same process synthesized before). Two ways to get one:
   writes one line `{"ready": true}` on stdout; then, per request line on stdin, one reply line
   `{"rc": exit code, "output": the child's stdout and stderr, "timed_out": bool}`. The child is
   killed after the request's `timeout_s`; it dies with the server (Linux: parent-death signal).
-  The server ignores SIGINT (its parent stops it) and exits at the end of its stdin.
+  The server ignores SIGINT (its parent stops it) and exits at the end of its stdin, at once
+  (killing a running child) when that comes while a child runs.
 
 Requests:
 
@@ -241,24 +242,31 @@ def _child(request: dict, source: str, out_fd: int) -> None:
         os._exit(code)
 
 
-def _collect(fd: int, timeout_s: float) -> tuple[bytes, bool]:
-    """Everything written to `fd` until its writers close it; and whether time ran out first."""
+def _collect(fd: int, timeout_s: float) -> tuple[bytes, str]:
+    """Everything written to `fd` until its writers close it, and how it ended.
+
+    "done": the child closed it (exited); "timeout": `timeout_s` passed first; "orphaned": stdin
+    became readable meanwhile, which in this protocol means the parent is gone (end of file).
+    """
     deadline = time.monotonic() + timeout_s
+    stdin_fd = sys.stdin.fileno()
     chunks: list[bytes] = []
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return b"".join(chunks), True
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return b"".join(chunks), False
-        chunks.append(chunk)
+            return b"".join(chunks), "timeout"
+        ready, _, _ = select.select([fd, stdin_fd], [], [], remaining)
+        if fd in ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks), "done"
+            chunks.append(chunk)
+        elif stdin_fd in ready:
+            return b"".join(chunks), "orphaned"
 
 
-def _run_forked(request: dict, source: str) -> dict:
+def _run_forked(request: dict, source: str) -> dict | None:
+    """Run `request` in a fresh child; its reply, or None when the parent is gone."""
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -268,17 +276,19 @@ def _run_forked(request: dict, source: str) -> dict:
         _child(request, source, write_fd)
     os.close(write_fd)
     try:
-        output, timed_out = _collect(read_fd, float(request.get("timeout_s", 30.0)))
+        output, ending = _collect(read_fd, float(request.get("timeout_s", 30.0)))
     finally:
         os.close(read_fd)
-    if timed_out:
+    if ending != "done":
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
+    if ending == "orphaned":
+        return None
     return {
         "rc": os.waitstatus_to_exitcode(status),
         "output": output.decode("utf-8", errors="replace")[-65536:],
-        "timed_out": timed_out,
+        "timed_out": ending == "timeout",
     }
 
 
@@ -303,7 +313,10 @@ def serve() -> int:
     while line := sys.stdin.readline():
         if not line.strip():
             continue
-        reply.write(json.dumps(_run_forked(json.loads(line), source)) + "\n")
+        answer = _run_forked(json.loads(line), source)
+        if answer is None:
+            break
+        reply.write(json.dumps(answer) + "\n")
         reply.flush()
     return 0
 

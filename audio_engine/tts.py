@@ -13,16 +13,21 @@ A clip is a float32 mono numpy array at `model.SAMPLE_RATE` (44100 Hz) whose fir
 are sound (silence trimmed at -50 dBFS with a 3 ms margin, 4 ms raised-cosine ramps at both ends),
 scaled by the voice's volume.
 
-Why a process per clip: espeak-ng's output for a text depends on what the same process synthesized
-before it, so each clip is made by a fresh, spawned `python -m audio_engine._tts_worker` (about
-0.1 s each; several run in parallel). A clip therefore depends only on its cache key: text, chosen
-voice id, rate, volume, engine version and `PROCESSING_VERSION`. The parent never loads the engine
-itself, so it can fork freely.
+Why a fresh process per clip: espeak-ng's output for a text depends on what the same process
+synthesized before it, so every clip is made in a process that has never synthesized anything. On
+Linux that is a child forked from a fork server (`python -m audio_engine._tts_worker --serve`)
+that has imported pyttsx3 and loaded the espeak-ng library but never initialized espeak: the child
+initializes it, makes one clip and exits (about 0.02 s instead of about 0.1 s for a fresh
+interpreter). Its file is byte-identical to a fresh worker's (tested). Idle servers are kept for
+the next clips (one per CPU, at least two) and stopped at exit. Elsewhere (Windows, macOS), or when a server
+will not start or dies, each clip is made by a fresh, spawned `python -m audio_engine._tts_worker`.
+Either way a clip depends only on its cache key: text, chosen voice id, rate, volume, engine version
+and `PROCESSING_VERSION`. The parent never loads the engine itself, so it can fork freely.
 
 Every file the driver writes is checked (header parses, frames > 0, sound after trimming, length
-plausible for the word count and rate) and re-made by a fresh worker up to `MAX_ATTEMPTS` times;
-every worker runs under a `SYNTH_TIMEOUT_S` timeout. Failures raise `errors.TTSError` naming the
-text.
+plausible for the word count and rate) and re-made in a fresh child or worker up to `MAX_ATTEMPTS`
+times; every one runs under a `SYNTH_TIMEOUT_S` timeout. Failures raise `errors.TTSError` naming
+the text.
 
 Cache: folder `$RELAX_CACHE_DIR`, else `platformdirs.user_cache_dir("relax")/speech`. Files are
 written to a temporary name and renamed; each carries its length and a SHA-256 of its samples, and a
