@@ -58,21 +58,29 @@ def _cache_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir("relax"))
 
 
-def gain(prepared: Prepared) -> float:
+def gain(prepared: Prepared, progress=None) -> float:
     """The session's loudness gain; measured on first use and kept in the cache folder.
 
     The key covers the whole timeline (every event, layer and length) and the speech engine's
-    version, so any change in what would sound gives a new measurement.
+    version, so any change in what would sound gives a new measurement. `progress(done, total)`
+    follows the measuring pass (in samples) when there is one.
     """
+    files = []
+    for path in sorted(prepared.sources.sounds):
+        try:
+            stat = Path(path).stat()
+            files.append((str(path), stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            files.append((str(path), None, None))
     key = hashlib.sha256(
-        repr((prepared.timeline, tts.engine_version(), render.TARGET_LUFS)).encode()
+        repr((prepared.timeline, files, tts.engine_version(), render.TARGET_LUFS)).encode()
     ).hexdigest()
     path = _cache_dir() / "gain" / f"{key}.json"
     try:
         return float(json.loads(path.read_text())["gain"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    value = render.measure_gain(prepared.timeline, prepared.sources)
+    value = render.measure_gain(prepared.timeline, prepared.sources, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"gain": value}))

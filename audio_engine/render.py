@@ -93,11 +93,18 @@ def blocks(
         yield _ceiling(block * np.float32(gain))
 
 
-def measure_gain(timeline: Timeline, sources: Sources) -> float:
-    """Linear gain that brings the session's integrated loudness to `TARGET_LUFS`."""
+def measure_gain(timeline: Timeline, sources: Sources, progress=None) -> float:
+    """Linear gain that brings the session's integrated loudness to `TARGET_LUFS`.
+
+    `progress(done_samples, total_samples)`, if given, is called after every block of the pass.
+    """
     meter = loudness.Meter(timeline.sample_rate, 2)
+    done = 0
     for block in _raw_blocks(timeline, sources, 0, 1 << 16, Mix(), None):
         meter.feed(block)
+        done += len(block)
+        if progress is not None:
+            progress(done, timeline.total_samples)
     lufs = meter.integrated_lufs()
     if not np.isfinite(lufs):
         return 1.0
