@@ -130,11 +130,8 @@ def export_session(
     finally:
         speech.done()
     status = _common.Progress(f"measuring loudness of {session.id}", enabled=show)
-    if status.enabled:
-        status.stream.write(f"\r{status.label} ...")
-        status.stream.flush()
     try:
-        gain = pipeline.gain(prepared)
+        gain = pipeline.gain(prepared, progress=status)
     finally:
         status.done()
     progress = _common.Progress(f"exporting {target.name}", enabled=show)
