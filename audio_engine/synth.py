@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from audio_engine.model import SAMPLE_RATE, Binaural, Drone, Noise
 
-LAYER_RMS = 0.5  # RMS per channel of a background layer at volume 1.0
+# RMS per channel of a background layer at volume 1.0: about twice the voice's RMS (~0.1 at
+# volume 1), so the usual drone 0.06 / noise 0.03 sit about 18 dB under the voice.
+LAYER_RMS = 0.2
 GUIDE_TONE_PEAK = 0.25
 GUIDE_TONE_LOW_HZ = 196.0  # G3: where the inhale starts and the exhale ends
 GUIDE_TONE_HIGH_HZ = 293.66  # D4: the top of the inhale, held through the hold
@@ -41,11 +44,6 @@ _CHIME_FLOOR = 1e-3  # -60 dB of peak: the chime has rung out
 LOOP_CROSSFADE_SAMPLES = round(0.1 * SAMPLE_RATE)
 
 _NOISE_SEED = 0x5EED_2E1A
-_NOISE_CHUNK_SAMPLES = 65536
-_NOISE_KERNEL_SAMPLES = 16384
-_NOISE_EXPONENT = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f**exponent
-_NOISE_LOW_HZ = 20.0
-_NOISE_HIGH_HZ = 20000.0
 
 
 # ---- chimes -----------------------------------------------------------------------------------
@@ -303,33 +301,163 @@ def layer_block(layer: Drone | Binaural | Noise, start: int, stop: int) -> np.nd
     Returns
     -------
     np.ndarray
-        float32 (stop - start, 2). RMS per channel is ``0.5 * layer.volume`` (the drone's over a
-        whole 20 s movement period; binaural exactly; noise in expectation).
+        float32 (stop - start, 2), a new array. RMS per channel is ``LAYER_RMS * layer.volume``
+        (the drone's over a whole 20 s swell period; binaural exactly; noise exactly over its
+        47.5 s loop).
+
+    Examples
+    --------
+    >>> x = layer_block(Noise(color="pink", volume=0.5), 0, 44100)
+    >>> x.shape, x.dtype
+    ((44100, 2), dtype('float32'))
     """
     if start < 0 or stop < start:
         raise ValueError(f"bad sample range [{start}, {stop})")
     if isinstance(layer, Drone):
-        return _drone(layer.frequency_hz, layer.volume, start, stop)
+        return _from_tiles(_drone_bank(float(layer.frequency_hz)), layer.volume, start, stop)
     if isinstance(layer, Binaural):
-        return _binaural(layer.carrier_hz, layer.beat_hz, layer.volume, start, stop)
+        bank = _binaural_bank(float(layer.carrier_hz), float(layer.beat_hz))
+        return _from_tiles(bank, layer.volume, start, stop)
     if isinstance(layer, Noise):
         return _noise(layer.color, layer.volume, start, stop)
     raise TypeError(f"layer_block cannot generate {type(layer).__name__}")
 
 
-def _sine_at(frequency_hz: float, idx: np.ndarray, phase_cycles: float = 0.0) -> np.ndarray:
-    # float64 cycles from the absolute index: exact frequency, no drift over hours.
-    cycles = idx * (frequency_hz / SAMPLE_RATE) + phase_cycles
-    return np.sin(2 * np.pi * np.mod(cycles, 1.0))
+# Oscillator banks. A drone or binaural layer is a sum of sines per channel, optionally under a
+# slow swell. It is made in tiles of _TILE_SAMPLES that start at multiples of _TILE_SAMPLES on the
+# session clock, and each tile is a pure function of its index, so any block is the same however
+# the session is cut. Inside a tile, every _GRID_SAMPLES-sample stretch starts from phases computed
+# in float64 from its absolute first index (exact frequencies, no drift over hours) and advances
+# by exact rotation: sin(phase + w j) = sin(phase) cos(w j) + cos(phase) sin(w j), with the
+# cos(w j), sin(w j) rows tabulated once. The swell is evaluated on the same grid and linearly
+# interpolated inside each stretch. That makes a tile one small matrix product
+# (stretches x rows) @ (rows x samples): a few float operations per sample instead of sines.
+_TILE_SAMPLES = 1 << 16
+_GRID_SAMPLES = 256
+_TILE_GRID = _TILE_SAMPLES // _GRID_SAMPLES
+# Products are cut into batches small enough that OpenBLAS runs each on one thread (it starts
+# threads above m*n*k = 2**18), which is faster here and does not fight other work for cores.
+_BLAS_ONE_THREAD = 1 << 18
 
 
-def _binaural(carrier_hz, beat_hz, volume, start, stop) -> np.ndarray:
-    idx = np.arange(start, stop, dtype=np.float64)
-    amp = LAYER_RMS * math.sqrt(2.0) * volume
-    out = np.empty((len(idx), 2), dtype=np.float32)
-    out[:, 0] = amp * _sine_at(carrier_hz, idx)
-    out[:, 1] = amp * _sine_at(carrier_hz + beat_hz, idx)
+@dataclass(frozen=True)
+class _Bank:
+    """Per channel: sum_i amplitudes[c][i] * sin(2 pi (frequencies_hz[i] * n / SR + phases[c][i])),
+    times ``1 + swell_depth * sin(2 pi (swell_hz * n / SR + swell_phases[c]))`` if swell_depth."""
+
+    frequencies_hz: tuple[float, ...]
+    amplitudes: tuple[tuple[float, ...], ...]
+    phases_cycles: tuple[tuple[float, ...], ...]
+    swell_hz: float = 0.0
+    swell_depth: float = 0.0
+    swell_phases_cycles: tuple[float, ...] = (0.0, 0.0)
+
+
+def _from_tiles(bank: _Bank, volume: float, start: int, stop: int) -> np.ndarray:
+    out = np.empty((stop - start, 2), dtype=np.float32)
+    gain = np.float32(volume)
+    pos = start
+    while pos < stop:
+        index, offset = divmod(pos, _TILE_SAMPLES)
+        take = min(_TILE_SAMPLES - offset, stop - pos)
+        with _TILES.lock:  # a recycled buffer must not be rewritten while it is read
+            tile = _TILES.get(bank, index)
+            for channel in (0, 1):
+                np.multiply(
+                    tile[channel, offset : offset + take],
+                    gain,
+                    out=out[pos - start : pos - start + take, channel],
+                )
+        pos += take
     return out
+
+
+class _TileCache:
+    """The last few tiles, planar float32 (2, T), their buffers recycled.
+
+    Recycling matters: a fresh 512 KB array costs more in page faults than computing the tile.
+    Tiles never leave this module (blocks are copies), so a buffer can be reused once evicted.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.lock = threading.Lock()
+        self._tiles: OrderedDict[tuple[_Bank, int], np.ndarray] = OrderedDict()
+
+    def get(self, bank: _Bank, index: int) -> np.ndarray:
+        key = (bank, index)
+        tile = self._tiles.get(key)
+        if tile is not None:
+            self._tiles.move_to_end(key)
+            return tile
+        channels = len(bank.amplitudes)
+        if len(self._tiles) >= self.size:
+            _, tile = self._tiles.popitem(last=False)
+        if tile is None or tile.shape[0] != channels:
+            tile = np.empty((channels, _TILE_SAMPLES), dtype=np.float32)
+        _bank_tile(bank, index, tile)
+        self._tiles[key] = tile
+        return tile
+
+    def clear(self) -> None:
+        with self.lock:
+            self._tiles.clear()
+
+
+_TILES = _TileCache(8)
+
+
+@functools.lru_cache(maxsize=8)
+def _bank_tables(bank: _Bank) -> np.ndarray:
+    """The rows every stretch combines: cos(w j), sin(w j) per sine (then j/G times them)."""
+    j = np.arange(_GRID_SAMPLES, dtype=np.float64)
+    w = 2 * np.pi * np.array(bank.frequencies_hz)[:, None] / SAMPLE_RATE
+    rows = np.concatenate([np.cos(w * j), np.sin(w * j)])
+    if bank.swell_depth:
+        rows = np.concatenate([rows, rows * (j / _GRID_SAMPLES)])
+    return rows.astype(np.float32)
+
+
+def _angles(cycles: np.ndarray) -> np.ndarray:
+    # Fraction by x - floor(x) (np.mod is slow), then float32 for the sines: a phase computed in
+    # float64 from the absolute index is exact to ~1e-7 cycle.
+    return ((cycles - np.floor(cycles)) * (2 * np.pi)).astype(np.float32)
+
+
+def _bank_tile(bank: _Bank, index: int, out: np.ndarray) -> None:
+    """Samples [index * T, (index + 1) * T) of the bank at volume 1 into `out`, planar (2, T)."""
+    channels, sines = len(bank.amplitudes), len(bank.frequencies_hz)
+    grid = index * _TILE_SAMPLES + _GRID_SAMPLES * np.arange(_TILE_GRID + 1, dtype=np.float64)
+    tables = _bank_tables(bank)
+    rows = tables.shape[0]
+    # weights[channel, stretch]: the cos(w j) rows' weights, then the sin(w j) rows'.
+    weights = np.empty((channels, _TILE_GRID, rows), dtype=np.float32)
+    cycles = grid[:-1, None] * (np.array(bank.frequencies_hz) / SAMPLE_RATE)
+    angle = _angles(cycles + np.array(bank.phases_cycles)[:, None, :])
+    amplitudes = np.array(bank.amplitudes, dtype=np.float32)[:, None, :]
+    np.multiply(np.sin(angle), amplitudes, out=weights[..., :sines])
+    np.multiply(np.cos(angle), amplitudes, out=weights[..., sines : 2 * sines])
+    if bank.swell_depth:
+        swell_cycles = grid * (bank.swell_hz / SAMPLE_RATE)
+        angle = _angles(swell_cycles + np.array(bank.swell_phases_cycles)[:, None])
+        swell = 1 + np.float32(bank.swell_depth) * np.sin(angle)  # (channel, grid + 1)
+        step = swell[:, 1:] - swell[:, :-1]
+        np.multiply(weights[..., : 2 * sines], step[..., None], out=weights[..., 2 * sines :])
+        weights[..., : 2 * sines] *= swell[:, :-1, None]
+    batch = _TILE_GRID
+    while batch > 1 and batch * _GRID_SAMPLES * rows > _BLAS_ONE_THREAD:
+        batch //= 2
+    np.matmul(weights.reshape(-1, batch, rows), tables, out=out.reshape(-1, batch, _GRID_SAMPLES))
+
+
+@functools.lru_cache(maxsize=8)
+def _binaural_bank(carrier_hz: float, beat_hz: float) -> _Bank:
+    amp = LAYER_RMS * math.sqrt(2.0)
+    return _Bank(
+        frequencies_hz=(carrier_hz, carrier_hz + beat_hz),
+        amplitudes=((amp, 0.0), (0.0, amp)),
+        phases_cycles=((0.0, 0.0), (0.0, 0.0)),
+    )
 
 
 _DRONE_LFO_HZ = 0.05  # slow swell, one breath-like rise and fall every 20 s
@@ -339,6 +467,10 @@ _DRONE_PARTNER_HZ = 0.11  # the octave partner's detune: a slow 9 s beat, opposi
 _DRONE_HARMONICS = ((1, 1.0, 0.0), (2, 0.28, 0.1), (3, 0.12, 0.2), (4, 0.05, 0.6))
 _DRONE_PARTNER = (0.18, 0.35)  # amplitude, phase in cycles
 _DRONE_SOFT_HZ = 1500.0  # upper partials above this roll off (1/f^2) so a high drone stays soft
+# The right channel runs an eighth of a cycle ahead, its swell a quarter period: width that still
+# sums well to mono (fundamental 45 degrees apart, correlation ~0.7).
+_DRONE_RIGHT_SHIFT_CYCLES = 0.125
+_DRONE_RIGHT_SWELL_CYCLES = 0.25
 
 
 def _drone_amplitudes(frequency_hz: float) -> tuple[list[float], float]:
@@ -349,95 +481,81 @@ def _drone_amplitudes(frequency_hz: float) -> tuple[list[float], float]:
     return [soft(k, a) for k, a, _ in _DRONE_HARMONICS], soft(2, _DRONE_PARTNER[0])
 
 
-def _drone(frequency_hz, volume, start, stop) -> np.ndarray:
-    idx = np.arange(start, stop, dtype=np.float64)
-    # Three oscillators from the absolute index; harmonics by angle multiplication (exact
-    # multiples, and 4 transcendental calls per sample instead of 12).
-    theta = 2 * np.pi * np.mod(idx * (frequency_hz / SAMPLE_RATE), 1.0)
-    detune = 2 * np.pi * np.mod(idx * (_DRONE_PARTNER_HZ / SAMPLE_RATE), 1.0)
-    lfo = 2 * np.pi * np.mod(idx * (_DRONE_LFO_HZ / SAMPLE_RATE), 1.0)
-    sin1, cos1 = np.sin(theta), np.cos(theta)
-    sin_d, cos_d = np.sin(detune), np.cos(detune)
+@functools.lru_cache(maxsize=8)
+def _drone_bank(frequency_hz: float) -> _Bank:
     amps, partner_amp = _drone_amplitudes(frequency_hz)
     mean_square = (sum(a * a for a in amps) + partner_amp**2) / 2 * (1 + _DRONE_LFO_DEPTH**2 / 2)
-    scale = LAYER_RMS * volume / math.sqrt(mean_square)
-    out = np.empty((len(idx), 2), dtype=np.float32)
-    for channel in (0, 1):
-        # The right channel runs an eighth of a cycle ahead, its LFO a quarter period: width
-        # that still sums well to mono (fundamental 45 degrees apart, correlation ~0.7).
-        shift = 0.25 * np.pi * channel
-        s1 = math.cos(shift) * sin1 + math.sin(shift) * cos1
-        c1 = math.cos(shift) * cos1 - math.sin(shift) * sin1
-        s2, c2 = 2 * s1 * c1, 1 - 2 * s1 * s1
-        s3, c3 = s1 * (3 - 4 * s1 * s1), c1 * (4 * c1 * c1 - 3)
-        s4, c4 = 2 * s2 * c2, 1 - 2 * s2 * s2
-        x = np.zeros(len(idx))
-        for (_, _, p), a, (s, c) in zip(
-            _DRONE_HARMONICS, amps, ((s1, c1), (s2, c2), (s3, c3), (s4, c4)), strict=True
-        ):
-            x += a * (math.cos(2 * np.pi * p) * s + math.sin(2 * np.pi * p) * c)
-        # Partner: sin(2 theta + p +/- detune), opposite detune per channel.
-        p = 2 * np.pi * _DRONE_PARTNER[1]
-        s2p, c2p = math.cos(p) * s2 + math.sin(p) * c2, math.cos(p) * c2 - math.sin(p) * s2
-        sign = 1.0 if channel == 0 else -1.0
-        x += partner_amp * (s2p * cos_d + sign * c2p * sin_d)
-        swell = 1.0 + _DRONE_LFO_DEPTH * np.sin(lfo + 0.5 * np.pi * channel)
-        out[:, channel] = scale * swell * x
-    return out
+    scale = LAYER_RMS / math.sqrt(mean_square)
+    # Sines: the harmonics, then the partner of harmonic 2 detuned up (left) and down (right).
+    frequencies = [k * frequency_hz for k, _, _ in _DRONE_HARMONICS]
+    frequencies += [2 * frequency_hz + _DRONE_PARTNER_HZ, 2 * frequency_hz - _DRONE_PARTNER_HZ]
+    amplitudes, phases = [], []
+    for channel, (up, down) in enumerate(((1.0, 0.0), (0.0, 1.0))):
+        shift = _DRONE_RIGHT_SHIFT_CYCLES * channel
+        amplitudes.append(
+            tuple(scale * a for a in amps) + (scale * partner_amp * up, scale * partner_amp * down)
+        )
+        harmonic_phases = tuple(p + k * shift for k, _, p in _DRONE_HARMONICS)
+        phases.append(harmonic_phases + (_DRONE_PARTNER[1] + 2 * shift,) * 2)
+    return _Bank(
+        frequencies_hz=tuple(frequencies),
+        amplitudes=tuple(amplitudes),
+        phases_cycles=tuple(phases),
+        swell_hz=_DRONE_LFO_HZ,
+        swell_depth=_DRONE_LFO_DEPTH,
+        swell_phases_cycles=(0.0, _DRONE_RIGHT_SWELL_CYCLES),
+    )
+
+
+# Noise: one seamless loop per colour, long enough that its repeat is not heard. The loop is the
+# spectrum of seeded white Gaussian noise (drawn directly in the frequency domain: independent
+# complex Gaussian bins), shaped to the colour and brought back by one inverse FFT. An inverse FFT
+# is periodic, so the loop joins itself without a seam by construction; reading it is an index
+# modulo the period. Left and right, and every colour, have their own seeds.
+_NOISE_LOOP_SAMPLES = 1 << 21  # 47.55 s
+_NOISE_EXPONENT = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f**exponent
+_NOISE_LOW_HZ = 20.0
+_NOISE_HIGH_HZ = 20000.0
+
+
+def _noise_magnitude(exponent: float, frequencies_hz: np.ndarray) -> np.ndarray:
+    """Amplitude response: 4th-order high-pass at 20 Hz, 8th-order roll-off at 20 kHz, f**(-e/2)."""
+    mag = np.zeros_like(frequencies_hz)
+    f = frequencies_hz[1:]
+    highpass = (f / _NOISE_LOW_HZ) ** 4 / np.sqrt(1 + (f / _NOISE_LOW_HZ) ** 8)
+    lowpass = 1 / np.sqrt(1 + (f / _NOISE_HIGH_HZ) ** 8)
+    mag[1:] = highpass * lowpass * (f / 1000.0) ** (-exponent / 2)
+    return mag
 
 
 @functools.lru_cache(maxsize=len(_NOISE_EXPONENT))
-def _noise_kernel(color: str) -> np.ndarray:
-    """A linear-phase FIR whose power response is 1/f**exponent over 20 Hz-20 kHz, sum h^2 = 1."""
-    exponent = _NOISE_EXPONENT[color]
-    k = _NOISE_KERNEL_SAMPLES
-    f = np.fft.rfftfreq(k, 1.0 / SAMPLE_RATE)
-    mag = np.zeros_like(f)
-    f1 = f[1:]
-    highpass = (f1 / _NOISE_LOW_HZ) ** 4 / np.sqrt(1 + (f1 / _NOISE_LOW_HZ) ** 8)
-    lowpass = 1 / np.sqrt(1 + (f1 / _NOISE_HIGH_HZ) ** 8)
-    mag[1:] = highpass * lowpass * (f1 / 1000.0) ** (-exponent / 2)
-    h = np.roll(np.fft.irfft(mag, k), k // 2) * np.blackman(k)
-    h /= np.sqrt(np.sum(h * h))
-    return h
-
-
-@functools.lru_cache(maxsize=12)
-def _white_chunk(stream: int, index: int) -> np.ndarray:
-    # index >= -1; every chunk has its own seed, so any chunk can be made on its own.
-    rng = np.random.default_rng([_NOISE_SEED, stream, index + 1])
-    return rng.standard_normal(_NOISE_CHUNK_SAMPLES)
-
-
-@functools.lru_cache(maxsize=12)
-def _noise_chunk(color: str, channel: int, index: int) -> np.ndarray:
-    """Filtered noise for samples [index*C, (index+1)*C): exact FIR of the seeded white stream."""
-    c, k = _NOISE_CHUNK_SAMPLES, _NOISE_KERNEL_SAMPLES
-    # Its own white stream per colour and channel: two noise layers of different colours are
-    # independent, and so are left and right.
-    stream = 2 * list(_NOISE_EXPONENT).index(color) + channel
-    history = _white_chunk(stream, index - 1)[c - k + 1 :]
-    x = np.concatenate([history, _white_chunk(stream, index)])
-    y = signal.fftconvolve(x, _noise_kernel(color), mode="valid")
-    out = y.astype(np.float32)
-    out.flags.writeable = False
-    return out
+def _noise_loop(color: str) -> np.ndarray:
+    """One period of the colour's noise, float32 (P, 2), read-only, RMS exactly 1 per channel."""
+    p = _NOISE_LOOP_SAMPLES
+    mag = _noise_magnitude(_NOISE_EXPONENT[color], np.fft.rfftfreq(p, 1.0 / SAMPLE_RATE))
+    loop = np.empty((p, 2), dtype=np.float32)
+    for channel in (0, 1):
+        rng = np.random.default_rng([_NOISE_SEED, list(_NOISE_EXPONENT).index(color), channel])
+        bins = rng.standard_normal((2, len(mag)))
+        x = np.fft.irfft((bins[0] + 1j * bins[1]) * mag, p)
+        loop[:, channel] = x / math.sqrt(float(np.dot(x, x)) / p)
+    loop.flags.writeable = False
+    return loop
 
 
 def _noise(color, volume, start, stop) -> np.ndarray:
     if color not in _NOISE_EXPONENT:
         raise ValueError(f"unknown noise color {color!r}; expected one of {list(_NOISE_EXPONENT)}")
-    c = _NOISE_CHUNK_SAMPLES
+    loop = _noise_loop(color)
+    p = len(loop)
     out = np.empty((stop - start, 2), dtype=np.float32)
     gain = np.float32(LAYER_RMS * volume)
-    for channel in (0, 1):
-        pos = start
-        while pos < stop:
-            index, offset = divmod(pos, c)
-            take = min(c - offset, stop - pos)
-            chunk = _noise_chunk(color, channel, index)
-            out[pos - start : pos - start + take, channel] = chunk[offset : offset + take] * gain
-            pos += take
+    pos = start
+    while pos < stop:
+        offset = pos % p
+        take = min(p - offset, stop - pos)
+        np.multiply(loop[offset : offset + take], gain, out=out[pos - start : pos - start + take])
+        pos += take
     return out
 
 
@@ -493,6 +611,27 @@ def sound_block(data: np.ndarray, loop: bool, start: int, stop: int) -> np.ndarr
 
 # ---- envelopes ----------------------------------------------------------------------------------
 
+_UNITY_SAMPLES = 1 << 18
+_UNITY = np.ones(_UNITY_SAMPLES, dtype=np.float32)
+_UNITY.flags.writeable = False
+
+
+def _ones(n: int) -> np.ndarray:
+    if n <= _UNITY_SAMPLES:
+        return _UNITY[:n]
+    g = np.ones(n, dtype=np.float32)
+    g.flags.writeable = False
+    return g
+
+
+def is_unity(gain: np.ndarray) -> bool:
+    """True if `gain` is a gain that `fade_gain` or `duck_gain` returned as all ones.
+
+    A cheap identity check (no scan of the samples), so a mixer can skip multiplying by 1.0. A
+    False answer says nothing: the gain may still be all ones.
+    """
+    return gain is _UNITY or gain.base is _UNITY
+
 
 def fade_gain(
     start: int, stop: int, total_samples: int, fade_in_samples: int, fade_out_samples: int
@@ -508,18 +647,32 @@ def fade_gain(
     Returns
     -------
     np.ndarray
-        float32 (stop - start,).
+        float32 (stop - start,), read-only (a block at full level is a shared array of ones:
+        see `is_unity`).
     """
-    n = np.arange(start, stop, dtype=np.float64)
-    g = np.ones(len(n))
-    if fade_in_samples > 0:
-        x = np.clip(n / fade_in_samples, 0.0, 1.0)
-        g *= np.sin(0.5 * np.pi * x) ** 2
-    if fade_out_samples > 0:
-        x = np.clip((total_samples - 1 - n) / fade_out_samples, 0.0, 1.0)
-        g *= np.sin(0.5 * np.pi * x) ** 2
-    g[(n < 0) | (n >= total_samples)] = 0.0
-    return g.astype(np.float32)
+    n_samples = max(0, stop - start)
+    # Where the gain is exactly 1: past the fade in, up to the last sample before the fade out.
+    full_lo = max(0, fade_in_samples)
+    full_hi = total_samples - max(0, fade_out_samples)  # exclusive
+    if full_lo <= start and stop <= full_hi:
+        return _ones(n_samples)
+    g = np.ones(n_samples, dtype=np.float32)
+    # Only the samples outside the full-level stretch need the formula.
+    for lo, hi in ((start, min(stop, full_lo)), (max(start, full_hi), stop)):
+        if lo >= hi:
+            continue
+        n = np.arange(lo, hi, dtype=np.float64)
+        part = np.ones(len(n))
+        if fade_in_samples > 0:
+            x = np.clip(n / fade_in_samples, 0.0, 1.0)
+            part *= np.sin(0.5 * np.pi * x) ** 2
+        if fade_out_samples > 0:
+            x = np.clip((total_samples - 1 - n) / fade_out_samples, 0.0, 1.0)
+            part *= np.sin(0.5 * np.pi * x) ** 2
+        part[(n < 0) | (n >= total_samples)] = 0.0
+        g[lo - start : hi - start] = part
+    g.flags.writeable = False
+    return g
 
 
 _duck_cache: dict[int, tuple[object, int, int, np.ndarray, np.ndarray]] = {}
@@ -579,25 +732,33 @@ def duck_gain(
     Returns
     -------
     np.ndarray
-        float32 (stop - start,).
+        float32 (stop - start,), read-only (a block with no interval within reach is a shared
+        array of ones: see `is_unity`).
     """
     n = max(0, stop - start)
-    g = np.ones(n, dtype=np.float64)
     if n == 0 or depth == 0 or not intervals:
-        return g.astype(np.float32)
+        return _ones(n)
     r = max(0, int(ramp_samples))
     starts, ends = _merged_intervals(intervals, r)
     # Merged groups with their ramps are disjoint and sorted: bisect to the ones touching the block.
     i0 = int(np.searchsorted(ends, start - r, "right"))
     i1 = int(np.searchsorted(starts, stop + r, "left"))
+    if i0 >= i1:
+        return _ones(n)
+    g = np.ones(n, dtype=np.float32)
+    low = np.float32(1.0 - depth * 1.0)
     for s, e in zip(starts[i0:i1].tolist(), ends[i0:i1].tolist(), strict=True):
         lo, hi = max(start, s - r), min(stop, e + r)
-        idx = np.arange(lo, hi, dtype=np.float64)
-        d = np.ones(len(idx))
-        if r > 0:
-            down = idx < s
-            d[down] = np.sin(0.5 * np.pi * (idx[down] - (s - r)) / r) ** 2
-            up = idx >= e
-            d[up] = np.cos(0.5 * np.pi * (idx[up] - e) / r) ** 2
-        g[lo - start : hi - start] = 1.0 - depth * d
-    return g.astype(np.float32)
+        a, b = max(lo, s), min(hi, e)
+        if a < b:
+            g[a - start : b - start] = low
+        if lo < min(hi, s):  # the ramp down (only when r > 0)
+            idx = np.arange(lo, min(hi, s), dtype=np.float64)
+            d = np.sin(0.5 * np.pi * (idx - (s - r)) / r) ** 2
+            g[lo - start : min(hi, s) - start] = 1.0 - depth * d
+        if max(lo, e) < hi:  # the ramp up
+            idx = np.arange(max(lo, e), hi, dtype=np.float64)
+            d = np.cos(0.5 * np.pi * (idx - e) / r) ** 2
+            g[max(lo, e) - start : hi - start] = 1.0 - depth * d
+    g.flags.writeable = False
+    return g

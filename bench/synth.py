@@ -1,6 +1,6 @@
 """How fast the synth stage generates each layer, and what each one looks like.
 
-    .venv/bin/python bench/synth.py               # speed table: x real time, 60 s in 4096 blocks
+    .venv/bin/python bench/synth.py               # speed table: x real time, 4096 and 65536 blocks
     .venv/bin/python bench/synth.py --look DIR    # also write spectrogram / spectrum PNGs to DIR
 
 The PNGs are for a person to look at (no matplotlib here: a small numpy spectrogram and a
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import struct
+import subprocess
 import sys
 import time
 import zlib
@@ -25,17 +26,17 @@ from audio_engine import synth  # noqa: E402
 from audio_engine.model import SAMPLE_RATE, Binaural, Drone, Noise  # noqa: E402
 
 SR = SAMPLE_RATE
-BLOCK = 4096
+BLOCKS = (4096, 65536)
 SECONDS = 60
+ROOT = Path(__file__).resolve().parent.parent
 
 BREATH_478 = (("inhale", 4 * SR), ("hold", 7 * SR), ("exhale", 8 * SR))
 BREATH_BOX = (("inhale", 4 * SR), ("hold", 2 * SR), ("exhale", 4 * SR), ("rest", 2 * SR))
 
 
 def _clear_caches() -> None:
-    synth._noise_chunk.cache_clear()
-    synth._white_chunk.cache_clear()
-    synth._noise_kernel.cache_clear()
+    """Forget generated tiles (they are part of the cost); keep the noise loops (made once)."""
+    synth._TILES.clear()
 
 
 def _kinds():
@@ -57,21 +58,49 @@ def _kinds():
     }
 
 
+def import_seconds() -> float:
+    """Wall time of `import audio_engine.synth` in a fresh interpreter (numpy included)."""
+    code = (
+        "import time; t = time.perf_counter(); import audio_engine.synth; "
+        "print(time.perf_counter() - t)"
+    )
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(3)
+    ]
+    return min(runs)
+
+
 def speed_table() -> None:
-    print(f"{'kind':<28} {'x real time':>12}   ({SECONDS} s in {BLOCK}-sample blocks)")
-    for name, make in _kinds().items():
-        _clear_caches()
+    print(
+        f"import audio_engine.synth: {import_seconds() * 1000:.0f} ms (fresh interpreter, best of 3)"
+    )
+    synth._noise_loop.cache_clear()
+    for color in ("white", "pink", "brown"):
         t0 = time.perf_counter()
-        for a in range(0, SECONDS * SR, BLOCK):
-            make(a, min(a + BLOCK, SECONDS * SR))
-        elapsed = time.perf_counter() - t0
-        print(f"{name:<28} {SECONDS / elapsed:>12.0f}")
+        synth._noise_loop(color)
+        print(f"noise loop {color}: made in {time.perf_counter() - t0:.3f} s (once per colour)")
+    header = "".join(f"{f'{b} blocks':>14}" for b in BLOCKS)
+    print(f"{'x real time, ' + str(SECONDS) + ' s':<28}{header}")
+    for name, make in _kinds().items():
+        cells = []
+        for block in BLOCKS:
+            _clear_caches()
+            t0 = time.perf_counter()
+            for a in range(0, SECONDS * SR, block):
+                make(a, min(a + block, SECONDS * SR))
+            cells.append(SECONDS / (time.perf_counter() - t0))
+        print(f"{name:<28}" + "".join(f"{c:>14.0f}" for c in cells))
     t0 = time.perf_counter()
     for name in ("bell", "bowl", "soft"):
         synth._unit_chime.cache_clear()
         synth.chime.cache_clear()
         synth.chime(name)
-    print(f"{'3 chimes, uncached':<28} {time.perf_counter() - t0:>11.3f}s")
+    print(f"{'3 chimes, uncached':<28} {time.perf_counter() - t0:>13.3f}s")
 
 
 # ---- pictures ----------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from audio_engine.model import SAMPLE_RATE, Binaural, Drone, Noise
 
 SR = SAMPLE_RATE
 ODD_BLOCKS = (1, 7, 333, 4097, 1000, 65537, 12345)
-CHUNK = synth._NOISE_CHUNK_SAMPLES
+LOOP = synth._NOISE_LOOP_SAMPLES  # the noise period
+TILE = synth._TILE_SAMPLES  # drone and binaural are made in tiles of this many samples
 
 
 def _in_blocks(make, start: int, stop: int, sizes=ODD_BLOCKS) -> np.ndarray:
@@ -25,7 +26,7 @@ def _in_blocks(make, start: int, stop: int, sizes=ODD_BLOCKS) -> np.ndarray:
         b = min(stop, pos + sizes[k % len(sizes)])
         parts.append(make(pos, b))
         pos, k = b, k + 1
-    return np.concatenate(parts)
+    return np.concatenate(parts) if parts else make(start, start)
 
 
 def _measured_frequency(x: np.ndarray, nominal_hz: float) -> float:
@@ -60,9 +61,9 @@ LAYERS = [
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: type(layer).__name__)
-@pytest.mark.parametrize("start", [0, 3 * CHUNK - 5000, 4 * 3600 * SR - 777])
+@pytest.mark.parametrize("start", [0, 3 * TILE - 5000, LOOP - 5000, 4 * 3600 * SR - 777])
 def test_layers_are_random_access(layer, start):
-    stop = start + 90_000  # crosses a noise chunk seam for the middle start
+    stop = start + 90_000  # crosses a tile edge, the noise loop's wrap, tile edges hours in
     whole = synth.layer_block(layer, start, stop)
     pieces = _in_blocks(lambda a, b: synth.layer_block(layer, a, b), start, stop)
     assert whole.dtype == np.float32 and whole.shape == (stop - start, 2)
@@ -75,11 +76,21 @@ def test_layers_are_random_access(layer, start):
 
 def test_noise_random_access_does_not_depend_on_cache_state():
     layer = Noise(color="pink", volume=1.0)
-    first = synth.layer_block(layer, 5 * CHUNK - 100, 5 * CHUNK + 100)
-    synth._noise_chunk.cache_clear()
-    synth._white_chunk.cache_clear()
-    synth.layer_block(layer, 17 * CHUNK, 17 * CHUNK + 10)  # fill the cache with other chunks
-    np.testing.assert_array_equal(synth.layer_block(layer, 5 * CHUNK - 100, 5 * CHUNK + 100), first)
+    first = synth.layer_block(layer, LOOP - 100, LOOP + 100)
+    synth._noise_loop.cache_clear()
+    synth.layer_block(Noise(color="white", volume=1.0), 0, 10)
+    np.testing.assert_array_equal(synth.layer_block(layer, LOOP - 100, LOOP + 100), first)
+
+
+@pytest.mark.parametrize("layer", LAYERS[:2], ids=lambda layer: type(layer).__name__)
+def test_tones_do_not_depend_on_cache_state(layer):
+    first = synth.layer_block(layer, 5 * TILE - 100, 5 * TILE + 100)
+    synth._TILES.clear()
+    # More tiles than the cache holds, of this layer and another: every buffer is recycled.
+    other = Drone(frequency_hz=61.0, volume=1.0)
+    for k in range(synth._TILES.size + 3):
+        synth.layer_block(other if k % 2 else layer, (17 + k) * TILE, (17 + k) * TILE + 10)
+    np.testing.assert_array_equal(synth.layer_block(layer, 5 * TILE - 100, 5 * TILE + 100), first)
 
 
 def test_guide_tone_is_random_access():
@@ -153,8 +164,7 @@ def test_noise_has_no_dc_and_reaches_the_band_edges(color):
 def test_noise_is_seeded_and_stereo_decorrelated():
     layer = Noise(color="pink", volume=0.5)
     a = synth.layer_block(layer, 0, 3 * SR)
-    synth._noise_chunk.cache_clear()
-    synth._white_chunk.cache_clear()
+    synth._noise_loop.cache_clear()
     b = synth.layer_block(layer, 0, 3 * SR)
     assert a.tobytes() == b.tobytes()
     for color in ("white", "pink", "brown"):
@@ -168,23 +178,35 @@ def test_noise_is_seeded_and_stereo_decorrelated():
 
 
 @pytest.mark.parametrize("color", ["white", "pink", "brown"])
-def test_noise_level_is_stationary_across_chunk_seams(color):
-    seams = 40
-    x = synth.layer_block(Noise(color=color, volume=1.0), 0, (seams + 1) * CHUNK)
-    x = x.astype(np.float64)
-    half = 4096
-    at_seams = [x[k * CHUNK - half : k * CHUNK + half] for k in range(1, seams + 1)]
-    between = [
-        x[k * CHUNK + CHUNK // 2 - half : k * CHUNK + CHUNK // 2 + half] for k in range(seams)
-    ]
-    rms_seams = math.sqrt(np.mean([np.mean(w**2) for w in at_seams]))
-    rms_between = math.sqrt(np.mean([np.mean(w**2) for w in between]))
-    # Brown noise is mostly 20-100 Hz, so its 0.2 s windows scatter more.
-    assert abs(20 * math.log10(rms_seams / rms_between)) < (1.0 if color == "brown" else 0.4)
-    # The largest sample-to-sample step at a seam is no larger than elsewhere.
-    steps_at = max(np.abs(np.diff(w, axis=0)).max() for w in at_seams)
-    steps_elsewhere = max(np.abs(np.diff(w, axis=0)).max() for w in between)
-    assert steps_at < 1.5 * steps_elsewhere
+def test_noise_loop_wraps_without_a_seam(color):
+    layer = Noise(color=color, volume=1.0)
+    # Random access is modulo the period: the same samples one and seven periods later.
+    first = synth.layer_block(layer, 0, 5000)
+    np.testing.assert_array_equal(synth.layer_block(layer, LOOP, LOOP + 5000), first)
+    np.testing.assert_array_equal(synth.layer_block(layer, 7 * LOOP, 7 * LOOP + 5000), first)
+    x = synth.layer_block(layer, LOOP - SR, LOOP + SR).astype(np.float64)
+    # The step from the loop's last sample to its first is one the noise takes anyway. A spliced
+    # loop would jump: brown noise moves ~0.08 RMS per sample, a splice ~1.4 RMS.
+    steps = np.abs(np.diff(x, axis=0))
+    step_rms = np.sqrt((steps**2).mean(axis=0))
+    assert (steps[SR - 1] < 3 * step_rms).all(), (steps[SR - 1], step_rms)
+    # No change of level or colour across the wrap: 0.25 s on either side against the whole loop.
+    rms = math.sqrt(np.mean(x**2))
+    for window in (x[SR - SR // 4 : SR], x[SR : SR + SR // 4]):
+        assert abs(20 * math.log10(np.sqrt(np.mean(window**2)) / rms)) < 1.0
+    assert rms == pytest.approx(synth.LAYER_RMS, rel=0.1)
+
+
+@pytest.mark.parametrize("color", ["white", "pink", "brown"])
+def test_noise_period_is_long_and_does_not_repeat_inside(color):
+    assert LOOP >= 45 * SR
+    x = synth.layer_block(Noise(color=color, volume=1.0), 0, LOOP)[:, 0].astype(np.float64)
+    # Circular autocorrelation over the period: beyond 0.1 s no lag looks like the signal again.
+    spectrum = np.fft.rfft(x)
+    r = np.fft.irfft(np.abs(spectrum) ** 2, LOOP) / np.dot(x, x)
+    assert np.abs(r[SR // 10 : LOOP - SR // 10]).max() < 0.1
+    # Level: exact over the period.
+    assert math.sqrt(np.mean(x**2)) == pytest.approx(synth.LAYER_RMS, rel=1e-4)
 
 
 # ---- tones -----------------------------------------------------------------------------------
@@ -225,10 +247,19 @@ def test_drone_is_soft_slowly_moving_and_wide():
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: type(layer).__name__)
-def test_layer_level_is_half_volume_rms(layer):
+def test_layer_level_is_layer_rms_times_volume(layer):
     x = synth.layer_block(layer, 0, 20 * SR).astype(np.float64)  # a whole drone LFO period
     rms = np.sqrt((x**2).mean(axis=0))
-    np.testing.assert_allclose(rms, 0.5 * layer.volume, rtol=0.03)
+    np.testing.assert_allclose(rms, synth.LAYER_RMS * layer.volume, rtol=0.03)
+
+
+def test_the_usual_background_sits_well_under_the_voice():
+    # The voice is ~0.1 RMS at volume 1 (docs/sound.md); a drone at 0.06 with pink noise at 0.03
+    # is "soft tones underneath": 15-20 dB under it.
+    mix = synth.layer_block(Drone(frequency_hz=110.0, volume=0.06), 0, 20 * SR)
+    mix += synth.layer_block(Noise(color="pink", volume=0.03), 0, 20 * SR)
+    rms = math.sqrt(np.mean(mix.astype(np.float64) ** 2))
+    assert 15 < 20 * math.log10(0.1 / rms) < 20
 
 
 def test_unknown_layer_and_colour_raise():
@@ -438,6 +469,33 @@ def test_fade_gain_reaches_exact_values_at_documented_samples():
     assert (outside[5:] == 0).all()
 
 
+def test_envelopes_at_full_level_are_shared_read_only_ones():
+    total, fin, fout = 2_000_000, 44_100, 60_000
+    g = synth.fade_gain(100_000, 165_536, total, fin, fout)
+    assert synth.is_unity(g) and len(g) == 65_536 and (g == 1.0).all()
+    assert not g.flags.writeable
+    # The last full-level sample is total - 1 - fout: a block ending there is still all ones,
+    # one more sample and the fade has begun (computed, equal to the formula there).
+    last_full = total - 1 - fout
+    assert synth.is_unity(synth.fade_gain(last_full - 1000, last_full + 1, total, fin, fout))
+    edge = synth.fade_gain(last_full - 1000, last_full + 2000, total, fin, fout)
+    assert not synth.is_unity(edge) and edge[-1] < 1.0
+    for k in (0, 1, 2, 1999):
+        expected = math.sin(0.5 * math.pi * (fout - k) / fout) ** 2
+        assert edge[1000 + k] == np.float32(expected)
+    assert not synth.is_unity(synth.fade_gain(fin - 1, fin + 10, total, fin, fout))
+    assert (synth.fade_gain(total, total + 10, total, fin, fout) == 0).all()
+    # Ducking: a block before the ramp down or after the ramp up is ones.
+    r = 11_025
+    intervals = ((200_000, 300_000),)
+    d = synth.duck_gain(0, 200_000 - r, intervals, 0.5, r)
+    assert synth.is_unity(d) and (d == 1.0).all()
+    d = synth.duck_gain(0, 200_000 - r + 100, intervals, 0.5, r)
+    assert not synth.is_unity(d) and d[-100] == 1.0 and d[-1] < 1.0 and not d.flags.writeable
+    assert synth.is_unity(synth.duck_gain(300_000 + r, 400_000, intervals, 0.5, r))
+    assert not synth.is_unity(np.ones(10, dtype=np.float32))
+
+
 def test_duck_gain_ramps_finish_at_the_interval_edges():
     r, depth = 11_025, 0.5
     g = synth.duck_gain(0, 100_000, ((40_000, 60_000),), depth, r).astype(np.float64)
@@ -532,7 +590,8 @@ def test_guide_tone_any_pattern_is_random_access_and_click_free(
     start = int(start_fraction * total)
     pieces = _in_blocks(lambda a, b: synth.guide_tone(phases, cycles, a, b), start, total, cuts)
     np.testing.assert_array_equal(pieces, whole[start:])
-    if min(inhale, exhale) >= synth.GUIDE_TONE_RAMP_SAMPLES:
+    # Ramps shorten to fit phases shorter than the 25 ms ramp (a 1-sample rest cannot fade).
+    if min(inhale, exhale, rest or synth.GUIDE_TONE_RAMP_SAMPLES) >= synth.GUIDE_TONE_RAMP_SAMPLES:
         _assert_no_clicks(np.concatenate([[0.0, 0.0], whole.astype(np.float64), [0.0, 0.0]]))
 
 
