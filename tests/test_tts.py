@@ -1,16 +1,24 @@
 """The tts stage with the real engine (pyttsx3 + espeak-ng): clips, voices, cache, determinism.
 
-Only the retry mechanism uses a fake: the worker's `RELAX_TTS_FAULT` hook writes an empty WAV.
+Only the retry and timeout mechanisms use a fake: the worker's `RELAX_TTS_FAULT` hook writes an
+empty WAV or hangs. The fork servers (Linux) are checked against fresh worker processes byte for
+byte, and for what they leave behind after a timeout, `close()` and Ctrl-C.
 Most tests use a fresh cache folder so that they really synthesize.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
+import ctypes.util
 import hashlib
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -303,3 +311,275 @@ def test_synthesizer_timeout_and_close(fresh_cache):
     synth.close()
     with pytest.raises(TTSError, match="closed"):
         synth.request([utt("Too late")])
+
+
+# ---- fork servers (Linux): a fresh child per clip, byte-identical to a fresh process -----------
+
+needs_fork_server = pytest.mark.skipif(not tts.FORK_SERVER, reason="fork servers are Linux-only")
+
+# Different texts in both languages, with "Hold" after others: in one engine, "Hold" as the 2nd or
+# 3rd utterance sounds different from "Hold" alone (see PITFALLS.md).
+SEQUENCE = (
+    ("Breathe in", "gmw/en"),
+    ("Hold", "gmw/en"),
+    ("Adem rustig in", "gmw/nl"),
+    ("Hold", "gmw/en"),
+    ("Vasthouden", "gmw/nl"),
+    ("Welcome. Find a comfortable position.", "gmw/en"),
+    ("Hold", "gmw/en"),
+)
+
+
+def _request(text: str, voice_id: str, out) -> dict:
+    return {"op": "synth", "text": text, "voice_id": voice_id, "rate_wpm": 150, "out": str(out)}
+
+
+def _fresh_worker_wav(text: str, voice_id: str, out) -> bytes:
+    done = subprocess.run(
+        [sys.executable, "-m", "audio_engine._tts_worker"],
+        input=json.dumps(_request(text, voice_id, out)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=tts._worker_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return out.read_bytes()
+
+
+def _one_engine_wavs(texts, tmp_path) -> list[bytes]:
+    """The files one engine writes for `texts` in a row (what the fork server must avoid)."""
+    code = (
+        "import json, sys; from audio_engine import _tts_worker as w; w._load_espeak();"
+        "e = w._engine(); e.setProperty('rate', 150)\n"
+        "for i, (text, voice) in enumerate(json.loads(sys.argv[1])):\n"
+        "    e.setProperty('voice', voice); e.save_to_file(text, sys.argv[2] + f'/{i}.wav')\n"
+        "    e.runAndWait(); w._wait_for_espeak(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(texts), str(tmp_path)],
+        capture_output=True,
+        timeout=60,
+        env=tts._worker_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return [(tmp_path / f"{i}.wav").read_bytes() for i in range(len(texts))]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found = []
+    for task in tasks:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(p) for p in f.read().split()]
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie (a dead child nobody has reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@needs_fork_server
+def test_fork_server_files_are_byte_identical_to_fresh_processes(tmp_path):
+    server = tts._ForkServer(tts._server_key())
+    try:
+        forked = []
+        for i, (text, voice_id) in enumerate(SEQUENCE):
+            out = tmp_path / f"forked-{i}.wav"
+            done = server.run(_request(text, voice_id, out), timeout_s=30)
+            assert done.returncode == 0, done.stdout
+            forked.append(out.read_bytes())
+        # One server made the whole sequence, each clip in its own child.
+        assert server.alive() and not _children(server.proc.pid)
+    finally:
+        server.close()
+    fresh = [
+        _fresh_worker_wav(t, v, tmp_path / f"fresh-{i}.wav") for i, (t, v) in enumerate(SEQUENCE)
+    ]
+    for (text, _), a, b in zip(SEQUENCE, forked, fresh, strict=True):
+        assert len(a) > 10_000, text  # real speech, not an empty file
+        assert a == b, f"{text!r} from a forked child differs from a fresh process"
+    assert forked[1] == forked[3] == forked[6]  # "Hold" alone, whatever came before
+
+    # The comparison is sensitive: one engine making the same sequence changes "Hold".
+    same_engine = _one_engine_wavs([list(x) for x in SEQUENCE[:4]], tmp_path)
+    assert same_engine[0] == fresh[0]
+    assert same_engine[1] != fresh[1] or same_engine[3] != fresh[3]
+
+
+@needs_fork_server
+def test_every_forked_clip_gets_its_rate(tmp_path):
+    # Regression: pyttsx3's runAndWait calls the driver's stop() right after queueing the rate; when
+    # espeak was still busy, that cancelled the rate and 2-3 % of clips came out at 200 wpm.
+    reference = _fresh_worker_wav("Rest", "gmw/en", tmp_path / "fresh.wav")
+
+    def many(server_index: int) -> list[bytes]:
+        server = tts._ForkServer(tts._server_key())
+        made = []
+        try:
+            for n in range(60):
+                out = tmp_path / f"{server_index}-{n}.wav"
+                assert server.run(_request("Rest", "gmw/en", out), timeout_s=30).returncode == 0
+                made.append(out.read_bytes())
+        finally:
+            server.close()
+        return made
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        made = [clip for clips in pool.map(many, range(2)) for clip in clips]
+    sizes = sorted({len(clip) for clip in made if clip != reference})
+    assert sizes == [], f"{len(made)} clips, wrong sizes {sizes} (reference {len(reference)})"
+
+
+@needs_fork_server
+def test_clips_from_fork_servers_equal_clips_from_fresh_workers(fresh_cache, tmp_path, monkeypatch):
+    texts = [
+        utt("Breathe in"),
+        utt("Hold"),
+        utt("Adem rustig in", "nl"),
+        utt("Hold", rate_wpm=120),
+        utt("Laat je schouders zakken.", "nl"),
+        utt("Hold", "nl"),
+    ]
+
+    def no_fresh_worker(*args, **kwargs):
+        raise AssertionError("a fresh worker process was used")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tts, "_run_worker", no_fresh_worker)
+        forked = tts.synthesize_many(texts, jobs=1)
+
+    monkeypatch.setattr(tts, "FORK_SERVER", False)
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "fresh"))
+    fresh = tts.synthesize_many(texts, jobs=2)
+    for u in texts:
+        assert forked[u].size > 0.2 * RATE
+        assert forked[u].tobytes() == fresh[u].tobytes(), u.text
+
+
+@needs_fork_server
+def test_hung_child_is_killed_at_the_timeout_and_the_server_kept(fresh_cache, monkeypatch):
+    tts._SERVERS.close()
+    monkeypatch.setattr(tts, "SYNTH_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(tts, "MAX_ATTEMPTS", 2)
+    monkeypatch.setenv("RELAX_TTS_FAULT", "hang")
+    start = time.monotonic()
+    with pytest.raises(TTSError, match=r"'Rest'.*no answer within 0.5 s; no answer within 0.5 s"):
+        tts.synthesize(utt("Rest"))
+    assert time.monotonic() - start < 5.0
+    [server] = tts._SERVERS._idle
+    assert server.alive() and not _children(server.proc.pid)
+    monkeypatch.delenv("RELAX_TTS_FAULT")
+    assert tts.synthesize(utt("Rest")).size > 0
+    assert tts._SERVERS._idle == [server]  # the same server made it
+
+
+@needs_fork_server
+def test_dead_server_falls_back_to_a_fresh_worker(fresh_cache, tmp_path, monkeypatch):
+    u = utt("Let your shoulders drop")
+    reference = tts.synthesize(u)
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "again"))
+    real_run = tts._ForkServer.run
+    fresh_runs = []
+    real_worker = tts._run_worker
+
+    def dying_run(self, request, timeout_s):
+        self.kill()
+        self.proc.wait()
+        return real_run(self, request, timeout_s)
+
+    def counted_worker(request, procs):
+        fresh_runs.append(request["text"])
+        return real_worker(request, procs)
+
+    monkeypatch.setattr(tts._ForkServer, "run", dying_run)
+    monkeypatch.setattr(tts, "_run_worker", counted_worker)
+    assert tts.synthesize(u).tobytes() == reference.tobytes()
+    assert fresh_runs == [u.text]
+    assert all(s.alive() for s in tts._SERVERS._idle)  # the dead one was not kept
+
+
+@needs_fork_server
+def test_close_stops_the_server_and_its_running_child(fresh_cache, monkeypatch):
+    tts._SERVERS.close()
+    monkeypatch.setenv("RELAX_TTS_FAULT", "hang")
+    synth = tts.Synthesizer(jobs=1)
+    synth.request([utt("Hold")])
+    busy = []
+
+    def child_running() -> bool:
+        busy[:] = [(s.proc.pid, c) for s in list(tts._SERVERS._all) for c in _children(s.proc.pid)]
+        return bool(busy)
+
+    assert _wait_until(child_running, 10.0)
+    synth.close()
+    [(server_pid, child_pid)] = busy
+    assert _wait_until(lambda: not _running(server_pid) and not _running(child_pid), 3.0)
+
+
+@needs_fork_server
+def test_interrupt_leaves_no_process_behind(tmp_path):
+    marker = f"relax-test-{os.getpid()}-{time.monotonic_ns()}"
+    code = (
+        "from audio_engine import model, tts; v = model.Voice(rate_wpm=150, volume=1.0);"
+        "tts.synthesize_many([model.Utterance(t, 'en', v) for t in ('Hold', 'Rest', 'In')], jobs=2)"
+    )
+    env = {
+        **os.environ,
+        "RELAX_CACHE_DIR": str(tmp_path / "cache"),
+        "RELAX_TTS_FAULT": "hang",
+        "RELAX_TEST_MARKER": marker,
+    }
+    parent = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+
+    def marked() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != parent.pid:
+                with contextlib.suppress(OSError), open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker.encode() in f.read() and _running(int(entry)):
+                        found.append(int(entry))
+        return found
+
+    try:
+        # two servers, each with a hanging child
+        assert _wait_until(lambda: len(marked()) >= 4, 15.0), marked()
+        parent.send_signal(signal.SIGINT)
+        _, err = parent.communicate(timeout=15)
+    finally:
+        parent.kill()
+    assert b"KeyboardInterrupt" in err
+    assert _wait_until(lambda: not marked(), 5.0), marked()
+
+
+@pytest.mark.skipif(
+    not tts.FORK_SERVER or ctypes.util.find_library("espeak-ng") is not None,
+    reason="needs Linux without a system espeak-ng",
+)
+def test_system_espeak_missing_is_a_clear_error(fresh_cache, monkeypatch):
+    monkeypatch.setenv("RELAX_ESPEAK", "system")
+    tts._engine_info_cached.cache_clear()
+    try:
+        with pytest.raises(TTSError, match="install espeak-ng"):
+            tts.synthesize(utt("Hold"))
+    finally:
+        tts._engine_info_cached.cache_clear()
+    monkeypatch.delenv("RELAX_ESPEAK")
+    assert tts.synthesize(utt("Hold")).size > 0  # servers for the wheel's library still work
