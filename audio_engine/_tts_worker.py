@@ -207,8 +207,8 @@ def _handle(request: dict, source: str) -> int:
 
 def _preload() -> None:
     """Import what a request needs and load the library, without initializing espeak."""
+    # Not importlib.metadata: it costs up to 50 ms and only the rare "info" request needs it.
     import wave  # noqa: F401  (the driver writes its file with it)
-    from importlib import metadata  # noqa: F401
 
     import pyttsx3
     import pyttsx3.driver  # noqa: F401

@@ -1,8 +1,13 @@
 """Speech synthesis figures: `python bench/tts.py [--clips N]`.
 
-Prints a table: clips per second from an empty cache with one job and with every CPU, the time to
-load the same clips from a warm cache, and the time to the first clip of a cold `Synthesizer`
-(the player's start-up). Each run uses its own temporary cache folder.
+Prints a table for both ways of making a clip in a fresh engine state: `fresh process` (a new
+`python -m audio_engine._tts_worker` per clip, the fallback) and `fork server` (a child forked
+from a preloaded server, Linux). Per way: clips per second from an empty cache with one job and
+with every CPU (server start-up included), and the time to the first clip of a cold
+`Synthesizer` (the player's start-up), with the engine already known and with the engine query
+of a first run (empty cache folder) included. Then the time to load the same clips from a warm
+cache (one job per CPU). Each cold run uses its own temporary cache folder and starts with no
+server running.
 """
 
 from __future__ import annotations
@@ -45,11 +50,23 @@ def _utterances(n: int) -> list[model.Utterance]:
 _made: list[str] = []
 
 
-def _fresh_cache() -> str:
+def _cold(fork_server: bool) -> None:
+    """An empty cache folder, no server running, and the chosen way of making clips."""
     path = tempfile.mkdtemp(prefix="relax-bench-")
     _made.append(path)
     os.environ["RELAX_CACHE_DIR"] = path
-    return path
+    tts._SERVERS.close()
+    tts.FORK_SERVER = fork_server
+
+
+def _first_clip_s(utterances, *, engine_query: bool) -> float:
+    if engine_query:
+        tts._engine_info_cached.cache_clear()
+    start = time.perf_counter()
+    with tts.Synthesizer() as synth:
+        synth.request(utterances)
+        synth.clip(utterances[0])
+        return time.perf_counter() - start
 
 
 def main() -> None:
@@ -58,34 +75,40 @@ def main() -> None:
     args = parser.parse_args()
     utterances = _utterances(args.clips)
     cpus = os.cpu_count() or 1
-    tts.engine_version()  # the one-off engine query is not part of any figure
+    ways = [("fresh process", False)] + ([("fork server", True)] if tts.FORK_SERVER else [])
+    tts.engine_version()  # the one-off engine query is not part of the throughput figures
 
     rows = []
-    for jobs in sorted({1, cpus}):
-        _fresh_cache()
-        start = time.perf_counter()
-        clips = tts.synthesize_many(utterances, jobs=jobs)
-        elapsed_s = time.perf_counter() - start
-        rows.append((f"cold, {jobs} job(s)", f"{len(clips) / elapsed_s:.1f} clips/s", elapsed_s))
+    clips = {}
+    warm_cache = ""
+    for way, fork_server in ways:
+        for jobs in sorted({1, cpus}):
+            _cold(fork_server)
+            start = time.perf_counter()
+            clips = tts.synthesize_many(utterances, jobs=jobs)
+            elapsed_s = time.perf_counter() - start
+            rate = f"{len(clips) / elapsed_s:.1f} clips/s"
+            rows.append((f"{way}: cold, {jobs} job(s)", rate, elapsed_s))
+            warm_cache = os.environ["RELAX_CACHE_DIR"]
+        _cold(fork_server)
+        rows.append((f"{way}: first clip", "", _first_clip_s(utterances, engine_query=False)))
+        _cold(fork_server)
+        first_s = _first_clip_s(utterances, engine_query=True)
+        rows.append((f"{way}: first clip + engine query", "", first_s))
 
+    os.environ["RELAX_CACHE_DIR"] = warm_cache  # holds every clip
     start = time.perf_counter()
     tts.synthesize_many(utterances)
     elapsed_s = time.perf_counter() - start
     rows.append(("warm cache load", f"{len(utterances) / elapsed_s:.0f} clips/s", elapsed_s))
 
-    _fresh_cache()
-    start = time.perf_counter()
-    with tts.Synthesizer() as synth:
-        synth.request(utterances)
-        synth.clip(utterances[0])
-        first_s = time.perf_counter() - start
-    rows.append(("time to first clip (cold)", "", first_s))
-
     speech_s = sum(c.size for c in clips.values()) / model.SAMPLE_RATE
     print(f"engine: {tts.engine_version()}; {len(utterances)} clips, {speech_s:.1f} s of speech")
-    print(f"{'measure':<28}{'rate':>16}{'seconds':>10}")
+    print(f"{cpus} CPUs; load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"{'measure':<44}{'rate':>16}{'seconds':>10}")
     for name, rate, seconds in rows:
-        print(f"{name:<28}{rate:>16}{seconds:>10.3f}")
+        print(f"{name:<44}{rate:>16}{seconds:>10.3f}")
+    tts._SERVERS.close()
     for path in _made:
         shutil.rmtree(path, ignore_errors=True)
 
