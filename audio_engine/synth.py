@@ -6,13 +6,16 @@ Entry points (all float32, all at `model.SAMPLE_RATE`):
 - `guide_tone(phases, cycles, start, stop) -> (n,)`: the breathing guide tone of one `breathe` step.
 - `layer_block(layer, start, stop) -> (n, 2)`: a `Drone`, `Binaural` or `Noise` background layer.
 - `sound_block(data, loop, start, stop) -> (n, 2)`: a decoded sound file, looped or not.
-- `fade_gain(...)`, `duck_gain(...) -> (n,)`: the fade and ducking envelopes the renderer applies.
+- `fade_gain(...)`, `duck_gain(...) -> (n,)`: the fade and ducking envelopes the renderer applies;
+  `is_unity(gain)` says (by identity, no scan) that one came back as all ones.
 
 Every generator is random access: the samples of the absolute range [start, stop) are the same
-however the range is cut into blocks, because each sample is computed from its own index
-(oscillator phases from the absolute sample index in float64, noise from seeded chunks filtered
-by an exact FIR convolution). Levels: every background layer at volume v has an RMS of 0.5 * v
-per channel (see `docs/sound.md`). No files, no devices: numpy and scipy.signal only.
+however the range is cut into blocks, because each sample depends only on its own index.
+Oscillator phases come from the absolute sample index in float64; drone and binaural are made in
+cached tiles that start at fixed multiples of 65 536 samples; noise is read, index modulo the
+period, from a seamless 47.5 s loop per colour made once. Levels: every background layer at
+volume v has an RMS of ``LAYER_RMS * v`` = 0.2 v per channel, about twice the voice's RMS at
+v = 1 (see `docs/sound.md`). No files, no devices, no scipy: numpy only (it imports fast).
 """
 
 from __future__ import annotations

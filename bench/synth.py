@@ -58,12 +58,9 @@ def _kinds():
     }
 
 
-def import_seconds() -> float:
-    """Wall time of `import audio_engine.synth` in a fresh interpreter (numpy included)."""
-    code = (
-        "import time; t = time.perf_counter(); import audio_engine.synth; "
-        "print(time.perf_counter() - t)"
-    )
+def import_seconds(module: str = "audio_engine.synth") -> float:
+    """Wall time of `import module` in a fresh interpreter (numpy included)."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     runs = [
         float(
             subprocess.run(
@@ -77,7 +74,8 @@ def import_seconds() -> float:
 
 def speed_table() -> None:
     print(
-        f"import audio_engine.synth: {import_seconds() * 1000:.0f} ms (fresh interpreter, best of 3)"
+        f"import audio_engine.synth: {import_seconds() * 1000:.0f} ms, of which numpy alone"
+        f" {import_seconds('numpy') * 1000:.0f} ms (fresh interpreter, best of 3)"
     )
     synth._noise_loop.cache_clear()
     for color in ("white", "pink", "brown"):
