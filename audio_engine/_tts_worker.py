@@ -12,14 +12,16 @@ depends on what the same process synthesized before). Two ways to get one:
   writes one line `{"ready": true}` on stdout; then, per request line on stdin, one reply line
   `{"rc": exit code, "output": the child's stdout and stderr, "timed_out": bool}`. The child is
   killed after the request's `timeout_s`; it dies with the server (Linux: parent-death signal).
+  Every worker also ends itself (SIGALRM) `grace_s` (default 5) seconds after its request's
+  `timeout_s`.
   The server ignores SIGINT (its parent stops it) and exits at the end of its stdin, at once
   (killing a running child) when that comes while a child runs.
 
 Requests:
 
-- `{"op": "synth", "text": ..., "voice_id": ..., "rate_wpm": ..., "out": PATH, "attempt": N}`
-  writes the driver's audio file to PATH (whatever format the driver writes; the parent reads the
-  header) and exits 0.
+- `{"op": "synth", "text": ..., "voice_id": ..., "rate_wpm": ..., "out": PATH, "attempt": N,
+  "timeout_s": S}` writes the driver's audio file to PATH (whatever format the driver writes; the
+  parent reads the header) and exits 0.
 - `{"op": "info"}` prints one line `RELAX-TTS-INFO: {json}` with the engine version and the voices.
 
 Only the standard library and pyttsx3 are imported here, to keep start-up short. Anything the driver
@@ -38,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
 import platform
 import select
@@ -219,24 +222,35 @@ def _preload() -> None:
     del pyttsx3
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(server_pid: int) -> None:
     """Linux: have the kernel kill this child when the server dies, however it dies."""
     if platform.system() != "Linux":
         return
-    parent_pid = os.getppid()
     pr_set_pdeathsig = 1
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the server died before the signal was armed
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != server_pid:  # the server died before the signal was armed
         os._exit(1)
 
 
-def _child(request: dict, source: str, out_fd: int) -> None:
+def _limit_lifetime(request: dict) -> None:
+    """Die a few seconds after the request's timeout, whoever is (no longer) watching.
+
+    The backstop for a worker whose parent is gone: the driver's callback then fails on the
+    closed pipe before it marks the synthesis finished, and `_wait_for_espeak` would wait forever.
+    """
+    if hasattr(signal, "alarm"):  # POSIX; the default action of SIGALRM ends the process
+        timeout_s = float(request.get("timeout_s", 30.0))
+        signal.alarm(math.ceil(timeout_s + float(request.get("grace_s", 5.0))))
+
+
+def _child(request: dict, source: str, out_fd: int, server_pid: int) -> None:
     """In a forked child: run one request with stdout and stderr on `out_fd`; never returns."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _die_with_parent()
+        _die_with_parent(server_pid)
+        _limit_lifetime(request)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
@@ -284,10 +298,11 @@ def _run_forked(request: dict, source: str) -> dict | None:
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    server_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _child(request, source, write_fd)
+        _child(request, source, write_fd, server_pid)
     os.close(write_fd)
     try:
         output, ending = _collect(read_fd, float(request.get("timeout_s", 30.0)))
@@ -340,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--serve"]:
         return serve()
     request = json.loads(sys.stdin.read())
+    _limit_lifetime(request)
     return _handle(request, _load_espeak())
 
 

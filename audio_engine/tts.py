@@ -688,6 +688,7 @@ def _make_clip(utterance: model.Utterance, voice: VoiceInfo, procs: _Workers | N
                     "out": str(out),
                     "attempt": attempt,
                     "fault": os.environ.get("RELAX_TTS_FAULT", ""),
+                    "timeout_s": SYNTH_TIMEOUT_S,
                 }
                 try:
                     done = None

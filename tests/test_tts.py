@@ -583,3 +583,19 @@ def test_system_espeak_missing_is_a_clear_error(fresh_cache, monkeypatch):
         tts._engine_info_cached.cache_clear()
     monkeypatch.delenv("RELAX_ESPEAK")
     assert tts.synthesize(utt("Hold")).size > 0  # servers for the wheel's library still work
+
+
+@pytest.mark.skipif(not hasattr(signal, "alarm"), reason="POSIX only")
+def test_a_worker_nobody_waits_for_ends_itself(tmp_path):
+    # The backstop for a worker whose parent is gone: a hanging synthesis ends at its deadline.
+    request = {**_request("Hold", "gmw/en", tmp_path / "x.wav"), "fault": "hang"}
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "audio_engine._tts_worker"],
+        input=json.dumps({**request, "timeout_s": 0.5, "grace_s": 0.2}).encode(),
+        capture_output=True,
+        timeout=30,
+        env=tts._worker_env(),
+    )
+    assert done.returncode == -signal.SIGALRM
+    assert 0.6 < time.monotonic() - start < 5.0
