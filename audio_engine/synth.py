@@ -34,7 +34,7 @@ from audio_engine.model import SAMPLE_RATE, Binaural, Drone, Noise
 # RMS per channel of a background layer at volume 1.0: about twice the voice's RMS (~0.1 at
 # volume 1), so the usual drone 0.06 / noise 0.03 sit about 18 dB under the voice.
 LAYER_RMS = 0.2
-GUIDE_TONE_PEAK = 0.25
+GUIDE_TONE_PEAK = 0.1  # RMS ~0.07: a little under the voice (~0.1 RMS), never over it
 GUIDE_TONE_LOW_HZ = 196.0  # G3: where the inhale starts and the exhale ends
 GUIDE_TONE_HIGH_HZ = 293.66  # D4: the top of the inhale, held through the hold
 GUIDE_TONE_RAMP_SAMPLES = round(0.025 * SAMPLE_RATE)
