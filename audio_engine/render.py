@@ -214,7 +214,9 @@ class _Background:
         for layer in self.layers:
             if isinstance(layer, SoundFile):
                 data = self.sources.sounds[layer.path]
+                # A file plays at its own level times `volume` (1.0: as recorded).
                 sound = synth.sound_block(data, layer.loop, start, stop)
+                sound *= np.float32(layer.volume)
             else:
                 sound = synth.layer_block(layer, start, stop)
             fade_in = int(layer.fade_in_s * rate)

@@ -270,3 +270,48 @@ def test_same_session_renders_the_same_bytes_in_a_fresh_process(spoken, tmp_path
     assert outs[0] == outs[1]
     data, _ = soundfile.read(tmp_path / "one.wav", dtype="int16")
     assert np.array_equal(data, render.to_int16(_render_all(spoken, gain=pipeline.gain(spoken))))
+
+
+def _sound_session(tmp_path, loop: bool):
+    t = np.arange(int(1.3 * 22050)) / 22050
+    tone = 0.5 * np.sin(2 * np.pi * 1000 * t)
+    soundfile.write(tmp_path / "tone.flac", tone, 22050)  # another rate, mono: resampled, doubled
+    script_path = tmp_path / "sound.yaml"
+    script_path.write_text(
+        textwrap.dedent(
+            f"""
+            format: 1
+            title: Sound layer
+            language: en
+            background:
+              - sound: {{file: tone.flac, volume: 0.5, loop: {str(loop).lower()}, fade_in: 0, fade_out: 0, duck: 0}}
+            steps:
+              - pause: 5s
+            """
+        )
+    )
+    prepared = pipeline.prepare(script.load(script_path))
+    return _render_all(prepared, gain=1.0)
+
+
+def test_sound_file_layer_is_resampled_and_looped(tmp_path):
+    audio = _sound_session(tmp_path, loop=True)
+    assert audio.shape == (5 * SR, 2)
+    left = audio[:, 0].astype(np.float64)
+    assert np.array_equal(audio[:, 0], audio[:, 1])
+    spectrum = np.abs(np.fft.rfft(left[SR : 3 * SR]))
+    peak_hz = np.argmax(spectrum) * SR / (2 * SR)
+    assert peak_hz == pytest.approx(1000, abs=1)
+    # Sounding all the way through: every 100 ms window holds the tone (no gap at the loop seams).
+    windows = [_rms(left[i : i + SR // 10]) for i in range(0, 5 * SR - SR // 10, SR // 10)]
+    assert min(windows) > 0.5 * max(windows) > 0
+    # The file's own level times the layer's volume: a 0.5 sine at volume 0.5 (first pass, before
+    # the first loop seam's crossfade).
+    assert _rms(left[SR // 5 : SR]) == pytest.approx(0.25 / np.sqrt(2), rel=0.01)
+
+
+def test_sound_file_layer_without_loop_stops_at_its_end(tmp_path):
+    audio = _sound_session(tmp_path, loop=False)[:, 0]
+    end = int(1.3 * SR)
+    assert _rms(audio[SR // 2 : SR]) > 0.05
+    assert np.abs(audio[end + 200 :]).max() < 1e-4

@@ -73,6 +73,17 @@ def _warm_engine_info() -> None:
         tts.engine_version()
 
 
+def _warm_background(session) -> None:
+    # The first block needs each layer's generator ready (a noise loop takes ~0.15 s to make):
+    # make them while the mixer opens and the speech is fetched.
+    from audio_engine import synth
+    from audio_engine.model import SoundFile
+
+    for layer in session.background:
+        if not isinstance(layer, SoundFile):
+            synth.layer_block(layer, 0, 1)
+
+
 def _show_pointer(session) -> None:
     pointer = safety.first_run_pointer(session.language)
     if pointer:
@@ -83,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     session = _common.load_session(args)
     voice = _common.voice_override(args)
     threading.Thread(target=_warm_engine_info, daemon=True).start()
+    threading.Thread(target=_warm_background, args=(session,), daemon=True).start()
     try:
         player.open_mixer()
     except AudioDeviceError as exc:

@@ -29,8 +29,18 @@ def _pygame():
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     # Ctrl-C must stay Python's KeyboardInterrupt (exit 130), not an SDL quit event.
     os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
-    import pygame
-
+    if "pygame" in sys.modules:
+        return sys.modules["pygame"]
+    # pygame looks for its data files through pkg_resources when it can import it, which costs
+    # ~0.1 s of start-up; without it pygame uses its own folder, which is where they are.
+    blocked = "pkg_resources" not in sys.modules
+    if blocked:
+        sys.modules["pkg_resources"] = None  # makes `import pkg_resources` raise ImportError
+    try:
+        import pygame
+    finally:
+        if blocked and sys.modules.get("pkg_resources", 0) is None:
+            del sys.modules["pkg_resources"]
     return pygame
 
 
