@@ -153,3 +153,21 @@ def test_new_from_an_existing_session(tmp_path: Path):
     text = (folder / "fresh.en.yaml").read_text()
     assert text.startswith("# my notes\n") and "id: fresh\n" in text
     assert yaml.safe_load(text)["id"] == "fresh"
+
+
+def test_validate_a_session_id_in_one_or_every_language():
+    both = relax("validate", "breathing-478", "--no-voice")
+    assert both.returncode == 0, both.stderr
+    assert [Path(line.split(":")[0]).name for line in both.stdout.splitlines()] == [
+        "breathing-478.en.yaml",
+        "breathing-478.nl.yaml",
+    ]
+    dutch = relax("validate", "breathing-478", "--language", "nl", "--no-voice")
+    assert [Path(line.split(":")[0]).name for line in dutch.stdout.splitlines()] == [
+        "breathing-478.nl.yaml"
+    ]
+    missing = relax("validate", "breathing-478", "--language", "fr", "--no-voice")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "breathing-478: error: session 'breathing-478' has no 'fr' version (it has: en, nl)"
+    ]

@@ -34,7 +34,14 @@ def register(sub) -> None:
         "files",
         nargs="+",
         metavar="FILE",
-        help="a script (.yaml), a folder of scripts, or the id of a built-in or own session",
+        help="a script (.yaml), a folder of scripts, or the id of a built-in or own session "
+        "(every language version of it, or the one --language names)",
+    )
+    parser.add_argument(
+        "--language",
+        "-l",
+        metavar="LANG",
+        help="for session ids: check only this language version",
     )
     parser.add_argument(
         "--no-voice",
@@ -53,7 +60,7 @@ def register(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def _expand(arg: str) -> list[tuple[str, Path | None]]:
+def _expand(arg: str, language: str | None = None, extra=()) -> list[tuple[str, Path | None]]:
     """(shown name, path or None when missing) for one FILE argument."""
     path = Path(arg)
     if path.is_dir():
@@ -63,10 +70,11 @@ def _expand(arg: str) -> list[tuple[str, Path | None]]:
         return [(arg, path)]
     looks_like_id = os.sep not in arg and not arg.endswith(_SUFFIXES)
     if looks_like_id:
-        try:
-            resolved = library.resolve(arg)
-        except RelaxError:
-            return [(arg, None)]
+        if language is None:
+            found = library.variants(arg, extra)
+            if found:
+                return [(str(e.path), e.path) for e in found]
+        resolved = library.resolve(arg, language, extra)  # SessionNotFound says why
         return [(str(resolved), resolved)]
     return [(arg, None)]
 
@@ -100,7 +108,12 @@ def run(args: argparse.Namespace) -> int:
     override = _common.voice_override(args)
     all_ok = True
     for arg in args.files:
-        entries = _expand(arg)
+        try:
+            entries = _expand(arg, args.language, tuple(args.dir))
+        except RelaxError as exc:
+            print(f"{arg}: error: {exc}", file=sys.stderr)
+            all_ok = False
+            continue
         if not entries:
             print(f"{arg}: error: no session scripts (.yaml) in this folder", file=sys.stderr)
             all_ok = False
