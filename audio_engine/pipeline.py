@@ -13,9 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import platformdirs
 
 from audio_engine import assets, library, render, script, timeline, tts
@@ -38,15 +42,57 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
     utterances = timeline.speech_requests(session, voice_override)
-    clips = tts.synthesize_many(sorted(utterances, key=_order), progress=progress)
-    lengths = {u: len(c) for u, c in clips.items()}
+    lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
     compiled = timeline.compile(session, lengths, voice_override)
+    clips = ClipStore(lengths)
     sounds = {
         layer.path: assets.load_sound(layer.path)
         for layer in session.background
         if hasattr(layer, "path")
     }
     return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
+
+
+class ClipStore(Mapping):
+    """Speech clips by utterance, read from the speech cache when first needed.
+
+    Only the most recently used clips stay in memory, so memory does not grow with the amount of
+    speech in a session. A clip that has gone from the cache is synthesized again (the same bytes:
+    a clip depends only on its key).
+    """
+
+    def __init__(self, lengths: dict, keep: int = 48):
+        self._lengths = dict(lengths)
+        self._recent: OrderedDict = OrderedDict()
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def __getitem__(self, utterance) -> np.ndarray:
+        with self._lock:
+            clip = self._recent.get(utterance)
+            if clip is not None:
+                self._recent.move_to_end(utterance)
+                return clip
+        if utterance not in self._lengths:
+            raise KeyError(utterance)
+        clip = tts.cached(utterance)
+        if clip is None:
+            clip = tts.synthesize(utterance)
+        clip.setflags(write=False)
+        with self._lock:
+            self._recent[utterance] = clip
+            while len(self._recent) > self._keep:
+                self._recent.popitem(last=False)
+        return clip
+
+    def __iter__(self):
+        return iter(self._lengths)
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def length(self, utterance) -> int:
+        return self._lengths[utterance]
 
 
 def _order(utterance):

@@ -361,6 +361,22 @@ def _cache_load(path: Path) -> np.ndarray | None:
     return np.frombuffer(payload, dtype="<f4").astype(np.float32)
 
 
+def _cache_length(path: Path) -> int | None:
+    """The sample count a cache file declares, from its header alone (its size must agree)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(_CACHE_HEADER.size)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
+    if len(header) < _CACHE_HEADER.size:
+        return None
+    magic, n_samples, _ = _CACHE_HEADER.unpack_from(header)
+    if magic != _CACHE_MAGIC or n_samples == 0 or size != _CACHE_HEADER.size + 4 * n_samples:
+        return None
+    return int(n_samples)
+
+
 def _cache_store(path: Path, clip: np.ndarray) -> None:
     payload = np.ascontiguousarray(clip, dtype="<f4").tobytes()
     header = _CACHE_HEADER.pack(_CACHE_MAGIC, clip.size, hashlib.sha256(payload).digest())
@@ -737,6 +753,12 @@ def cached(utterance: model.Utterance) -> np.ndarray | None:
     return _cache_load(_cache_path(_cache_key(utterance, voice, engine_version())))
 
 
+def cached_length(utterance: model.Utterance) -> int | None:
+    """The cached clip's length in samples (from its header), else None; never synthesizes."""
+    voice = _check_utterance(utterance)
+    return _cache_length(_cache_path(_cache_key(utterance, voice, engine_version())))
+
+
 def _produce(utterance: model.Utterance, procs: _Workers | None = None) -> np.ndarray:
     voice = _check_utterance(utterance)
     path = _cache_path(_cache_key(utterance, voice, engine_version()))
@@ -926,6 +948,46 @@ def synthesize_many(
                 progress(now, total)
             done = now
         return {u: synth.clip(u) for u in wanted}
+
+
+def clip_lengths(
+    utterances: Iterable[model.Utterance],
+    *,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch: int = 64,
+) -> dict[model.Utterance, int]:
+    """Every clip's length in samples, synthesizing (into the cache) what is missing.
+
+    Unlike `synthesize_many` this never holds more than `batch` clips in memory, so a long session
+    with a lot of speech prepares in flat memory; the clips are read back from the cache when they
+    play (`cached`). Lengths of cached clips come from their headers alone.
+    """
+    wanted = list(dict.fromkeys(utterances))
+    engine = engine_version()
+    lengths: dict[model.Utterance, int] = {}
+    missing = []
+    for u in wanted:  # fail on a missing voice before any synthesis starts
+        n = _cache_length(_cache_path(_cache_key(u, _check_utterance(u), engine)))
+        if n is None:
+            missing.append(u)
+        else:
+            lengths[u] = n
+    total = len(wanted)
+    if progress is not None:
+        progress(len(lengths), total)
+    for i in range(0, len(missing), batch):
+        part = missing[i : i + batch]
+        done_before = len(lengths)
+
+        def step(done, _total, base=done_before):
+            if progress is not None:
+                progress(base + done, total)
+
+        clips = synthesize_many(part, jobs=jobs, progress=step)
+        lengths.update((u, len(c)) for u, c in clips.items())
+        del clips
+    return lengths
 
 
 def synthesize(utterance: model.Utterance) -> np.ndarray:

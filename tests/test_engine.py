@@ -17,7 +17,7 @@ import pyloudnorm
 import pytest
 import soundfile
 
-from audio_engine import export, loudness, pipeline, render, script, synth
+from audio_engine import export, loudness, pipeline, render, script, synth, tts
 from audio_engine.cli.info import as_json
 
 SR = 44100
@@ -315,3 +315,18 @@ def test_sound_file_layer_without_loop_stops_at_its_end(tmp_path):
     end = int(1.3 * SR)
     assert _rms(audio[SR // 2 : SR]) > 0.05
     assert np.abs(audio[end + 200 :]).max() < 1e-4
+
+
+def test_prepared_speech_is_read_from_the_cache_when_it_plays(spoken):
+    store = spoken.sources.speech
+    assert isinstance(store, pipeline.ClipStore)
+    for event in spoken.timeline.transcript():
+        clip = store[event.utterance]
+        assert len(clip) == store.length(event.utterance) == event.duration_samples
+        assert np.array_equal(clip, tts.synthesize(event.utterance))
+    few = pipeline.ClipStore(
+        {e.utterance: e.duration_samples for e in spoken.timeline.transcript()}, keep=1
+    )
+    for event in spoken.timeline.transcript():
+        few[event.utterance]
+    assert len(few._recent) == 1  # only the most recent clip stays in memory

@@ -38,14 +38,13 @@ def _duration(session) -> str:
     estimated = False
     for utterance in timeline.speech_requests(session):
         try:
-            clip = tts.cached(utterance)
+            length = tts.cached_length(utterance)
         except RelaxError:
-            clip = None
-        if clip is None:
+            length = None
+        if length is None:
             estimated = True
-            lengths[utterance] = int(len(utterance.text) * _ESTIMATE_S_PER_CHAR * SAMPLE_RATE)
-        else:
-            lengths[utterance] = len(clip)
+            length = int(len(utterance.text) * _ESTIMATE_S_PER_CHAR * SAMPLE_RATE)
+        lengths[utterance] = length
     try:
         seconds = timeline.compile(session, lengths, strict=not estimated).duration_s
     except RelaxError:
