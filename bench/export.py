@@ -24,8 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# One block lasts exactly 60 s: an 8 s line, three 12 s breaths, a 16 s pause.
-SESSION = """\
+# One minute lasts exactly 60 s: an 8 s line (a new text every minute, so the speech to hold grows
+# with the session like in a real one), three 12 s breaths, a 16 s pause.
+HEADER = """\
 format: 1
 id: bench-{minutes}m
 title: Benchmark, {minutes} minutes
@@ -35,14 +36,20 @@ background:
   - drone: {{frequency: 110, volume: 0.05}}
   - noise: {{color: pink, volume: 0.03}}
 steps:
-  - repeat: {minutes}
-    steps:
-      - section: Breathing
-      - say: Settle in, and let your breath find its own pace.
-        duration: 8s
-      - breathe: {{inhale: 4, hold: 2, exhale: 6, cycles: 3, guide_tone: true}}
-      - pause: 16s
 """
+MINUTE = """\
+  - section: Minute {n}
+  - say: This is minute {n}. Settle in, and let your breath find its own pace.
+    duration: 8s
+  - breathe: {{inhale: 4, hold: 2, exhale: 6, cycles: 3, guide_tone: true}}
+  - pause: 16s
+"""
+
+
+def session_text(minutes: int) -> str:
+    return HEADER.format(minutes=minutes) + "".join(
+        MINUTE.format(n=n) for n in range(1, minutes + 1)
+    )
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
@@ -79,7 +86,7 @@ def bench_lengths(minutes_list, formats, work: Path) -> list[str]:
     print(rows[0], flush=True)
     for minutes in minutes_list:
         script = work / f"bench-{minutes}m.en.yaml"
-        script.write_text(SESSION.format(minutes=minutes), encoding="utf-8")
+        script.write_text(session_text(minutes), encoding="utf-8")
         audio_s = minutes * 60.0
         for fmt in formats:
             cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
