@@ -96,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     threading.Thread(target=_warm_engine_info, daemon=True).start()
     threading.Thread(target=_warm_background, args=(session,), daemon=True).start()
     try:
-        player.open_mixer()
+        # Check the device now (a missing one should not wait for speech), then close it again:
+        # an open device plays silence until the session starts.
+        player.open_mixer().mixer.quit()
     except AudioDeviceError as exc:
         if os.environ.get("RELAX_FALLBACK_EXPORT") != "1":
             raise
