@@ -470,3 +470,32 @@ def test_play_from_a_section_plays_the_export_from_there(short, tmp_path):
     at = _find(played, rest[first : first + 2048])
     assert at >= first
     assert np.array_equal(played[at - first : at - first + len(rest)], rest)
+
+
+def test_the_play_command_sounds_exactly_what_the_export_command_writes(short, tmp_path):
+    path, _, _, _ = short
+    raw = tmp_path / "played.raw"
+    env = {
+        **os.environ,
+        "SDL_AUDIODRIVER": "disk",
+        "SDL_DISKAUDIOFILE": str(raw),
+        "RELAX_SETTINGS_DIR": str(tmp_path / "settings"),
+    }
+    relax = [sys.executable, "-m", "audio_engine"]
+    done = subprocess.run(
+        [*relax, "play", str(path), "--no-window"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    wav = tmp_path / "exported.wav"
+    subprocess.run([*relax, "export", str(path), "-o", str(wav)], env=env, check=True, timeout=120)
+    exported, _ = soundfile.read(wav, dtype="int16")
+    played = np.fromfile(raw, dtype="<i2").reshape(-1, 2)
+    lead = _lead(played, exported)
+    # Only the driver's own buffer comes first: the device opens when the session is ready.
+    assert 0 <= lead <= 2 * 1024
+    assert np.array_equal(played[lead : lead + len(exported)], exported)
+    assert not played[lead + len(exported) :].any()
