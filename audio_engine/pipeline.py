@@ -61,7 +61,7 @@ class ClipStore(Mapping):
     a clip depends only on its key).
     """
 
-    def __init__(self, lengths: dict, keep: int = 48):
+    def __init__(self, lengths: dict, keep: int = 12):
         self._lengths = dict(lengths)
         self._recent: OrderedDict = OrderedDict()
         self._keep = keep

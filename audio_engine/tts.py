@@ -797,6 +797,7 @@ class Synthesizer:
         self._threads: list[threading.Thread] = []
         self._workers = _Workers()
         self._closed = False
+        self._keep_clips = True  # False (clip_lengths): keep only each clip's length
 
     def __enter__(self) -> Synthesizer:
         return self
@@ -902,7 +903,7 @@ class Synthesizer:
                     self._cond.notify_all()
                 continue
             with self._cond:
-                self._results[utterance] = clip
+                self._results[utterance] = clip if self._keep_clips else len(clip)
                 self._cond.notify_all()
 
 
@@ -955,13 +956,12 @@ def clip_lengths(
     *,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    batch: int = 64,
 ) -> dict[model.Utterance, int]:
     """Every clip's length in samples, synthesizing (into the cache) what is missing.
 
-    Unlike `synthesize_many` this never holds more than `batch` clips in memory, so a long session
-    with a lot of speech prepares in flat memory; the clips are read back from the cache when they
-    play (`cached`). Lengths of cached clips come from their headers alone.
+    Unlike `synthesize_many` this keeps no clip in memory, so a long session with a lot of speech
+    prepares in flat memory; the clips are read back from the cache when they play (`cached`).
+    Lengths of cached clips come from their headers alone.
     """
     wanted = list(dict.fromkeys(utterances))
     engine = engine_version()
@@ -976,17 +976,19 @@ def clip_lengths(
     total = len(wanted)
     if progress is not None:
         progress(len(lengths), total)
-    for i in range(0, len(missing), batch):
-        part = missing[i : i + batch]
-        done_before = len(lengths)
-
-        def step(done, _total, base=done_before):
-            if progress is not None:
-                progress(base + done, total)
-
-        clips = synthesize_many(part, jobs=jobs, progress=step)
-        lengths.update((u, len(c)) for u, c in clips.items())
-        del clips
+    if missing:
+        with Synthesizer(jobs) as synth:
+            synth._keep_clips = False
+            synth.request(missing)
+            done = 0
+            while done < len(missing):
+                now = synth.wait_finished(done)
+                if now != done and progress is not None:
+                    progress(len(lengths) + now, total)
+                done = now
+            for u in missing:
+                synth.clip(u)  # raises the TTSError of a clip that failed
+                lengths[u] = synth._results[u]
     return lengths
 
 

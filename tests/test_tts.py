@@ -601,10 +601,12 @@ def test_a_worker_nobody_waits_for_ends_itself(tmp_path):
     assert 0.6 < time.monotonic() - start < 5.0
 
 
-def test_clip_lengths_in_batches_match_the_clips_and_read_headers_when_cached():
-    texts = [utt(f"Length check number {word}.") for word in ("one", "two", "three", "four", "five")]
+def test_clip_lengths_match_the_clips_and_read_headers_when_cached():
+    texts = [
+        utt(f"Length check number {word}.") for word in ("one", "two", "three", "four", "five")
+    ]
     calls = []
-    lengths = tts.clip_lengths(texts, batch=2, progress=lambda d, t: calls.append((d, t)))
+    lengths = tts.clip_lengths(texts, progress=lambda d, t: calls.append((d, t)))
     clips = tts.synthesize_many(texts)
     assert lengths == {u: len(c) for u, c in clips.items()}
     assert calls[-1] == (5, 5)
