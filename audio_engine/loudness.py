@@ -59,32 +59,32 @@ class Meter:
     def __init__(self, sample_rate: int, channels: int = 2):
         self.sample_rate = sample_rate
         self.channels = channels
-        self._filters = k_weighting(sample_rate)
-        # Filter memory per stage; zero: the stream starts from silence.
-        self._state = [np.zeros((len(b) - 1, channels)) for b, _ in self._filters]
+        # Both stages as second-order sections, run along contiguous channel rows: an order of
+        # magnitude faster than filtering the interleaved (n, channels) layout.
+        self._sos = np.array([np.r_[b, a] for b, a in k_weighting(sample_rate)])
+        self._state = np.zeros((len(self._sos), channels, 2))  # zero: the stream starts silent
         self._step = sample_rate // 10  # 100 ms
-        self._pending = np.zeros((0, channels))
+        self._pending = np.zeros((channels, 0))
         self._step_energy: list[float] = []  # sum over channels of mean squares per 100 ms
         self.peak = 0.0
 
     def feed(self, block: np.ndarray) -> None:
-        block = np.asarray(block, dtype=np.float64)
+        block = np.asarray(block)
         if block.ndim == 1:
             block = block[:, None]
         if block.shape[0] == 0:
             return
-        self.peak = max(self.peak, float(np.max(np.abs(block))))
-        weighted = block
-        from scipy.signal import lfilter  # here, not at the top: importing it takes ~1 s
+        from scipy.signal import sosfilt  # here, not at the top: importing it takes ~1 s
 
-        for i, (b, a) in enumerate(self._filters):
-            weighted, self._state[i] = lfilter(b, a, weighted, axis=0, zi=self._state[i])
-        data = np.concatenate([self._pending, weighted]) if len(self._pending) else weighted
-        whole = (len(data) // self._step) * self._step
+        self.peak = max(self.peak, float(np.max(np.abs(block))))
+        rows = np.ascontiguousarray(block.T, dtype=np.float64)
+        weighted, self._state = sosfilt(self._sos, rows, axis=-1, zi=self._state)
+        data = np.concatenate([self._pending, weighted], axis=1) if self._pending.size else weighted
+        whole = (data.shape[1] // self._step) * self._step
         if whole:
-            squares = (data[:whole] ** 2).reshape(-1, self._step, self.channels).mean(axis=1)
-            self._step_energy.extend(squares.sum(axis=1).tolist())
-        self._pending = data[whole:]
+            squares = np.square(data[:, :whole]).reshape(self.channels, -1, self._step).mean(axis=2)
+            self._step_energy.extend(squares.sum(axis=0).tolist())
+        self._pending = data[:, whole:]
 
     def integrated_lufs(self) -> float:
         """Gated integrated loudness in LUFS; -inf for silence (or less than 400 ms of audio)."""
