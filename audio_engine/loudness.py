@@ -64,7 +64,8 @@ class Meter:
         self._sos = np.array([np.r_[b, a] for b, a in k_weighting(sample_rate)])
         self._state = np.zeros((len(self._sos), channels, 2))  # zero: the stream starts silent
         self._step = sample_rate // 10  # 100 ms
-        self._pending = np.zeros((channels, 0))
+        self._partial = 0.0  # sum over channels of squares in the unfinished 100 ms step
+        self._partial_n = 0  # samples in it
         self._step_energy: list[float] = []  # sum over channels of mean squares per 100 ms
         self.peak = 0.0
 
@@ -79,12 +80,20 @@ class Meter:
         self.peak = max(self.peak, float(np.max(np.abs(block))))
         rows = np.ascontiguousarray(block.T, dtype=np.float64)
         weighted, self._state = sosfilt(self._sos, rows, axis=-1, zi=self._state)
-        data = np.concatenate([self._pending, weighted], axis=1) if self._pending.size else weighted
-        whole = (data.shape[1] // self._step) * self._step
+        squares = np.square(weighted, out=weighted).sum(axis=0)  # channels summed, per sample
+        at = min(self._step - self._partial_n, len(squares))
+        self._partial += float(squares[:at].sum())
+        self._partial_n += at
+        if self._partial_n < self._step:
+            return
+        self._step_energy.append(self._partial / self._step)
+        rest = squares[at:]
+        whole = (len(rest) // self._step) * self._step
         if whole:
-            squares = np.square(data[:, :whole]).reshape(self.channels, -1, self._step).mean(axis=2)
-            self._step_energy.extend(squares.sum(axis=0).tolist())
-        self._pending = data[:, whole:]
+            steps = rest[:whole].reshape(-1, self._step).mean(axis=1)
+            self._step_energy.extend(steps.tolist())
+        self._partial = float(rest[whole:].sum())
+        self._partial_n = len(rest) - whole
 
     def integrated_lufs(self) -> float:
         """Gated integrated loudness in LUFS; -inf for silence (or less than 400 ms of audio)."""
