@@ -522,8 +522,15 @@ _NOISE_LOW_HZ = 20.0
 _NOISE_HIGH_HZ = 20000.0
 
 
-def _noise_magnitude(exponent: float, frequencies_hz: np.ndarray) -> np.ndarray:
-    """Amplitude response: 4th-order high-pass at 20 Hz, 8th-order roll-off at 20 kHz, f**(-e/2)."""
+def _noise_magnitude(
+    exponent: float, frequencies_hz: np.ndarray, has_dc: bool = True
+) -> np.ndarray:
+    """Amplitude response: 4th-order high-pass at 20 Hz, 8th-order roll-off at 20 kHz, f**(-e/2).
+
+    `frequencies_hz[0]` is DC (response 0) when `has_dc`; otherwise every entry is above 0 Hz.
+    """
+    if not has_dc:
+        return _noise_magnitude(exponent, np.r_[0.0, frequencies_hz])[1:]
     # Products rather than float powers: this runs over a million bins when a colour is first used.
     f = frequencies_hz[1:]
     low = f * (1 / _NOISE_LOW_HZ)
@@ -548,18 +555,28 @@ def _noise_magnitude(exponent: float, frequencies_hz: np.ndarray) -> np.ndarray:
 def _noise_loop(color: str) -> np.ndarray:
     """One period of the colour's noise, float32 (P, 2), read-only, RMS exactly 1 per channel."""
     p = _NOISE_LOOP_SAMPLES
-    mag = _noise_magnitude(_NOISE_EXPONENT[color], np.fft.rfftfreq(p, 1.0 / SAMPLE_RATE))
-    mag = mag.astype(np.float32)
+    # Made once per colour; kept lean (float32, temporaries freed as soon as possible) because
+    # this is the largest allocation of a render.
+    n_bins = p // 2 + 1
     loop = np.empty((p, 2), dtype=np.float32)
     for channel in (0, 1):
         rng = np.random.default_rng([_NOISE_SEED, list(_NOISE_EXPONENT).index(color), channel])
         # Pairs of standard normals read as complex numbers: the bins of white Gaussian noise.
         # Single precision throughout: its ~1e-7 relative error is far below hearing.
-        bins = rng.standard_normal(2 * len(mag), dtype=np.float32).view(np.complex64)
-        bins *= mag
+        bins = rng.standard_normal(2 * n_bins, dtype=np.float32).view(np.complex64)
+        for lo in range(0, n_bins, 1 << 16):  # the response in slices: small temporaries
+            k = np.arange(lo, min(lo + (1 << 16), n_bins), dtype=np.float64)
+            bins[lo : lo + len(k)] *= _noise_magnitude(
+                _NOISE_EXPONENT[color], k * (SAMPLE_RATE / p), has_dc=lo == 0
+            ).astype(np.float32)
         x = np.fft.irfft(bins, p)
-        rms = math.sqrt(float(np.square(x).sum(dtype=np.float64)) / p)
+        del bins
+        total = 0.0
+        for part in np.array_split(x, 16):  # float64 sum without a full-size temporary
+            total += float(np.square(part, dtype=np.float64).sum())
+        rms = math.sqrt(total / p)
         np.multiply(x, np.float32(1 / rms), out=loop[:, channel])
+        del x
     loop.flags.writeable = False
     return loop
 
