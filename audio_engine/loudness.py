@@ -11,7 +11,13 @@ against pyloudnorm on the same audio (within 0.3 LU: pyloudnorm's filters are no
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -49,6 +55,60 @@ def k_weighting(sample_rate: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     return shelf, highpass
 
 
+def _biquads_reference(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Direct-form-II-transposed cascade, sample by sample: the check for `_filter_in_place`."""
+    y = np.array(x, dtype=np.float64)
+    for b0, b1, b2, _, a1, a2 in sos:
+        s1 = s2 = 0.0
+        for i, v in enumerate(y):
+            out = b0 * v + s1
+            s1 = b1 * v - a1 * out + s2
+            s2 = b2 * v - a2 * out
+            y[i] = out
+    return y
+
+
+@functools.cache
+def _filter_in_place() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
+    """`f(sos, rows, state)`: filter C-contiguous float64 rows (n_rows, n) in place.
+
+    `state` is (n_rows, n_sections, 2), updated in place. This is scipy's own second-order-section
+    kernel. Importing `scipy.signal` costs ~1 s and ~50 MB (it pulls in scipy.stats and linalg), so
+    the kernel's extension module is loaded on its own when possible, checked against a reference
+    on an impulse, and the public `scipy.signal.sosfilt` is used when anything about that differs.
+    """
+    try:
+        if "scipy.signal" not in sys.modules:
+            import scipy
+
+            folder = Path(scipy.__file__).parent / "signal"
+            stub = types.ModuleType("scipy.signal")
+            stub.__path__ = [str(folder)]
+            sys.modules["scipy.signal"] = stub  # the package without its __init__
+            try:
+                kernel = importlib.import_module("scipy.signal._sosfilt")._sosfilt
+            finally:
+                del sys.modules["scipy.signal"]
+                sys.modules.pop("scipy.signal._sosfilt", None)
+            sos = np.array([np.r_[b, a] for b, a in k_weighting(44100)])
+            unit = np.zeros(64)
+            unit[0] = 1.0
+            rows = unit[None, :].copy()
+            kernel(sos, rows, np.zeros((1, len(sos), 2)))
+            if np.allclose(rows[0], _biquads_reference(sos, unit), rtol=1e-12, atol=1e-15):
+                return kernel
+    except (ImportError, AttributeError, TypeError, ValueError, OSError):
+        pass
+    from scipy.signal import sosfilt
+
+    def public(sos, rows, state):
+        out, zi = sosfilt(sos, rows, axis=-1, zi=np.moveaxis(state, 1, 0))
+        rows[...] = out
+        state[...] = np.moveaxis(zi, 0, 1)
+
+    return public
+
+
 class Meter:
     """Integrated loudness (gated, BS.1770-4) of a stream of blocks, in constant memory per hour.
 
@@ -62,7 +122,7 @@ class Meter:
         # Both stages as second-order sections, run along contiguous channel rows: an order of
         # magnitude faster than filtering the interleaved (n, channels) layout.
         self._sos = np.array([np.r_[b, a] for b, a in k_weighting(sample_rate)])
-        self._state = np.zeros((len(self._sos), channels, 2))  # zero: the stream starts silent
+        self._state = np.zeros((channels, len(self._sos), 2))  # zero: the stream starts silent
         self._step = sample_rate // 10  # 100 ms
         self._partial = 0.0  # sum over channels of squares in the unfinished 100 ms step
         self._partial_n = 0  # samples in it
@@ -75,11 +135,9 @@ class Meter:
             block = block[:, None]
         if block.shape[0] == 0:
             return
-        from scipy.signal import sosfilt  # here, not at the top: importing it takes ~1 s
-
         self.peak = max(self.peak, float(np.max(np.abs(block))))
-        rows = np.ascontiguousarray(block.T, dtype=np.float64)
-        weighted, self._state = sosfilt(self._sos, rows, axis=-1, zi=self._state)
+        weighted = np.array(block.T, dtype=np.float64, order="C")  # a copy: filtered in place
+        _filter_in_place()(self._sos, weighted, self._state)
         squares = np.square(weighted, out=weighted).sum(axis=0)  # channels summed, per sample
         at = min(self._step - self._partial_n, len(squares))
         self._partial += float(squares[:at].sum())

@@ -42,3 +42,18 @@ def test_full_scale_1khz_sine_reads_minus_3_lufs():
 
 def test_silence_is_minus_infinity():
     assert loudness.integrated_lufs(np.zeros((SR * 2, 2)), SR) == -np.inf
+
+
+def test_the_light_filter_kernel_equals_scipys_public_sosfilt():
+    from scipy.signal import sosfilt
+
+    sos = np.array([np.r_[b, a] for b, a in loudness.k_weighting(SR)])
+    rows = np.random.default_rng(5).standard_normal((2, 5000))
+    state = np.zeros((2, len(sos), 2))
+    filtered = rows.copy()
+    loudness._filter_in_place()(sos, filtered, state)
+    expected, zi = sosfilt(sos, rows, axis=-1, zi=np.zeros((len(sos), 2, 2)))
+    assert np.allclose(filtered, expected, rtol=1e-12, atol=1e-12)
+    assert np.allclose(state, np.moveaxis(zi, 0, 1))
+    # And the reference the light kernel is checked against at first use agrees too.
+    assert np.allclose(loudness._biquads_reference(sos, rows[0]), expected[0], atol=1e-12)
