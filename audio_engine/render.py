@@ -209,28 +209,37 @@ class _Background:
         return i < len(self.starts) and self.starts[i] - self.ramp < stop
 
     def add_to(self, out: np.ndarray, start: int, stop: int) -> None:
-        rate = self.timeline.sample_rate
-        total = self.timeline.total_samples
+        # Layers with the same fades and ducking share one envelope: summed first, shaped once.
+        groups: dict[tuple[int, int, float], np.ndarray] = {}
         for layer in self.layers:
-            if isinstance(layer, SoundFile):
-                data = self.sources.sounds[layer.path]
-                # A file plays at its own level times `volume` (1.0: as recorded).
-                sound = synth.sound_block(data, layer.loop, start, stop)
-                sound *= np.float32(layer.volume)
+            sound = self._sound(layer, start, stop)  # a new array: changed in place below
+            key = self._envelope_key(layer)
+            if key in groups:
+                groups[key] += sound
             else:
-                sound = synth.layer_block(layer, start, stop)
-            fade_in = int(layer.fade_in_s * rate)
-            fade_out = int(layer.fade_out_s * rate)
+                groups[key] = sound
+        total = self.timeline.total_samples
+        for (fade_in, fade_out, duck_depth), sound in groups.items():
             shape = None
             if start < fade_in or stop > total - 1 - fade_out:
                 shape = synth.fade_gain(start, stop, total, fade_in, fade_out)
-            if layer.duck > 0 and self._near_speech(start, stop):
-                duck = synth.duck_gain(start, stop, self.intervals, layer.duck, self.ramp)
+            if duck_depth > 0 and self._near_speech(start, stop):
+                duck = synth.duck_gain(start, stop, self.intervals, duck_depth, self.ramp)
                 shape = duck if shape is None else shape * duck
-            if shape is None:
-                if self.gain == 1:
-                    out += sound
-                else:
-                    out += sound * self.gain
-            else:
-                out += sound * (shape * self.gain)[:, None]
+            if shape is not None:
+                sound *= (shape * self.gain)[:, None]
+            elif self.gain != 1:
+                sound *= self.gain
+            out += sound
+
+    def _envelope_key(self, layer) -> tuple[int, int, float]:
+        rate = self.timeline.sample_rate
+        return int(layer.fade_in_s * rate), int(layer.fade_out_s * rate), float(layer.duck)
+
+    def _sound(self, layer, start: int, stop: int) -> np.ndarray:
+        if isinstance(layer, SoundFile):
+            # A file plays at its own level times `volume` (1.0: as recorded).
+            sound = synth.sound_block(self.sources.sounds[layer.path], layer.loop, start, stop)
+            sound *= np.float32(layer.volume)
+            return sound
+        return synth.layer_block(layer, start, stop)
