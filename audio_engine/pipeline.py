@@ -10,10 +10,12 @@ Entry points:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from audio_engine import assets, library, render, script, timeline, tts
-from audio_engine.model import Session, Voice
+from audio_engine import assets, library, render, script, synth, timeline, tts
+from audio_engine.model import Noise, Session, SoundFile, Voice
 from audio_engine.render import Sources
 from audio_engine.timeline import Timeline
 
@@ -50,7 +52,43 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
         for layer in session.background
         if hasattr(layer, "path")
     }
+    # Each generator's tables now (a noise loop is the largest allocation of a render, mostly
+    # temporary): before the loudness pass loads its filters, so the peaks do not add.
+    warm_background(session)
     return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
+
+
+_NOISE_MAGIC = b"RELAXNL1"
+
+
+def _noise_file(color: str) -> Path:
+    return _cache_dir() / "noise" / f"{color}-v{synth.NOISE_LOOP_VERSION}-numpy{np.__version__}.f32"
+
+
+def warm_background(session: Session) -> None:
+    """Ready every background generator: noise loops from the cache folder, made once otherwise."""
+    for layer in session.background:
+        if isinstance(layer, Noise):
+            path = _noise_file(layer.color)
+            try:
+                data = path.read_bytes()
+                magic, crc = data[:8], int.from_bytes(data[8:12], "little")
+                payload = data[12:]
+                if magic == _NOISE_MAGIC and zlib.crc32(payload) == crc:
+                    loop = np.frombuffer(payload, dtype="<f4").reshape(-1, 2)
+                    synth.install_noise_loop(layer.color, loop)
+                    continue
+            except (OSError, ValueError):
+                pass
+            loop = synth.noise_loop(layer.color)
+            payload = np.ascontiguousarray(loop, dtype="<f4").tobytes()
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(_NOISE_MAGIC + zlib.crc32(payload).to_bytes(4, "little") + payload)
+                os.replace(tmp, path)
+        elif not isinstance(layer, SoundFile):
+            synth.layer_block(layer, 0, 1)
 
 
 class ClipStore(Mapping):

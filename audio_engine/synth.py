@@ -551,8 +551,40 @@ def _noise_magnitude(
     return mag
 
 
-@functools.lru_cache(maxsize=len(_NOISE_EXPONENT))
+NOISE_LOOP_VERSION = 1  # bump when anything changes what a noise loop contains
+
+
+def noise_loop(color: str) -> np.ndarray:
+    """One period of the colour's noise, float32 (P, 2), read-only; made once per process.
+
+    The edge may keep it on disk and hand it back with `install_noise_loop` (making one takes
+    ~0.15 s, reading it ~10 ms).
+    """
+    return _noise_loop(color)
+
+
+def install_noise_loop(color: str, loop: np.ndarray) -> None:
+    """Use `loop` (a saved `noise_loop(color)`) instead of making it again."""
+    if color not in _NOISE_EXPONENT:
+        raise ValueError(f"unknown noise color {color!r}")
+    loop = np.asarray(loop)
+    if loop.shape != (_NOISE_LOOP_SAMPLES, 2) or loop.dtype != np.float32:
+        raise ValueError(f"a noise loop is float32 ({_NOISE_LOOP_SAMPLES}, 2)")
+    loop.flags.writeable = False
+    _installed_loops[color] = loop
+
+
+_installed_loops: dict[str, np.ndarray] = {}
+
+
 def _noise_loop(color: str) -> np.ndarray:
+    loop = _installed_loops.get(color)
+    if loop is None:
+        loop = _installed_loops[color] = _make_noise_loop(color)
+    return loop
+
+
+def _make_noise_loop(color: str) -> np.ndarray:
     """One period of the colour's noise, float32 (P, 2), read-only, RMS exactly 1 per channel."""
     p = _NOISE_LOOP_SAMPLES
     # Made once per colour; kept lean (float32, temporaries freed as soon as possible) because

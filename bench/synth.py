@@ -77,7 +77,7 @@ def speed_table() -> None:
         f"import audio_engine.synth: {import_seconds() * 1000:.0f} ms, of which numpy alone"
         f" {import_seconds('numpy') * 1000:.0f} ms (fresh interpreter, best of 3)"
     )
-    synth._noise_loop.cache_clear()
+    synth._installed_loops.clear()
     for color in ("white", "pink", "brown"):
         t0 = time.perf_counter()
         synth._noise_loop(color)

@@ -330,3 +330,27 @@ def test_prepared_speech_is_read_from_the_cache_when_it_plays(spoken):
     for event in spoken.timeline.transcript():
         few[event.utterance]
     assert len(few._recent) == 1  # only the most recent clip stays in memory
+
+
+def test_noise_loops_are_kept_on_disk_and_a_damaged_one_is_made_again(tmp_path, monkeypatch):
+    from audio_engine import model
+
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path))
+    layer = model.Noise("brown", 0.5)
+    session = model.Session(
+        title="n", language="en", steps=(model.Pause(1.0),), background=(layer,)
+    )
+    made = synth.noise_loop("brown").copy()
+    synth._installed_loops.clear()
+    pipeline.warm_background(session)  # nothing on disk yet: made, then saved
+    (saved,) = (tmp_path / "noise").iterdir()
+    synth._installed_loops.clear()
+    pipeline.warm_background(session)  # read back
+    assert np.array_equal(synth.noise_loop("brown"), made)
+    data = bytearray(saved.read_bytes())
+    data[1000] ^= 0xFF
+    saved.write_bytes(bytes(data))
+    synth._installed_loops.clear()
+    pipeline.warm_background(session)  # damaged: made again
+    assert np.array_equal(synth.noise_loop("brown"), made)
+    assert np.array_equal(np.frombuffer(saved.read_bytes()[12:], "<f4").reshape(-1, 2), made)

@@ -75,13 +75,9 @@ def _warm_engine_info() -> None:
 
 def _warm_background(session) -> None:
     # The first block needs each layer's generator ready (a noise loop takes ~0.15 s to make):
-    # make them while the mixer opens and the speech is fetched.
-    from audio_engine import synth
-    from audio_engine.model import SoundFile
-
-    for layer in session.background:
-        if not isinstance(layer, SoundFile):
-            synth.layer_block(layer, 0, 1)
+    # ready them while the mixer opens and the speech is fetched.
+    with contextlib.suppress(RelaxError, OSError):
+        pipeline.warm_background(session)
 
 
 def _show_pointer(session) -> None:
