@@ -10,8 +10,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
 from audio_engine.errors import RelaxError
 from audio_engine.model import SAMPLE_RATE
@@ -25,6 +23,9 @@ class AssetError(RelaxError):
 
 @lru_cache(maxsize=16)
 def load_sound(path: Path) -> np.ndarray:
+    import soundfile  # only sessions with sound files need these
+    import soxr
+
     try:
         info = soundfile.info(str(path))
         if info.frames > MAX_SOUND_S * info.samplerate:

@@ -62,8 +62,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
 from audio_engine import model
 from audio_engine.errors import TTSError
@@ -629,6 +627,9 @@ def _trim_and_ramp(signal: np.ndarray) -> np.ndarray:
 
 def _decode(path: Path, utterance: model.Utterance) -> np.ndarray:
     """Read, verify and process the driver's file into an unscaled clip at SAMPLE_RATE."""
+    import soundfile  # only when a clip is made: keeps start-up from a warm cache short
+    import soxr
+
     try:
         data, rate_hz = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
