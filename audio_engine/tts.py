@@ -121,19 +121,24 @@ def _engine_info() -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str, str], in
 
 
 def _engine_fingerprint() -> str:
-    """What decides the engine's answers, cheap to compute: package versions and the library file.
+    """What decides the engine's answers, cheap to compute: where the engine's packages are and
+    when they were installed (an upgrade rewrites their files).
 
     Asking a worker costs most of a second (a process that loads espeak-ng), so the answer is kept
-    on disk under this fingerprint and asked again only when the engine changes.
+    on disk under this fingerprint and asked again only when the engine changes. Not
+    importlib.metadata: it costs ~50 ms of every start.
     """
-    from importlib import metadata
+    import importlib.util
 
     parts = [sys.executable, os.environ.get("RELAX_ESPEAK", ""), str(PROCESSING_VERSION)]
-    for dist in ("pyttsx3", "espeakng-loader"):
+    for package in ("pyttsx3", "espeakng_loader"):
+        spec = importlib.util.find_spec(package)
+        origin = spec.origin if spec and spec.origin else None
         try:
-            parts.append(f"{dist}={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{dist}=none")
+            stat = os.stat(origin) if origin else None
+        except OSError:
+            stat = None
+        parts.append([package, origin, stat and stat.st_mtime_ns, stat and stat.st_size])
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
 

@@ -222,8 +222,8 @@ def play(
     )
     try:
         controller = Controller(stream, volume)
+        stream.start_feeder()  # sound first: the window may take a moment to open
         screen = _open_window(pygame, prepared.timeline, status) if window else None
-        stream.start_feeder()
         with keys.TerminalKeys(stdin) as terminal:
             if screen is not None:
                 return _window_loop(pygame, stream, controller, terminal)
