@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import threading
 
-from audio_engine import pipeline, player, safety, tts
+from audio_engine import pipeline, player, safety
 from audio_engine.cli import _common
-from audio_engine.errors import AudioDeviceError, RelaxError, UsageError
+from audio_engine.errors import AudioDeviceError, UsageError
 
 KEYS_HELP = (
     "keys: space pause/resume, right or n next section, left or p previous section, "
@@ -67,19 +65,6 @@ def chapter_start(timeline, wanted: str | None) -> int:
     raise UsageError(f"--from {text!r}: no section has that title (sections: {names})")
 
 
-def _warm_engine_info() -> None:
-    # Every cache key needs the engine's version (a worker process): ask while the mixer opens.
-    with contextlib.suppress(RelaxError):
-        tts.engine_version()
-
-
-def _warm_background(session) -> None:
-    # The first block needs each layer's generator ready (a noise loop takes ~0.15 s to make):
-    # ready them while the mixer opens and the speech is fetched.
-    with contextlib.suppress(RelaxError, OSError):
-        pipeline.warm_background(session)
-
-
 def _show_pointer(session) -> None:
     pointer = safety.first_run_pointer(session.language)
     if pointer:
@@ -89,12 +74,14 @@ def _show_pointer(session) -> None:
 def run(args: argparse.Namespace) -> int:
     session = _common.load_session(args)
     voice = _common.voice_override(args)
-    threading.Thread(target=_warm_engine_info, daemon=True).start()
-    threading.Thread(target=_warm_background, args=(session,), daemon=True).start()
+    progress = _common.Progress("preparing speech")
+    prepared = pipeline.prepare(session, voice, progress=progress)
+    progress.done()
+    start = chapter_start(prepared.timeline, args.start_from)
+    gain = pipeline.gain(prepared)
     try:
-        # Check the device now (a missing one should not wait for speech), then close it again:
-        # an open device plays silence until the session starts.
-        player.open_mixer().mixer.quit()
+        # Opened once the session is ready: an open device plays silence until it starts.
+        player.open_mixer(prepared.timeline.sample_rate)
     except AudioDeviceError as exc:
         if os.environ.get("RELAX_FALLBACK_EXPORT") != "1":
             raise
@@ -109,10 +96,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # After the device check, so that "no device" stays a single line.
     _show_pointer(session)
-    progress = _common.Progress("preparing speech")
-    prepared = pipeline.prepare(session, voice, progress=progress)
-    progress.done()
-    start = chapter_start(prepared.timeline, args.start_from)
-    gain = pipeline.gain(prepared)
     player.play(prepared, gain, start_sample=start, window=not args.no_window)
     return 0
