@@ -22,13 +22,15 @@ def add_session_argument(parser: argparse.ArgumentParser) -> None:
         metavar="LANG",
         help="which language version of the session (default: your locale's, else English)",
     )
+    add_dir_argument(parser)
+
+
+def add_dir_argument(
+    parser: argparse.ArgumentParser,
+    help_text: str = "also look for sessions in FOLDER (may be given more than once)",
+) -> None:
     parser.add_argument(
-        "--dir",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FOLDER",
-        help="also look for sessions in FOLDER (may be given more than once)",
+        "--dir", action="append", default=[], type=Path, metavar="FOLDER", help=help_text
     )
 
 

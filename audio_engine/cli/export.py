@@ -42,14 +42,7 @@ def register(sub) -> None:
         help="which language version (default: your locale's, else English; with --all: every "
         "language)",
     )
-    parser.add_argument(
-        "--dir",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FOLDER",
-        help="also look for sessions in FOLDER (may be given more than once)",
-    )
+    _common.add_dir_argument(parser)
     parser.add_argument(
         "-o",
         "--output",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from audio_engine import library
+from audio_engine.cli import _common
 from audio_engine.errors import RelaxError
 from audio_engine.model import SAMPLE_RATE, primary_language
 
@@ -24,8 +25,8 @@ def register(sub) -> None:
         "was played, exported or checked once) and marked ~ when estimated.",
     )
     parser.add_argument("--language", "-l", metavar="LANG", help="only sessions in this language")
-    parser.add_argument(
-        "--dir", action="append", default=[], type=Path, metavar="FOLDER", help="also list FOLDER"
+    _common.add_dir_argument(
+        parser, "also list the sessions in FOLDER (may be given more than once)"
     )
     parser.set_defaults(run=run)
 

@@ -48,13 +48,10 @@ def register(sub) -> None:
         action="store_true",
         help="skip the timing check with the voice (faster; needs no speech engine)",
     )
-    parser.add_argument(
-        "--dir",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FOLDER",
-        help="also allow sound files from FOLDER (may be given more than once)",
+    _common.add_dir_argument(
+        parser,
+        "also look for session ids in FOLDER and allow sound files from it (may be given more "
+        "than once)",
     )
     _common.add_voice_arguments(parser)
     parser.set_defaults(run=run)
