@@ -156,10 +156,7 @@ def _raw_blocks(timeline, sources, start_sample, block_samples, mix, stop_sample
     position = max(0, int(start_sample))
     while position < total:
         stop = min(position + block_samples, total)
-        out = np.empty((stop - position, 2), dtype=np.float32)
-        out[:] = _foreground(sources, index, position, stop)[:, None]
-        background.add_to(out, position, stop)
-        yield out
+        yield background.under(_foreground(sources, index, position, stop), position, stop)
         position = stop
 
 
@@ -208,7 +205,8 @@ class _Background:
         i = bisect.bisect_left(self.ends, start - self.ramp)
         return i < len(self.starts) and self.starts[i] - self.ramp < stop
 
-    def add_to(self, out: np.ndarray, start: int, stop: int) -> None:
+    def under(self, mono: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """The block: the background layers with the centred foreground `mono` on top."""
         # Layers with the same fades and ducking share one envelope: summed first, shaped once.
         groups: dict[tuple[int, int, float], np.ndarray] = {}
         for layer in self.layers:
@@ -219,6 +217,7 @@ class _Background:
             else:
                 groups[key] = sound
         total = self.timeline.total_samples
+        out = None
         for (fade_in, fade_out, duck_depth), sound in groups.items():
             shape = None
             if start < fade_in or stop > total - 1 - fade_out:
@@ -230,7 +229,14 @@ class _Background:
                 sound *= (shape * self.gain)[:, None]
             elif self.gain != 1:
                 sound *= self.gain
-            out += sound
+            if out is None:
+                out = sound
+            else:
+                out += sound
+        if out is None:
+            return np.repeat(mono[:, None], 2, axis=1)
+        out += mono[:, None]
+        return out
 
     def _envelope_key(self, layer) -> tuple[int, int, float]:
         rate = self.timeline.sample_rate

@@ -286,7 +286,22 @@ def voice_for(language: str, name: str | None = None) -> VoiceInfo:
     >>> voice_for("nl").id
     'gmw/nl'
     """
-    voices = list_voices()
+    # Asked once per utterance: remembered per engine answer (a new answer, a new choice).
+    info = _engine_info()
+    key = (language, name, id(info))
+    hit = _voice_choices.get(key)
+    if hit is not None and hit[0] is info:
+        return hit[1]
+    voice = _choose_voice(language, name, info)
+    _voice_choices[key] = (info, voice)
+    return voice
+
+
+_voice_choices: dict[tuple, tuple] = {}
+
+
+def _choose_voice(language: str, name: str | None, info) -> VoiceInfo:
+    voices = list(info[1])
     if name is not None:
         needle = name.strip().lower()
         matches = [
