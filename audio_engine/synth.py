@@ -195,6 +195,30 @@ def _glide_cycles(f0_hz: float, f1_hz: float, length_samples: int, t_samples: np
     return scale * np.expm1(log_ratio * t_samples / length_samples)
 
 
+_GLIDE_TABLE_MAX_SAMPLES = 30 * SAMPLE_RATE  # longer phases are computed as they play
+
+
+@functools.lru_cache(maxsize=16)
+def _glide_full_table(f0_hz: float, f1_hz: float, length: int) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(length, dtype=np.float64)
+    cycles = _glide_cycles(f0_hz, f1_hz, length, t)
+    theta = (cycles - np.floor(cycles)) * (2 * np.pi)
+    sin_g, cos_g = np.sin(theta).astype(np.float32), np.cos(theta).astype(np.float32)
+    sin_g.flags.writeable = False
+    cos_g.flags.writeable = False
+    return sin_g, cos_g
+
+
+def _glide_table(f0_hz: float, f1_hz: float, length: int, ta: int, tb: int):
+    """sin and cos of 2 pi x the glide's cycles for samples [ta, tb) of a phase, float32."""
+    if length <= _GLIDE_TABLE_MAX_SAMPLES:
+        sin_g, cos_g = _glide_full_table(f0_hz, f1_hz, length)
+        return sin_g[ta:tb], cos_g[ta:tb]
+    cycles = _glide_cycles(f0_hz, f1_hz, length, np.arange(ta, tb, dtype=np.float64))
+    theta = (cycles - np.floor(cycles)) * (2 * np.pi)
+    return np.sin(theta).astype(np.float32), np.cos(theta).astype(np.float32)
+
+
 @functools.lru_cache(maxsize=64)
 def _guide_plan(phases: tuple[tuple[str, int], ...]):
     """Per phase of one cycle: start sample, start cycles, pitch path, audibility."""
@@ -260,28 +284,33 @@ def guide_tone(phases: Sequence[tuple[str, int]], cycles: int, start: int, stop:
                 if not previous_audible or ta >= r:
                     continue
                 tb = min(tb, r)  # fade out over the start of the rest, then exact silence
-            t = np.arange(ta, tb, dtype=np.float64)
-            gain = np.ones(len(t))
+            # sin(2 pi (offset + glide)): the glide's own sine and cosine come from a table per
+            # phase shape, the cycle's offset is two scalars (a rotation).
+            offset = 2 * math.pi * ((whole + start_cycles[k]) % 1.0)
+            a_s, a_c = np.float32(math.sin(offset)), np.float32(math.cos(offset))
+            sin_g, cos_g = _glide_table(f0, f1, length, ta, tb)
+            sin1 = a_s * cos_g + a_c * sin_g
+            cos1 = a_c * cos_g - a_s * sin_g
+            wave = sin1 * (1 + np.float32(2 * _GUIDE_TONE_H2) * cos1)  # + h2 sin(2 theta)
+            wave *= np.float32(peak)
             if audible:
                 # Sound starts after silence: the step's first sample, or a phase after a rest.
                 after_silence = (cycle == 0 or not rows[last][3]) if k == 0 else not rows[k - 1][3]
                 if after_silence and ta < r:
                     m = min(tb, r) - ta
-                    gain[:m] = np.sin(0.5 * np.pi * t[:m] / r) ** 2
+                    t = np.arange(ta, ta + m, dtype=np.float64)
+                    wave[:m] *= (np.sin(0.5 * np.pi * t / r) ** 2).astype(np.float32)
                 if k == last and cycle == cycles - 1 and tb > length - r:
                     # The step ends in sound: fall to 0 on its final sample.
                     m = max(ta, length - r) - ta
-                    tail = length - t[m:]  # 1 on the final sample
-                    gain[m:] *= np.cos(0.5 * np.pi * np.clip((r - tail + 1) / r, 0.0, 1.0)) ** 2
+                    tail = length - np.arange(ta + m, tb, dtype=np.float64)  # 1 on the final one
+                    fade = np.cos(0.5 * np.pi * np.clip((r - tail + 1) / r, 0.0, 1.0)) ** 2
+                    wave[m:] *= fade.astype(np.float32)
             else:
-                gain = np.cos(0.5 * np.pi * t / r) ** 2
-            phase = (whole + start_cycles[k]) + _glide_cycles(f0, f1, length, t)
-            # float64 cycles, fraction by x - floor(x), then float32 for the sines (10x faster).
-            theta = ((phase - np.floor(phase)) * (2 * np.pi)).astype(np.float32)
-            sin1 = np.sin(theta)
-            wave = sin1 * (1 + np.float32(2 * _GUIDE_TONE_H2) * np.cos(theta))  # + h2 sin(2 theta)
+                t = np.arange(ta, tb, dtype=np.float64)
+                wave *= (np.cos(0.5 * np.pi * t / r) ** 2).astype(np.float32)
             a = seg + ta - start
-            out[a : a + len(t)] = (peak * gain).astype(np.float32) * wave
+            out[a : a + len(wave)] = wave
     return out
 
 
