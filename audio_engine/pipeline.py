@@ -44,7 +44,14 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
     utterances = timeline.speech_requests(session, voice_override)
-    lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
+    # The background's tables are made while the speech engine works (it mostly waits on its
+    # worker processes); both are done before the loudness pass loads its filters.
+    background = threading.Thread(target=warm_background, args=(session,), daemon=True)
+    background.start()
+    try:
+        lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
+    finally:
+        background.join()
     compiled = timeline.compile(session, lengths, voice_override)
     clips = ClipStore(lengths)
     sounds = {
@@ -52,9 +59,6 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
         for layer in session.background
         if hasattr(layer, "path")
     }
-    # Each generator's tables now (a noise loop is the largest allocation of a render, mostly
-    # temporary): before the loudness pass loads its filters, so the peaks do not add.
-    warm_background(session)
     return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
 
 
