@@ -3,9 +3,11 @@
 Entry points:
 
 - `load(arg, language=None) -> Session`: a SESSION argument (id or path) loaded and validated.
-- `prepare(session, voice_override=None, progress=None) -> Prepared`: speech synthesized (cached),
-  timeline compiled (timing checked with the real voice), sound files loaded.
+- `prepare(session, voice_override=None, progress=None) -> Prepared`: speech synthesized into the
+  cache (only lengths kept; a `ClipStore` reads clips back as they play), timeline compiled
+  (timing checked with the real voice), sound files loaded, background generators readied.
 - `gain(prepared) -> float`: the loudness gain, measured once and remembered in the cache folder.
+- `warm_background(session)`: noise loops from the cache folder (or made and saved there).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     sounds = {
         layer.path: assets.load_sound(layer.path)
         for layer in session.background
-        if hasattr(layer, "path")
+        if isinstance(layer, SoundFile)
     }
     return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
 
