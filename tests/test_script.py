@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from audio_engine import model, script
+from audio_engine.errors import ScriptError
 from audio_engine.model import Breathe, Chime, Origin, Pause, Repeat, Say, Scan, Section, Stretch
 
 HERE = Path(__file__).parent
@@ -308,3 +309,27 @@ def test_breathe_stretch_and_scan_take_a_step_voice():
     assert breathe.voice == model.Voice(rate_wpm=110)
     assert stretch.voice == model.Voice(volume=0.5)
     assert scan.voice == model.Voice(name="en")
+
+
+def test_texts_with_nothing_to_say_are_errors_at_their_position():
+    text = textwrap.dedent(
+        """\
+        format: 1
+        title: Punctuation
+        language: en
+        steps:
+          - say: "..."
+          - breathe: {inhale: 2, exhale: 2, cues: {inhale: "!", exhale: ""}}
+          - stretch: {sides: [Left., "--"], hold: 3}
+          - say: "Fine, 2."
+        """
+    )
+    with pytest.raises(ScriptError) as info:
+        script.loads(text, filename="p.yaml")
+    found = [(d.line, d.path) for d in info.value.diagnostics if d.severity == "error"]
+    assert found == [
+        (5, "steps[0].say"),
+        (6, "steps[1].breathe.cues.inhale"),
+        (7, "steps[2].stretch.sides[1]"),
+    ]
+    assert all("nothing to say" in d.message for d in info.value.diagnostics)

@@ -57,6 +57,7 @@ DURATION_PATTERN = (
 )
 POSITIVE_DURATION_PATTERN = r"^(?=.*[1-9])" + DURATION_PATTERN[1:]
 _DURATION_PARTS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)?")
+_SPEAKABLE = re.compile(r"\w")  # a letter or digit: something a voice can say
 DURATION_HINT = 'a duration (seconds, "4s", "1m30s", "500ms")'
 
 TOP_KEYS = (
@@ -334,12 +335,20 @@ class Checker:
         what: str = "a text",
         max_chars: int = MAX_TEXT_CHARS,
         allow_empty: bool = False,
+        spoken: bool = False,
     ) -> Any:
         if not isinstance(node, ScalarNode) or node.tag != _STR:
             return self.expected(node, path, what, text_wanted=True)
         value = node.value
         if not allow_empty and not value.strip():
             self.report(node, path, f"expected {what}, found an empty text")
+            return BAD
+        if spoken and value.strip() and not _SPEAKABLE.search(value):
+            self.report(
+                node,
+                path,
+                f"expected {what} with words in it, found {describe(node)}: nothing to say",
+            )
             return BAD
         if len(value) > max_chars:
             self.report(
@@ -447,13 +456,15 @@ class Checker:
     def volume(self, node: Node, path: str) -> Any:
         return self.number(node, path, "a volume from 0 to 1", low=0.0, high=1.0)
 
-    def text_list(self, node: Node, path: str, what: str) -> Any:
+    def text_list(self, node: Node, path: str, what: str, *, spoken: bool = False) -> Any:
         if not isinstance(node, SequenceNode) or node.tag == BAD_TAG:
             return self.expected(node, path, f"a non-empty list of {what}")
         if not node.value:
             self.report(node, path, f"expected a non-empty list of {what}, found an empty list")
             return BAD
-        values = [self.text(item, _join(path, i)) for i, item in enumerate(node.value)]
+        values = [
+            self.text(item, _join(path, i), spoken=spoken) for i, item in enumerate(node.value)
+        ]
         return BAD if any(v is BAD for v in values) else tuple(values)
 
     # ---- the document ----------------------------------------------------------------------
@@ -785,7 +796,7 @@ class Checker:
 
     def step(self, node: Node, path: str, *, depth: int) -> tuple[Any, float]:
         if isinstance(node, ScalarNode) and node.tag == _STR:
-            text = self.text(node, path, what="a text to say")
+            text = self.text(node, path, what="a text to say", spoken=True)
             if text is BAD:
                 return BAD, 0.0
             return model.Say(text=text, origin=self._origin(node, path)), 0.0
@@ -833,7 +844,7 @@ class Checker:
 
     def _say(self, node, path, options, origin, depth) -> tuple[Any, float]:
         base = path.rsplit(".", 1)[0]
-        text = self.text(node, path, what="a text to say")
+        text = self.text(node, path, what="a text to say", spoken=True)
         duration_s = voice = None
         if "duration" in options:
             duration_s = self.duration(
@@ -917,7 +928,11 @@ class Checker:
             else:
                 for name, pair in self.known(cue_pairs, cues_path, model.PHASES, "cues").items():
                     cues[name] = self.text(
-                        pair.value, _join(cues_path, name), what="a cue text", allow_empty=True
+                        pair.value,
+                        _join(cues_path, name),
+                        what="a cue text",
+                        allow_empty=True,
+                        spoken=True,
                     )
         phase_s = {p: values.get(f"{p}_s", 0.0) for p in model.PHASES}
         timed = {p: s for p, s in phase_s.items() if isinstance(s, float) and s > 0}
@@ -968,11 +983,13 @@ class Checker:
             )
             ok = False
         elif "say" in got:
-            text = self.text(got["say"].value, _join(path, "say"), what="a text to say")
+            text = self.text(
+                got["say"].value, _join(path, "say"), what="a text to say", spoken=True
+            )
             values["sides"] = BAD if text is BAD else (text,)
         elif "sides" in got:
             values["sides"] = self.text_list(
-                got["sides"].value, _join(path, "sides"), "instructions (one per side)"
+                got["sides"].value, _join(path, "sides"), "instructions (one per side)", spoken=True
             )
         else:
             self.report(
@@ -1020,7 +1037,9 @@ class Checker:
         prompt = regions = dwell_s = BAD
         if "prompt" in got:
             pnode = got["prompt"].value
-            prompt = self.text(pnode, _join(path, "prompt"), what="a prompt containing {region}")
+            prompt = self.text(
+                pnode, _join(path, "prompt"), what="a prompt containing {region}", spoken=True
+            )
             if prompt is not BAD and "{region}" not in prompt:
                 self.report(
                     pnode,
