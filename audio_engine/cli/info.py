@@ -67,7 +67,13 @@ def outline(timeline) -> str:
         "",
     ]
     items = [(c.start_sample, 0, f"== {c.title}") for c in timeline.chapters]
+    from audio_engine.timeline import PHASE_KINDS
+
+    # A phase's line already shows its cue: the cue's speech event is not listed again.
+    cues = {(e.start_sample, e.text) for e in timeline.events if e.kind in PHASE_KINDS and e.text}
     for e in timeline.sounding_events():
+        if e.kind == "speech" and (e.start_sample, e.text) in cues:
+            continue
         if e.kind == "speech":
             label = f'say   "{e.text}"'
         elif e.kind == "chime":
