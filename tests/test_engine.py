@@ -354,3 +354,18 @@ def test_noise_loops_are_kept_on_disk_and_a_damaged_one_is_made_again(tmp_path, 
     pipeline.warm_background(session)  # damaged: made again
     assert np.array_equal(synth.noise_loop("brown"), made)
     assert np.array_equal(np.frombuffer(saved.read_bytes()[12:], "<f4").reshape(-1, 2), made)
+
+
+def test_outline_lists_sections_lines_and_the_end_with_their_times(spoken):
+    from audio_engine.cli.info import outline
+
+    text = outline(spoken.timeline).splitlines()
+    assert text[0] == "Engine test (test, en)"
+    second = spoken.timeline.transcript()[1]
+    assert any(
+        line.strip().startswith(f"0:{second.start_sample / SR:06.3f}")
+        and 'say   "Breathe out slowly."' in line
+        for line in text
+    )
+    assert [line.split("== ")[1] for line in text if "== " in line] == ["One", "Two"]
+    assert text[-1].strip().endswith("end")
