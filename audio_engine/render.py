@@ -130,19 +130,27 @@ def _ceiling(block: np.ndarray) -> np.ndarray:
 
 
 class _EventIndex:
-    """Finds the events overlapping a block: events sorted by start, and the longest length."""
+    """Finds the events overlapping a block.
+
+    Speech and chimes are short: found by bisecting their starts back by the longest of them. A
+    guide tone spans a whole breathe step (minutes), so tones are kept apart, or one long step
+    would make every block scan everything that started during it. Events come back in timeline
+    order (the order they are mixed in).
+    """
 
     def __init__(self, timeline: Timeline):
-        self.events = [e for e in timeline.events if e.kind in (SPEECH, CHIME, TONE)]
-        self.starts = [e.start_sample for e in self.events]
-        self.longest = max((e.duration_samples for e in self.events), default=0)
+        events = [e for e in timeline.events if e.kind in (SPEECH, CHIME, TONE)]
+        self.short = [(i, e) for i, e in enumerate(events) if e.kind != TONE]
+        self.tones = [(i, e) for i, e in enumerate(events) if e.kind == TONE]
+        self.starts = [e.start_sample for _, e in self.short]
+        self.longest = max((e.duration_samples for _, e in self.short), default=0)
 
     def overlapping(self, start: int, stop: int):
         lo = bisect.bisect_left(self.starts, start - self.longest)
         hi = bisect.bisect_left(self.starts, stop)
-        for event in self.events[lo:hi]:
-            if event.end_sample > start:
-                yield event
+        found = [(i, e) for i, e in self.short[lo:hi] if e.end_sample > start]
+        found += [(i, e) for i, e in self.tones if e.start_sample < stop and e.end_sample > start]
+        return [e for _, e in sorted(found, key=lambda item: item[0])]
 
 
 def _raw_blocks(timeline, sources, start_sample, block_samples, mix, stop_sample):
