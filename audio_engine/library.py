@@ -97,15 +97,11 @@ def find_all(extra_dirs: tuple[Path, ...] | list[Path] = ()) -> list[Entry]:
 def _language_of(entry: Entry) -> str | None:
     if entry.language:
         return entry.language
-    try:
-        import yaml
+    # Read with the script loader: its size and alias limits hold for any file in these folders.
+    from audio_engine import script
 
-        with open(entry.path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-        value = data.get("language") if isinstance(data, dict) else None
-        return str(value) if value else None
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
+    session, _ = script.check(entry.path)
+    return session.language if session is not None else None
 
 
 def variants(session_id: str, extra_dirs=()) -> list[Entry]:
