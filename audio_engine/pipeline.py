@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
 from audio_engine import assets, library, render, script, synth, timeline, tts
 from audio_engine.model import Noise, Session, SoundFile, Voice
@@ -68,7 +67,11 @@ _NOISE_MAGIC = b"RELAXNL1"
 
 
 def _noise_file(color: str) -> Path:
-    return _cache_dir() / "noise" / f"{color}-v{synth.NOISE_LOOP_VERSION}-numpy{np.__version__}.f32"
+    return (
+        tts.cache_root()
+        / "noise"
+        / f"{color}-v{synth.NOISE_LOOP_VERSION}-numpy{np.__version__}.f32"
+    )
 
 
 def warm_background(session: Session) -> None:
@@ -143,11 +146,6 @@ def _order(utterance):
     return (utterance.text, utterance.voice.rate_wpm, utterance.voice.volume or 0.0)
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("RELAX_CACHE_DIR")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("relax"))
-
-
 def gain(prepared: Prepared, progress=None) -> float:
     """The session's loudness gain; measured on first use and kept in the cache folder.
 
@@ -165,7 +163,7 @@ def gain(prepared: Prepared, progress=None) -> float:
     key = hashlib.sha256(
         repr((prepared.timeline, files, tts.engine_version(), render.TARGET_LUFS)).encode()
     ).hexdigest()
-    path = _cache_dir() / "gain" / f"{key}.json"
+    path = tts.cache_root() / "gain" / f"{key}.json"
     try:
         return float(json.loads(path.read_text())["gain"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -336,14 +336,20 @@ def _choose_voice(language: str, name: str | None, info) -> VoiceInfo:
 # ---- the cache ---------------------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
-    """The speech cache folder: `$RELAX_CACHE_DIR`, else the user cache dir's `speech` folder."""
+def cache_root() -> Path:
+    """The project's cache folder: `$RELAX_CACHE_DIR`, else the per-user cache dir of relax."""
     env = os.environ.get("RELAX_CACHE_DIR")
     if env:
         return Path(env)
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("relax")) / "speech"
+    return Path(platformdirs.user_cache_dir("relax"))
+
+
+def cache_dir() -> Path:
+    """The speech cache folder: `$RELAX_CACHE_DIR`, else the user cache dir's `speech` folder."""
+    root = cache_root()
+    return root if os.environ.get("RELAX_CACHE_DIR") else root / "speech"
 
 
 def _cache_key(utterance: model.Utterance, voice: VoiceInfo, engine: str) -> str:
