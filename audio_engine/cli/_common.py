@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from audio_engine.errors import UsageError
 from audio_engine.model import Voice
 
 
@@ -46,8 +47,6 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def voice_override(args) -> Voice | None:
-    from audio_engine.errors import UsageError
-
     rate = getattr(args, "rate", None)
     volume = getattr(args, "volume", None)
     name = getattr(args, "voice", None)

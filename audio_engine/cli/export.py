@@ -107,8 +107,9 @@ def export_session(
     fmt: str | None = None,
     quality: float | None = None,
     transcript: bool = False,
+    prepared=None,
 ) -> Path:
-    """Prepare and export one session; returns the audio file written.
+    """Prepare (unless `prepared` is given) and export one session; returns the file written.
 
     `output` is a file, an existing folder, or None (the current folder); in a folder the file is
     `<id>.<language>.<ext>`. The format is `fmt`, else the extension of `output`, else WAV.
@@ -117,11 +118,12 @@ def export_session(
     target, form = _target(session, output, fmt)
     export.check_options(form, float32=float32, quality=quality)
     show = None if not quiet else False
-    speech = _common.Progress(f"speech for {session.id}", enabled=show)
-    try:
-        prepared = pipeline.prepare(session, voice, progress=speech)
-    finally:
-        speech.done()
+    if prepared is None:
+        speech = _common.Progress(f"speech for {session.id}", enabled=show)
+        try:
+            prepared = pipeline.prepare(session, voice, progress=speech)
+        finally:
+            speech.done()
     status = _common.Progress(f"measuring loudness of {session.id}", enabled=show)
     try:
         gain = pipeline.gain(prepared, progress=status)

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         _show_pointer(session)
         reason = str(exc).split(";")[0]  # the device problem, without the advice to export
         print(f"relax: {reason}; writing the session to a file instead", file=sys.stderr)
-        path = export_session(session, None, voice=voice).resolve()
+        path = export_session(session, None, voice=voice, prepared=prepared).resolve()
         print(f"relax: exported to {path}", file=sys.stderr)
         print(path)
         return 0
