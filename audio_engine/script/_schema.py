@@ -3,7 +3,8 @@
 `json_schema()` returns a fresh dict. It is generated rather than shipped as a file so that it
 works from any install and cannot drift from the loader. What a schema cannot say (duplicate
 keys, file existence, a countdown that must fit its hold, missing cue words for a language
-without built-in cues, the session's total length, NaN) only the loader checks.
+without built-in cues, a spoken text of punctuation alone, the session's total length, NaN)
+only the loader checks.
 """
 
 from __future__ import annotations
