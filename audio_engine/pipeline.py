@@ -7,7 +7,8 @@ Entry points:
   cache (only lengths kept; a `ClipStore` reads clips back as they play), timeline compiled
   (timing checked with the real voice), sound files loaded, background generators readied.
 - `gain(prepared) -> float`: the loudness gain, measured once and remembered in the cache folder.
-- `warm_background(session)`: noise loops from the cache folder (or made and saved there).
+- `warm_background(session)`, `warm_chimes(session)`: noise loops and chimes from the cache folder
+  (or made and saved there).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from audio_engine import assets, library, render, script, synth, timeline, tts
-from audio_engine.model import Noise, Session, SoundFile, Voice
+from audio_engine.model import Breathe, Chime, Noise, Repeat, Session, SoundFile, Voice
 from audio_engine.render import Sources
 from audio_engine.timeline import Timeline
 
@@ -44,12 +45,13 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
-    utterances = timeline.speech_requests(session, voice_override)
-    # The background's tables are made while the speech engine works (it mostly waits on its
+    warm_chimes(session)  # their lengths place what follows them
+    # The background's tables are readied while the speech engine works (it mostly waits on its
     # worker processes); both are done before the loudness pass loads its filters.
     background = threading.Thread(target=warm_background, args=(session,), daemon=True)
     background.start()
     try:
+        utterances = timeline.speech_requests(session, voice_override)
         lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
     finally:
         background.join()
@@ -63,15 +65,73 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
 
 
+# Generated tables kept in the cache folder: magic, CRC-32 of the payload, little-endian float32.
 _NOISE_MAGIC = b"RELAXNL1"
+_CHIME_MAGIC = b"RELAXCH1"
+
+
+def _table_file(kind: str, name: str, version: int) -> Path:
+    return tts.cache_root() / kind / f"{name}-v{version}-numpy{np.__version__}.f32"
 
 
 def _noise_file(color: str) -> Path:
-    return (
-        tts.cache_root()
-        / "noise"
-        / f"{color}-v{synth.NOISE_LOOP_VERSION}-numpy{np.__version__}.f32"
-    )
+    return _table_file("noise", color, synth.NOISE_LOOP_VERSION)
+
+
+def _read_table(path: Path, magic: bytes) -> np.ndarray | None:
+    """The float32 table saved at `path`, or None when it is missing, short or damaged."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            size = os.fstat(f.fileno()).st_size - 12
+            if len(head) != 12 or head[:8] != magic or size <= 0 or size % 4:
+                return None
+            table = np.empty(size // 4, dtype="<f4")
+            if f.readinto(memoryview(table).cast("B")) != size:
+                return None
+    except OSError:
+        return None
+    if zlib.crc32(table) != int.from_bytes(head[8:], "little"):
+        return None
+    return table
+
+
+def _write_table(path: Path, magic: bytes, table: np.ndarray) -> None:
+    """Save `table` at `path` (atomically; a cache that cannot be written is only slower)."""
+    payload = np.ascontiguousarray(table, dtype="<f4")
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(magic + zlib.crc32(payload).to_bytes(4, "little"))
+            f.write(memoryview(payload).cast("B"))
+        os.replace(tmp, path)
+
+
+def _chime_names(steps) -> set[str]:
+    names: set[str] = set()
+    for step in steps:
+        if isinstance(step, Chime):
+            names.add(step.name)
+        elif isinstance(step, Breathe) and step.chime_on_phase:
+            names.add(step.chime_on_phase)
+        elif isinstance(step, Repeat):
+            names |= _chime_names(step.steps)
+    return names
+
+
+def warm_chimes(session: Session) -> None:
+    """Ready the session's chimes: from the cache folder, made and saved there otherwise."""
+    for name in sorted(_chime_names(session.steps) & set(synth.CHIME_NAMES)):
+        path = _table_file("chime", name, synth.CHIME_VERSION)
+        unit = _read_table(path, _CHIME_MAGIC)
+        if unit is not None:
+            try:
+                synth.install_chime(name, unit)
+                continue
+            except ValueError:
+                pass
+        _write_table(path, _CHIME_MAGIC, synth.unit_chime(name))
 
 
 def warm_background(session: Session) -> None:
@@ -79,23 +139,14 @@ def warm_background(session: Session) -> None:
     for layer in session.background:
         if isinstance(layer, Noise):
             path = _noise_file(layer.color)
-            try:
-                data = path.read_bytes()
-                magic, crc = data[:8], int.from_bytes(data[8:12], "little")
-                payload = data[12:]
-                if magic == _NOISE_MAGIC and zlib.crc32(payload) == crc:
-                    loop = np.frombuffer(payload, dtype="<f4").reshape(-1, 2)
-                    synth.install_noise_loop(layer.color, loop)
+            loop = _read_table(path, _NOISE_MAGIC)
+            if loop is not None:
+                try:
+                    synth.install_noise_loop(layer.color, loop.reshape(-1, 2))
                     continue
-            except (OSError, ValueError):
-                pass
-            loop = synth.noise_loop(layer.color)
-            payload = np.ascontiguousarray(loop, dtype="<f4").tobytes()
-            with contextlib.suppress(OSError):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(_NOISE_MAGIC + zlib.crc32(payload).to_bytes(4, "little") + payload)
-                os.replace(tmp, path)
+                except ValueError:
+                    pass
+            _write_table(path, _NOISE_MAGIC, synth.noise_loop(layer.color))
         elif not isinstance(layer, SoundFile):
             synth.layer_block(layer, 0, 1)
 

@@ -108,12 +108,49 @@ _CHIMES: dict[str, _Bell] = {
 }
 
 
+CHIME_NAMES = tuple(sorted(_CHIMES))
+CHIME_VERSION = 1  # bump when anything changes what a chime contains
+
+_installed_chimes: dict[str, np.ndarray] = {}
+
+
+def unit_chime(name: str) -> np.ndarray:
+    """The chime `name` at peak 1, float32 (n,), read-only; made once per process.
+
+    The edge may keep it on disk and hand it back with `install_chime` (making one takes
+    10-35 ms, reading it well under 1 ms).
+    """
+    return _unit_chime(name)
+
+
+def install_chime(name: str, unit: np.ndarray) -> None:
+    """Use `unit` (a saved `unit_chime(name)`) instead of making it again."""
+    if name not in _CHIMES:
+        raise ValueError(f"unknown chime {name!r}; expected one of {list(CHIME_NAMES)}")
+    unit = np.asarray(unit)
+    if (
+        unit.ndim != 1
+        or unit.dtype != np.float32
+        or not 0 < len(unit) <= CHIME_MAX_SAMPLES
+        or unit[-1] != 0.0
+        or float(np.max(np.abs(unit))) != 1.0
+    ):
+        raise ValueError("a chime is float32 (n,), peak 1, ending on 0")
+    unit.flags.writeable = False
+    _installed_chimes[name] = unit
+    _unit_chime.cache_clear()
+    chime.cache_clear()
+
+
 @functools.lru_cache(maxsize=len(_CHIMES))
 def _unit_chime(name: str) -> np.ndarray:
+    installed = _installed_chimes.get(name)
+    if installed is not None:
+        return installed
     try:
         spec = _CHIMES[name]
     except KeyError:
-        raise ValueError(f"unknown chime {name!r}; expected one of {sorted(_CHIMES)}") from None
+        raise ValueError(f"unknown chime {name!r}; expected one of {list(CHIME_NAMES)}") from None
     t_s = np.arange(CHIME_MAX_SAMPLES, dtype=np.float64) / SAMPLE_RATE
     x = np.zeros_like(t_s)
     bound = np.zeros_like(t_s)  # upper bound of |x|: the sum of the partials' envelopes

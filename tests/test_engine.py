@@ -356,6 +356,42 @@ def test_noise_loops_are_kept_on_disk_and_a_damaged_one_is_made_again(tmp_path, 
     assert np.array_equal(np.frombuffer(saved.read_bytes()[12:], "<f4").reshape(-1, 2), made)
 
 
+def test_chimes_are_kept_on_disk_and_a_damaged_one_is_made_again(tmp_path, monkeypatch):
+    from audio_engine import model
+
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path))
+    steps = (model.Repeat(2, (model.Chime("bowl"),)), model.Breathe(4, 4, chime_on_phase="soft"))
+    session = model.Session(title="c", language="en", steps=steps)
+    made = {name: synth.unit_chime(name).copy() for name in ("bowl", "soft")}
+
+    def forget():
+        synth._installed_chimes.clear()
+        synth._unit_chime.cache_clear()
+        synth.chime.cache_clear()
+
+    forget()
+    pipeline.warm_chimes(session)  # nothing on disk yet: made, then saved
+    saved = {p.name.split("-")[0]: p for p in (tmp_path / "chime").iterdir()}
+    assert sorted(saved) == ["bowl", "soft"]  # only the chimes the session rings
+    forget()
+    pipeline.warm_chimes(session)  # read back
+    assert sorted(synth._installed_chimes) == ["bowl", "soft"]
+    for name, unit in made.items():
+        assert np.array_equal(synth.unit_chime(name), unit)
+        assert synth.chime_samples(name) == len(unit)
+    data = bytearray(saved["bowl"].read_bytes())
+    data[5000] ^= 0xFF
+    saved["bowl"].write_bytes(bytes(data))
+    saved["soft"].write_bytes(saved["soft"].read_bytes()[:-8])  # cut short
+    forget()
+    pipeline.warm_chimes(session)  # damaged and short: made again and saved again
+    assert synth._installed_chimes == {}
+    for name, unit in made.items():
+        assert np.array_equal(synth.unit_chime(name), unit)
+        assert np.array_equal(np.frombuffer(saved[name].read_bytes()[12:], "<f4"), unit)
+    forget()
+
+
 def test_outline_lists_sections_lines_and_the_end_with_their_times(spoken):
     from audio_engine.cli.info import outline
 
