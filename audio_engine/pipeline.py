@@ -45,6 +45,9 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
+    # Asking the speech engine what it is starts its worker server: done while chimes are made.
+    engine = threading.Thread(target=_ask_engine, daemon=True)
+    engine.start()
     warm_chimes(session)  # their lengths place what follows them
     # The background's tables are readied while the speech engine works (it mostly waits on its
     # worker processes); both are done before the loudness pass loads its filters.
@@ -55,6 +58,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
         lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
     finally:
         background.join()
+        engine.join()
     compiled = timeline.compile(session, lengths, voice_override)
     clips = ClipStore(lengths)
     sounds = {
@@ -63,6 +67,12 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
         if isinstance(layer, SoundFile)
     }
     return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
+
+
+def _ask_engine() -> None:
+    # A failure is left to the caller's own request, which reports it.
+    with contextlib.suppress(Exception):
+        tts.engine_version()
 
 
 # Generated tables kept in the cache folder: magic, CRC-32 of the payload, little-endian float32.
