@@ -1,7 +1,8 @@
 """Loudness measurement, ITU-R BS.1770-4, streaming: feed blocks, read integrated LUFS.
 
 Entry point: `Meter(sample_rate)`; `meter.feed(block)` with float blocks shaped (n, channels);
-`meter.integrated_lufs()`; `meter.peak` (largest absolute sample seen).
+`meter.integrated_lufs()`; `meter.peak` (largest absolute sample seen). A signal measured in
+pieces: each piece's `meter.step_energies`, joined in order, into `gated_lufs(steps)`.
 
 Written here rather than taken from pyloudnorm because the renderer measures a whole session without
 holding it in memory: pyloudnorm needs the full signal as one array. The tests check this meter
@@ -153,24 +154,43 @@ class Meter:
         self._partial = float(rest[whole:].sum())
         self._partial_n = len(rest) - whole
 
+    def restart_steps(self) -> None:
+        """Forget the steps measured so far but keep the filters' state (after a pre-roll).
+
+        Call it on a step boundary (after a whole number of 100 ms steps).
+        """
+        if self._partial_n:
+            raise ValueError("restart_steps() between 100 ms steps only")
+        self._step_energy = []
+
+    @property
+    def step_energies(self) -> list[float]:
+        """Sum over channels of the mean squares of every complete 100 ms step so far."""
+        return list(self._step_energy)
+
     def integrated_lufs(self) -> float:
         """Gated integrated loudness in LUFS; -inf for silence (or less than 400 ms of audio)."""
-        steps = np.asarray(self._step_energy)
-        if len(steps) < 4:
-            return -math.inf
-        blocks = (steps[:-3] + steps[1:-2] + steps[2:-1] + steps[3:]) / 4
-        with np.errstate(divide="ignore"):
-            block_lufs = -0.691 + 10 * np.log10(blocks)
-        gated = blocks[block_lufs > ABSOLUTE_GATE_LUFS]
-        if len(gated) == 0:
-            return -math.inf
-        relative = -0.691 + 10 * math.log10(gated.mean()) + RELATIVE_GATE_LU
-        with np.errstate(divide="ignore"):
-            gated_lufs = -0.691 + 10 * np.log10(gated)
-        final = gated[gated_lufs > relative]
-        if len(final) == 0:
-            return -math.inf
-        return -0.691 + 10 * math.log10(final.mean())
+        return gated_lufs(self._step_energy)
+
+
+def gated_lufs(step_energies) -> float:
+    """Gated integrated loudness (LUFS) from consecutive 100 ms step energies (`Meter`'s)."""
+    steps = np.asarray(step_energies, dtype=np.float64)
+    if len(steps) < 4:
+        return -math.inf
+    blocks = (steps[:-3] + steps[1:-2] + steps[2:-1] + steps[3:]) / 4
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10 * np.log10(blocks)
+    gated = blocks[block_lufs > ABSOLUTE_GATE_LUFS]
+    if len(gated) == 0:
+        return -math.inf
+    relative = -0.691 + 10 * math.log10(gated.mean()) + RELATIVE_GATE_LU
+    with np.errstate(divide="ignore"):
+        gated_lufs = -0.691 + 10 * np.log10(gated)
+    final = gated[gated_lufs > relative]
+    if len(final) == 0:
+        return -math.inf
+    return -0.691 + 10 * math.log10(final.mean())
 
 
 def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:

@@ -6,7 +6,8 @@ Entry points:
   of float32 arrays shaped (n, 2), every one `block_samples` long but the last, from any start
   sample to the end. Live playback and export both consume it (one render path).
 - `measure_gain(timeline, sources) -> float`: the gain that puts the session at `TARGET_LUFS`,
-  measured in one streaming pass (memory does not grow with session length).
+  measured in one streaming pass (memory does not grow with session length), shared out over the
+  CPUs where it can be.
 - `to_int16(block)`: the one float -> 16-bit conversion, shared by the player and the exporter.
 
 Every sample is a pure function of its index: speech clips and chimes are placed at integer
@@ -21,6 +22,13 @@ then a soft ceiling that keeps every peak under -1 dBFS.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
+import selectors
+import signal
+import struct
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,22 +101,121 @@ def blocks(
         yield _ceiling(block * np.float32(gain))
 
 
-def measure_gain(timeline: Timeline, sources: Sources, progress=None) -> float:
+MEASURE_PIECE_STEPS = 300  # the loudness pass measures the session in 30 s pieces
+MEASURE_PREROLL_STEPS = 5  # each piece's filters settle on the 0.5 s before it
+
+
+def measure_gain(
+    timeline: Timeline, sources: Sources, progress=None, jobs: int | None = None
+) -> float:
     """Linear gain that brings the session's integrated loudness to `TARGET_LUFS`.
 
-    `progress(done_samples, total_samples)`, if given, is called after every block of the pass.
+    The session is measured in 30 s pieces. Each piece's K-weighting filters first run over the
+    0.5 s before it (their state has then settled to the last bit), and the pieces' 100 ms steps
+    are joined in order, so the answer is the same however the pieces are shared out. On Linux,
+    when the process has a single thread, `jobs` forked processes (default: the CPU count) share
+    them; otherwise they are measured here, one after another. `progress(done_samples,
+    total_samples)`, if given, is called from the calling thread as pieces finish.
     """
-    meter = loudness.Meter(timeline.sample_rate, 2)
+    rate = timeline.sample_rate
+    step = rate // 10
+    piece = step * MEASURE_PIECE_STEPS
+    total = timeline.total_samples
+    spans = [(a, min(a + piece, total)) for a in range(0, total, piece)]
+
+    def measure(span: tuple[int, int]) -> np.ndarray:
+        start, stop = span
+        meter = loudness.Meter(rate, 2)
+        preroll = max(0, start - step * MEASURE_PREROLL_STEPS)
+        for block in _raw_blocks(timeline, sources, preroll, 1 << 16, Mix(), start):
+            meter.feed(block)
+        meter.restart_steps()
+        for block in _raw_blocks(timeline, sources, start, 1 << 16, Mix(), stop):
+            meter.feed(block)
+        return np.asarray(meter.step_energies, dtype="<f8")
+
+    jobs = max(1, min(len(spans), jobs or os.cpu_count() or 1))
+    energies: dict[int, np.ndarray] = {}
     done = 0
-    for block in _raw_blocks(timeline, sources, 0, 1 << 16, Mix(), None):
-        meter.feed(block)
-        done += len(block)
+
+    def finished(index: int, steps: np.ndarray) -> None:
+        nonlocal done
+        energies[index] = steps
+        done += spans[index][1] - spans[index][0]
         if progress is not None:
-            progress(done, timeline.total_samples)
-    lufs = meter.integrated_lufs()
+            progress(done, total)
+
+    if jobs > 1 and _can_fork():
+        _measure_forked(measure, spans, jobs, finished)
+    for index, span in enumerate(spans):
+        if index not in energies:
+            finished(index, measure(span))
+    lufs = loudness.gated_lufs(np.concatenate([energies[i] for i in range(len(spans))]))
     if not np.isfinite(lufs):
         return 1.0
     return float(10 ** ((TARGET_LUFS - lufs) / 20))
+
+
+def _can_fork() -> bool:
+    # Forking is safe only without other Python threads (a lock one of them holds would stay
+    # held in the child forever); Linux only (macOS frameworks are not fork-safe).
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def _measure_forked(measure, spans, jobs: int, finished) -> None:
+    """Measure `spans` in `jobs` forked children; `finished(index, steps)` per piece, as they come.
+
+    A piece a child could not deliver is left out (the caller measures it itself).
+    """
+    children: dict[int, int] = {}  # read end -> pid
+    buffers: dict[int, bytearray] = {}
+    with selectors.DefaultSelector() as selector:
+        try:
+            for k in range(jobs):
+                read_end, write_end = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # the child: measure its share, send each piece, leave at once
+                    code = 1
+                    try:
+                        os.close(read_end)
+                        with os.fdopen(write_end, "wb") as out:
+                            for index in range(k, len(spans), jobs):
+                                steps = measure(spans[index])
+                                out.write(struct.pack("<II", index, len(steps)))
+                                out.write(steps.tobytes())
+                                out.flush()
+                        code = 0
+                    finally:
+                        os._exit(code)
+                os.close(write_end)
+                children[read_end] = pid
+                buffers[read_end] = bytearray()
+                selector.register(read_end, selectors.EVENT_READ)
+            open_ends = set(children)
+            while open_ends:
+                for key, _ in selector.select():
+                    fd = key.fd
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        selector.unregister(fd)
+                        open_ends.discard(fd)
+                        continue
+                    buf = buffers[fd]
+                    buf += chunk
+                    while len(buf) >= 8:
+                        index, count = struct.unpack_from("<II", buf)
+                        if len(buf) < 8 + 8 * count:
+                            break
+                        steps = np.frombuffer(bytes(buf[8 : 8 + 8 * count]), dtype="<f8")
+                        del buf[: 8 + 8 * count]
+                        finished(index, steps)
+        finally:
+            for fd, pid in children.items():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)  # gone already when it finished
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                os.close(fd)
 
 
 def to_int16(block: np.ndarray) -> np.ndarray:

@@ -8,9 +8,11 @@ determinism, and seek/block-size independence.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pyloudnorm
@@ -405,3 +407,76 @@ def test_outline_lists_sections_lines_and_the_end_with_their_times(spoken):
     )
     assert [line.split("== ")[1] for line in text if "== " in line] == ["One", "Two"]
     assert text[-1].strip().endswith("end")
+
+
+MEASURE_IN_PIECES = r"""
+import json, os, sys, textwrap
+import numpy as np
+from audio_engine import loudness, pipeline, render, script
+from audio_engine.render import Mix, _raw_blocks
+
+text = '''
+format: 1
+title: Pieces
+language: en
+background:
+  - drone: {frequency: 110, volume: 0.3, fade_in: 2}
+  - noise: {color: brown, volume: 0.2}
+steps:
+  - say: Let your shoulders drop.
+  - pause: 40s
+  - chime: bowl
+  - say: Breathe out slowly.
+  - breathe: {inhale: 4, exhale: 6, cycles: 3, guide_tone: true}
+  - pause: 12s
+'''
+prepared = pipeline.prepare(script.loads(text, filename="pieces.yaml"))
+meter = loudness.Meter(44100, 2)
+for block in _raw_blocks(prepared.timeline, prepared.sources, 0, 30001, Mix(), None):
+    meter.feed(block)
+forks = []
+real_fork = os.fork
+def counting_fork():
+    pid = real_fork()
+    if pid:
+        forks.append(pid)
+    return pid
+os.fork = counting_fork
+seen = []
+one = render.measure_gain(prepared.timeline, prepared.sources, jobs=1)
+two = render.measure_gain(
+    prepared.timeline, prepared.sources, jobs=2, progress=lambda d, t: seen.append((d, t))
+)
+print(json.dumps({
+    "one": one, "two": two, "whole_lufs": meter.integrated_lufs(), "forks": len(forks),
+    "progress": seen, "total": prepared.timeline.total_samples,
+}))
+"""
+
+
+def test_loudness_pass_in_forked_pieces_gives_the_gain_of_one_pass(tmp_path):
+    # In a fresh process: forking is used only where the process has a single thread.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE_IN_PIECES], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["total"] > 2 * render.MEASURE_PIECE_STEPS * SR // 10  # three pieces at least
+    assert got["forks"] == 2
+    assert got["two"] == got["one"]  # the same bits however the pieces are shared out
+    whole = 10 ** ((render.TARGET_LUFS - got["whole_lufs"]) / 20)
+    assert got["one"] == pytest.approx(whole, rel=1e-9)  # and the gain of one unbroken pass
+    done_samples = [d for d, _ in got["progress"]]
+    assert done_samples == sorted(done_samples) and done_samples[-1] == got["total"]
+    assert len(done_samples) >= 3
+
+
+def test_meter_restarts_its_steps_only_between_steps():
+    meter = loudness.Meter(SR, 2)
+    meter.feed(np.ones((SR // 10, 2), dtype=np.float32))
+    meter.restart_steps()
+    assert meter.step_energies == []
+    meter.feed(np.ones((100, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="between 100 ms steps"):
+        meter.restart_steps()
