@@ -31,8 +31,11 @@ bootstrap_venv() {
     "$py" -m venv "$venv"
   fi
   local log="$venv/install.log"
+  # Byte code is written once here (an editable install has none), so start-up never compiles
+  # the package, even where PYTHONDONTWRITEBYTECODE is set.
   if ! { "$venv/bin/python" -m pip install --quiet --upgrade pip &&
-    "$venv/bin/python" -m pip install --quiet -e "$root$extras"; } >"$log" 2>&1; then
+    "$venv/bin/python" -m pip install --quiet -e "$root$extras" &&
+    "$venv/bin/python" -m compileall -q "$root/audio_engine"; } >"$log" 2>&1; then
     echo "relax: installing the environment failed; see $log" >&2
     tail -n 20 "$log" >&2
     exit 1
