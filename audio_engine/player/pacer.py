@@ -278,30 +278,33 @@ def draw(surface, state: PacerState) -> None:
     if filled > 0:
         pygame.draw.rect(surface, FILL, (left, bar_y, filled, bar_h), border_radius=bar_h // 2)
     small = int(unit * 0.8)
-    _text(
-        pygame,
-        surface,
-        clock_text(state.elapsed_s),
-        small,
-        MUTED,
-        topleft=(left, bar_y + bar_h + unit // 3),
-    )
-    _text(
-        pygame,
-        surface,
-        KEYS_HINT,
-        int(unit * 0.7),
-        GUIDE_TEXT,
-        center=(w // 2, bar_y + bar_h + unit // 3 + small // 2),
-    )
-    _text(
-        pygame,
-        surface,
-        "-" + clock_text(state.remaining_s),
-        small,
-        MUTED,
-        topright=(right, bar_y + bar_h + unit // 3),
-    )
+    times_y = bar_y + bar_h + unit // 3
+    elapsed = clock_text(state.elapsed_s)
+    remaining = "-" + clock_text(state.remaining_s)
+    _text(pygame, surface, elapsed, small, MUTED, topleft=(left, times_y))
+    _text(pygame, surface, remaining, small, MUTED, topright=(right, times_y))
+    # The key hints sit between the two times, as large as fits with a gap either side; else
+    # below them, on one line or two; left out when there is no room there either.
+    clock_font = _font(pygame, small)
+    room = (right - left) - clock_font.size(elapsed)[0] - clock_font.size(remaining)[0] - 2 * unit
+    largest, smallest = int(unit * 0.7), max(12, int(unit * 0.55))  # smaller is hard to read
+    for size in range(largest, smallest - 1, -1):
+        if _font(pygame, size).size(KEYS_HINT)[0] <= room:
+            _text(
+                pygame, surface, KEYS_HINT, size, GUIDE_TEXT, center=(w // 2, times_y + small // 2)
+            )
+            return
+    groups = KEYS_HINT.split("    ")
+    half = (len(groups) + 1) // 2
+    for lines in ([KEYS_HINT], ["    ".join(groups[:half]), "    ".join(groups[half:])]):
+        for size in range(largest, smallest - 1, -1):
+            font = _font(pygame, size)
+            bottom = times_y + small + int(size * 1.3) * len(lines)
+            if bottom <= h and all(font.size(line)[0] <= right - left for line in lines):
+                for i, line in enumerate(lines):
+                    y = times_y + small + size // 2 + int(size * 1.3) * i + unit // 4
+                    _text(pygame, surface, line, size, GUIDE_TEXT, center=(w // 2, y))
+                return
 
 
 # ---- the terminal line -------------------------------------------------------------------------
