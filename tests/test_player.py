@@ -5,6 +5,7 @@ cleanly (no device, q, Ctrl-C)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pty
 import signal
@@ -499,3 +500,26 @@ def test_the_play_command_sounds_exactly_what_the_export_command_writes(short, t
     assert 0 <= lead <= 2 * 1024
     assert np.array_equal(played[lead : lead + len(exported)], exported)
     assert not played[lead + len(exported) :].any()
+
+
+@pytest.mark.parametrize("size", [(720, 720), (640, 480), (400, 600), (1280, 400), (300, 300)])
+def test_key_hints_never_overlap_the_times(short, size):
+    _, prepared, _, _ = short
+    view = pacer.Pacer(prepared.timeline)
+    state = view.state_at(prepared.timeline.total_samples // 2)
+    state = dataclasses.replace(state, elapsed_s=5999.0, total_s=11999.0)  # long clock texts
+    pygame.font.init()
+    surface = pygame.Surface(size)
+    pacer.draw(surface, state)
+    pixels = pygame.surfarray.array3d(surface).astype(int)  # (w, h, 3)
+    band = pixels[:, int(size[1] * 0.92) :]  # below the progress bar
+    clocks = np.abs(band - np.array(pacer.MUTED)).sum(axis=2) <= 6  # (x, y)
+    hints = np.abs(band - np.array(pacer.GUIDE_TEXT)).sum(axis=2) <= 6
+    assert clocks.any()
+    clock_xs = np.flatnonzero(clocks.any(axis=1))
+    left = clock_xs[clock_xs < size[0] // 2]
+    right = clock_xs[clock_xs >= size[0] // 2]
+    if hints.any():
+        xs = np.flatnonzero(hints.any(axis=1))
+        below = np.flatnonzero(hints.any(axis=0)).min() > np.flatnonzero(clocks.any(axis=0)).max()
+        assert below or (xs.min() > left.max() and xs.max() < right.min()), size
