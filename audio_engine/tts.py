@@ -242,6 +242,10 @@ def speaks(voice: VoiceInfo, language: str) -> bool:
     return any(model.primary_language(_norm_tag(t)) == primary for t in voice.languages)
 
 
+# A language tag as a voice name: a language, optionally a script and a region (`nl-be`).
+_TAG = re.compile(r"[a-z]{2,3}(-[a-z]{4})?(-([a-z]{2}|\d{3}))?")
+
+
 def _language_rank(voice: VoiceInfo, language: str) -> tuple[int, int] | None:
     """How well `voice` fits `language`: (level, driver priority), lower is better; None: not.
 
@@ -272,9 +276,13 @@ def voice_for(language: str, name: str | None = None) -> VoiceInfo:
     language : str
         BCP 47 tag of the session (`nl`, `en-US`).
     name : str, optional
-        A case-insensitive substring of the voice's id, name or one of its languages. Without it,
-        the voice whose language matches best: the exact tag, then the primary subtag
-        (`nl` -> `gmw/nl`, `en` -> `gmw/en`, `en-US` -> `gmw/en-us`).
+        A case-insensitive substring of the voice's id, name or one of its languages. Among
+        the voices it matches, the closest match wins: the whole id or name; then a voice for
+        the language it spells (`en` -> `gmw/en`, not "Vietnamese (Central)"; `nl-BE` -> `gmw/nl`
+        even where no voice has that exact tag); then a word that starts with it; then any
+        match; ties go to the voice that fits the session's language. Without a name, the voice
+        whose language matches best: the exact tag, then the primary subtag (`nl` -> `gmw/nl`,
+        `en` -> `gmw/en`, `en-US` -> `gmw/en-us`).
 
     Raises
     ------
@@ -311,6 +319,9 @@ def _choose_voice(language: str, name: str | None, info) -> VoiceInfo:
             or needle in v.name.lower()
             or any(needle in t.lower() for t in v.languages)
         ]
+        as_language = _norm_tag(needle)
+        if not matches and _TAG.fullmatch(as_language):  # `nl-be`: a voice for Dutch
+            matches = [v for v in voices if _language_rank(v, as_language)]
         if not matches:
             raise TTSError(
                 f"no installed voice matches {name!r}; "
@@ -318,9 +329,20 @@ def _choose_voice(language: str, name: str | None, info) -> VoiceInfo:
             )
 
         def by_fit(v: VoiceInfo) -> tuple:
-            exact = needle in (v.id.lower(), v.name.lower())
-            rank = _language_rank(v, language) or (9, 0)
-            return (not exact, rank, v.id)
+            # The closest kind of match wins: the whole id or name; a voice for the language the
+            # name spells (`en`, `nl-be`: best fit for that language first); a word of the id or
+            # name that starts with it; anywhere inside. Then the session's language decides.
+            words = re.split(r"[^a-z0-9]+", f"{v.id} {v.name}".lower())
+            spoken = _language_rank(v, as_language) if _TAG.fullmatch(as_language) else None
+            if needle in (v.id.lower(), v.name.lower()):
+                tier, fit = 0, (0, 0)
+            elif spoken is not None:
+                tier, fit = 1, spoken
+            elif any(w.startswith(needle) for w in words):
+                tier, fit = 2, (0, 0)
+            else:
+                tier, fit = 3, (0, 0)
+            return (tier, fit, _language_rank(v, language) or (9, 0), v.id)
 
         return min(matches, key=by_fit)
     ranked = [(rank, v.id, v) for v in voices if (rank := _language_rank(v, language))]

@@ -147,6 +147,18 @@ def test_voice_choice_by_name():
         tts.voice_for("en", "no-such-voice")
 
 
+def test_voice_name_that_spells_a_language_picks_a_voice_for_it():
+    # "en" is also inside "Vietnamese (Central)" and "Lingua Franca Nova" is inside nothing
+    # but matches "fr" by substring: a language the name spells comes first.
+    assert tts.voice_for("nl", "en").id == "gmw/en"
+    assert tts.voice_for("en", "nl").id == "gmw/nl"
+    assert tts.voice_for("en", "fr").id.endswith("/fr")
+    assert tts.voice_for("en", "es").id.endswith("/es")
+    assert tts.voice_for("en", "EN-us").id == "gmw/en-us"
+    assert tts.voice_for("en", "nl-BE").id == "gmw/nl"  # no voice has that tag: Dutch
+    assert tts.voice_for("en", "central").id == "aav/vi-vn-x-central"  # still a substring
+
+
 def test_dutch_session_speaks_dutch(fresh_cache):
     dutch = tts.synthesize(utt("Adem rustig in", "nl"))
     english = tts.synthesize(utt("Adem rustig in", "en"))
