@@ -66,12 +66,13 @@ def locale_language() -> str | None:
 
 
 def parse_name(path: Path) -> tuple[str, str | None]:
-    """(id, language) from a file name: `body-scan.nl.yaml` -> ("body-scan", "nl")."""
-    parts = path.name.split(".")
-    stem_parts = parts[:-1]
-    if len(stem_parts) >= 2:
-        return stem_parts[0], ".".join(stem_parts[1:])
-    return stem_parts[0], None
+    """(id, language) from a file name: `body-scan.nl.yaml` -> ("body-scan", "nl").
+
+    The same rule gives a script without `id:` its id (`script.split_file_name`).
+    """
+    from audio_engine.script import split_file_name
+
+    return split_file_name(path.name)
 
 
 def _scan(folder: Path, builtin: bool) -> list[Entry]:

@@ -169,6 +169,7 @@ class Scan:
 class Repeat:
     times: int
     steps: tuple[Step, ...]
+    voice: Voice | None = None  # the default for the steps inside (their own voice wins)
     origin: Origin = NO_ORIGIN
 
 
@@ -234,6 +235,7 @@ class Session:
     voice: Voice = field(default_factory=Voice)
     background: tuple[Layer, ...] = ()
     source: Path | None = None  # the script file, when loaded from one
+    origin: Origin = NO_ORIGIN  # where the steps list starts (session-wide problems point here)
 
 
 # ---- what the voice is asked to say ----------------------------------------------------------

@@ -150,7 +150,7 @@ def measure_gain(
     for index, span in enumerate(spans):
         if index not in energies:
             finished(index, measure(span))
-    lufs = loudness.gated_lufs(np.concatenate([energies[i] for i in range(len(spans))]))
+    lufs = loudness.gated_lufs(np.concatenate([energies[i] for i in range(len(spans))] or [[]]))
     if not np.isfinite(lufs):
         return 1.0
     return float(10 ** ((TARGET_LUFS - lufs) / 20))

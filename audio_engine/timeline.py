@@ -25,6 +25,7 @@ from audio_engine import synth
 from audio_engine.errors import Diagnostic, TimingError
 from audio_engine.model import (
     DEFAULT_CUES,
+    NO_ORIGIN,
     SAMPLE_RATE,
     Breathe,
     Chime,
@@ -44,6 +45,7 @@ from audio_engine.model import (
 )
 
 MAX_SESSION_S = 4 * 3600
+WARN_SESSION_S = 2 * 3600
 SPEECH = "speech"
 CHIME = "chime"
 TONE = "tone"  # the breathing guide tone of one breathe step (not listed as a "sounding event")
@@ -93,6 +95,7 @@ class Timeline:
     background: tuple[Layer, ...]
     sample_rate: int = SAMPLE_RATE
     speech_intervals: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+    warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)  # e.g. over 2 hours
 
     @property
     def duration_s(self) -> float:
@@ -152,10 +155,30 @@ def compile(
     """
     builder = _Builder(session, clip_lengths, voice_override, check=True)
     builder.run()
+    where = session.origin if session.origin != NO_ORIGIN else Origin(_file(session), 1, 1, "")
+    warnings = []
     if builder.cursor > samples(MAX_SESSION_S):
         builder.problem(
-            Origin(_file(session), 1, 1, ""),
-            f"the session lasts {_fmt_s(builder.cursor)}, longer than the limit of 4 hours",
+            where,
+            f"the session lasts {_fmt_s(builder.cursor)} with its speech, longer than the "
+            "limit of 4 hours",
+        )
+    elif builder.cursor > samples(WARN_SESSION_S):
+        warnings.append(
+            Diagnostic(
+                where.file,
+                where.line,
+                where.col,
+                where.path,
+                f"the session lasts {_fmt_s(builder.cursor)} with its speech, over 2 hours",
+                "warning",
+            )
+        )
+    elif builder.cursor == 0:
+        builder.problem(
+            where,
+            "the session has no length: nothing in it lasts a whole sample; add something that "
+            "speaks or takes time",
         )
     if builder.problems and strict:
         raise TimingError(builder.problems)
@@ -170,6 +193,7 @@ def compile(
         chapters=tuple(builder.chapters),
         background=session.background,
         speech_intervals=tuple(intervals),
+        warnings=tuple(warnings),
     )
 
 
@@ -218,6 +242,7 @@ class _Builder:
         self.chapters: list[Chapter] = []
         self.problems: list[Diagnostic] = []
         self.requested: list[Utterance] = []
+        self.inherited: Voice | None = None  # the voice of the repeats around the current step
         self._reported: set[tuple] = set()
         lang = primary_language(session.language)
         self.default_cues = DEFAULT_CUES.get(lang, DEFAULT_CUES["en"])
@@ -232,7 +257,10 @@ class _Builder:
         self.problems.append(Diagnostic(origin.file, origin.line, origin.col, origin.path, message))
 
     def utterance(self, text: str, voice: Voice | None = None) -> Utterance:
-        merged = (voice or Voice()).over(self.session.voice)
+        merged = voice or Voice()
+        if self.inherited is not None:
+            merged = merged.over(self.inherited)
+        merged = merged.over(self.session.voice)
         if self.voice_override is not None:
             merged = self.voice_override.over(merged)
         return Utterance(text=text, language=self.session.language, voice=merged.resolved())
@@ -302,9 +330,15 @@ class _Builder:
                         start + i * dwell, text, dwell, origin, "scan prompt", step.voice
                     )
                 self.cursor += dwell * len(step.regions)
-            case Repeat(times=times, steps=inner):
-                for _ in range(times):
-                    self.steps(inner)
+            case Repeat(times=times, steps=inner, voice=voice):
+                outer = self.inherited
+                if voice is not None:
+                    self.inherited = voice if outer is None else voice.over(outer)
+                try:
+                    for _ in range(times):
+                        self.steps(inner)
+                finally:
+                    self.inherited = outer
             case _:  # pragma: no cover - the model has no other steps
                 raise TypeError(f"unknown step {step!r}")
 

@@ -171,3 +171,46 @@ def test_validate_a_session_id_in_one_or_every_language():
     assert missing.stderr.strip().splitlines() == [
         "breathing-478: error: session 'breathing-478' has no 'fr' version (it has: en, nl)"
     ]
+
+
+def test_validate_times_the_complete_steps_of_a_script_with_errors(tmp_path: Path):
+    path = tmp_path / "multi.en.yaml"
+    path.write_text(
+        HEADER + "steps:\n  - pause: -3\n"
+        "  - say: This sentence is definitely much longer than half a second when spoken.\n"
+        "    duration: 0.5\n"
+        "  - breathe: {inhale: 1, exhale: 1, cues: {inhale: Breathe in slowly through your nose}}\n"
+    )
+    result = relax("validate", str(path))
+    assert result.returncode == 1 and result.stdout == ""
+    problems = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert [line.split(": error: ")[0] for line in problems] == [
+        f"{path}:5:12",
+        f"{path}:6:5",
+        f"{path}:8:5",
+    ]
+    assert "longer than its duration 0.5 s" in problems[1]
+    assert "inhale cue" in problems[2] and "longer than the 1.00 s it has" in problems[2]
+
+
+def test_validate_warns_when_speech_takes_a_session_over_two_hours(tmp_path: Path):
+    path = tmp_path / "long.en.yaml"
+    path.write_text(HEADER + "steps:\n  - pause: 2h\n  - say: One more line.\n")
+    result = relax("validate", str(path))
+    assert result.returncode == 0 and result.stdout.splitlines() == [f"{path}: ok"]
+    assert f"{path}:5:3: warning: steps: the session lasts 7200." in result.stderr
+    assert "with its speech, over 2 hours" in result.stderr
+
+
+def test_validate_a_voice_on_a_repeat_and_on_a_silent_step(tmp_path: Path):
+    path = tmp_path / "voices.en.yaml"
+    path.write_text(
+        HEADER + "steps:\n  - repeat: 2\n    voice: {rate: 200.4}\n    steps: [Hello.]\n"
+        "  - pause: 1\n    voice: {rate: 120}\n"
+    )
+    result = relax("validate", "--no-voice", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}:9:5: warning: steps[1].voice: a voice on a 'pause' step has no effect" in (
+        result.stderr
+    )
+    assert script.load(path).steps[0].voice.rate_wpm == 200

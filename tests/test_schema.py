@@ -38,6 +38,7 @@ LOADER_ONLY = {
     "whether a file exists is not in the data",
     "YAML data keeps only the last of duplicate keys",
     "the session's total length adds up many values",
+    "a whole number and the same number as a float are equal JSON data",
 }
 
 

@@ -194,15 +194,32 @@ def test_errors_inside_aliased_values_are_reported_per_use():
     ]
 
 
-def test_derived_id_must_be_valid(tmp_path: Path):
-    path = tmp_path / "My Session.en.yaml"
+@pytest.mark.parametrize(
+    ("name", "wanted"),
+    [
+        ("My Session.en.yaml", "my-session"),
+        ("body_scan_test.yaml", "body-scan-test"),
+        ("Scan.yaml", "scan"),
+        ("scan.v2.yaml", "scan-v2"),
+        ("Ademhaling rustig.nl-BE.yaml", "ademhaling-rustig"),
+        ("Café Pause.yaml", "cafe-pause"),
+    ],
+)
+def test_id_from_the_file_name_is_made_valid(tmp_path: Path, name: str, wanted: str):
+    path = tmp_path / name
+    path.write_text(HEADER)
+    assert script.load(path).id == wanted
+    path.write_text(HEADER + "id: own-id\n")
+    assert script.load(path).id == "own-id"  # the script's own id wins
+
+
+def test_file_name_without_letters_or_digits_needs_an_id(tmp_path: Path):
+    path = tmp_path / "___.yaml"
     path.write_text(HEADER)
     session, diagnostics = script.check(path)
     assert session is None
     assert diagnostics[0].path == "id"
-    assert "My Session" in diagnostics[0].message and "set `id:`" in diagnostics[0].message
-    path.write_text(HEADER + "id: my-session\n")
-    assert script.load(path).id == "my-session"
+    assert "___.yaml" in diagnostics[0].message and "set `id:`" in diagnostics[0].message
 
 
 def test_sound_file_through_symlink_outside_is_refused(tmp_path: Path):

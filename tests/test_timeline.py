@@ -263,3 +263,38 @@ def test_breathe_stretch_and_scan_speak_with_their_own_voice():
         "a": (100, 0.8),
         "plain": (160, 1.0),
     }
+
+
+def test_a_repeats_voice_is_the_default_inside_it():
+    inner = (
+        Say("a"),
+        Say("b", voice=Voice(rate_wpm=100)),
+        Repeat(1, (Say("c"),), voice=Voice(volume=0.25)),
+    )
+    session = make(
+        Repeat(2, inner, voice=Voice(rate_wpm=200, volume=0.5)), Say("d"), voice=Voice(rate_wpm=160)
+    )
+    tl = timeline.compile(session, FakeLengths())
+    voices = [(e.text, e.utterance.voice.rate_wpm, e.utterance.voice.volume) for e in tl.events]
+    assert voices[:3] == [("a", 200, 0.5), ("b", 100, 0.5), ("c", 200, 0.25)]
+    assert voices[3:6] == voices[:3]  # the second pass
+    assert voices[6][:2] == ("d", 160)  # after the repeat: the session's voice again
+
+
+def test_session_wide_problems_point_at_the_steps():
+    where = Origin("s.yaml", 4, 1, "steps")
+    with pytest.raises(TimingError) as info:
+        timeline.compile(make(Section("only"), Pause(1e-6), origin=where), FakeLengths())
+    (problem,) = info.value.diagnostics
+    assert (problem.file, problem.line, problem.col, problem.path) == ("s.yaml", 4, 1, "steps")
+    assert "no length" in problem.message
+    long = make(Pause(3600), Pause(3600), Say("one more line"), origin=where)
+    tl = timeline.compile(long, FakeLengths(per_char=SR))
+    (warning,) = tl.warnings
+    assert warning.severity == "warning" and "over 2 hours" in warning.message
+    assert (warning.line, warning.path) == (4, "steps")
+    with pytest.raises(TimingError, match="longer than the limit of 4 hours") as info:
+        timeline.compile(
+            make(Pause(14399), Say("speech pushes it over"), origin=where), FakeLengths(per_char=SR)
+        )
+    assert str(info.value.diagnostics[0]).startswith("s.yaml:4:1: error: steps: the session lasts")

@@ -78,27 +78,36 @@ def _expand(arg: str, language: str | None = None, extra=()) -> list[tuple[str, 
 
 def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bool:
     allowed = (library.user_dir(), *args.dir)
-    session, diagnostics = script.check(path, allowed_dirs=allowed)
-    for diagnostic in diagnostics:
-        print(diagnostic, file=sys.stderr)
-    if session is None:
-        return False
-    if not args.no_voice:
+    partial: list = []
+    session, diagnostics = script.check(path, allowed_dirs=allowed, partial=partial)
+    found = list(diagnostics)
+    timed = session if session is not None else (partial[0] if partial else None)
+    ok = session is not None
+    if timed is not None and not args.no_voice:
         from audio_engine import pipeline
 
         print(f"{shown}: checking timing with the voice", file=sys.stderr)
         try:
-            pipeline.prepare(session, override)
+            prepared = pipeline.prepare(timed, override)
         except ScriptError as exc:  # TimingError: speech that does not fit its time
-            for diagnostic in exc.diagnostics:
-                print(diagnostic, file=sys.stderr)
-            return False
+            # Of a script with errors only its complete steps were timed: their own problems.
+            found += [d for d in exc.diagnostics if ok or d.path != "steps"]
+            ok = False
         except RelaxError as exc:
-            print(f"{shown}: error: cannot check timing with the voice: {exc}", file=sys.stderr)
-            print(f"{shown}: (use --no-voice to check without the voice)", file=sys.stderr)
-            return False
-    print(f"{shown}: ok")
-    return True
+            if ok:
+                print(f"{shown}: error: cannot check timing with the voice: {exc}", file=sys.stderr)
+                print(f"{shown}: (use --no-voice to check without the voice)", file=sys.stderr)
+            ok = False
+        else:
+            if session is not None:
+                # The static check may have warned already, from the length without speech.
+                warned = any("over 2 hours" in d.message for d in diagnostics)
+                found += [w for w in prepared.timeline.warnings if not warned]
+    for diagnostic in script.sort_diagnostics(found):
+        print(diagnostic, file=sys.stderr)
+    if ok:
+        print(f"{shown}: ok")
+    return ok
 
 
 def run(args: argparse.Namespace) -> int:

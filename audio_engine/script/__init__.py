@@ -21,11 +21,21 @@ from pathlib import Path
 
 from audio_engine import model
 from audio_engine.errors import Diagnostic, ScriptError
-from audio_engine.script._check import Checker, default_id, sort_diagnostics
+from audio_engine.script._check import Checker, default_id, sort_diagnostics, split_file_name
 from audio_engine.script._schema import json_schema
 from audio_engine.script._yaml import MAX_BYTES, compose
 
-__all__ = ["check", "checks", "default_id", "json_schema", "load", "loads", "MAX_BYTES"]
+__all__ = [
+    "check",
+    "checks",
+    "default_id",
+    "json_schema",
+    "sort_diagnostics",
+    "split_file_name",
+    "load",
+    "loads",
+    "MAX_BYTES",
+]
 
 Diagnostics = tuple[Diagnostic, ...]
 
@@ -43,6 +53,7 @@ def _check_text(
     base_dir: Path | None,
     allowed_dirs: Sequence[str | os.PathLike],
     source: Path | None,
+    partial: list | None = None,
 ) -> tuple[model.Session | None, Diagnostics]:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
@@ -57,6 +68,8 @@ def _check_text(
     session = checker.session(root)
     found = sort_diagnostics(checker.diagnostics)
     if any(d.severity == "error" for d in found):
+        if partial is not None and (rest := checker.partial_session()) is not None:
+            partial.append(rest)
         return None, found
     return session, found
 
@@ -115,13 +128,18 @@ def loads(
 
 
 def check(
-    path: str | os.PathLike, *, allowed_dirs: Sequence[str | os.PathLike] = ()
+    path: str | os.PathLike,
+    *,
+    allowed_dirs: Sequence[str | os.PathLike] = (),
+    partial: list | None = None,
 ) -> tuple[model.Session | None, Diagnostics]:
     """Check the script file at `path`; never raises for problems in the script or file.
 
     A missing or unreadable file, one over 1 MiB or not UTF-8 is one error diagnostic. Sound
     layer paths start from the script's folder; they may also point into `allowed_dirs` and the
-    user's sessions folder.
+    user's sessions folder. When the script has errors and `partial` is a list, a session of
+    the steps that were built and have speech to fit in their own time (say with a duration,
+    breathe, stretch, scan) is appended to it, so the voice can still time them.
 
     Returns
     -------
@@ -148,7 +166,12 @@ def check(
         return None, (Diagnostic(file, line, col, "", "the file is not UTF-8 text"),)
     absolute = source.resolve()
     return _check_text(
-        text, file, base_dir=absolute.parent, allowed_dirs=allowed_dirs, source=absolute
+        text,
+        file,
+        base_dir=absolute.parent,
+        allowed_dirs=allowed_dirs,
+        source=absolute,
+        partial=partial,
     )
 
 

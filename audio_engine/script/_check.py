@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,14 +77,16 @@ VOICE_KEYS = ("name", "rate", "volume")
 ACTIONS = ("say", "pause", "chime", "section", "breathe", "stretch", "scan", "repeat")
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "say": ("duration", "voice"),
-    "pause": (),
-    "chime": ("volume",),
-    "section": (),
+    "pause": ("voice",),
+    "chime": ("volume", "voice"),
+    "section": ("voice",),
     "breathe": ("voice",),
     "stretch": ("voice",),
     "scan": ("voice",),
-    "repeat": ("steps",),
+    "repeat": ("steps", "voice"),
 }
+SILENT_ACTIONS = ("pause", "chime", "section")  # a voice on these has nothing to speak
+MAX_EXPANDED_STEPS = 100_000  # steps once every repeat is unrolled
 BREATHE_KEYS = (
     "inhale",
     "hold",
@@ -196,9 +199,30 @@ def _suggest(name: str, known: Iterable[str]) -> str:
     return f" (known keys: {', '.join(known)})" if known else " (it takes no options)"
 
 
+_LANGUAGE_PART = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*")
+
+
+def split_file_name(file_name: str) -> tuple[str, str | None]:
+    """(id, language) from a script's file name: `body-scan.nl.yaml` -> ("body-scan", "nl").
+
+    The suffix goes; a last dotted part that is a language tag is the language; the rest becomes
+    an id: lower case, with every run of other characters than a-z and 0-9 turned into one `-`
+    (`My Session.yaml` -> `my-session`, `scan.v2.yaml` -> `scan-v2`).
+    """
+    name = Path(file_name).name
+    stem, dot, _ = name.rpartition(".")
+    stem = stem if dot else name
+    language = None
+    head, dot, last = stem.rpartition(".")
+    if dot and head and _LANGUAGE_PART.fullmatch(last):
+        stem, language = head, last
+    ascii_name = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-"), language
+
+
 def default_id(file_name: str) -> str:
-    """The id a script gets from its file name: the name up to its first dot."""
-    return Path(file_name).name.split(".")[0]
+    """The id a script without `id:` gets from its file name (see `split_file_name`)."""
+    return split_file_name(file_name)[0]
 
 
 def _user_sessions_dir() -> Path | None:
@@ -237,6 +261,11 @@ class Checker:
         self.source = source
         self.diagnostics: list[Diagnostic] = []
         self.language: str | None = None
+        # Steps whose speech must fit their own time, as built (also when others are bad): the
+        # voice can still check them in a script with errors (`partial_session`).
+        self.timed_steps: list[model.Step] = []
+        self.session_voice: Any = None
+        self.session_language: Any = None
 
     # ---- reporting -------------------------------------------------------------------------
 
@@ -486,9 +515,9 @@ class Checker:
 
         if "format" in got:
             node = got["format"].value
-            version = self._numeric(node)
+            version = self._numeric(node) if node.tag == _INT else None  # `1`, not `1.0`
             supported = ", ".join(str(v) for v in model.FORMAT_VERSIONS)
-            if isinstance(version, int | float) and version in model.FORMAT_VERSIONS:
+            if isinstance(version, int) and version in model.FORMAT_VERSIONS:
                 values["format"] = int(version)
             else:
                 self.report(
@@ -517,6 +546,7 @@ class Checker:
             values["language"] = lang
             if lang is not BAD:
                 self.language = model.primary_language(lang)
+                self.session_language = lang
         if "id" in got:
             values["id"] = self._id(got["id"].value)
         else:
@@ -533,13 +563,30 @@ class Checker:
                 values["tags"] = self.text_list(node, "tags", "tags (texts)")
         if "voice" in got:
             values["voice"] = self.voice(got["voice"].value, "voice")
+            self.session_voice = values["voice"]
         if "background" in got:
             values["background"] = self.background(got["background"].value)
         if "steps" in got:
             node = got["steps"].value
             steps, min_s = self.steps(node, "steps", depth=0)
             values["steps"] = steps
-            if min_s > MAX_SESSION_S:
+            values["origin"] = self._origin(node, "steps")
+            expanded = _expanded_steps(steps) if steps is not BAD else 0
+            if expanded > MAX_EXPANDED_STEPS:
+                self.report(
+                    node,
+                    "steps",
+                    f"the session unrolls to {expanded:,} steps (every repeat repeated); "
+                    f"the limit is {MAX_EXPANDED_STEPS:,}",
+                )
+            elif steps is not BAD and not _takes_time(steps):
+                self.report(
+                    node,
+                    "steps",
+                    "the session has no length: it only starts sections; add something that "
+                    "speaks or takes time (say, pause, chime, breathe, stretch, scan)",
+                )
+            elif min_s > MAX_SESSION_S:
                 self.report(
                     node,
                     "steps",
@@ -567,6 +614,19 @@ class Checker:
             voice=values.get("voice", model.Voice()),
             background=values.get("background", ()),
             source=self.source,
+            origin=values["origin"],
+        )
+
+    def partial_session(self) -> model.Session | None:
+        """The steps that were built, as a session the voice can time; None if none can be."""
+        if not self.timed_steps or self.session_language in (None, BAD):
+            return None
+        voice = self.session_voice if isinstance(self.session_voice, model.Voice) else None
+        return model.Session(
+            title="partial",
+            language=self.session_language,
+            steps=tuple(self.timed_steps),
+            voice=voice or model.Voice(),
         )
 
     def _id(self, node: Node) -> Any:
@@ -609,11 +669,12 @@ class Checker:
             rate = self.number(
                 got["rate"].value,
                 _join(path, "rate"),
-                f"a rate in words per minute, a whole number from {low} to {high}",
+                f"a rate in words per minute from {low} to {high}",
                 low=low,
                 high=high,
-                integer=True,
             )
+            if rate is not BAD:
+                rate = int(math.floor(rate + 0.5))  # the engine's unit: whole words per minute
         if "volume" in got:
             volume = self.volume(got["volume"].value, _join(path, "volume"))
         if BAD in (name, rate, volume):
@@ -840,7 +901,25 @@ class Checker:
         options = {p.name: p for p in pairs if p.name in allowed}
         value = found[0].value
         origin = self._origin(node, path)
-        return getattr(self, f"_{action}")(value, _join(path, action), options, origin, depth)
+        if action in SILENT_ACTIONS and "voice" in options:
+            voice = self.voice(options["voice"].value, _join(path, "voice"))
+            if voice is BAD:
+                return BAD, 0.0
+            self.report(
+                options["voice"].key,
+                _join(path, "voice"),
+                f"a voice on a '{action}' step has no effect: it does not speak",
+                "warning",
+            )
+        step, min_s = getattr(self, f"_{action}")(
+            value, _join(path, action), options, origin, depth
+        )
+        timed = isinstance(step, model.Breathe | model.Stretch | model.Scan) or (
+            isinstance(step, model.Say) and step.duration_s is not None
+        )
+        if timed:
+            self.timed_steps.append(step)
+        return step, min_s
 
     def _say(self, node, path, options, origin, depth) -> tuple[Any, float]:
         base = path.rsplit(".", 1)[0]
@@ -1084,11 +1163,35 @@ class Checker:
         if "steps" not in options:
             self.report(node, path, "missing required key 'steps' (the steps to repeat)")
             return BAD, 0.0
+        voice = self._step_voice(options, path)
         steps, body_s = self.steps(options["steps"].value, _join(base, "steps"), depth=depth + 1)
         min_s = body_s * (times if isinstance(times, int) else 1)
-        if BAD in (times, steps):
+        if BAD in (times, steps, voice):
             return BAD, min_s
-        return model.Repeat(times=times, steps=steps, origin=origin), min_s
+        return model.Repeat(times=times, steps=steps, voice=voice, origin=origin), min_s
+
+
+def _expanded_steps(steps) -> int:
+    """How many steps run once every repeat is unrolled (stops counting past the limit)."""
+    total = 0
+    for step in steps:
+        if isinstance(step, model.Repeat):
+            total += step.times * _expanded_steps(step.steps)
+        else:
+            total += 1
+        if total > MAX_EXPANDED_STEPS:
+            return total
+    return total
+
+
+def _takes_time(steps) -> bool:
+    """Whether any step speaks or lasts (everything but a section does)."""
+    return any(
+        _takes_time(step.steps)
+        if isinstance(step, model.Repeat)
+        else not isinstance(step, model.Section)
+        for step in steps
+    )
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:

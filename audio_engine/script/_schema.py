@@ -85,7 +85,7 @@ def json_schema() -> dict:
         "voice": _object(
             {
                 "name": _text(description="an installed voice by id, name or language"),
-                "rate": _range(low_rate, high_rate, "words per minute", integer=True),
+                "rate": _range(low_rate, high_rate, "words per minute (rounded to a whole number)"),
                 "volume": volume,
             },
             description="voice settings",
