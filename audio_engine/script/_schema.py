@@ -98,9 +98,15 @@ def json_schema() -> dict:
             },
             ("say",),
         ),
-        "pause": _object({"pause": _ref("positiveDuration")}, ("pause",)),
-        "chime_step": _object({"chime": _ref("chime"), "volume": volume}, ("chime",)),
-        "section": _object({"section": _text(description="a chapter title")}, ("section",)),
+        # A voice on a step that does not speak is allowed (the loader warns: no effect).
+        "pause": _object({"pause": _ref("positiveDuration"), "voice": _ref("voice")}, ("pause",)),
+        "chime_step": _object(
+            {"chime": _ref("chime"), "volume": volume, "voice": _ref("voice")}, ("chime",)
+        ),
+        "section": _object(
+            {"section": _text(description="a chapter title"), "voice": _ref("voice")},
+            ("section",),
+        ),
         "breathe": _object(
             {
                 "breathe": _object(
@@ -170,6 +176,7 @@ def json_schema() -> dict:
                 {
                     "repeat": _range(1, c.MAX_REPEAT, "how many times", integer=True),
                     "steps": _ref(f"steps{level + 1}"),
+                    "voice": _ref("voice"),
                 },
                 ("repeat", "steps"),
             )
