@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -214,3 +215,28 @@ def test_validate_a_voice_on_a_repeat_and_on_a_silent_step(tmp_path: Path):
         result.stderr
     )
     assert script.load(path).steps[0].voice.rate_wpm == 200
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("how", ["error", "interrupt"])
+def test_a_progress_line_is_wiped_before_the_last_message(monkeypatch, how):
+    from audio_engine import cli
+    from audio_engine.cli import info
+
+    def interrupted(args):
+        sys.stderr.write("\rpreparing speech [###---]  50%    2s left ")
+        raise KeyboardInterrupt
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    if how == "interrupt":
+        monkeypatch.setattr(info, "run", interrupted)
+        assert cli.main(["info", "breathing-478"]) == 130
+        assert terminal.getvalue().endswith("left \r\x1b[Krelax: interrupted\n")
+    else:
+        assert cli.main(["info", "no-such-session"]) == 1
+        assert terminal.getvalue().startswith("\r\x1b[Krelax: error: no session called")

@@ -460,6 +460,47 @@ def test_from_picks_a_section_by_number_title_or_prefix(short):
         chapter_start(timeline, "four")
     with pytest.raises(UsageError):
         chapter_start(timeline, "9")
+    for odd in ("", "   ", "\u00b2"):  # empty, blank, a superscript two (isdigit, not a number)
+        with pytest.raises(UsageError, match="section"):
+            chapter_start(timeline, odd)
+
+
+@pytest.mark.parametrize("width", [100, 60, 40, 30, 20, 12, 5, 1])
+def test_status_line_fits_the_terminal(short, width):
+    timeline = short[1].timeline
+    state = dataclasses.replace(
+        pacer.Pacer(timeline).state_at(timeline.transcript()[0].start_sample + 10),
+        paused=True,
+        muted=True,
+        volume=0.5,
+    )
+    line = pacer.status_line(state, width)
+    assert len(line) <= max(0, width - 1)
+    if width >= 40:
+        assert line.startswith("One") and "0:00 / 0:" in line and "paused muted vol 50%" in line
+    if width >= 60:
+        assert "[" in line
+
+
+def test_window_falls_back_to_the_terminal_when_the_display_cannot_be_reached():
+    # SDL quietly draws into memory when DISPLAY names no reachable X server: nobody would see it.
+    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
+    env.update(DISPLAY=":99", XDG_RUNTIME_DIR="")
+    code = (
+        "import sys, types\n"
+        "from audio_engine.player import app\n"
+        "pygame = app._pygame()\n"
+        "timeline = types.SimpleNamespace(session=types.SimpleNamespace(title='t'))\n"
+        "print(app._open_window(pygame, timeline, sys.stdout))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "relax: no window (the display cannot be reached); showing the session in the terminal",
+        "None",
+    ]
 
 
 def test_play_from_a_section_plays_the_export_from_there(short, tmp_path):
@@ -467,10 +508,16 @@ def test_play_from_a_section_plays_the_export_from_there(short, tmp_path):
     three = prepared.timeline.chapters[2].start_sample
     played = _play(prepared, gain, tmp_path / "from.raw", start_sample=three)
     rest = exported[three:]
-    first = int(np.flatnonzero(rest.any(axis=1))[0])
-    at = _find(played, rest[first : first + 2048])
-    assert at >= first
-    assert np.array_equal(played[at - first : at - first + len(rest)], rest)
+    # Past the fade-in: exactly the export from the chapter's first sample.
+    after = rest[CROSSFADE_SAMPLES:]
+    at = _find(played, after[:4096]) - CROSSFADE_SAMPLES
+    assert at >= 0
+    assert np.array_equal(played[at + CROSSFADE_SAMPLES : at + len(rest)], after)
+    # The fade-in: the chapter's start rising from silence (no step from 0 to full level).
+    up = _fade_in(CROSSFADE_SAMPLES)[:, None]
+    head = played[at : at + CROSSFADE_SAMPLES].astype(np.float64)
+    assert np.abs(head - rest[:CROSSFADE_SAMPLES] * up).max() <= 1.0
+    assert not played[:at].any()
 
 
 def test_the_play_command_sounds_exactly_what_the_export_command_writes(short, tmp_path):

@@ -55,14 +55,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ScriptError as exc:
+        _clear_status_line()
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=sys.stderr)
         return exc.exit_code
     except RelaxError as exc:
+        _clear_status_line()
         print(f"relax: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        _clear_status_line()
         print("relax: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _clear_status_line() -> None:
+    """Wipe a progress or status line left on the terminal, so the message starts clean."""
+    try:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass

@@ -49,7 +49,9 @@ def chapter_start(timeline, wanted: str | None) -> int:
     chapters = timeline.chapters
     names = ", ".join(f"{i}. {c.title}" for i, c in enumerate(chapters, 1)) or "none"
     text = wanted.strip()
-    if text.isdigit():
+    if not text:
+        raise UsageError(f"--from needs a section title or number (sections: {names})")
+    if text.isascii() and text.isdigit():
         number = int(text)
         if 1 <= number <= len(chapters):
             return chapters[number - 1].start_sample

@@ -18,7 +18,7 @@ from audio_engine.player import keys, pacer
 from audio_engine.player.stream import Stream
 from audio_engine.render import Mix
 
-MIXER_BUFFER_SAMPLES = 1024  # the device buffer: ~23 ms between the mixer and the speaker
+MIXER_BUFFER_SAMPLES = 512  # the device buffer: ~12 ms between the mixer and the speaker
 RESTART_WITHIN_S = 3.0  # "previous" restarts the current section when this far into it
 VOLUME_STEP = 0.1
 WINDOW_SIZE = (720, 720)
@@ -239,15 +239,25 @@ def _open_window(pygame, timeline, status):
     if not display_available():
         return None
     try:
-        pygame.display.init()
-        pygame.display.set_caption(f"{timeline.session.title} - relax")
-        screen = pygame.display.set_mode(WINDOW_SIZE, pygame.RESIZABLE)
+        with _quiet_stderr():  # SDL's own complaints; the reason is in the line below
+            pygame.display.init()
+            pygame.display.set_caption(f"{timeline.session.title} - relax")
+            screen = pygame.display.set_mode(WINDOW_SIZE, pygame.RESIZABLE)
+        driver = pygame.display.get_driver()
+        asked = os.environ.get("SDL_VIDEODRIVER", "").strip().lower()
+        if driver in _INVISIBLE_DRIVERS and driver != asked:
+            # SDL fell back to drawing into memory: the display named in DISPLAY or
+            # WAYLAND_DISPLAY could not be reached, and nobody would see the window.
+            raise pygame.error("the display cannot be reached")
     except pygame.error as exc:
         print(f"relax: no window ({exc}); showing the session in the terminal", file=status)
         with contextlib.suppress(pygame.error):
             pygame.display.quit()
         return None
     return screen
+
+
+_INVISIBLE_DRIVERS = ("offscreen", "dummy")  # video drivers that show nothing
 
 
 def _frame_rate(pygame) -> int:

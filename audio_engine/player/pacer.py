@@ -311,7 +311,8 @@ def draw(surface, state: PacerState) -> None:
 
 
 def status_line(state: PacerState, width: int = 80) -> str:
-    """One line: section, cue or caption, a text progress bar, elapsed / total, flags."""
+    """One line of at most `width - 1` characters: section, cue or caption, a text progress bar,
+    elapsed / total, flags. A narrow terminal gets a shorter bar, then none, then fewer words."""
     times = f"{clock_text(state.elapsed_s)} / {clock_text(state.total_s)}"
     flags = "".join(
         [" paused" if state.paused else "", " muted" if state.muted else ""]
@@ -321,12 +322,19 @@ def status_line(state: PacerState, width: int = 80) -> str:
         what = f"{state.cue or _PHASE_LABEL[state.phase]} {state.phase_count}"
     else:
         what = state.caption
+    where = state.section or state.title
+    head = where + (" · " if where and what else "") + what
+    limit = max(0, width - 1)
+    wanted_head = min(len(head), 24)  # room the words keep before the bar shrinks
     bar_w = 20
-    filled = int(bar_w * state.progress)
-    bar = "[" + "#" * filled + "-" * (bar_w - filled) + "]"
-    fixed = f" {bar} {times}{flags}"
-    room = max(0, width - 1 - len(fixed))
-    head = state.section + (" · " if state.section and what else "") + what
+    while bar_w > 0 and len(times) + len(flags) + bar_w + 4 + wanted_head > limit:
+        bar_w = bar_w - 1 if bar_w > 6 else 0  # a bar under 6 cells says little: none
+    if bar_w:
+        filled = int(bar_w * state.progress)
+        fixed = f" [{'#' * filled}{'-' * (bar_w - filled)}] {times}{flags}"
+    else:
+        fixed = f" {times}{flags}"
+    room = max(0, limit - len(fixed))
     if len(head) > room:
         head = head[: max(0, room - 3)] + "..." if room > 3 else head[:room]
-    return head.ljust(room) + fixed
+    return (head.ljust(room) + fixed)[:limit]

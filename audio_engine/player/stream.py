@@ -13,6 +13,7 @@ boundary and clamped to the chunk, so it can never drift by more than one poll i
 re-anchors every ~0.37 s. Nothing ever waits on a clock to decide when something sounds: what
 sounds, and when, is the rendered stream itself (`render.blocks`, the same path as export).
 
+A stream started inside the session (`--from`) fades in over its first `CROSSFADE_SAMPLES`.
 Listener controls that change the stream (skip, background mute) replace the queued chunk with a
 transition chunk: the old stream's continuation fades out over `CROSSFADE_SAMPLES` while the new
 one fades in. So a skip sounds at the next chunk boundary (within 0.37 s), never with a click, and
@@ -101,6 +102,8 @@ class Stream:
         self._generation = 0
         self._mix = mix
         self._next_sample = max(0, min(int(start_sample), timeline.total_samples))
+        # Started inside the session (`--from`): the first chunk fades in, as a skip does.
+        self._fade_first = self._next_sample > 0
         self._replace = False  # the queued chunk belongs to an old position or mix
         self._playing: _Chunk | None = None
         self._queued: _Chunk | None = None
@@ -249,6 +252,11 @@ class Stream:
             # Render outside the lock: the display keeps reading the clock meanwhile.
             n = min(self.block_samples, total - start)
             out = self._render_range(start, n, mix)
+            fade_first = self._fade_first and tail_at is None and self._playing is None
+            if fade_first:
+                m = min(CROSSFADE_SAMPLES, len(out))
+                out = out.copy()
+                out[:m] *= _fade_in(CROSSFADE_SAMPLES)[:m, None]
             if tail_at is not None:
                 tail = self._render_range(tail_at[0], CROSSFADE_SAMPLES, tail_at[1])
                 up = _fade_in(CROSSFADE_SAMPLES)
@@ -268,6 +276,7 @@ class Stream:
                 self._hand_over(_Chunk(sound, start, n, mix, generation))
                 self._next_sample = start + n
                 self._replace = False
+                self._fade_first = False
 
     def _hand_over(self, chunk: _Chunk) -> None:  # caller holds the lock
         if self._playing is None or not self.channel.get_busy():
