@@ -215,6 +215,7 @@ class SoundFile:
     fade_in_s: float = 3.0
     fade_out_s: float = 5.0
     duck: float = 0.5
+    origin: Origin = field(default=NO_ORIGIN, compare=False)  # where `file:` is in the script
 
 
 Layer = Drone | Binaural | Noise | SoundFile

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from audio_engine import assets, library, render, script, synth, timeline, tts
-from audio_engine.model import Breathe, Chime, Noise, Repeat, Session, SoundFile, Voice
+from audio_engine.errors import Diagnostic, ScriptError
+from audio_engine.model import NO_ORIGIN, Breathe, Chime, Noise, Repeat, Session, SoundFile, Voice
 from audio_engine.render import Sources
 from audio_engine.timeline import Timeline
 
@@ -61,11 +62,20 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
         engine.join()
     compiled = timeline.compile(session, lengths, voice_override)
     clips = ClipStore(lengths)
-    sounds = {
-        layer.path: assets.load_sound(layer.path)
-        for layer in session.background
-        if isinstance(layer, SoundFile)
-    }
+    sounds = {}
+    problems = []
+    for layer in session.background:
+        if isinstance(layer, SoundFile):
+            try:
+                sounds[layer.path] = assets.load_sound(layer.path)
+            except assets.AssetError as exc:
+                if layer.origin == NO_ORIGIN:
+                    raise
+                where = layer.origin
+                message = str(exc).removeprefix(f"{layer.path}: ")
+                problems.append(Diagnostic(where.file, where.line, where.col, where.path, message))
+    if problems:  # a file that is there but cannot be played: at its place in the script
+        raise ScriptError(problems)
     return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
 
 

@@ -240,3 +240,16 @@ def test_a_progress_line_is_wiped_before_the_last_message(monkeypatch, how):
     else:
         assert cli.main(["info", "no-such-session"]) == 1
         assert terminal.getvalue().startswith("\r\x1b[Krelax: error: no session called")
+
+
+def test_validate_points_at_a_sound_file_that_cannot_be_read(tmp_path: Path):
+    (tmp_path / "broken.wav").write_bytes(b"RIFF, but not audio")
+    path = tmp_path / "sound.en.yaml"
+    path.write_text(
+        HEADER + "background:\n  - sound: {file: broken.wav, volume: 0.3}\nsteps:\n  - pause: 1\n"
+    )
+    result = relax("validate", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{path}:5:19: error: background[0].sound.file: cannot read background sound" in (
+        result.stderr
+    )

@@ -787,6 +787,8 @@ class Checker:
                 "path": get("file", self.sound_file),
                 "loop": get("loop", self.boolean, True),
             }
+            if "file" in got:
+                specific["origin"] = self._origin(got["file"].value, _join(path, "file"))
             make = model.SoundFile
         values = {**specific, **shared}
         if not ok or any(v is BAD for v in values.values()):
