@@ -46,20 +46,25 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
-    # Asking the speech engine what it is starts its worker server: done while chimes are made.
-    engine = threading.Thread(target=_ask_engine, daemon=True)
-    engine.start()
-    warm_chimes(session)  # their lengths place what follows them
-    # The background's tables are readied while the speech engine works (it mostly waits on its
-    # worker processes); both are done before the loudness pass loads its filters.
-    background = threading.Thread(target=warm_background, args=(session,), daemon=True)
-    background.start()
+    # While the speech engine works (it mostly waits on its worker processes), other threads
+    # ask the engine what it is (which starts its worker server), make or read the chimes (the
+    # timeline needs their lengths) and ready the background's tables.
+    helpers = [
+        threading.Thread(target=target, args=args, daemon=True)
+        for target, args in (
+            (_ask_engine, ()),
+            (warm_chimes, (session,)),
+            (warm_background, (session,)),
+        )
+    ]
+    for helper in helpers:
+        helper.start()
     try:
         utterances = timeline.speech_requests(session, voice_override)
         lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
     finally:
-        background.join()
-        engine.join()
+        for helper in helpers:
+            helper.join()
     compiled = timeline.compile(session, lengths, voice_override)
     clips = ClipStore(lengths)
     sounds = {}
