@@ -10,13 +10,13 @@ is now at the first sample of the next chunk, and queues the one after. The samp
 therefore exact at every chunk boundary: the samples handed to the mixer minus those still queued.
 Inside a chunk the display position is interpolated from a monotonic clock anchored at that
 boundary and clamped to the chunk, so it can never drift by more than one poll interval, and it
-re-anchors every ~0.37 s. Nothing ever waits on a clock to decide when something sounds: what
+re-anchors every ~0.19 s. Nothing ever waits on a clock to decide when something sounds: what
 sounds, and when, is the rendered stream itself (`render.blocks`, the same path as export).
 
 A stream started inside the session (`--from`) fades in over its first `CROSSFADE_SAMPLES`.
 Listener controls that change the stream (skip, background mute) replace the queued chunk with a
 transition chunk: the old stream's continuation fades out over `CROSSFADE_SAMPLES` while the new
-one fades in. So a skip sounds at the next chunk boundary (within 0.37 s), never with a click, and
+one fades in. So a skip sounds at the next chunk boundary (within 0.19 s), never with a click, and
 the display switches exactly when the sound does. Pause is the mixer's own channel pause: sample
 exact, nothing lost or repeated.
 """
@@ -34,7 +34,7 @@ from audio_engine import render
 from audio_engine.render import Mix, Sources
 from audio_engine.timeline import Timeline
 
-CHUNK_SAMPLES = 16384  # ~0.37 s per queued sound: long enough never to stutter
+CHUNK_SAMPLES = 8192  # ~0.19 s per queued sound: a skip within 0.19 s, still never a stutter
 CROSSFADE_SAMPLES = 882  # 20 ms raised-cosine crossfade on a skip or a remix
 FEED_INTERVAL_S = 0.004  # how often the feeder thread looks at the channel
 
