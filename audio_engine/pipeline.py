@@ -50,9 +50,9 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     # ask the engine what it is (which starts its worker server), make or read the chimes (the
     # timeline needs their lengths) and ready the background's tables.
     helpers = [
-        threading.Thread(target=target, args=args, daemon=True)
-        for target, args in (
-            (_ask_engine, ()),
+        threading.Thread(target=_quietly, args=(work, *args), daemon=True)
+        for work, args in (
+            (tts.engine_version, ()),
             (warm_chimes, (session,)),
             (warm_background, (session,)),
         )
@@ -84,10 +84,11 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
 
 
-def _ask_engine() -> None:
-    # A failure is left to the caller's own request, which reports it.
+def _quietly(work, *args) -> None:
+    # A helper only gets ahead of the work: what fails here is done again, and reported, by the
+    # caller's own request.
     with contextlib.suppress(Exception):
-        tts.engine_version()
+        work(*args)
 
 
 # Generated tables kept in the cache folder: magic, CRC-32 of the payload, little-endian float32.
