@@ -362,6 +362,27 @@ def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path):
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("after_s", [0.1, 0.2, 0.3])
+def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path, after_s):
+    # While the modules are still being imported (numpy, the script loader, the speech engine).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_engine", "export", "quick-reset", "-o", "q.wav"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:  # a fast machine finished first: a whole file, nothing else
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["q.vtt", "q.wav"]
+        return
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().endswith("relax: interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_builtin_session_to_mp3_through_the_command(tmp_path):
     result = _relax("export", "quick-reset", "-l", "en", "--format", "mp3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
