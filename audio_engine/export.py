@@ -280,7 +280,10 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress)
         for block in render.blocks(
             timeline, prepared.sources, block_samples=EXPORT_BLOCK_SAMPLES, gain=gain
         ):
-            if as_float:
+            if form.lossy:
+                q = DEFAULT_QUALITY if quality is None else quality
+                out.write(render.lossy_headroom(block, q))
+            elif as_float:
                 out.write(block)
             elif subtype == "PCM_24":
                 out.write(_to_int24(block))
@@ -523,10 +526,20 @@ def export_many(
         initargs=(messages, cancel),
     )
     try:
-        futures = {
-            pool.submit(_export_one, i, str(script), str(outdir), options): i
-            for i, script in enumerate(scripts)
-        }
+        # Workers start with Ctrl-C blocked (a spawned process keeps the signal mask it was
+        # started with), so one interrupted while it is still importing prints no traceback; a
+        # Ctrl-C that comes meanwhile waits here and is raised as soon as they are started.
+        masked = hasattr(signal, "pthread_sigmask")
+        if masked:
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            futures = {
+                pool.submit(_export_one, i, str(script), str(outdir), options): i
+                for i, script in enumerate(scripts)
+            }
+        finally:
+            if masked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, before)
         pending = set(futures)
         while pending:
             finished, pending = concurrent.futures.wait(pending, timeout=0.2)

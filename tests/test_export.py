@@ -326,7 +326,8 @@ def test_export_all_reports_a_failing_session_and_keeps_going(tmp_path):
     assert len(_pygame_decode(out / "one.en.ogg")) == expected
 
 
-def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path):
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path, how, code):
     long_session = tmp_path / "long.en.yaml"
     long_session.write_text(
         # No background: rendering silence is quick, encoding 20 minutes of MP3 is not.
@@ -355,10 +356,11 @@ def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path):
         assert time.monotonic() < deadline, "the export never started writing"
         time.sleep(0.05)
     time.sleep(0.5)  # well inside the encoding of 20 minutes
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(how)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert how != signal.SIGINT or "interrupted" in stderr
     assert list(out.iterdir()) == []
 
 
@@ -414,4 +416,68 @@ def test_command_line_mistakes_are_one_line_errors(tmp_path):
     result = _relax("export", cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+TONES = """
+format: 1
+title: Tones
+language: en
+background:
+  - drone: {frequency: 110, volume: 0.05}
+steps:
+  - breathe:
+      inhale: 5.5
+      exhale: 5.5
+      cycles: 3
+      guide_tone: true
+      cues: {inhale: "", exhale: ""}
+  - chime: bell
+    volume: 1
+"""
+
+
+@pytest.mark.parametrize("name", ["mp3", "ogg"])
+@pytest.mark.parametrize("quality", [0, None])
+def test_lossy_exports_decode_with_peaks_under_minus_1_dbfs(tmp_path, name, quality):
+    # A guide tone brought up to -16 LUFS, then a bell: pure tones at the soft ceiling, what
+    # makes an encoder overshoot the most.
+    prepared = pipeline.prepare(script.loads(TONES, filename="tones.yaml"))
+    gain = render.measure_gain(prepared.timeline, prepared.sources)
+    wav = _wave_decode(export.export(prepared, tmp_path / "t.wav", gain=gain, transcript=False))
+    wav = wav / 32768.0
+    path = export.export(prepared, tmp_path / f"t.{name}", gain=gain, quality=quality)
+    decoded = _pygame_decode(path)
+    assert 20 * np.log10(np.abs(decoded).max()) < -1.0
+    meter = pyloudnorm.Meter(RATE)
+    lufs = meter.integrated_loudness(decoded.astype(np.float64))
+    assert abs(lufs - meter.integrated_loudness(wav.astype(np.float64))) < 1.0
+
+
+def test_output_names_a_missing_folder_or_a_file_without_extension(tmp_path):
+    result = _relax("export", "quick-reset", "-o", "missing/", "--format", "mp3", cwd=tmp_path)
+    assert result.returncode == 2 and "missing/: no such folder" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    result = _relax("export", "quick-reset", "-o", "take1", "--no-transcript", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["take1.wav"]  # WAV, the default format
+    assert _wave_decode(tmp_path / "take1.wav").any()
+
+
+@pytest.mark.parametrize("after_s", [0.3, 0.45])
+def test_ctrl_c_while_the_all_workers_start_prints_no_traceback(tmp_path, after_s):
+    # Ctrl-C in a terminal reaches the whole process group: the workers too, maybe while they
+    # are still importing.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_engine", "export", "--all", "--outdir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(after_s)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().endswith("relax: interrupted")
     assert list(tmp_path.iterdir()) == []
