@@ -8,7 +8,9 @@ line on stderr and its exit code, and Ctrl-C into exit code 130, never a traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
 
 from audio_engine import __version__
@@ -47,6 +49,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     first = next((w for w in words if not w.startswith("-")), None)
+    # SIGTERM (a `kill`, a logout) ends the command like an error does: through every `finally`,
+    # so no temporary file is left behind; exit status 143 as for a plain SIGTERM.
+    old_term = None
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        old_term = signal.signal(signal.SIGTERM, _terminated)
     try:
         # Building the parser imports the command's modules (numpy, pygame, ...): a Ctrl-C may
         # come in there too.
@@ -71,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _clear_status_line() -> None:

@@ -46,7 +46,6 @@ def register(sub) -> None:
     parser.add_argument(
         "-o",
         "--output",
-        type=Path,
         metavar="FILE",
         help="output file or folder (default: <id>.<language>.<ext> in the current folder)",
     )
@@ -99,7 +98,7 @@ def default_name(session, fmt: str = "wav") -> str:
 
 def export_session(
     session,
-    output: Path | None,
+    output: Path | str | None,
     *,
     float32: bool = False,
     voice=None,
@@ -112,7 +111,8 @@ def export_session(
     """Prepare (unless `prepared` is given) and export one session; returns the file written.
 
     `output` is a file, an existing folder, or None (the current folder); in a folder the file is
-    `<id>.<language>.<ext>`. The format is `fmt`, else the extension of `output`, else WAV.
+    `<id>.<language>.<ext>`. The format is `fmt`, else the extension of `output`, else WAV (a
+    name without an extension gets `.wav`). A name ending in `/` must be an existing folder.
     `transcript` also writes the WebVTT transcript beside it.
     """
     target, form = _target(session, output, fmt)
@@ -145,13 +145,17 @@ def export_session(
         progress.done()  # also on Ctrl-C or an error: their line starts on a clean line
 
 
-def _target(session, output: Path | None, fmt: str | None):
+def _target(session, output: Path | str | None, fmt: str | None):
+    if isinstance(output, str):
+        if output.endswith(("/", os.sep)) and not Path(output).is_dir():
+            raise UsageError(f"{output}: no such folder")
+        output = Path(output)
     if output is None or output.is_dir():
         form = export.format_for(None, fmt or "wav")
         return (output or Path(".")) / export.default_name(session, form), form
-    if str(output).endswith(os.sep):
-        raise UsageError(f"{output}: no such folder")
     suffix = output.suffix.lower()
+    if fmt is None and not suffix:  # `-o take1`: WAV, the default format, as take1.wav
+        fmt = "wav"
     if fmt is None:
         return output, export.format_for(output)
     form = export.format_for(None, fmt)
@@ -200,9 +204,9 @@ def _run_all(args: argparse.Namespace) -> int:
         raise UsageError("--voice, --rate and --volume apply to one session at a time, not --all")
     outdir = args.outdir
     if args.output is not None:
-        if outdir is not None or not args.output.is_dir():
+        if outdir is not None or not Path(args.output).is_dir():
             raise UsageError("with --all give the folder as --outdir DIR")
-        outdir = args.output
+        outdir = Path(args.output)
     outdir = outdir or Path(".")
     if not outdir.is_dir():
         raise UsageError(f"{outdir}: no such folder")
