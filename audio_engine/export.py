@@ -24,6 +24,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import struct
 import tempfile
@@ -133,6 +134,8 @@ def export(
     path = Path(path)
     form = format_for(path, fmt)
     check_options(form, float32=float32, quality=quality)
+    if path.is_symlink():  # write through a link to the file it names, not over the link
+        path = path.resolve()
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ExportError(f"{path}: folder {folder} does not exist")
@@ -157,7 +160,11 @@ def export(
         raise ExportError(f"{path}: {exc.strerror or exc}") from exc
     except (soundfile.LibsndfileError, _mutagen_error()) as exc:
         _remove(temps)
-        raise ExportError(f"{path}: could not write {form.name.upper()}: {exc}") from exc
+        reason = str(exc)
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(folder).free < _FULL_BYTES:  # libsndfile says "System error."
+                reason = "no space left on the device"
+        raise ExportError(f"{path}: could not write {form.name.upper()}: {reason}") from exc
     except BaseException:
         _remove(temps)
         raise
@@ -305,21 +312,28 @@ def _to_int24(block):
 # ---- tags and chapters -------------------------------------------------------------------------
 
 # ISO 639-2 codes for ID3 (TLAN and COMM want three letters); others fall back to "und".
-_ISO639_2 = {
-    "en": "eng",
-    "nl": "nld",
-    "de": "deu",
-    "fr": "fra",
-    "es": "spa",
-    "it": "ita",
-    "pt": "por",
-    "sv": "swe",
-    "da": "dan",
-    "no": "nor",
-    "nb": "nob",
-    "fi": "fin",
-    "pl": "pol",
+_FULL_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
+
+# fmt: off
+_ISO639_2 = {  # ISO 639-1 -> ISO 639-2/T, for ID3's three-letter language codes
+    "af": "afr", "am": "amh", "an": "arg", "ar": "ara", "as": "asm", "az": "aze", "ba": "bak",
+    "be": "bel", "bg": "bul", "bn": "ben", "bs": "bos", "ca": "cat", "cs": "ces", "cy": "cym",
+    "da": "dan", "de": "deu", "el": "ell", "en": "eng", "eo": "epo", "es": "spa", "et": "est",
+    "eu": "eus", "fa": "fas", "fi": "fin", "fo": "fao", "fr": "fra", "fy": "fry", "ga": "gle",
+    "gd": "gla", "gl": "glg", "gn": "grn", "gu": "guj", "he": "heb", "hi": "hin", "hr": "hrv",
+    "ht": "hat", "hu": "hun", "hy": "hye", "ia": "ina", "id": "ind", "io": "ido", "is": "isl",
+    "it": "ita", "ja": "jpn", "ka": "kat", "kk": "kaz", "kl": "kal", "km": "khm", "kn": "kan",
+    "ko": "kor", "ku": "kur", "ky": "kir", "la": "lat", "lb": "ltz", "lo": "lao", "lt": "lit",
+    "lv": "lav", "mi": "mri", "mk": "mkd", "ml": "mal", "mn": "mon", "mr": "mar", "ms": "msa",
+    "mt": "mlt", "my": "mya", "nb": "nob", "ne": "nep", "nl": "nld", "nn": "nno", "no": "nor",
+    "oc": "oci", "om": "orm", "or": "ori", "pa": "pan", "pl": "pol", "ps": "pus", "pt": "por",
+    "qu": "que", "ro": "ron", "ru": "rus", "sd": "snd", "si": "sin", "sk": "slk", "sl": "slv",
+    "so": "som", "sq": "sqi", "sr": "srp", "sv": "swe", "sw": "swa", "ta": "tam", "te": "tel",
+    "tg": "tgk", "th": "tha", "tk": "tuk", "tl": "tgl", "tn": "tsn", "tr": "tur", "tt": "tat",
+    "ug": "uig", "uk": "ukr", "ur": "urd", "uz": "uzb", "vi": "vie", "xh": "xho", "yi": "yid",
+    "yo": "yor", "zh": "zho", "zu": "zul",
 }
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -414,7 +428,7 @@ def _id3_frames(frames, tags: _Tags) -> None:
     frames.add(COMM(encoding=3, lang=lang, desc="", text=[tags.comment]))
     if not tags.chapters:
         return
-    ids = [f"chp{i}" for i in range(len(tags.chapters))]
+    ids = [f"chp{i:03d}" for i in range(len(tags.chapters))]  # sorted the same way as read
     frames.add(
         CTOC(
             element_id="toc",

@@ -481,3 +481,29 @@ def test_ctrl_c_while_the_all_workers_start_prints_no_traceback(tmp_path, after_
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().endswith("relax: interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_through_a_link_writes_the_file_it_names(prepared, tmp_path):
+    real = tmp_path / "real.wav"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.wav"
+    link.symlink_to(real)
+    export.export(prepared, link, gain=1.0, transcript=False)
+    assert link.is_symlink() and link.resolve() == real
+    assert len(_wave_decode(real)) == prepared.timeline.total_samples
+
+
+def test_export_all_in_one_language_does_not_read_the_others(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "broken.en.yaml").write_text("format: 1\ntitle: [unclosed\n", encoding="utf-8")
+    (folder / "rust.nl.yaml").write_text(
+        "format: 1\ntitle: Rust\nlanguage: nl\nsteps:\n  - pause: 1\n", encoding="utf-8"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ("export", "--all", "--dir", str(folder), "--outdir", str(out), "--language", "nl")
+    result = _relax(*args, "--no-transcript", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "broken" not in result.stderr
+    assert "rust.nl.wav" in {p.name for p in out.iterdir()}

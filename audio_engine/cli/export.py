@@ -13,7 +13,7 @@ from pathlib import Path
 
 from audio_engine import export, library, pipeline
 from audio_engine.cli import _common
-from audio_engine.errors import RelaxError, UsageError
+from audio_engine.errors import RelaxError, ScriptError, UsageError
 from audio_engine.model import primary_language
 
 
@@ -255,8 +255,15 @@ def _select(args) -> tuple[list[str], list[tuple[str, str]]]:
         return list(dict.fromkeys(scripts)), failed
     seen: set[tuple[str, str]] = set()
     for entry in library.find_all(dirs):
+        named = entry.language  # from the file name: another language's script is not read
+        if args.language and named and primary_language(named) != primary_language(args.language):
+            continue
         try:
             session = pipeline.load(str(entry.path))
+        except ScriptError as exc:
+            first = exc.diagnostics[0] if exc.diagnostics else None
+            failed.append((str(entry.path), str(first) if first else str(exc)))
+            continue
         except RelaxError as exc:
             failed.append((str(entry.path), str(exc).splitlines()[0]))
             continue
