@@ -510,12 +510,14 @@ def export_many(
     transcript: bool = True,
     jobs: int | None = None,
     progress: Callable[[float], None] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> list[Outcome]:
     """Export every script in `scripts` to `outdir` as `<id>.<language>.<ext>`, in parallel.
 
     Workers are spawned processes (never forked: the speech engine cannot be forked safely), at
     most `jobs` at once (default: every core). A session that fails is returned with its error
-    and does not stop the others. `progress(fraction)` is called from this thread. Ctrl-C stops
+    and does not stop the others. `progress(fraction)` is called from this thread; each session
+    counts in it by its `weights` entry (e.g. its expected length), else equally. Ctrl-C stops
     every worker at its next block; each removes its temporary files before the interrupt is
     raised here.
     """
@@ -529,6 +531,7 @@ def export_many(
     messages = ctx.Queue()
     cancel = ctx.Event()
     fractions = dict.fromkeys(range(len(scripts)), 0.0)
+    share = {i: max(1e-6, float(weights[i])) if weights else 1.0 for i in fractions}
     outcomes: dict[int, Outcome] = {}
     options = dict(
         fmt=fmt, language=language, float32=float32, quality=quality, transcript=transcript
@@ -566,7 +569,8 @@ def export_many(
                 except Exception as exc:  # noqa: BLE001 - one session's failure must not stop the batch
                     outcomes[i] = Outcome(str(scripts[i]), error=f"{type(exc).__name__}: {exc}")
             if progress and scripts:
-                progress(sum(fractions.values()) / len(scripts))
+                done = sum(share[i] * fractions[i] for i in fractions)
+                progress(min(1.0, done / sum(share.values())))
     except BaseException:
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)

@@ -507,3 +507,15 @@ def test_export_all_in_one_language_does_not_read_the_others(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "broken" not in result.stderr
     assert "rust.nl.wav" in {p.name for p in out.iterdir()}
+
+
+def test_export_all_weighs_each_session_by_its_expected_length():
+    from audio_engine import library
+    from audio_engine.cli.export import _expected_s
+
+    for entry in library.find_all():
+        if entry.language != "en":
+            continue
+        expected = _expected_s(str(entry.path)) - 30.0  # less the fixed work per session
+        real = pipeline.prepare(pipeline.load(str(entry.path))).timeline.duration_s
+        assert abs(expected - real) < 0.1 * real, entry.id

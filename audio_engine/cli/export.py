@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from audio_engine import export, library, pipeline
+from audio_engine import export, library, model, pipeline
 from audio_engine.cli import _common
 from audio_engine.errors import RelaxError, ScriptError, UsageError
 from audio_engine.model import primary_language
@@ -226,6 +226,7 @@ def _run_all(args: argparse.Namespace) -> int:
             transcript=not args.no_transcript,
             jobs=args.jobs,
             progress=lambda fraction: progress(int(fraction * 1_000_000), 1_000_000),
+            weights=[_expected_s(path) for path in scripts],
         )
     finally:
         progress.done()  # also on Ctrl-C: the error line starts on a clean line
@@ -279,3 +280,40 @@ def _select(args) -> tuple[list[str], list[tuple[str, str]]]:
             "no sessions to export" + (f" in '{args.language}'" if args.language else "")
         )
     return scripts, failed
+
+
+def _expected_s(path: str) -> float:
+    """Roughly how long exporting a script takes, for the progress bar: a few seconds of work for
+    every session, plus its length (its pauses and timed steps, its words at the voice's rate)."""
+    from audio_engine import script
+
+    session, _ = script.check(path)
+    if session is None:
+        return 1.0
+    wpm = session.voice.rate_wpm or 150
+
+    def words_s(text: str) -> float:
+        return len(text.split()) * 60.0 / wpm + 0.3
+
+    def length(steps) -> float:
+        total = 0.0
+        for step in steps:
+            match step:
+                case model.Say(text=text, duration_s=duration):
+                    total += duration if duration is not None else words_s(text)
+                case model.Pause(duration_s=duration):
+                    total += duration
+                case model.Chime():
+                    total += 4.0
+                case model.Breathe():
+                    total += step.cycles * sum(seconds for _, seconds in step.phases())
+                case model.Stretch():
+                    total += sum(words_s(t) + step.hold_s for t in step.sides)
+                    total += step.rest_s * max(0, len(step.sides) - 1)
+                case model.Scan():
+                    total += step.dwell_s * len(step.regions)
+                case model.Repeat():
+                    total += step.times * length(step.steps)
+        return total
+
+    return 30.0 + length(session.steps)  # 30 s of audio: about what the fixed work costs
