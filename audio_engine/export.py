@@ -593,8 +593,14 @@ def _worker_init(messages, cancel) -> None:
     # Ctrl-C reaches the whole process group; the parent decides and tells workers via `cancel`,
     # so no worker dies with a traceback while it waits for work.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM to the group ends a worker through its cleanup: no temporary file stays behind.
+    signal.signal(signal.SIGTERM, _worker_terminated)
     _progress_queue = messages
     _cancel = cancel
+
+
+def _worker_terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 class _Cancelled(KeyboardInterrupt):

@@ -67,6 +67,12 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
             helper.join()
     compiled = timeline.compile(session, lengths, voice_override)
     clips = ClipStore(lengths)
+    return Prepared(session, compiled, Sources(speech=clips, sounds=load_sounds(session)))
+
+
+def load_sounds(session: Session) -> dict[Path, np.ndarray]:
+    """The session's background sound files, decoded; `ScriptError` at the `file:` of any that
+    exists but cannot be played."""
     sounds = {}
     problems = []
     for layer in session.background:
@@ -81,7 +87,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
                 problems.append(Diagnostic(where.file, where.line, where.col, where.path, message))
     if problems:  # a file that is there but cannot be played: at its place in the script
         raise ScriptError(problems)
-    return Prepared(session, compiled, Sources(speech=clips, sounds=sounds))
+    return sounds
 
 
 def _quietly(work, *args) -> None:

@@ -253,3 +253,14 @@ def test_validate_points_at_a_sound_file_that_cannot_be_read(tmp_path: Path):
     assert f"{path}:5:19: error: background[0].sound.file: cannot read background sound" in (
         result.stderr
     )
+
+
+def test_rate_option_takes_fractions_like_scripts_do():
+    import argparse
+
+    from audio_engine.cli import _common
+
+    args = argparse.Namespace(rate=140.5, volume=None, voice=None)
+    assert _common.voice_override(args).rate_wpm == 141
+    with pytest.raises(Exception, match="80-300"):
+        _common.voice_override(argparse.Namespace(rate=float("nan"), volume=None, voice=None))

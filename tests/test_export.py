@@ -519,3 +519,34 @@ def test_export_all_weighs_each_session_by_its_expected_length():
         expected = _expected_s(str(entry.path)) - 30.0  # less the fixed work per session
         real = pipeline.prepare(pipeline.load(str(entry.path))).timeline.duration_s
         assert abs(expected - real) < 0.1 * real, entry.id
+
+
+def test_sigterm_to_the_group_during_export_all_leaves_no_temporary_file(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "long.en.yaml").write_text(
+        "format: 1\ntitle: Long\nlanguage: en\nsteps:\n  - say: Rest.\n  - pause: 20m\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_engine", "export", "--all", str(folder / "long.en.yaml")]
+        + ["--outdir", str(out), "--format", "mp3", "--no-transcript"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".part") for p in out.iterdir()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the export never started writing"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    time.sleep(0.5)  # the workers' own cleanup
+    assert list(out.iterdir()) == []

@@ -159,7 +159,8 @@ def test_docs_examples_validate(index: int, tmp_path: Path):
     text = doc_examples()[index]
     for name in re.findall(r"file:\s*([\w.-]+)", text):
         (tmp_path / name).write_bytes(b"RIFF")  # the loader checks that it exists
-    path = tmp_path / f"example-{index}.en.yaml"
+    language = yaml.safe_load(text)["language"]
+    path = tmp_path / f"example-{index}.{language}.yaml"
     path.write_text(text, encoding="utf-8")
     session, diagnostics = script.check(path)
     assert [str(d) for d in diagnostics] == []

@@ -246,3 +246,16 @@ def test_sound_file_needs_a_folder_when_loaded_from_text():
     session, diagnostics = script.checks(text)
     assert session is None
     assert "folder" in diagnostics[0].message
+
+
+def test_file_name_language_that_disagrees_with_the_script_is_a_warning(tmp_path: Path):
+    text = "format: 1\ntitle: T\nlanguage: en\nsteps:\n  - pause: 1\n"
+    path = tmp_path / "calm.nl.yaml"
+    path.write_text(text)
+    session, diagnostics = script.check(path)
+    assert session is not None and session.language == "en"
+    (warning,) = diagnostics
+    assert (warning.severity, warning.line, warning.path) == ("warning", 3, "language")
+    assert "file name says 'nl'" in warning.message
+    (tmp_path / "calm.en.yaml").write_text(text)
+    assert script.check(tmp_path / "calm.en.yaml")[1] == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,10 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
         "--voice", metavar="NAME", help="voice id, name or language (see `relax voices`)"
     )
     group.add_argument(
-        "--rate", type=int, metavar="WPM", help="speaking rate, words per minute (80-300)"
+        "--rate",
+        type=float,
+        metavar="WPM",
+        help="speaking rate, words per minute (80-300; rounded to a whole number)",
     )
     group.add_argument("--volume", type=float, metavar="V", help="voice volume, 0-1")
 
@@ -50,8 +54,10 @@ def voice_override(args) -> Voice | None:
     rate = getattr(args, "rate", None)
     volume = getattr(args, "volume", None)
     name = getattr(args, "voice", None)
-    if rate is not None and not 80 <= rate <= 300:
-        raise UsageError(f"--rate must be 80-300 words per minute, not {rate}")
+    if rate is not None and not 80 <= rate <= 300:  # also NaN
+        raise UsageError(f"--rate must be 80-300 words per minute, not {rate:g}")
+    if rate is not None:
+        rate = int(math.floor(rate + 0.5))  # as in scripts: halves round up
     if volume is not None and not 0 <= volume <= 1:
         raise UsageError(f"--volume must be between 0 and 1, not {volume}")
     if rate is None and volume is None and name is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from audio_engine import library, script
 from audio_engine.cli import _common
 from audio_engine.errors import RelaxError, ScriptError
+from audio_engine.model import SoundFile
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -83,6 +84,14 @@ def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bo
     found = list(diagnostics)
     timed = session if session is not None else (partial[0] if partial else None)
     ok = session is not None
+    if ok and args.no_voice and any(isinstance(x, SoundFile) for x in session.background):
+        from audio_engine import pipeline
+
+        try:  # without the voice, the sound files are still opened: they must play
+            pipeline.load_sounds(session)
+        except ScriptError as exc:
+            found += exc.diagnostics
+            ok = False
     if timed is not None and not args.no_voice:
         from audio_engine import pipeline
 

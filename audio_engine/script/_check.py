@@ -466,6 +466,14 @@ class Checker:
         if positive and value == 0:
             self.report(node, path, f"expected a duration longer than zero, found {describe(node)}")
             return BAD
+        if positive and value * model.SAMPLE_RATE < 0.5:  # rounds to no sample at all
+            self.report(
+                node,
+                path,
+                f"expected a duration of at least one sample (1/{model.SAMPLE_RATE} s), "
+                f"found {describe(node)}",
+            )
+            return BAD
         return float(value)
 
     def choice(self, node: Node, path: str, options: Sequence[str], what: str) -> Any:
@@ -547,6 +555,18 @@ class Checker:
             if lang is not BAD:
                 self.language = model.primary_language(lang)
                 self.session_language = lang
+                named = None
+                if self.file and not self.file.startswith("<"):
+                    named = split_file_name(self.file)[1]
+                if named and model.primary_language(named.replace("_", "-")) != self.language:
+                    self.report(
+                        node,
+                        "language",
+                        f"the file name says '{named}' but the script says '{lang}'; sessions "
+                        "are found by the language in their file name: rename the file or fix "
+                        "`language:`",
+                        "warning",
+                    )
         if "id" in got:
             values["id"] = self._id(got["id"].value)
         else:

@@ -75,7 +75,9 @@ def json_schema() -> dict:
         "positiveDuration": {
             "description": "a duration longer than zero",
             "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0, "maximum": c.MAX_SESSION_S},
+                # At least half a sample, or it would last no sample at all (a text that
+                # small is the loader's to refuse).
+                {"type": "number", "minimum": 0.5 / model.SAMPLE_RATE, "maximum": c.MAX_SESSION_S},
                 {"type": "string", "pattern": c.POSITIVE_DURATION_PATTERN},
             ],
         },
