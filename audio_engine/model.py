@@ -237,6 +237,7 @@ class Session:
     background: tuple[Layer, ...] = ()
     source: Path | None = None  # the script file, when loaded from one
     origin: Origin = NO_ORIGIN  # where the steps list starts (session-wide problems point here)
+    voice_origin: Origin = field(default=NO_ORIGIN, compare=False)  # where `voice:` is
 
 
 # ---- what the voice is asked to say ----------------------------------------------------------

@@ -60,6 +60,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     for helper in helpers:
         helper.start()
     try:
+        check_voice_names(session, voice_override)
         utterances = timeline.speech_requests(session, voice_override)
         lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
     finally:
@@ -68,6 +69,36 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     compiled = timeline.compile(session, lengths, voice_override)
     clips = ClipStore(lengths)
     return Prepared(session, compiled, Sources(speech=clips, sounds=load_sounds(session)))
+
+
+def check_voice_names(session: Session, voice_override: Voice | None = None) -> None:
+    """Every voice `name:` of the script names an installed voice; else `ScriptError` at each
+    (an overriding name, from the command line, is checked first and reported plainly)."""
+    if voice_override is not None and voice_override.name:
+        tts.voice_for(session.language, voice_override.name)
+        return  # it wins over every name in the script
+    problems = []
+
+    def check(voice: Voice | None, where, path: str) -> None:
+        if voice is None or not voice.name:
+            return
+        try:
+            tts.voice_for(session.language, voice.name)
+        except tts.TTSError as exc:
+            problems.append(Diagnostic(where.file, where.line, where.col, path, str(exc)))
+
+    def walk(steps) -> None:
+        for step in steps:
+            where = step.origin
+            check(getattr(step, "voice", None), where, f"{where.path}.voice.name".lstrip("."))
+            if isinstance(step, Repeat):
+                walk(step.steps)
+
+    where = session.voice_origin if session.voice_origin != NO_ORIGIN else session.origin
+    check(session.voice, where, "voice.name")
+    walk(session.steps)
+    if problems:
+        raise ScriptError(problems)
 
 
 def load_sounds(session: Session) -> dict[Path, np.ndarray]:

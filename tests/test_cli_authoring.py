@@ -264,3 +264,20 @@ def test_rate_option_takes_fractions_like_scripts_do():
     assert _common.voice_override(args).rate_wpm == 141
     with pytest.raises(Exception, match="80-300"):
         _common.voice_override(argparse.Namespace(rate=float("nan"), volume=None, voice=None))
+
+
+def test_validate_points_at_every_voice_name_that_matches_no_voice(tmp_path: Path):
+    path = tmp_path / "names.nl.yaml"
+    path.write_text(
+        "format: 1\ntitle: T\nlanguage: nl\nvoice: {name: qq}\nsteps:\n  - Hallo.\n"
+        "  - say: Dag.\n    voice: {name: zz}\n"
+        "  - repeat: 2\n    voice: {name: xx}\n    steps: [Ja.]\n"
+    )
+    result = relax("validate", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert [line.split(": no installed voice")[0] for line in errors] == [
+        f"{path}:4:8: error: voice.name",
+        f"{path}:7:5: error: steps[1].voice.name",
+        f"{path}:9:5: error: steps[2].voice.name",
+    ]

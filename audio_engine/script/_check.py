@@ -583,6 +583,7 @@ class Checker:
                 values["tags"] = self.text_list(node, "tags", "tags (texts)")
         if "voice" in got:
             values["voice"] = self.voice(got["voice"].value, "voice")
+            values["voice_origin"] = self._origin(got["voice"].value, "voice")
             self.session_voice = values["voice"]
         if "background" in got:
             values["background"] = self.background(got["background"].value)
@@ -635,6 +636,7 @@ class Checker:
             background=values.get("background", ()),
             source=self.source,
             origin=values["origin"],
+            voice_origin=values.get("voice_origin", model.NO_ORIGIN),
         )
 
     def partial_session(self) -> model.Session | None:
