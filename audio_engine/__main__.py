@@ -2,6 +2,7 @@
 
 import atexit
 import os
+import signal
 import sys
 
 
@@ -14,6 +15,9 @@ def run() -> None:
         code = 130
     else:
         code = main()
+    # The work is done (or cleanly stopped): a Ctrl-C from here on would only turn the exit
+    # status into "killed by SIGINT" while Python shuts down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code == 130:
         # A Ctrl-C that landed inside an import can leave the interpreter set to end by SIGINT
         # (exit status -2) even though it was handled: finish here, cleanly, with 130.

@@ -24,10 +24,10 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import secrets
 import shutil
 import signal
 import struct
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,14 +238,16 @@ def _note_text(text: str) -> str:
 
 
 def _temp_in(folder: Path, name: str, temps: list[Path]) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    temps.append(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the export is an ordinary file
-    return tmp
+    # Listed in `temps` before it exists, so a Ctrl-C at any moment leaves nothing behind;
+    # created with the ordinary permissions (the umask's) that the finished file keeps.
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.part"
+        temps.append(tmp)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            temps.remove(tmp)  # someone else's: try another name
 
 
 def _remove(paths: Sequence[Path]) -> None:

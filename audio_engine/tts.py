@@ -929,7 +929,8 @@ class Synthesizer:
             self._cond.notify_all()
         self._workers.close()
         for thread in self._threads:
-            thread.join()
+            if thread.ident is not None:  # a Ctrl-C inside start() can leave one never started
+                thread.join()
 
     def _start_threads(self) -> None:  # caller holds the lock
         self._threads = [t for t in self._threads if t.is_alive()]
