@@ -203,6 +203,7 @@ def test_errors_inside_aliased_values_are_reported_per_use():
         ("scan.v2.yaml", "scan-v2"),
         ("Ademhaling rustig.nl-BE.yaml", "ademhaling-rustig"),
         ("Café Pause.yaml", "cafe-pause"),
+        ("ÆØÅ straße.yaml", "aeoa-strasse"),
     ],
 )
 def test_id_from_the_file_name_is_made_valid(tmp_path: Path, name: str, wanted: str):

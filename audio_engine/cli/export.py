@@ -153,6 +153,8 @@ def _target(session, output: Path | str | None, fmt: str | None):
     if output is None or output.is_dir():
         form = export.format_for(None, fmt or "wav")
         return (output or Path(".")) / export.default_name(session, form), form
+    if not (output.parent if str(output.parent) else Path(".")).is_dir():
+        raise UsageError(f"{output}: folder {output.parent} does not exist")
     suffix = output.suffix.lower()
     if fmt is None and not suffix:  # `-o take1`: WAV, the default format, as take1.wav
         fmt = "wav"

@@ -199,6 +199,9 @@ def _suggest(name: str, known: Iterable[str]) -> str:
     return f" (known keys: {', '.join(known)})" if known else " (it takes no options)"
 
 
+_ASCII_SPELLING = str.maketrans(
+    {"æ": "ae", "ø": "o", "œ": "oe", "ß": "ss", "đ": "d", "ð": "d", "ł": "l", "þ": "th"}
+)
 _LANGUAGE_PART = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*")
 
 
@@ -216,7 +219,8 @@ def split_file_name(file_name: str) -> tuple[str, str | None]:
     head, dot, last = stem.rpartition(".")
     if dot and head and _LANGUAGE_PART.fullmatch(last):
         stem, language = head, last
-    ascii_name = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    spelled = stem.lower().translate(_ASCII_SPELLING)  # letters NFKD does not take apart
+    ascii_name = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-"), language
 
 
