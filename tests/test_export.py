@@ -326,12 +326,24 @@ def test_export_all_reports_a_failing_session_and_keeps_going(tmp_path):
     assert len(_pygame_decode(out / "one.en.ogg")) == expected
 
 
+# No background: rendering silence is quick, encoding 20 minutes of MP3 is not.
+LONG_SESSION = "format: 1\ntitle: Long\nlanguage: en\nsteps:\n  - say: Rest.\n  - pause: 20m\n"
+
+
+def _wait_for_a_temporary_file(proc, out) -> None:
+    """Until the export in `proc` has begun writing into `out` (a `.part` file is there)."""
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".part") for p in out.iterdir()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the export never started writing"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path, how, code):
     long_session = tmp_path / "long.en.yaml"
     long_session.write_text(
-        # No background: rendering silence is quick, encoding 20 minutes of MP3 is not.
-        "format: 1\ntitle: Long\nlanguage: en\nsteps:\n  - say: Rest.\n  - pause: 20m\n",
+        LONG_SESSION,
         encoding="utf-8",
     )
     out = tmp_path / "out"
@@ -350,11 +362,7 @@ def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path, how, code):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while not any(p.name.endswith(".part") for p in out.iterdir()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the export never started writing"
-        time.sleep(0.05)
+    _wait_for_a_temporary_file(proc, out)
     time.sleep(0.5)  # well inside the encoding of 20 minutes
     proc.send_signal(how)
     _, stderr = proc.communicate(timeout=60)
@@ -525,7 +533,7 @@ def test_sigterm_to_the_group_during_export_all_leaves_no_temporary_file(tmp_pat
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "long.en.yaml").write_text(
-        "format: 1\ntitle: Long\nlanguage: en\nsteps:\n  - say: Rest.\n  - pause: 20m\n",
+        LONG_SESSION,
         encoding="utf-8",
     )
     out = tmp_path / "out"
@@ -538,11 +546,7 @@ def test_sigterm_to_the_group_during_export_all_leaves_no_temporary_file(tmp_pat
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while not any(p.name.endswith(".part") for p in out.iterdir()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the export never started writing"
-        time.sleep(0.05)
+    _wait_for_a_temporary_file(proc, out)
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
