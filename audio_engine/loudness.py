@@ -154,6 +154,13 @@ class Meter:
         self._partial = float(rest[whole:].sum())
         self._partial_n = len(rest) - whole
 
+    def settle(self, block: np.ndarray) -> None:
+        """Run `block` (n, channels) through the filters only: a pre-roll that is not measured."""
+        weighted = np.array(
+            np.asarray(block).reshape(len(block), -1).T, dtype=np.float64, order="C"
+        )
+        _filter_in_place()(self._sos, weighted, self._state)
+
     def restart_steps(self) -> None:
         """Forget the steps measured so far but keep the filters' state (after a pre-roll).
 
@@ -173,12 +180,59 @@ class Meter:
         return gated_lufs(self._step_energy)
 
 
+def k_weighted_squares(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Per sample, the sum over channels of the K-weighted signal squared (filters from rest).
+
+    `signal` is (n,) or (n, channels); the result is float64 (n,). Its mean over a 100 ms step is
+    that step's energy as `Meter` reads it (when the filters start from rest there).
+    """
+    rows = np.array(np.asarray(signal).reshape(len(signal), -1).T, dtype=np.float64, order="C")
+    sos = np.array([np.concatenate(stage) for stage in k_weighting(sample_rate)])
+    state = np.zeros((rows.shape[0], len(sos), 2))
+    _filter_in_place()(sos, rows, state)
+    return np.square(rows, out=rows).sum(axis=0)
+
+
+ENERGY_HOP = 44  # samples between the points of an `energy_profile` (1 ms)
+
+
+def energy_profile(signal: np.ndarray, sample_rate: int, hop: int = ENERGY_HOP) -> np.ndarray:
+    """The cumulative K-weighted energy of `signal` at samples 0, hop, 2*hop, ... and its end.
+
+    float64 (ceil(n / hop) + 1,): small enough to keep for every clip of a long session, and
+    exact at the points (between them `energy_between` interpolates).
+    """
+    squares = k_weighted_squares(signal, sample_rate)
+    cs = np.concatenate([[0.0], np.cumsum(squares)])
+    points = np.minimum(np.arange(0, len(squares) + hop, hop), len(squares))
+    return cs[points]
+
+
+def energy_between(profile: np.ndarray, length: int, edges: np.ndarray, hop: int = ENERGY_HOP):
+    """Cumulative energy of a signal with `profile` (`energy_profile`, `length` samples) at the
+    sample positions `edges`, the signal repeating end to end past its length."""
+    edges = np.asarray(edges, dtype=np.int64)
+    if length <= 0 or len(profile) < 2:
+        return np.zeros(len(edges))
+    whole, rest = np.divmod(edges, length)
+    i = np.minimum(rest // hop, len(profile) - 2)  # the profile's points around each position
+    lo = i * hop
+    span = np.maximum(np.minimum(lo + hop, length) - lo, 1)
+    below = profile[i]
+    return whole * profile[-1] + below + (profile[i + 1] - below) * ((rest - lo) / span)
+
+
 def gated_lufs(step_energies) -> float:
     """Gated integrated loudness (LUFS) from consecutive 100 ms step energies (`Meter`'s)."""
     steps = np.asarray(step_energies, dtype=np.float64)
     if len(steps) < 4:
         return -math.inf
-    blocks = (steps[:-3] + steps[1:-2] + steps[2:-1] + steps[3:]) / 4
+    return gated_lufs_of_blocks((steps[:-3] + steps[1:-2] + steps[2:-1] + steps[3:]) / 4)
+
+
+def gated_lufs_of_blocks(block_energies) -> float:
+    """Gated loudness (LUFS) from the mean energies of 400 ms blocks (any selection of them)."""
+    blocks = np.asarray(block_energies, dtype=np.float64)
     with np.errstate(divide="ignore"):
         block_lufs = -0.691 + 10 * np.log10(blocks)
     gated = blocks[block_lufs > ABSOLUTE_GATE_LUFS]

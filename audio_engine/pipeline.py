@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -26,9 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_engine import assets, library, render, script, synth, timeline, tts
+from audio_engine import assets, library, loudness, render, script, synth, timeline, tts
 from audio_engine.errors import Diagnostic, ScriptError
-from audio_engine.model import NO_ORIGIN, Breathe, Chime, Noise, Repeat, Session, SoundFile, Voice
+from audio_engine.model import (
+    NO_ORIGIN,
+    SAMPLE_RATE,
+    Breathe,
+    Chime,
+    Noise,
+    Repeat,
+    Session,
+    SoundFile,
+    Voice,
+)
 from audio_engine.render import Sources
 from audio_engine.timeline import Timeline
 
@@ -38,6 +49,7 @@ class Prepared:
     session: Session
     timeline: Timeline
     sources: Sources
+    voice_override: Voice | None = None
 
 
 def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
@@ -68,7 +80,259 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
             helper.join()
     compiled = timeline.compile(session, lengths, voice_override)
     clips = ClipStore(lengths)
-    return Prepared(session, compiled, Sources(speech=clips, sounds=load_sounds(session)))
+    sources = Sources(speech=clips, sounds=load_sounds(session))
+    return Prepared(session, compiled, sources, voice_override)
+
+
+REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
+ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
+SYNTHESIS_S_PER_CLIP = 0.03  # one worker, this machine's order of magnitude
+MEASURE_REAL_TIME = 700  # the measuring pass's speed, x real time
+DEFAULT_PER_CHAR = 441000  # samples per character x words per minute (~6 characters a word)
+
+
+class Growing:
+    """A session that can start playing while its speech is still being synthesized.
+
+    The clips are synthesized in the order the session speaks them (worker processes, in the
+    background) and the timeline is compiled again as their lengths arrive
+    (`timeline.compile_partial`). `final_until` is the sample up to which the current `timeline`
+    already renders what the complete one will (`render.final_until`); a player renders only
+    that far and waits at the edge, which moves ahead much faster than the session plays.
+
+    When every length is known, the timeline is compiled strictly: a line that does not fit its
+    time then sets `error` (a `TimingError`, as `prepare` raises it) and playing must stop.
+
+    Example
+    -------
+    >>> growing = Growing(session)
+    >>> gain = growing.gain()           # cached, measured when cheap, else estimated
+    >>> growing.wait(lambda g: g.final_until > 44100)
+    >>> prepared = growing.prepared()   # blocks until every clip is known
+    """
+
+    def __init__(self, session: Session, voice_override: Voice | None = None, jobs=None):
+        self.session = session
+        self.voice_override = voice_override
+        self.error: BaseException | None = None
+        self._jobs = max(1, jobs or os.cpu_count() or 1)
+        self._cond = threading.Condition()
+        self._began = time.monotonic()
+        self._closing = False
+        self._profiles: dict = {}  # utterance -> its clip's loudness.energy_profile, length
+        helpers = [
+            threading.Thread(target=_quietly, args=(work, *args), daemon=True)
+            for work, args in ((tts.engine_version, ()), (warm_background, (session,)))
+        ]
+        for helper in helpers:
+            helper.start()
+        self._helpers = helpers
+        self._levels: threading.Thread | None = None
+        check_voice_names(session, voice_override)
+        self.order = timeline.speech_order(session, voice_override)
+        lengths: dict = {}
+        missing = []
+        for u in self.order:
+            n = tts.cached_length(u)
+            if n is None:
+                missing.append(u)
+            else:
+                lengths[u] = n
+        self.missing_at_start = len(missing)
+        self._lengths = lengths
+        self._synth: tts.Synthesizer | None = None
+        if missing:
+            self._synth = tts.Synthesizer(jobs, keep_clips=False)
+            self._synth.request(missing)
+        warm_chimes(session)  # the timeline needs the chimes' lengths
+        self.clips = ClipStore(lengths)
+        self.sources = Sources(speech=self.clips, sounds=load_sounds(session))
+        self._prepared: Prepared | None = None
+        self._publish()
+        if not self.complete:  # what only a gain estimate needs, made meanwhile
+            tones = {e.tone for e in self.timeline.events if e.tone is not None}
+            self._levels = threading.Thread(
+                target=_quietly, args=(_warm_levels, session, tones, helpers[1]), daemon=True
+            )
+            self._levels.start()
+        self._follower = None
+        if missing:
+            self._follower = threading.Thread(
+                target=self._follow, name="relax-growing", daemon=True
+            )
+            self._follower.start()
+
+    # ---- what a player reads -------------------------------------------------------------------
+
+    @property
+    def timeline(self) -> Timeline:
+        """The latest timeline (clips not synthesized yet at estimated lengths)."""
+        return self._partial.timeline
+
+    @property
+    def final_until(self) -> int:
+        return self._final_until
+
+    @property
+    def complete(self) -> bool:
+        return self._prepared is not None
+
+    def wait(self, ready, timeout: float | None = None) -> bool:
+        """Block until `ready(self)` is true, or the session is complete, or it failed."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self.error is not None or self.complete or ready(self), timeout
+            )
+
+    def prepared(self) -> Prepared:
+        """The complete session (blocks until every clip is known); raises what went wrong."""
+        self.wait(lambda g: False)
+        if self.error is not None:
+            raise self.error
+        return self._prepared
+
+    def gain(self, budget_s: float = 0.35, wait_s: float = ESTIMATE_WAIT_S) -> float:
+        """The loudness gain to play with.
+
+        Remembered in the cache folder (`gain`): that one. Otherwise measured on the complete
+        session, as `gain` does, when that is predicted to take under `budget_s` (speech still to
+        synthesize and the measuring pass). Else estimated (`render.estimate_gain`) once every
+        clip is known or `wait_s` after this session began, whichever is first, with the clips
+        known by then standing in for the others (the nearest in length of text), and
+        remembered, so that an export made later plays the same samples (see `gain`).
+        """
+        key = _gain_file(self.session, self.voice_override, self.sources)
+        known = _read_gain(key)
+        if known is not None:
+            return known[0]
+        cost = self.missing_at_start * SYNTHESIS_S_PER_CLIP / min(self._jobs, 2)
+        cost += self.timeline.duration_s / MEASURE_REAL_TIME
+        if cost <= budget_s:
+            return gain(self.prepared())
+        deadline = self._began + wait_s
+        while not self.wait(lambda g: False, max(0.0, deadline - time.monotonic())):
+            if not self.order or self._lengths:
+                break
+            deadline += 0.05  # the estimate needs one clip to hear the voice in
+        if self.error is not None:
+            raise self.error
+        with self._cond:
+            tl = self._partial.timeline
+            lengths = dict(self._lengths)
+        profiles = dict(self._profiles)
+        for u in lengths:
+            if u not in profiles:
+                profiles[u] = self._profile(u)
+        known_texts = sorted(lengths, key=lambda u: len(u.text))
+
+        stand_ins: dict = {}
+
+        def speech_energy(utterance):
+            found = profiles.get(utterance)
+            if found is not None:
+                return found
+            if not known_texts:
+                return np.zeros(1), 1
+            if utterance not in stand_ins:
+                near = min(
+                    known_texts,
+                    key=lambda u: (
+                        u.voice.volume != utterance.voice.volume,
+                        abs(len(u.text) - len(utterance.text)),
+                    ),
+                )
+                profile, length = profiles[near]
+                scale = ((utterance.voice.volume or 1.0) / (near.voice.volume or 1.0)) ** 2
+                stand_ins[utterance] = (profile * scale if scale != 1 else profile), length
+            return stand_ins[utterance]
+
+        value = render.estimate_gain(tl, self.sources, speech_energy)
+        _write_gain(key, value, estimated=True)
+        return value
+
+    def close(self) -> None:
+        """Stop synthesizing (what is done stays in the cache)."""
+        self._closing = True
+        if self._synth is not None:
+            self._synth.close()
+        if self._follower is not None and self._follower is not threading.current_thread():
+            self._follower.join()
+        for helper in [*self._helpers, self._levels]:
+            if helper is not None:
+                helper.join()
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _estimate_length(self, utterance) -> int:
+        # From the known clip nearest in length of text: its samples per character (plus a
+        # word's worth, as a number like "2" is spoken as a word), at the utterance's rate.
+        known = [u for u in self._lengths if u.text]
+        if not known:
+            per_char = DEFAULT_PER_CHAR / max(1, utterance.voice.rate_wpm)
+            return max(1, int(per_char * (len(utterance.text) + 6)))
+        near = min(known, key=lambda u: abs(len(u.text) - len(utterance.text)))
+        per_char = self._lengths[near] / (len(near.text) + 6)
+        per_char *= max(1, near.voice.rate_wpm) / max(1, utterance.voice.rate_wpm)
+        return max(1, int(per_char * (len(utterance.text) + 6)))
+
+    def _profile(self, utterance):
+        clip = self.clips[utterance]
+        return loudness.energy_profile(clip, SAMPLE_RATE), len(clip)
+
+    def _publish(self) -> None:  # with the lock held, or before the follower starts
+        if len(self._lengths) < len(self.order):
+            partial = timeline.compile_partial(
+                self.session, self._lengths, self._estimate_length, self.voice_override
+            )
+            self._partial = partial
+            self._final_until = render.final_until(partial)
+        else:
+            for helper in self._helpers:
+                helper.join()
+            compiled = timeline.compile(self.session, self._lengths, self.voice_override)
+            self._partial = timeline.Partial(compiled, None, compiled.total_samples)
+            self._final_until = compiled.total_samples
+            self._prepared = Prepared(self.session, compiled, self.sources, self.voice_override)
+
+    def _follow(self) -> None:
+        synth = self._synth
+        try:
+            done = 0
+            published = 0.0
+            while True:
+                done = synth.wait_finished(done)
+                if self._closing:
+                    return
+                new = {u: n for u, n in synth.results().items() if u not in self._lengths}
+                for u, n in new.items():
+                    self.clips.add(u, n)
+                    self._profiles[u] = self._profile(u)
+                with self._cond:
+                    self._lengths.update(new)
+                    last = len(self._lengths) == len(self.order)
+                    if last or time.monotonic() - published >= REPUBLISH_S:
+                        self._publish()
+                        published = time.monotonic()
+                        self._cond.notify_all()
+                    if self._prepared is not None:
+                        return
+        except BaseException as exc:  # noqa: BLE001 - handed to the player
+            with self._cond:
+                self.error = exc
+                self._cond.notify_all()
+        finally:
+            synth.close()
+
+
+def _warm_levels(session: Session, tones, background: threading.Thread) -> None:
+    # For a gain estimate: the guide tones' profiles, and the background layers' levels once
+    # their tables are ready.
+    for spec in tones:
+        render.tone_profile(spec)
+    background.join()
+    for layer in session.background:
+        if not isinstance(layer, SoundFile):
+            render.layer_level(layer)
 
 
 def check_voice_names(session: Session, voice_override: Voice | None = None) -> None:
@@ -247,10 +511,15 @@ class ClipStore(Mapping):
         return clip
 
     def __iter__(self):
-        return iter(self._lengths)
+        return iter(list(self._lengths))
 
     def __len__(self) -> int:
         return len(self._lengths)
+
+    def add(self, utterance, length: int) -> None:
+        """Another clip now in the cache (a `Growing` session's)."""
+        with self._lock:
+            self._lengths[utterance] = length
 
     def length(self, utterance) -> int:
         return self._lengths[utterance]
@@ -260,31 +529,69 @@ def _order(utterance):
     return (utterance.text, utterance.voice.rate_wpm, utterance.voice.volume or 0.0)
 
 
+ESTIMATE_KEPT_DB = 0.5  # an export keeps a player's estimated gain this close to the measure
+GAIN_VERSION = 2  # bump when what the gain is measured on changes
+
+
 def gain(prepared: Prepared, progress=None) -> float:
     """The session's loudness gain; measured on first use and kept in the cache folder.
 
-    The key covers the whole timeline (every event, layer and length) and the speech engine's
-    version, so any change in what would sound gives a new measurement. `progress(done, total)`
+    The key covers everything the sound is made of: the script, a voice override, the sound
+    files, the speech engine's version and the synthesizers' versions. `progress(done, total)`
     follows the measuring pass (in samples) when there is one.
+
+    A gain a player estimated to start a session at once (`Growing.gain`) is measured here and
+    kept when it is within `ESTIMATE_KEPT_DB` of the measure, so that the export is what was
+    heard, sample for sample; otherwise the measure replaces it.
     """
+    path = _gain_file(prepared.session, prepared.voice_override, prepared.sources)
+    known = _read_gain(path)
+    if known is not None and not known[1]:
+        return known[0]
+    value = render.measure_gain(prepared.timeline, prepared.sources, progress)
+    if known is not None and abs(20 * np.log10(known[0] / value)) <= ESTIMATE_KEPT_DB:
+        value = known[0]
+    _write_gain(path, value, estimated=False)
+    return value
+
+
+def _gain_file(session: Session, voice_override: Voice | None, sources: Sources) -> Path:
     files = []
-    for path in sorted(prepared.sources.sounds):
+    for path in sorted(sources.sounds):
         try:
             stat = Path(path).stat()
             files.append((str(path), stat.st_size, stat.st_mtime_ns))
         except OSError:
             files.append((str(path), None, None))
-    key = hashlib.sha256(
-        repr((prepared.timeline, files, tts.engine_version(), render.TARGET_LUFS)).encode()
-    ).hexdigest()
-    path = tts.cache_root() / "gain" / f"{key}.json"
+    what = (
+        session,
+        voice_override,
+        files,
+        tts.engine_version(),
+        render.TARGET_LUFS,
+        synth.CHIME_VERSION,
+        synth.NOISE_LOOP_VERSION,
+        GAIN_VERSION,
+    )
+    key = hashlib.sha256(repr(what).encode()).hexdigest()
+    return tts.cache_root() / "gain" / f"{key}.json"
+
+
+def _read_gain(path: Path) -> tuple[float, bool] | None:
+    """(gain, estimated) from the cache folder, or None."""
     try:
-        return float(json.loads(path.read_text())["gain"])
+        data = json.loads(path.read_text())
+        value = float(data["gain"])
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    value = render.measure_gain(prepared.timeline, prepared.sources, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"gain": value}))
-    os.replace(tmp, path)
-    return value
+        return None
+    if not np.isfinite(value) or value <= 0:
+        return None
+    return value, bool(data.get("estimated", False))
+
+
+def _write_gain(path: Path, value: float, *, estimated: bool) -> None:
+    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({"gain": value, "estimated": estimated}))
+        os.replace(tmp, path)

@@ -6,6 +6,9 @@ Entry points:
 - `compile(session, clip_lengths, voice_override=None) -> Timeline`: events with integer start
   samples, chapters and the transcript. Raises `TimingError` listing every line of speech that does
   not fit the time the script gives it.
+- `speech_order(session)`: the utterances in the order they are first spoken (what a player
+  synthesizes first); `compile_partial(session, known, estimate)`: the timeline while clips are
+  still being synthesized, with the sample up to which it is final.
 
 Timing rule (SESSION-FORMAT.md): every scheduled thing (a breathing phase, a count, a countdown
 number, a scan region, a `say` with `duration`) starts on a sample computed from the script alone;
@@ -18,7 +21,7 @@ exactly 176400 samples and cycle c of a breathe step starts at c * (sum of its p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from audio_engine import synth
@@ -132,6 +135,52 @@ def speech_requests(session: Session, voice_override: Voice | None = None) -> se
     return set(builder.requested)
 
 
+def speech_order(session: Session, voice_override: Voice | None = None) -> list[Utterance]:
+    """Every utterance `compile` will need, each once, in the order the session first speaks it."""
+    builder = _Builder(session, _AnyLength(), voice_override, check=False)
+    builder.run()
+    return list(dict.fromkeys(builder.requested))
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A session compiled before every clip length is known (`compile_partial`).
+
+    `timeline` places the unknown clips at estimated lengths; everything that starts before
+    `first_unknown` (the first sample of the first unknown clip) is placed where the complete
+    timeline will place it. `total_at_least` is the shortest the session can turn out.
+    """
+
+    timeline: Timeline
+    first_unknown: int | None  # None: every length is known, `timeline` is the real one
+    total_at_least: int
+
+    @property
+    def complete(self) -> bool:
+        return self.first_unknown is None
+
+
+def compile_partial(
+    session: Session,
+    known: Mapping[Utterance, int],
+    estimate: Callable[[Utterance], int],
+    voice_override: Voice | None = None,
+) -> Partial:
+    """Compile with the clip lengths known so far, `estimate(u)` standing in for the others.
+
+    Only a line of speech without a set duration moves what follows it, so every event that
+    starts before the first unknown clip is final. Timing problems are not reported here (the
+    complete `compile` reports them).
+    """
+    lengths = _Known(known, estimate)
+    tl = compile(session, lengths, voice_override, strict=False)
+    unknown = [e.start_sample for e in tl.events if e.kind == SPEECH and e.utterance not in known]
+    if not unknown:
+        return Partial(tl, None, tl.total_samples)
+    at_least = compile(session, _Known(known, lambda u: 0), voice_override, strict=False)
+    return Partial(tl, min(unknown), at_least.total_samples)
+
+
 def compile(
     session: Session,
     clip_lengths: Mapping[Utterance, int],
@@ -211,6 +260,24 @@ class _AnyLength(Mapping):
 
     def __len__(self):
         return 0
+
+
+class _Known(Mapping):
+    """Known clip lengths, with an estimate for the others."""
+
+    def __init__(self, known: Mapping[Utterance, int], estimate: Callable[[Utterance], int]):
+        self.known = known
+        self.estimate = estimate
+
+    def __getitem__(self, key):
+        length = self.known.get(key)
+        return self.estimate(key) if length is None else length
+
+    def __iter__(self):
+        return iter(self.known)
+
+    def __len__(self):
+        return len(self.known)
 
 
 def _file(session: Session) -> str:

@@ -828,6 +828,8 @@ class Synthesizer:
     ----------
     jobs : int, optional
         Worker processes at once; default the CPU count.
+    keep_clips : bool
+        False: keep only each clip's length (read the clip back from the cache when it plays).
 
     Examples
     --------
@@ -836,7 +838,7 @@ class Synthesizer:
     ...     first = synth.clip(utterances[0])  # blocks until that clip is ready
     """
 
-    def __init__(self, jobs: int | None = None):
+    def __init__(self, jobs: int | None = None, *, keep_clips: bool = True):
         self._jobs = max(1, jobs or os.cpu_count() or 1)
         self._cond = threading.Condition()
         self._pending: deque[model.Utterance] = deque()
@@ -846,7 +848,7 @@ class Synthesizer:
         self._threads: list[threading.Thread] = []
         self._workers = _Workers()
         self._closed = False
-        self._keep_clips = True  # False (clip_lengths): keep only each clip's length
+        self._keep_clips = keep_clips  # False: keep only each clip's length (in the cache)
 
     def __enter__(self) -> Synthesizer:
         return self
@@ -859,6 +861,16 @@ class Synthesizer:
         """How many requested clips are ready or failed."""
         with self._cond:
             return len(self._results) + len(self._errors)
+
+    def results(self) -> dict:
+        """What is ready so far: utterance -> clip (or its length, when clips are not kept)."""
+        with self._cond:
+            return dict(self._results)
+
+    def failure(self) -> TTSError | None:
+        """The first failed request's error, if any."""
+        with self._cond:
+            return next(iter(self._errors.values()), None)
 
     def request(self, utterances: Iterable[model.Utterance]) -> None:
         """Queue `utterances` (in this order, after earlier requests) and return at once."""
@@ -1027,8 +1039,7 @@ def clip_lengths(
     if progress is not None:
         progress(len(lengths), total)
     if missing:
-        with Synthesizer(jobs) as synth:
-            synth._keep_clips = False
+        with Synthesizer(jobs, keep_clips=False) as synth:
             synth.request(missing)
             done = 0
             while done < len(missing):

@@ -44,8 +44,15 @@ def register(sub) -> None:
 
 def chapter_start(timeline, wanted: str | None) -> int:
     """The first sample of the section named by `wanted` (title prefix or 1-based number)."""
+    index = chapter_index(timeline, wanted)
+    return 0 if index is None else timeline.chapters[index].start_sample
+
+
+def chapter_index(timeline, wanted: str | None) -> int | None:
+    """The index of the section named by `wanted` (title prefix or 1-based number); None for
+    no `wanted`. Raises `UsageError` naming the sections when none matches."""
     if wanted is None:
-        return 0
+        return None
     chapters = timeline.chapters
     names = ", ".join(f"{i}. {c.title}" for i, c in enumerate(chapters, 1)) or "none"
     text = wanted.strip()
@@ -54,16 +61,16 @@ def chapter_start(timeline, wanted: str | None) -> int:
     if text.isascii() and text.isdigit():
         number = int(text)
         if 1 <= number <= len(chapters):
-            return chapters[number - 1].start_sample
+            return number - 1
         raise UsageError(f"--from {text}: there is no section {number} (sections: {names})")
     needle = text.casefold()
     for match in (
         lambda t: t == needle,
         lambda t: t.startswith(needle),
     ):
-        found = [c for c in chapters if match(c.title.casefold())]
+        found = [i for i, c in enumerate(chapters) if match(c.title.casefold())]
         if found:
-            return found[0].start_sample
+            return found[0]
     raise UsageError(f"--from {text!r}: no section has that title (sections: {names})")
 
 
@@ -76,14 +83,28 @@ def _show_pointer(session) -> None:
 def run(args: argparse.Namespace) -> int:
     session = _common.load_session(args)
     voice = _common.voice_override(args)
-    progress = _common.Progress("preparing speech")
-    prepared = pipeline.prepare(session, voice, progress=progress)
-    progress.done()
-    start = chapter_start(prepared.timeline, args.start_from)
-    gain = pipeline.gain(prepared)
+    # Speech is synthesized in the order it is spoken while the session starts playing; a
+    # short session (or a warm cache) is simply complete before the first sound.
+    growing = pipeline.Growing(session, voice)
+    try:
+        return _play(args, session, voice, growing)
+    finally:
+        growing.close()
+
+
+def _play(args, session, voice, growing) -> int:
+    start = 0
+    index = chapter_index(growing.timeline, args.start_from)  # a wrong name fails at once
+    if index is not None:
+        # A later section's start moves while the speech before it is synthesized.
+        growing.wait(lambda g: g.timeline.chapters[index].start_sample < g.final_until)
+        if growing.error is not None:
+            raise growing.error
+        start = growing.timeline.chapters[index].start_sample
+    gain = growing.gain()
     try:
         # Opened once the session is ready: an open device plays silence until it starts.
-        player.open_mixer(prepared.timeline.sample_rate)
+        player.open_mixer(growing.timeline.sample_rate)
     except AudioDeviceError as exc:
         if os.environ.get("RELAX_FALLBACK_EXPORT") != "1":
             raise
@@ -92,11 +113,14 @@ def run(args: argparse.Namespace) -> int:
         _show_pointer(session)
         reason = str(exc).split(";")[0]  # the device problem, without the advice to export
         print(f"relax: {reason}; writing the session to a file instead", file=sys.stderr)
+        prepared = growing.prepared()
         path = export_session(session, None, voice=voice, prepared=prepared).resolve()
         print(f"relax: exported to {path}", file=sys.stderr)
         print(path)
         return 0
     # After the device check, so that "no device" stays a single line.
     _show_pointer(session)
-    player.play(prepared, gain, start_sample=start, window=not args.no_window)
+    player.play(growing, gain, start_sample=start, window=not args.no_window)
+    if growing.error is not None:
+        raise growing.error
     return 0

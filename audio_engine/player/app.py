@@ -122,11 +122,14 @@ class Controller:
 
     def __init__(self, stream: Stream, volume: float = 1.0):
         self.stream = stream
-        self.timeline = stream.timeline
         self.volume = volume
         self.muted = stream.mix.background_gain == 0
         self.quit = False
         stream.channel.set_volume(volume)
+
+    @property
+    def timeline(self):
+        return self.stream.timeline
 
     def handle(self, command: str | None) -> bool:
         """Apply `command`; False once the listener asked to quit."""
@@ -137,7 +140,7 @@ class Controller:
             at = stream.target_sample()
             index = self.timeline.chapter_at(at)
             if index + 1 < len(self.timeline.chapters):
-                stream.seek(self.timeline.chapters[index + 1].start_sample)
+                stream.seek(self._chapter_start(index + 1))
         elif command == keys.PREV:
             at = stream.target_sample()
             index = self.timeline.chapter_at(at)
@@ -160,6 +163,14 @@ class Controller:
             self.quit = True
             stream.stop()
         return not self.quit
+
+    def _chapter_start(self, index: int) -> int:
+        # While speech is still being synthesized a later section's start may move: wait (a
+        # moment: synthesis runs far ahead of the playhead) until it is where it will stay.
+        growing = self.stream.growing
+        if growing is not None:
+            growing.wait(lambda g: g.timeline.chapters[index].start_sample < g.final_until)
+        return self.timeline.chapters[index].start_sample
 
     def decorate(self, state: pacer.PacerState) -> pacer.PacerState:
         return dataclasses.replace(
@@ -190,7 +201,8 @@ def play(
 
     Parameters
     ----------
-    prepared : `pipeline.Prepared`.
+    prepared : `pipeline.Prepared`, or a `pipeline.Growing` (speech still being synthesized:
+        the stream waits at the edge of what is final, see `Stream`).
     gain : the loudness gain (`pipeline.gain(prepared)`), the same the export uses.
     start_sample : where to begin (a chapter start for `--from`).
     window : open the pacer window when a display is available (else the terminal line).
@@ -219,6 +231,7 @@ def play(
         pygame.mixer.Channel(0),
         make_sound(pygame),
         start_sample=start_sample,
+        growing=prepared if hasattr(prepared, "final_until") else None,
     )
     try:
         controller = Controller(stream, volume)
@@ -289,6 +302,8 @@ def _window_loop(pygame, stream, controller, terminal) -> str:
                 return "quit"
         if stream.finished:
             return "end"
+        if view.timeline is not stream.timeline:  # more of the speech is known
+            view = pacer.Pacer(stream.timeline)
         state = controller.decorate(view.state_at(stream.position_sample()))
         pacer.draw(pygame.display.get_surface(), state)
         pygame.display.flip()
@@ -309,6 +324,8 @@ def _terminal_loop(stream, controller, terminal, status) -> str:
             if not terminal.active:
                 stream.wait(TERMINAL_POLL_S)
             if show:
+                if view.timeline is not stream.timeline:  # more of the speech is known
+                    view = pacer.Pacer(stream.timeline)
                 state = controller.decorate(view.state_at(stream.position_sample()))
                 width = shutil.get_terminal_size((80, 24)).columns
                 status.write("\r" + pacer.status_line(state, width))

@@ -13,6 +13,9 @@ boundary and clamped to the chunk, so it can never drift by more than one poll i
 re-anchors every ~0.19 s. Nothing ever waits on a clock to decide when something sounds: what
 sounds, and when, is the rendered stream itself (`render.blocks`, the same path as export).
 
+A session whose speech is still being synthesized (`pipeline.Growing`) is fed only as far as its
+timeline is final; the rest follows as the clips arrive, the same samples an export renders.
+
 A stream started inside the session (`--from`) fades in over its first `CROSSFADE_SAMPLES`.
 Listener controls that change the stream (skip, background mute) replace the queued chunk with a
 transition chunk: the old stream's continuation fades out over `CROSSFADE_SAMPLES` while the new
@@ -70,6 +73,10 @@ class Stream:
     start_sample : where to begin.
     block_samples : samples per queued chunk.
     clock : monotonic seconds, used only to interpolate the display inside a chunk.
+    mix : the listener's mix settings to start with.
+    growing : a `pipeline.Growing` when speech is still being synthesized: `timeline` is then
+        its latest, and a chunk is rendered only once it lies wholly before `final_until` (the
+        edge moves ahead much faster than the session plays; at worst the sound waits there).
 
     Example
     -------
@@ -90,8 +97,10 @@ class Stream:
         block_samples: int = CHUNK_SAMPLES,
         clock: Callable[[], float] = time.monotonic,
         mix: Mix = Mix(),  # noqa: B008 - frozen value
+        growing=None,
     ):
-        self.timeline = timeline
+        self._timeline = timeline
+        self.growing = growing
         self.sources = sources
         self.gain = gain
         self.channel = channel
@@ -118,6 +127,20 @@ class Stream:
         self.error: BaseException | None = None
 
     # ---- what the display reads ----------------------------------------------------------------
+
+    @property
+    def timeline(self) -> Timeline:
+        """The session's timeline (while it is still growing, the latest one)."""
+        return self.growing.timeline if self.growing is not None else self._timeline
+
+    def _ready_until(self) -> int:
+        """Samples before this can be rendered now (all of them unless the session grows)."""
+        growing = self.growing
+        if growing is None or growing.complete:
+            return self.timeline.total_samples
+        if growing.error is not None:
+            raise growing.error
+        return growing.final_until
 
     @property
     def mix(self) -> Mix:
@@ -234,8 +257,8 @@ class Stream:
 
     def pump(self) -> None:
         """Note chunk switches; keep one chunk playing and the next one queued."""
-        total = self.timeline.total_samples
         while True:
+            total = self.timeline.total_samples
             with self._lock:
                 if self._finished:
                     return
@@ -249,8 +272,11 @@ class Stream:
                     if self._playing is None:
                         self._finished = True
                     return
+                n = min(self.block_samples, total - start)
+                reach = max(start + n, tail_at[0] + CROSSFADE_SAMPLES if tail_at else 0)
+                if reach > self._ready_until():
+                    return  # the speech there is still being synthesized: feed it next time
             # Render outside the lock: the display keeps reading the clock meanwhile.
-            n = min(self.block_samples, total - start)
             out = self._render_range(start, n, mix)
             fade_first = self._fade_first and tail_at is None and self._playing is None
             if fade_first:
