@@ -223,28 +223,28 @@ class Growing:
         for u in lengths:
             if u not in profiles:
                 profiles[u] = self._profile(u)
-        known_texts = sorted(lengths, key=lambda u: len(u.text))
 
+        # A line not synthesized yet: the known clips' mean energy per sample (at its volume)
+        # over its estimated length. Pooled over every known clip, the mean is steadier than
+        # any one clip's: single lines differ by a few dB.
+        energy = sum(profiles[u][0][-1] for u in lengths)
+        samples = sum(profiles[u][1] for u in lengths)
+        density = energy / samples if samples else 0.0
+        reference = next(iter(lengths)).voice.volume if lengths else None
+        longest = max((e.duration_samples for e in tl.transcript()), default=1)
+        grid = np.arange(-(-longest // loudness.ENERGY_HOP) + 1) * loudness.ENERGY_HOP
+        steady = np.minimum(grid, longest) * density
         stand_ins: dict = {}
 
         def speech_energy(utterance):
             found = profiles.get(utterance)
             if found is not None:
                 return found
-            if not known_texts:
-                return np.zeros(1), 1
-            if utterance not in stand_ins:
-                near = min(
-                    known_texts,
-                    key=lambda u: (
-                        u.voice.volume != utterance.voice.volume,
-                        abs(len(u.text) - len(utterance.text)),
-                    ),
-                )
-                profile, length = profiles[near]
-                scale = ((utterance.voice.volume or 1.0) / (near.voice.volume or 1.0)) ** 2
-                stand_ins[utterance] = (profile * scale if scale != 1 else profile), length
-            return stand_ins[utterance]
+            volume = utterance.voice.volume
+            if volume not in stand_ins:
+                scale = ((volume or 1.0) / (reference or 1.0)) ** 2
+                stand_ins[volume] = steady * scale, longest
+            return stand_ins[volume]
 
         value = render.estimate_gain(tl, self.sources, speech_energy)
         _write_gain(key, value, estimated=True)
@@ -264,16 +264,15 @@ class Growing:
     # ---- internals -----------------------------------------------------------------------------
 
     def _estimate_length(self, utterance) -> int:
-        # From the known clip nearest in length of text: its samples per character (plus a
-        # word's worth, as a number like "2" is spoken as a word), at the utterance's rate.
-        known = [u for u in self._lengths if u.text]
-        if not known:
-            per_char = DEFAULT_PER_CHAR / max(1, utterance.voice.rate_wpm)
-            return max(1, int(per_char * (len(utterance.text) + 6)))
-        near = min(known, key=lambda u: abs(len(u.text) - len(utterance.text)))
-        per_char = self._lengths[near] / (len(near.text) + 6)
-        per_char *= max(1, near.voice.rate_wpm) / max(1, utterance.voice.rate_wpm)
-        return max(1, int(per_char * (len(utterance.text) + 6)))
+        # From the clips known so far: samples per character at their rate (plus a word's
+        # worth per line, as a number like "2" is spoken as a word), at this line's rate.
+        known = list(self._lengths.items())
+        if known:
+            per_char = sum(n * u.voice.rate_wpm for u, n in known)
+            per_char /= sum(len(u.text) + 6 for u, _ in known)
+        else:
+            per_char = DEFAULT_PER_CHAR
+        return max(1, int(per_char * (len(utterance.text) + 6) / max(1, utterance.voice.rate_wpm)))
 
     def _profile(self, utterance):
         clip = self.clips[utterance]

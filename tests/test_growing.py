@@ -1,0 +1,322 @@
+"""Playing while speech is still being synthesized (`pipeline.Growing`): the partial timeline is
+final where it says so, the stream renders only that far and plays exactly what the export writes,
+the gain estimate agrees with the measure, and a line found too long later stops the session."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pygame
+import pytest
+import soundfile
+
+from audio_engine import export, pipeline, render, timeline
+from audio_engine.errors import TimingError
+from audio_engine.model import SAMPLE_RATE
+from audio_engine.player import Controller, keys, open_mixer
+from audio_engine.player.app import make_sound
+from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES, Stream
+
+LINES = [
+    "Settle in.",
+    "Let the shoulders drop.",
+    "Soften the jaw.",
+    "Feel the feet.",
+    "Notice the hands.",
+    "Breathe out slowly.",
+    "Let the belly be soft, and let each breath out be a little longer than the one before it.",
+    "Rest here for a while, with nothing to do and nowhere to go, and let the day settle.",
+]
+
+# Lines without a duration move everything after them: the timeline grows as they arrive.
+GROWING = f"""\
+format: 1
+title: Growing test
+language: en
+voice: {{rate: 230}}
+background:
+  - noise: {{color: pink, volume: 0.05, fade_in: 0.3, fade_out: 0.4, duck: 0.5}}
+steps:
+  - section: Start
+{"".join(f"  - say: {line}{chr(10)}" for line in LINES[:4])}\
+  - section: Middle
+  - chime: bell
+{"".join(f"  - say: {line}{chr(10)}" for line in LINES[4:])}\
+  - section: End
+  - pause: 0.5s
+"""
+
+
+def _session(tmp_path, text=GROWING, name="growing.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return pipeline.load(str(path))
+
+
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch):
+    """An empty cache folder: every clip is synthesized, no gain is remembered."""
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "cache"))
+    yield tmp_path / "cache"
+
+
+def _estimate_length(u):
+    return 30000 + 1000 * len(u.text)
+
+
+def test_partial_timeline_is_final_before_the_first_unknown_line(tmp_path):
+    # Timing arithmetic only: made-up clip lengths.
+    session = _session(tmp_path)
+    order = timeline.speech_order(session)
+    assert [u.text for u in order] == LINES
+    lengths = {u: 20000 + 3000 * i for i, u in enumerate(order)}
+    complete = timeline.compile(session, lengths)
+    for k in range(len(order) + 1):
+        known = {u: lengths[u] for u in order[:k]}
+        partial = timeline.compile_partial(session, known, _estimate_length)
+        if k == len(order):
+            assert partial.complete and partial.timeline == complete
+            assert render.final_until(partial) == complete.total_samples
+            continue
+        assert not partial.complete
+        first = partial.first_unknown
+        assert first == complete.transcript()[k].start_sample
+        same = [e for e in complete.events if e.start_sample < first]
+        assert [e for e in partial.timeline.events if e.start_sample < first] == same
+        assert partial.total_at_least <= complete.total_samples
+        until = render.final_until(partial)
+        assert until <= max(0, first - 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE))
+        for chapter, final in zip(partial.timeline.chapters, complete.chapters, strict=True):
+            assert chapter.title == final.title
+            if chapter.start_sample < until:
+                assert chapter == final
+
+
+class _OnlyKnown(dict):
+    """Clips of the known lines only: rendering an unknown one is an error."""
+
+
+def test_rendering_up_to_the_final_edge_matches_the_complete_session(tmp_path):
+    session = _session(tmp_path)
+    prepared = pipeline.prepare(session)
+    gain = 0.9
+    order = timeline.speech_order(session)
+    lengths = {u: prepared.sources.speech.length(u) for u in order}
+    whole = np.concatenate(list(render.blocks(prepared.timeline, prepared.sources, gain=gain)))
+    edges = []
+    for k in range(1, len(order)):
+        known = {u: lengths[u] for u in order[:k]}
+        partial = timeline.compile_partial(session, known, _estimate_length)
+        until = render.final_until(partial)
+        edges.append(until)
+        clips = _OnlyKnown({u: prepared.sources.speech[u] for u in known})
+        sources = render.Sources(speech=clips, sounds={})
+        got = np.concatenate(
+            list(render.blocks(partial.timeline, sources, 0, 4096, gain, stop_sample=until))
+            or [np.zeros((0, 2), np.float32)]
+        )
+        assert len(got) == until
+        assert np.array_equal(got, whole[:until]), f"{k} lines known"
+    assert edges == sorted(edges) and edges[-1] > 0
+
+
+def _play_growing(growing, gain, raw, during=None, timeout_s=40.0):
+    os.environ["SDL_DISKAUDIOFILE"] = str(raw)
+    pygame.mixer.quit()
+    pg = open_mixer(SAMPLE_RATE)
+    try:
+        stream = Stream(
+            growing.timeline,
+            growing.sources,
+            gain,
+            pg.mixer.Channel(0),
+            make_sound(pg),
+            growing=growing,
+        )
+        controller = Controller(stream)
+        stream.start_feeder()
+        if during is not None:
+            during(stream, controller)
+        deadline = time.monotonic() + timeout_s
+        while not stream.finished and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stream.finished, "the stream did not end"
+        assert stream.error is None
+        stream.stop()
+    finally:
+        pg.mixer.quit()
+    return np.fromfile(raw, dtype="<i2").reshape(-1, 2)
+
+
+def _exported(session, path):
+    prepared = pipeline.prepare(session)
+    gain = pipeline.gain(prepared)
+    wav = export.export(prepared, path, gain=gain)
+    samples, rate = soundfile.read(wav, dtype="int16")
+    assert rate == SAMPLE_RATE
+    return prepared, gain, samples
+
+
+def _lead(played, exported):
+    first = int(np.flatnonzero(exported.any(axis=1))[0])
+    needle = exported[first : first + 4096]
+    for i in np.flatnonzero((played == needle[0]).all(axis=1)):
+        if np.array_equal(played[i : i + len(needle)], needle):
+            assert not played[: i - first].any(), "only silence may come before the session"
+            return int(i) - first
+    raise AssertionError("the export's opening is not in the played stream")
+
+
+def test_a_growing_session_plays_exactly_what_the_export_writes(tmp_path, cold_cache):
+    session = _session(tmp_path)
+    growing = pipeline.Growing(session, jobs=1)
+    try:
+        # Started with the last two (long) lines still being synthesized; the gain estimated,
+        # as for a long session.
+        growing.wait(lambda g: len(g._lengths) >= len(LINES) - 2)
+        gain = growing.gain(budget_s=0, wait_s=0)
+        assert not growing.complete, "the test must start before the speech is all there"
+        assert 0 < growing.final_until < growing.timeline.total_samples
+        played = _play_growing(growing, gain, tmp_path / "play.raw")
+    finally:
+        growing.close()
+    prepared, export_gain, exported = _exported(session, tmp_path / "export.wav")
+    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    assert abs(20 * math.log10(gain / measured)) <= pipeline.ESTIMATE_KEPT_DB
+    assert export_gain == gain, "the export keeps the gain the session was played with"
+    lead = _lead(played, exported)
+    body = played[lead : lead + len(exported)]
+    assert np.array_equal(body, exported)
+    assert not played[lead + len(exported) :].any()
+
+
+def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache):
+    session = _session(tmp_path)
+    growing = pipeline.Growing(session, jobs=1)
+    chosen = {}
+
+    def press_next_at_once(stream, controller):
+        assert growing.final_until <= growing.timeline.chapters[1].start_sample
+        controller.handle(keys.NEXT)  # waits until that section's start is final
+        chosen["target"] = stream.target_sample()
+
+    try:
+        gain = growing.gain(budget_s=0, wait_s=0)
+        played = _play_growing(growing, gain, tmp_path / "next.raw", press_next_at_once)
+        final = growing.prepared().timeline
+    finally:
+        growing.close()
+    middle = final.chapters[1].start_sample
+    assert middle <= chosen["target"] < middle + CHUNK_SAMPLES  # there, or just started
+    _, _, exported = _exported(session, tmp_path / "export.wav")
+    # The skip sounds at a chunk boundary; past the crossfade, the export from the section on.
+    start = int(np.flatnonzero(played.any(axis=1))[0])
+    tail = played[start:]
+    for switch in range(0, 4 * CHUNK_SAMPLES + 1, CHUNK_SAMPLES):
+        after = tail[switch + CROSSFADE_SAMPLES : switch + CROSSFADE_SAMPLES + 44100]
+        if np.array_equal(after, exported[middle + CROSSFADE_SAMPLES :][: len(after)]):
+            break
+    else:
+        raise AssertionError("the section's sound does not follow a chunk boundary")
+
+
+@pytest.mark.parametrize(
+    ("name", "language"),
+    [("breathing-478", "en"), ("sleep-wind-down", "nl"), ("desk-stretches", "en")],
+)
+def test_the_gain_estimate_agrees_with_the_measure(name, language):
+    prepared = pipeline.prepare(pipeline.load(name, language))
+    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    estimated = render.estimate_gain(prepared.timeline, prepared.sources)
+    assert abs(20 * math.log10(estimated / measured)) < 0.05
+
+
+LAYERS = """\
+format: 1
+title: Every layer
+language: en
+background:
+  - drone: {frequency: 98, volume: 0.3, fade_in: 3, fade_out: 2}
+  - binaural: {carrier: 200, beat: 6, volume: 0.2, duck: 0.2}
+  - noise: {color: white, volume: 0.1, duck: 0.8}
+  - noise: {color: brown, volume: 0.3}
+  - sound: {file: rain.wav, volume: 0.5, loop: true, fade_in: 1}
+steps:
+  - chime: bowl
+  - say: Let the sound carry you.
+  - breathe: {inhale: 4, hold: 2, exhale: 6, cycles: 3, guide_tone: true, chime_on_phase: soft}
+  - say: Stay as long as you like.
+  - pause: 20s
+"""
+
+
+def test_the_estimate_follows_every_kind_of_sound(tmp_path):
+    rng = np.random.default_rng(3)
+    t = np.arange(5 * SAMPLE_RATE) / SAMPLE_RATE
+    swell = 0.3 * (1 + np.sin(2 * np.pi * 0.4 * t))[:, None]
+    rain = (rng.standard_normal((len(t), 2)) * 0.05 * swell).astype(np.float32)
+    soundfile.write(tmp_path / "rain.wav", rain, SAMPLE_RATE, subtype="FLOAT")
+    prepared = pipeline.prepare(_session(tmp_path, LAYERS, "layers.yaml"))
+    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    estimated = render.estimate_gain(prepared.timeline, prepared.sources)
+    assert abs(20 * math.log10(estimated / measured)) < 0.2
+
+
+def test_an_estimated_gain_is_kept_only_near_the_measure(tmp_path):
+    prepared = pipeline.prepare(_session(tmp_path))
+    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    path = pipeline._gain_file(prepared.session, None, prepared.sources)
+    near = measured * 10 ** (0.3 / 20)
+    pipeline._write_gain(path, near, estimated=True)
+    assert pipeline.gain(prepared) == near
+    assert pipeline._read_gain(path) == (near, False)  # checked: not measured again
+    far = measured * 10 ** (1.5 / 20)
+    pipeline._write_gain(path, far, estimated=True)
+    assert pipeline.gain(prepared) == measured
+    assert pipeline._read_gain(path) == (measured, False)
+
+
+def test_a_line_found_too_long_while_playing_stops_with_its_place(tmp_path, cold_cache):
+    lines = "".join(
+        f"  - say: Line number {i} of the long session, said slowly.\n" for i in range(40)
+    )
+    text = f"""\
+format: 1
+title: Too long late
+language: en
+steps:
+{lines}  - say: This last line has far more words than the half second it is given.
+    duration: 0.5s
+"""
+    path = tmp_path / "late.yaml"
+    path.write_text(text)
+    growing = pipeline.Growing(pipeline.load(str(path)), jobs=1)
+    try:
+        assert not growing.complete
+        with pytest.raises(TimingError) as caught:
+            growing.prepared()
+        assert isinstance(growing.error, TimingError)
+    finally:
+        growing.close()
+    assert f"{path}:45:5:" in str(caught.value)
+    # The command: the session starts (cold and long: before the speech is all there), then
+    # stops with the place of the line, exit 1, no traceback.
+    env = dict(os.environ, SDL_DISKAUDIOFILE=str(tmp_path / "late.raw"))
+    env["RELAX_CACHE_DIR"] = str(tmp_path / "cache2")
+    done = subprocess.run(
+        [sys.executable, "-m", "audio_engine", "play", str(path), "--no-window"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"{path}:45:5:" in done.stderr
+    assert "Traceback" not in done.stderr
+    played = np.fromfile(tmp_path / "late.raw", dtype="<i2")
+    assert played.any(), "it had started playing"
