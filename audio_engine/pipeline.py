@@ -140,27 +140,30 @@ class Growing:
                 lengths[u] = n
         self.missing_at_start = len(missing)
         self._lengths = lengths
-        self._synth: tts.Synthesizer | None = None
-        if missing:
-            self._synth = tts.Synthesizer(jobs, keep_clips=False)
-            self._synth.request(missing)
-        warm_chimes(session)  # the timeline needs the chimes' lengths
         self.clips = ClipStore(lengths)
         self.sources = Sources(speech=self.clips, sounds=load_sounds(session))
+        warm_chimes(session)  # the timeline needs the chimes' lengths
+        self._synth: tts.Synthesizer | None = None
+        self._follower: threading.Thread | None = None
         self._prepared: Prepared | None = None
-        self._publish()
-        if not self.complete:  # what only a gain estimate needs, made meanwhile
-            tones = {e.tone for e in self.timeline.events if e.tone is not None}
-            self._levels = threading.Thread(
-                target=_quietly, args=(_warm_levels, session, tones, helpers[1]), daemon=True
-            )
-            self._levels.start()
-        self._follower = None
-        if missing:
-            self._follower = threading.Thread(
-                target=self._follow, name="relax-growing", daemon=True
-            )
-            self._follower.start()
+        try:
+            if missing:
+                self._synth = tts.Synthesizer(jobs, keep_clips=False)
+                self._synth.request(missing)
+            self._publish()
+            if not self.complete:  # what only a gain estimate needs, made meanwhile
+                tones = {e.tone for e in self.timeline.events if e.tone is not None}
+                self._levels = threading.Thread(
+                    target=_quietly, args=(_warm_levels, session, tones, helpers[1]), daemon=True
+                )
+                self._levels.start()
+                self._follower = threading.Thread(
+                    target=self._follow, name="relax-growing", daemon=True
+                )
+                self._follower.start()
+        except BaseException:
+            self.close()
+            raise
 
     # ---- what a player reads -------------------------------------------------------------------
 

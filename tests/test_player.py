@@ -80,8 +80,9 @@ def _play(prepared, gain, raw, during=None, start_sample=0, timeout_s=30.0):
             time.sleep(0.02)
         assert stream.finished, "the stream did not end"
         assert stream.error is None
-        stream.stop()
     finally:
+        if "stream" in locals():
+            stream.stop()  # before the mixer goes: a feeder must never touch a closed mixer
         pg.mixer.quit()
     return np.fromfile(raw, dtype="<i2").reshape(-1, 2)
 
