@@ -85,7 +85,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
 
 
 REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
-ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
+ESTIMATE_WAIT_S = 0.45  # how long a cold start waits for speech before estimating the gain
 SYNTHESIS_S_PER_CLIP = 0.03  # one worker, this machine's order of magnitude
 MEASURE_REAL_TIME = 700  # the measuring pass's speed, x real time
 DEFAULT_PER_CHAR = 441000  # samples per character x words per minute (~6 characters a word)
@@ -219,6 +219,8 @@ class Growing:
             deadline += 0.05  # the estimate needs one clip to hear the voice in
         if self.error is not None:
             raise self.error
+        if self._levels is not None:
+            self._levels.join()  # the background's tables and levels: made once, not twice
         with self._cond:
             tl = self._partial.timeline
             lengths = dict(self._lengths)
