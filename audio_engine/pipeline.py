@@ -86,6 +86,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
 
 REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
 ESTIMATE_WAIT_S = 0.45  # how long a cold start waits for speech before estimating the gain
+ESTIMATE_ENOUGH_CLIPS = 16  # ... unless this many clips are known sooner (then within ~0.2 dB)
 SYNTHESIS_S_PER_CLIP = 0.03  # one worker, this machine's order of magnitude
 MEASURE_REAL_TIME = 700  # the measuring pass's speed, x real time
 DEFAULT_PER_CHAR = 441000  # samples per character x words per minute (~6 characters a word)
@@ -200,9 +201,9 @@ class Growing:
         Remembered in the cache folder (`gain`): that one. Otherwise measured on the complete
         session, as `gain` does, when that is predicted to take under `budget_s` (speech still to
         synthesize and the measuring pass). Else estimated (`render.estimate_gain`) once every
-        clip is known or `wait_s` after this session began, whichever is first, with the clips
-        known by then standing in for the others (the nearest in length of text), and
-        remembered, so that an export made later plays the same samples (see `gain`).
+        clip (or `ESTIMATE_ENOUGH_CLIPS` of them) is known or `wait_s` after this session began,
+        whichever is first, the clips known by then standing in for the others (`stand_ins`);
+        and remembered, so that an export made later plays the same samples (see `gain`).
         """
         key = _gain_file(self.session, self.voice_override, self.sources)
         known = _read_gain(key)
@@ -213,7 +214,10 @@ class Growing:
         if cost <= budget_s:
             return gain(self.prepared())
         deadline = self._began + wait_s
-        while not self.wait(lambda g: False, max(0.0, deadline - time.monotonic())):
+        enough = min(len(self.order), ESTIMATE_ENOUGH_CLIPS)
+        while not self.wait(
+            lambda g: len(g._lengths) >= enough, max(0.0, deadline - time.monotonic())
+        ):
             if not self.order or self._lengths:
                 break
             deadline += 0.05  # the estimate needs one clip to hear the voice in
