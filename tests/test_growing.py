@@ -261,11 +261,44 @@ def test_the_gain_estimate_agrees_with_the_measure(name, language):
 @pytest.mark.parametrize(("name", "language"), [("desk-stretches", "nl"), ("body-scan", "en")])
 def test_an_estimate_with_a_few_clips_known_is_within_what_an_export_keeps(name, language):
     # What a cold start knows at its first sound: the first 8 lines, the rest estimated.
-    session = pipeline.load(name, language)
+    _check_estimate_with_known(pipeline.load(name, language), 8)
+
+
+QUIET_EVERY_FOURTH = "".join(
+    f"  - say: {text}{chr(10)}" + ("    voice: {volume: 0.3}\n" if i % 4 == 3 else "")
+    for i, text in enumerate(
+        f"Line {n}, let the {part} grow soft and {mood}."
+        for n, (part, mood) in enumerate(
+            [
+                ("forehead", "quiet"),
+                ("jaw", "loose"),
+                ("throat", "open"),
+                ("shoulders", "heavy"),
+                ("arms", "warm"),
+                ("hands", "still"),
+                ("chest", "easy"),
+                ("belly", "calm"),
+                ("back", "wide"),
+                ("hips", "settled"),
+                ("legs", "long"),
+                ("feet", "rooted"),
+            ],
+            1,
+        )
+    )
+)
+
+
+def test_a_quiet_line_among_the_known_does_not_lower_the_estimate_for_the_rest(tmp_path):
+    text = f"format: 1\ntitle: Quiet lines\nlanguage: en\nsteps:\n{QUIET_EVERY_FOURTH}"
+    _check_estimate_with_known(_session(tmp_path, text, "quiet.yaml"), 4)
+
+
+def _check_estimate_with_known(session, count):
     prepared = pipeline.prepare(session)
     measured = render.measure_gain(prepared.timeline, prepared.sources)
     order = timeline.speech_order(session)
-    known = {u: prepared.sources.speech.length(u) for u in order[:8]}
+    known = {u: prepared.sources.speech.length(u) for u in order[:count]}
     partial = timeline.compile_partial(session, known, lambda u: pipeline.estimate_length(u, known))
     assert not partial.complete
     profiles = {
