@@ -194,6 +194,23 @@ def test_validate_times_the_complete_steps_of_a_script_with_errors(tmp_path: Pat
     assert "inhale cue" in problems[2] and "longer than the 1.00 s it has" in problems[2]
 
 
+def test_validate_reports_the_four_hour_limit_of_a_script_with_errors(tmp_path: Path):
+    # Its valid steps alone pass 4 hours once their speech is counted: the whole script can only
+    # last longer, so that is reported beside the script's own error.
+    path = tmp_path / "long-bad.en.yaml"
+    path.write_text(
+        HEADER + "steps:\n  - pause: 14399\n  - say: One more line, and then another one.\n"
+        "  - pause: -3\n"
+    )
+    result = relax("validate", str(path))
+    assert result.returncode == 1 and result.stdout == ""
+    problems = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert len(problems) == 2, result.stderr
+    assert problems[0].startswith(f"{path}:5:3: error: steps: the session lasts at least 1440")
+    assert "with its speech, longer than the limit of 4 hours" in problems[0]
+    assert problems[1].startswith(f"{path}:7:12: error: steps[2].pause")
+
+
 def test_validate_warns_when_speech_takes_a_session_over_two_hours(tmp_path: Path):
     path = tmp_path / "long.en.yaml"
     path.write_text(HEADER + "steps:\n  - pause: 2h\n  - say: One more line.\n")

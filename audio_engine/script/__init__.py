@@ -54,6 +54,7 @@ def _check_text(
     allowed_dirs: Sequence[str | os.PathLike],
     source: Path | None,
     partial: list | None = None,
+    bound: list | None = None,
 ) -> tuple[model.Session | None, Diagnostics]:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
@@ -70,6 +71,8 @@ def _check_text(
     if any(d.severity == "error" for d in found):
         if partial is not None and (rest := checker.partial_session()) is not None:
             partial.append(rest)
+        if bound is not None and (least := checker.bound_session()) is not None:
+            bound.append(least)
         return None, found
     return session, found
 
@@ -132,6 +135,7 @@ def check(
     *,
     allowed_dirs: Sequence[str | os.PathLike] = (),
     partial: list | None = None,
+    bound: list | None = None,
 ) -> tuple[model.Session | None, Diagnostics]:
     """Check the script file at `path`; never raises for problems in the script or file.
 
@@ -139,7 +143,9 @@ def check(
     layer paths start from the script's folder; they may also point into `allowed_dirs` and the
     user's sessions folder. When the script has errors and `partial` is a list, a session of
     the steps that were built and have speech to fit in their own time (say with a duration,
-    breathe, stretch, scan) is appended to it, so the voice can still time them.
+    breathe, stretch, scan) is appended to it, so the voice can still time them; and to
+    `bound`, a session of the valid steps of the script's own step list (it lasts at least as
+    long as that).
 
     Returns
     -------
@@ -172,6 +178,7 @@ def check(
         allowed_dirs=allowed_dirs,
         source=absolute,
         partial=partial,
+        bound=bound,
     )
 
 

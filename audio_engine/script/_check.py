@@ -268,6 +268,8 @@ class Checker:
         # Steps whose speech must fit their own time, as built (also when others are bad): the
         # voice can still check them in a script with errors (`partial_session`).
         self.timed_steps: list[model.Step] = []
+        self.top_steps: list[model.Step] = []  # the valid steps of the session's own list
+        self.steps_origin = model.NO_ORIGIN
         self.session_voice: Any = None
         self.session_language: Any = None
 
@@ -595,7 +597,7 @@ class Checker:
             node = got["steps"].value
             steps, min_s = self.steps(node, "steps", depth=0)
             values["steps"] = steps
-            values["origin"] = self._origin(node, "steps")
+            values["origin"] = self.steps_origin = self._origin(node, "steps")
             expanded = _expanded_steps(steps) if steps is not BAD else 0
             if expanded > MAX_EXPANDED_STEPS:
                 self.report(
@@ -653,6 +655,20 @@ class Checker:
             language=self.session_language,
             steps=tuple(self.timed_steps),
             voice=voice or model.Voice(),
+        )
+
+    def bound_session(self) -> model.Session | None:
+        """The valid steps of the session's own list, as a session: whatever the rest turns out
+        to be, the script lasts at least as long (for the 4-hour limit with speech)."""
+        if not self.top_steps or self.session_language in (None, BAD):
+            return None
+        voice = self.session_voice if isinstance(self.session_voice, model.Voice) else None
+        return model.Session(
+            title="bound",
+            language=self.session_language,
+            steps=tuple(self.top_steps),
+            voice=voice or model.Voice(),
+            origin=self.steps_origin,
         )
 
     def _id(self, node: Node) -> Any:
@@ -878,6 +894,8 @@ class Checker:
             step, min_s = self.step(item, _join(path, i), depth=depth)
             out.append(step)
             total_s += min_s
+            if depth == 0 and step is not BAD:
+                self.top_steps.append(step)
         return (BAD if any(s is BAD for s in out) else tuple(out)), total_s
 
     def _origin(self, node: Node, path: str) -> model.Origin:
