@@ -20,6 +20,7 @@ from audio_engine.render import Mix
 
 MIXER_BUFFER_SAMPLES = 512  # the device buffer: ~12 ms between the mixer and the speaker
 RESTART_WITHIN_S = 3.0  # "previous" restarts the current section when this far into it
+CHAPTER_WAIT_S = 5.0  # the longest a skip waits for a section whose start is not final
 VOLUME_STEP = 0.1
 WINDOW_SIZE = (720, 720)
 TERMINAL_POLL_S = 0.1
@@ -140,7 +141,9 @@ class Controller:
             at = stream.target_sample()
             index = self.timeline.chapter_at(at)
             if index + 1 < len(self.timeline.chapters):
-                stream.seek(self._chapter_start(index + 1))
+                start = self._chapter_start(index + 1)
+                if start is not None:
+                    stream.seek(start)
         elif command == keys.PREV:
             at = stream.target_sample()
             index = self.timeline.chapter_at(at)
@@ -164,12 +167,18 @@ class Controller:
             stream.stop()
         return not self.quit
 
-    def _chapter_start(self, index: int) -> int:
+    def _chapter_start(self, index: int) -> int | None:
         # While speech is still being synthesized a later section's start may move: wait (a
-        # moment: synthesis runs far ahead of the playhead) until it is where it will stay.
+        # moment: synthesis runs far ahead of the playhead) until it is where it will stay;
+        # None (the key does nothing) if that takes longer than CHAPTER_WAIT_S.
         growing = self.stream.growing
         if growing is not None:
-            growing.wait(lambda g: g.timeline.chapters[index].start_sample < g.final_until)
+            settled = growing.wait(
+                lambda g: g.timeline.chapters[index].start_sample < g.final_until,
+                CHAPTER_WAIT_S,
+            )
+            if not settled or growing.error is not None:
+                return None
         return self.timeline.chapters[index].start_sample
 
     def decorate(self, state: pacer.PacerState) -> pacer.PacerState:
