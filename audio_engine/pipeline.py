@@ -171,11 +171,16 @@ class Growing:
     @property
     def timeline(self) -> Timeline:
         """The latest timeline (clips not synthesized yet at estimated lengths)."""
-        return self._partial.timeline
+        return self._view[0]
 
     @property
     def final_until(self) -> int:
-        return self._final_until
+        return self._view[1]
+
+    def view(self) -> tuple[Timeline, int]:
+        """(timeline, final_until) of one moment: read together, they always agree (the two
+        properties read one after the other may come from two recompilations)."""
+        return self._view
 
     @property
     def complete(self) -> bool:
@@ -226,7 +231,7 @@ class Growing:
         if self._levels is not None:
             self._levels.join()  # the background's tables and levels: made once, not twice
         with self._cond:
-            tl = self._partial.timeline
+            tl = self._view[0]
             lengths = dict(self._lengths)
         profiles = dict(self._profiles)
         for u in lengths:
@@ -263,15 +268,13 @@ class Growing:
             partial = timeline.compile_partial(
                 self.session, self._lengths, self._estimate_length, self.voice_override
             )
-            self._partial = partial
-            self._final_until = render.final_until(partial)
+            self._view = (partial.timeline, render.final_until(partial))
         else:
             for helper in self._helpers:
                 helper.join()
             compiled = timeline.compile(self.session, self._lengths, self.voice_override)
-            self._partial = timeline.Partial(compiled, None, compiled.total_samples)
-            self._final_until = compiled.total_samples
             self._prepared = Prepared(self.session, compiled, self.sources, self.voice_override)
+            self._view = (compiled, compiled.total_samples)
 
     def _follow(self) -> None:
         synth = self._synth

@@ -133,14 +133,14 @@ class Stream:
         """The session's timeline (while it is still growing, the latest one)."""
         return self.growing.timeline if self.growing is not None else self._timeline
 
-    def _ready_until(self) -> int:
-        """Samples before this can be rendered now (all of them unless the session grows)."""
+    def _view(self) -> tuple[Timeline, int]:
+        """(timeline, samples before this can be rendered now), read together."""
         growing = self.growing
-        if growing is None or growing.complete:
-            return self.timeline.total_samples
+        if growing is None:
+            return self._timeline, self._timeline.total_samples
         if growing.error is not None:
             raise growing.error
-        return growing.final_until
+        return growing.view()
 
     @property
     def mix(self) -> Mix:
@@ -258,7 +258,8 @@ class Stream:
     def pump(self) -> None:
         """Note chunk switches; keep one chunk playing and the next one queued."""
         while True:
-            total = self.timeline.total_samples
+            timeline, ready = self._view()
+            total = timeline.total_samples
             with self._lock:
                 if self._finished:
                     return
@@ -274,17 +275,18 @@ class Stream:
                     return
                 n = min(self.block_samples, total - start)
                 reach = max(start + n, tail_at[0] + CROSSFADE_SAMPLES if tail_at else 0)
-                if reach > self._ready_until():
+                reach = min(reach, total)
+                if reach > ready:
                     return  # the speech there is still being synthesized: feed it next time
             # Render outside the lock: the display keeps reading the clock meanwhile.
-            out = self._render_range(start, n, mix)
+            out = self._render_range(timeline, start, n, mix)
             fade_first = self._fade_first and tail_at is None and self._playing is None
             if fade_first:
                 m = min(CROSSFADE_SAMPLES, len(out))
                 out = out.copy()
                 out[:m] *= _fade_in(CROSSFADE_SAMPLES)[:m, None]
             if tail_at is not None:
-                tail = self._render_range(tail_at[0], CROSSFADE_SAMPLES, tail_at[1])
+                tail = self._render_range(timeline, tail_at[0], CROSSFADE_SAMPLES, tail_at[1])
                 up = _fade_in(CROSSFADE_SAMPLES)
                 m, k = min(len(up), len(out)), min(len(tail), len(out))
                 out = out.copy()
@@ -339,9 +341,9 @@ class Stream:
     def _now(self) -> float:
         return self._paused_at_s if self._paused_at_s is not None else self._clock()
 
-    def _render_range(self, start: int, n: int, mix: Mix) -> np.ndarray:
+    def _render_range(self, timeline: Timeline, start: int, n: int, mix: Mix) -> np.ndarray:
         for block in render.blocks(
-            self.timeline,
+            timeline,
             self.sources,
             start_sample=start,
             block_samples=n,
