@@ -6,7 +6,11 @@ Entry points:
 - `prepare(session, voice_override=None, progress=None) -> Prepared`: speech synthesized into the
   cache (only lengths kept; a `ClipStore` reads clips back as they play), timeline compiled
   (timing checked with the real voice), sound files loaded, background generators readied.
-- `gain(prepared) -> float`: the loudness gain, measured once and remembered in the cache folder.
+- `gain(prepared) -> float`: the loudness gain, measured once and remembered in the cache folder
+  (a remembered estimate is checked against the measure: see `gain`).
+- `Growing(session, voice_override=None)`: a session that starts playing while its speech is
+  still being synthesized (the player's cold start): the latest timeline, the sample up to which
+  it is final, and `Growing.gain()` (remembered, measured when quick, else estimated).
 - `warm_background(session)`, `warm_chimes(session)`: noise loops and chimes from the cache folder
   (or made and saved there).
 """

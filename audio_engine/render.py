@@ -8,6 +8,10 @@ Entry points:
 - `measure_gain(timeline, sources) -> float`: the gain that puts the session at `TARGET_LUFS`,
   measured in one streaming pass (memory does not grow with session length), shared out over the
   CPUs where it can be.
+- `estimate_gain(timeline, sources, speech_energy=None) -> float`: the same gain from the parts,
+  without rendering (milliseconds; the player's cold start).
+- `final_until(partial) -> int`: how far a `timeline.Partial` already renders as the complete
+  session will.
 - `to_int16(block)`: the one float -> 16-bit conversion, shared by the player and the exporter.
 
 Every sample is a pure function of its index: speech clips and chimes are placed at integer
