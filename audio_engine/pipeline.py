@@ -89,7 +89,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
 
 
 REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
-ESTIMATE_WAIT_S = 0.45  # how long a cold start waits for speech before estimating the gain
+ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
 ESTIMATE_ENOUGH_CLIPS = 16  # ... unless this many clips are known sooner (then within ~0.2 dB)
 SYNTHESIS_S_PER_CLIP = 0.03  # one worker, this machine's order of magnitude
 MEASURE_REAL_TIME = 700  # the measuring pass's speed, x real time
