@@ -313,6 +313,7 @@ class _Builder:
         # Only the words matter to `speech_requests`: it places chimes without their length.
         self.chime_samples = synth.chime_samples if check else lambda name: 0
         self._reported: set[tuple] = set()
+        self._voices: dict[tuple, Voice] = {}
         lang = primary_language(session.language)
         self.default_cues = DEFAULT_CUES.get(lang, DEFAULT_CUES["en"])
 
@@ -326,13 +327,17 @@ class _Builder:
         self.problems.append(Diagnostic(origin.file, origin.line, origin.col, origin.path, message))
 
     def utterance(self, text: str, voice: Voice | None = None) -> Utterance:
-        merged = voice or Voice()
-        if self.inherited is not None:
-            merged = merged.over(self.inherited)
-        merged = merged.over(self.session.voice)
-        if self.voice_override is not None:
-            merged = self.voice_override.over(merged)
-        return Utterance(text=text, language=self.session.language, voice=merged.resolved())
+        key = (voice, self.inherited)
+        resolved = self._voices.get(key)
+        if resolved is None:  # a long session resolves the same few voices thousands of times
+            merged = voice or Voice()
+            if self.inherited is not None:
+                merged = merged.over(self.inherited)
+            merged = merged.over(self.session.voice)
+            if self.voice_override is not None:
+                merged = self.voice_override.over(merged)
+            resolved = self._voices[key] = merged.resolved()
+        return Utterance(text=text, language=self.session.language, voice=resolved)
 
     def speak(self, start: int, text: str, voice: Voice | None = None) -> int:
         """Place a spoken line at `start`; returns its length in samples."""
