@@ -89,6 +89,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
 
 
 REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
+EXACT_BUDGET_S = 0.45  # a cold start measures the gain when that is predicted to take this long
 ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
 ESTIMATE_ENOUGH_CLIPS = 16  # ... unless this many clips are known sooner (then within ~0.2 dB)
 SYNTHESIS_S_PER_CLIP = 0.03  # one worker, this machine's order of magnitude
@@ -204,7 +205,7 @@ class Growing:
             raise self.error
         return self._prepared
 
-    def gain(self, budget_s: float = 0.35, wait_s: float = ESTIMATE_WAIT_S) -> float:
+    def gain(self, budget_s: float = EXACT_BUDGET_S, wait_s: float = ESTIMATE_WAIT_S) -> float:
         """The loudness gain to play with.
 
         Remembered in the cache folder (`gain`): that one. Otherwise measured on the complete
