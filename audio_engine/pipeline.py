@@ -130,10 +130,21 @@ class Growing:
             threading.Thread(target=_quietly, args=(work, *args), daemon=True)
             for work, args in ((tts.engine_version, ()), (warm_background, (session,)))
         ]
-        for helper in helpers:
-            helper.start()
         self._helpers = helpers
         self._levels: threading.Thread | None = None
+        self._synth: tts.Synthesizer | None = None
+        self._follower: threading.Thread | None = None
+        self._prepared: Prepared | None = None
+        for helper in helpers:
+            helper.start()
+        try:
+            self._start(session, voice_override, jobs)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, session: Session, voice_override: Voice | None, jobs) -> None:
+        helpers = self._helpers
         check_voice_names(session, voice_override)
         self.order = timeline.speech_order(session, voice_override)
         lengths: dict = {}
@@ -149,27 +160,20 @@ class Growing:
         self.clips = ClipStore(lengths)
         self.sources = Sources(speech=self.clips, sounds=load_sounds(session))
         warm_chimes(session)  # the timeline needs the chimes' lengths
-        self._synth: tts.Synthesizer | None = None
-        self._follower: threading.Thread | None = None
-        self._prepared: Prepared | None = None
-        try:
-            if missing:
-                self._synth = tts.Synthesizer(jobs, keep_clips=False)
-                self._synth.request(missing)
-            self._publish()
-            if not self.complete:  # what only a gain estimate needs, made meanwhile
-                tones = {e.tone for e in self.timeline.events if e.tone is not None}
-                self._levels = threading.Thread(
-                    target=_quietly, args=(_warm_levels, session, tones, helpers[1]), daemon=True
-                )
-                self._levels.start()
-                self._follower = threading.Thread(
-                    target=self._follow, name="relax-growing", daemon=True
-                )
-                self._follower.start()
-        except BaseException:
-            self.close()
-            raise
+        if missing:
+            self._synth = tts.Synthesizer(jobs, keep_clips=False)
+            self._synth.request(missing)
+        self._publish()
+        if not self.complete:  # what only a gain estimate needs, made meanwhile
+            tones = {e.tone for e in self.timeline.events if e.tone is not None}
+            self._levels = threading.Thread(
+                target=_quietly, args=(_warm_levels, session, tones, helpers[1]), daemon=True
+            )
+            self._levels.start()
+            self._follower = threading.Thread(
+                target=self._follow, name="relax-growing", daemon=True
+            )
+            self._follower.start()
 
     # ---- what a player reads -------------------------------------------------------------------
 
@@ -221,8 +225,8 @@ class Growing:
             return known[0]
         cost = self.missing_at_start * SYNTHESIS_S_PER_CLIP / min(self._jobs, 2)
         cost += self.timeline.duration_s / MEASURE_REAL_TIME
-        if cost <= budget_s:
-            return gain(self.prepared())
+        if cost <= budget_s or self.timeline.total_samples < SAMPLE_RATE * 0.4:
+            return gain(self.prepared())  # (a loudness estimate needs 400 ms to hear)
         deadline = self._began + wait_s
         enough = min(len(self.order), ESTIMATE_ENOUGH_CLIPS)
         while not self.wait(
@@ -286,8 +290,10 @@ class Growing:
         try:
             done = 0
             published = 0.0
+            pending = False  # lengths known but not yet in the published timeline
             while True:
-                done = synth.wait_finished(done)
+                # Wakes for a new clip, or after REPUBLISH_S to publish what the throttle held.
+                done = synth.wait_finished(done, REPUBLISH_S if pending else None)
                 if self._closing:
                     return
                 new = {u: n for u, n in synth.results().items() if u not in self._lengths}
@@ -296,10 +302,12 @@ class Growing:
                     self._profiles[u] = self._profile(u)
                 with self._cond:
                     self._lengths.update(new)
+                    pending = pending or bool(new)
                     last = len(self._lengths) == len(self.order)
-                    if last or time.monotonic() - published >= REPUBLISH_S:
+                    if pending and (last or time.monotonic() - published >= REPUBLISH_S):
                         self._publish()
                         published = time.monotonic()
+                        pending = False
                         self._cond.notify_all()
                     if self._prepared is not None:
                         return
@@ -333,7 +341,10 @@ def stand_ins(tl: Timeline, profiles: dict):
     nearest known clip, or clips made early from all over the session, did worse)."""
     pools: dict = {}
     for u, (profile, n) in profiles.items():
-        unit = profile[-1] / max(u.voice.volume or 1.0, 1e-6) ** 2
+        volume = 1.0 if u.voice.volume is None else u.voice.volume
+        if volume <= 0:
+            continue  # a silent line says nothing about the voice's level
+        unit = profile[-1] / volume**2
         for key in ((u.voice.name, u.voice.rate_wpm), (u.voice.name,), ()):
             energy, samples = pools.get(key, (0.0, 0))
             pools[key] = (energy + unit, samples + n)
@@ -354,7 +365,8 @@ def stand_ins(tl: Timeline, profiles: dict):
                 if pool in pools and pools[pool][1]:
                     density = pools[pool][0] / pools[pool][1]
                     break
-            made[key] = ramp * (density * (voice.volume or 1.0) ** 2), max(1, longest)
+            volume = 1.0 if voice.volume is None else voice.volume
+            made[key] = ramp * (density * volume**2), max(1, longest)
         return made[key]
 
     return speech_energy
@@ -600,7 +612,7 @@ def _gain_file(session: Session, voice_override: Voice | None, sources: Sources)
         except OSError:
             files.append((str(path), None, None))
     what = (
-        session,
+        _content(session),
         voice_override,
         files,
         tts.engine_version(),
@@ -611,6 +623,18 @@ def _gain_file(session: Session, voice_override: Voice | None, sources: Sources)
     )
     key = hashlib.sha256(repr(what).encode()).hexdigest()
     return tts.cache_root() / "gain" / f"{key}.json"
+
+
+def _content(session: Session):
+    """What a session is made of, whatever path it was loaded by: the script file's bytes and
+    real path (every origin in the model spells the path as it was typed), else the model."""
+    if session.source is not None:
+        try:
+            data = Path(session.source).read_bytes()
+            return (hashlib.sha256(data).hexdigest(), str(Path(session.source).resolve()))
+        except OSError:
+            pass
+    return session
 
 
 def _read_gain(path: Path) -> tuple[float, bool] | None:

@@ -203,7 +203,7 @@ def estimate_gain(timeline: Timeline, sources: Sources, speech_energy=None) -> f
     total = timeline.total_samples
     n_steps = total // step
     if n_steps < 4:
-        return measure_gain(timeline, sources, jobs=1)
+        return 1.0  # under 400 ms: too short for the meter, as `measure_gain` finds too
     fore = np.zeros(n_steps)  # the mono foreground, counted in both channels
     energy = np.zeros(n_steps)
     profiles: dict[object, tuple[np.ndarray, int]] = {}
@@ -268,11 +268,17 @@ def estimate_gain(timeline: Timeline, sources: Sources, speech_energy=None) -> f
                 if data.ndim == 1:
                     data = np.repeat(data[:, None], 2, axis=1)
                 period = len(data) - min(synth.LOOP_CROSSFADE_SAMPLES, len(data) // 4)
-                key = ("file", layer.path, layer.volume)
-                found = profile_of(key, lambda d=data, v=layer.volume: d * np.float32(v))
                 if layer.loop and period > 0:
-                    place(level, (found[0], period), 0, total)
+                    # One period repeats: the file without the tail that crossfades into the
+                    # next pass's start.
+                    key = ("loop", layer.path, layer.volume)
+                    found = profile_of(
+                        key, lambda d=data[:period], v=layer.volume: d * np.float32(v)
+                    )
+                    place(level, found, 0, total)
                 else:
+                    key = ("file", layer.path, layer.volume)
+                    found = profile_of(key, lambda d=data, v=layer.volume: d * np.float32(v))
                     place(level, found, 0, min(total, found[1]))
             else:
                 level += layer_level(layer)

@@ -4,6 +4,7 @@ the gain estimate agrees with the measure, and a line found too long later stops
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
@@ -339,6 +340,103 @@ def test_the_estimate_follows_every_kind_of_sound(tmp_path):
     measured = render.measure_gain(prepared.timeline, prepared.sources)
     estimated = render.estimate_gain(prepared.timeline, prepared.sources)
     assert abs(20 * math.log10(estimated / measured)) < 0.2
+
+
+@pytest.mark.parametrize("loop_s", [0.4, 1.0])
+def test_a_short_looped_sound_is_counted_once_per_loop(tmp_path, loop_s):
+    # Each pass after the first starts with the crossfade from the file's tail: the tail is not
+    # heard twice.
+    rng = np.random.default_rng(5)
+    tap = (rng.standard_normal((int(loop_s * SAMPLE_RATE), 2)) * 0.2).astype(np.float32)
+    soundfile.write(tmp_path / "tap.wav", tap, SAMPLE_RATE, subtype="FLOAT")
+    text = (
+        "format: 1\ntitle: Loop\nlanguage: en\nbackground:\n"
+        "  - sound: {file: tap.wav, volume: 1.0, loop: true}\n"
+        "steps:\n  - say: Listen.\n  - pause: 30s\n"
+    )
+    prepared = pipeline.prepare(_session(tmp_path, text, "loop.yaml"))
+    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    estimated = render.estimate_gain(prepared.timeline, prepared.sources)
+    assert abs(20 * math.log10(estimated / measured)) < 0.2
+
+
+def test_the_gain_is_remembered_for_the_script_however_its_path_is_spelled(tmp_path, monkeypatch):
+    path = tmp_path / "spelled.yaml"
+    path.write_text(GROWING)
+    monkeypatch.chdir(tmp_path)
+    by_name = pipeline.prepare(pipeline.load("spelled.yaml"))
+    by_path = pipeline.prepare(pipeline.load(str(path)))
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    from_below = pipeline.prepare(pipeline.load("../spelled.yaml"))
+    keys = {pipeline._gain_file(p.session, None, p.sources) for p in (by_name, by_path, from_below)}
+    assert len(keys) == 1
+    path.write_text(GROWING.replace("Settle in.", "Settle in now."))
+    changed = pipeline.prepare(pipeline.load(str(path)))
+    assert pipeline._gain_file(changed.session, None, changed.sources) not in keys
+
+
+def test_silent_lines_neither_lower_the_stand_ins_nor_get_a_voice(tmp_path):
+    # Arithmetic on made-up energy profiles: a known line at volume 0 says nothing of the
+    # voice's level; an unknown line at volume 0 stands in as silence.
+    session = _session(tmp_path)
+    order = timeline.speech_order(session)
+    loud, quiet = (
+        order[0],
+        dataclasses.replace(order[1], voice=dataclasses.replace(order[1].voice, volume=0.0)),
+    )
+    steady = np.arange(0, 44001, 44, dtype=np.float64) * 0.01
+    profiles = {loud: (steady, 44000), quiet: (steady * 0, 44000)}
+    tl = timeline.compile(session, {u: 44000 for u in order})
+    speech = pipeline.stand_ins(tl, profiles)
+    profile, length = speech(order[5])
+    assert profile[-1] / length == pytest.approx(0.01, rel=0.01)
+    silent = dataclasses.replace(order[5], voice=dataclasses.replace(order[5].voice, volume=0.0))
+    assert speech(silent)[0][-1] == 0
+
+
+def test_a_session_too_short_to_estimate_waits_and_reports_its_problems(tmp_path, cold_cache):
+    steps = "".join(f"  - say: word{i}\n    duration: 5ms\n" for i in range(40))
+    path = tmp_path / "tiny.yaml"
+    path.write_text(f"format: 1\ntitle: Tiny\nlanguage: en\nsteps:\n{steps}")
+    growing = pipeline.Growing(pipeline.load(str(path)))
+    try:
+        with pytest.raises(TimingError):
+            growing.gain(budget_s=0)
+    finally:
+        growing.close()
+
+
+def test_the_final_edge_follows_a_clip_even_when_the_next_one_is_late(
+    tmp_path, cold_cache, monkeypatch
+):
+    produce = tts._produce
+    together = time.monotonic() + 1.5
+
+    def two_close_then_a_late_one(utterance, *args):
+        clip = produce(utterance, *args)
+        if utterance.text in LINES[:2]:  # the second arrives 25 ms after the first
+            at = together + (0.025 if utterance.text == LINES[1] else 0.0)
+            time.sleep(max(0.0, at - time.monotonic()))
+        else:  # then nothing for a while
+            time.sleep(2.5)
+        return clip
+
+    monkeypatch.setattr(tts, "_produce", two_close_then_a_late_one)
+    session = _session(tmp_path)
+    growing = pipeline.Growing(session, jobs=2)
+    try:
+        # By 0.4 s after the first two lines arrived, the edge has taken in the second one
+        # (the third is still being made).
+        time.sleep(max(0.0, together + 0.4 - time.monotonic()))
+        tl, edge = growing.view()
+        assert LINES[2] not in {u.text for u in growing._lengths}
+        assert (
+            tl.transcript()[2].start_sample - edge <= 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE) + 1
+        )
+        assert not growing.complete
+    finally:
+        growing.close()
 
 
 def test_an_estimated_gain_is_kept_only_near_the_measure(tmp_path):

@@ -20,7 +20,7 @@ from audio_engine.render import Mix
 
 MIXER_BUFFER_SAMPLES = 512  # the device buffer: ~12 ms between the mixer and the speaker
 RESTART_WITHIN_S = 3.0  # "previous" restarts the current section when this far into it
-CHAPTER_WAIT_S = 5.0  # the longest a skip waits for a section whose start is not final
+CHAPTER_WAIT_S = 2.0  # the longest a skip waits for a section whose start is not final
 VOLUME_STEP = 0.1
 WINDOW_SIZE = (720, 720)
 TERMINAL_POLL_S = 0.1
