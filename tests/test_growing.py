@@ -19,7 +19,7 @@ import soundfile
 from audio_engine import export, loudness, pipeline, render, timeline, tts
 from audio_engine.errors import TimingError
 from audio_engine.model import SAMPLE_RATE
-from audio_engine.player import Controller, keys, open_mixer
+from audio_engine.player import Controller, app, keys, open_mixer
 from audio_engine.player.app import make_sound
 from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES, Stream
 
@@ -215,6 +215,7 @@ def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache, monkeypat
         return produce(utterance, *args)
 
     monkeypatch.setattr(tts, "_produce", slow_before_the_middle)
+    monkeypatch.setattr(app, "CHAPTER_WAIT_S", 30.0)  # here the wait is what is tested
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=1)
     chosen = {}
