@@ -154,13 +154,6 @@ class Meter:
         self._partial = float(rest[whole:].sum())
         self._partial_n = len(rest) - whole
 
-    def settle(self, block: np.ndarray) -> None:
-        """Run `block` (n, channels) through the filters only: a pre-roll that is not measured."""
-        weighted = np.array(
-            np.asarray(block).reshape(len(block), -1).T, dtype=np.float64, order="C"
-        )
-        _filter_in_place()(self._sos, weighted, self._state)
-
     def restart_steps(self) -> None:
         """Forget the steps measured so far but keep the filters' state (after a pre-roll).
 

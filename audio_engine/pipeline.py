@@ -126,6 +126,7 @@ class Growing:
         self._began = time.monotonic()
         self._closing = False
         self._profiles: dict = {}  # utterance -> its clip's loudness.energy_profile, length
+        self._gain_pending = True  # until `gain` has answered (profiles are for its estimate)
         helpers = [
             threading.Thread(target=_quietly, args=(work, *args), daemon=True)
             for work, args in ((tts.engine_version, ()), (warm_background, (session,)))
@@ -219,6 +220,12 @@ class Growing:
         whichever is first, the clips known by then standing in for the others (`stand_ins`);
         and remembered, so that an export made later plays the same samples (see `gain`).
         """
+        try:
+            return self._gain(budget_s, wait_s)
+        finally:
+            self._gain_pending = False
+
+    def _gain(self, budget_s: float, wait_s: float) -> float:
         key = _gain_file(self.session, self.voice_override, self.sources)
         known = _read_gain(key)
         if known is not None:
@@ -226,6 +233,7 @@ class Growing:
         cost = self.missing_at_start * SYNTHESIS_S_PER_CLIP / min(self._jobs, 2)
         cost += self.timeline.duration_s / MEASURE_REAL_TIME
         if cost <= budget_s or self.timeline.total_samples < SAMPLE_RATE * 0.4:
+            self._gain_pending = False
             return gain(self.prepared())  # (a loudness estimate needs 400 ms to hear)
         deadline = self._began + wait_s
         enough = min(len(self.order), ESTIMATE_ENOUGH_CLIPS)
@@ -299,7 +307,8 @@ class Growing:
                 new = {u: n for u, n in synth.results().items() if u not in self._lengths}
                 for u, n in new.items():
                     self.clips.add(u, n)
-                    self._profiles[u] = self._profile(u)
+                    if self._gain_pending:  # ready for a gain estimate, if there is to be one
+                        self._profiles[u] = self._profile(u)
                 with self._cond:
                     self._lengths.update(new)
                     pending = pending or bool(new)

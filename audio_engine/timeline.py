@@ -130,9 +130,7 @@ def samples(seconds: float) -> int:
 
 def speech_requests(session: Session, voice_override: Voice | None = None) -> set[Utterance]:
     """Every utterance `compile` will need a clip length for."""
-    builder = _Builder(session, _AnyLength(), voice_override, check=False)
-    builder.run()
-    return set(builder.requested)
+    return set(speech_order(session, voice_override))
 
 
 def speech_order(session: Session, voice_override: Voice | None = None) -> list[Utterance]:
