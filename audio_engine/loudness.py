@@ -12,10 +12,10 @@ against pyloudnorm on the same audio (within 0.3 LU: pyloudnorm's filters are no
 
 from __future__ import annotations
 
-import functools
 import importlib
 import math
 import sys
+import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +69,10 @@ def _biquads_reference(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     return y
 
 
-@functools.cache
+_FILTER_LOCK = threading.Lock()
+_FILTER: list = []
+
+
 def _filter_in_place() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
     """`f(sos, rows, state)`: filter C-contiguous float64 rows (n_rows, n) in place.
 
@@ -77,7 +80,19 @@ def _filter_in_place() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
     kernel. Importing `scipy.signal` costs ~1 s and ~50 MB (it pulls in scipy.stats and linalg), so
     the kernel's extension module is loaded on its own when possible, checked against a reference
     on an impulse, and the public `scipy.signal.sosfilt` is used when anything about that differs.
+
+    Loaded once, under a lock: the loading briefly puts a stand-in `scipy.signal` in
+    `sys.modules`, and threads that load it at once (a player weighing clips while it measures
+    the background) would take each other's stand-in away.
     """
+    if not _FILTER:
+        with _FILTER_LOCK:
+            if not _FILTER:
+                _FILTER.append(_load_filter())
+    return _FILTER[0]
+
+
+def _load_filter() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
     try:
         if "scipy.signal" not in sys.modules:
             import scipy

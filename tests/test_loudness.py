@@ -57,3 +57,40 @@ def test_the_light_filter_kernel_equals_scipys_public_sosfilt():
     assert np.allclose(state, np.moveaxis(zi, 0, 1))
     # And the reference the light kernel is checked against at first use agrees too.
     assert np.allclose(loudness._biquads_reference(sos, rows[0]), expected[0], atol=1e-12)
+
+
+_RACE = """
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from audio_engine import loudness
+barrier = threading.Barrier(8)
+got, failed = [], []
+def load():
+    barrier.wait()
+    try:
+        got.append(loudness._filter_in_place())
+    except BaseException as exc:
+        failed.append(repr(exc))
+threads = [threading.Thread(target=load) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(len(failed), len({id(f) for f in got}), "scipy.signal" in sys.modules)
+"""
+
+
+def test_the_filter_loads_once_when_threads_ask_at_once():
+    # The player weighs clips in one thread while another measures the background: the kernel
+    # is loaded once, never the whole of scipy.signal (a second-long import) and never an error.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    for _ in range(4):
+        done = subprocess.run(
+            [sys.executable, "-c", _RACE, root], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["0", "1", "False"], done.stdout + done.stderr
