@@ -477,8 +477,9 @@ steps:
     finally:
         growing.close()
     assert f"{path}:45:5:" in str(caught.value)
-    # The command: the session starts (cold and long: before the speech is all there), then
-    # stops with the place of the line, exit 1, no traceback.
+    # The command: the session starts (cold and long: before the speech is all there, on a
+    # machine where synthesis takes longer than the start), then stops with the place of the
+    # line, exit 1, no traceback.
     env = dict(os.environ, SDL_DISKAUDIOFILE=str(tmp_path / "late.raw"))
     env["RELAX_CACHE_DIR"] = str(tmp_path / "cache2")
     done = subprocess.run(
@@ -491,5 +492,46 @@ steps:
     assert done.returncode == 1, done.stderr
     assert f"{path}:45:5:" in done.stderr
     assert "Traceback" not in done.stderr
-    played = np.fromfile(tmp_path / "late.raw", dtype="<i2")
-    assert played.any(), "it had started playing"
+
+
+def test_a_stream_stops_with_the_error_a_late_clip_brings(tmp_path, cold_cache, monkeypatch):
+    produce = tts._produce
+    late_text = "This last line has far more words than the half second it is given."
+
+    def last_line_late(utterance, *args):  # a real clip, a second late
+        if utterance.text == late_text:
+            time.sleep(1.0)
+        return produce(utterance, *args)
+
+    monkeypatch.setattr(tts, "_produce", last_line_late)
+    text = GROWING.replace(
+        "  - section: End\n",
+        f"  - section: End\n  - say: {late_text}\n    duration: 0.5s\n",
+    )
+    growing = pipeline.Growing(_session(tmp_path, text, "late-error.yaml"), jobs=1)
+    os.environ["SDL_DISKAUDIOFILE"] = str(tmp_path / "late-error.raw")
+    pygame.mixer.quit()
+    pg = open_mixer(SAMPLE_RATE)
+    stream = None
+    try:
+        gain = growing.gain(budget_s=0, wait_s=0)
+        stream = Stream(
+            growing.timeline,
+            growing.sources,
+            gain,
+            pg.mixer.Channel(0),
+            make_sound(pg),
+            growing=growing,
+        )
+        stream.start_feeder()
+        deadline = time.monotonic() + 30
+        while stream.error is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert isinstance(stream.error, TimingError)
+        assert stream.handed_samples > 0, "it had started playing"
+        assert "late-error.yaml:" in str(stream.error)
+    finally:
+        if stream is not None:
+            stream.stop()
+        pg.mixer.quit()
+        growing.close()
