@@ -12,16 +12,15 @@ import sys
 import time
 
 import numpy as np
-import pygame
 import pytest
 import soundfile
 
 from audio_engine import export, loudness, pipeline, render, timeline, tts
 from audio_engine.errors import TimingError
 from audio_engine.model import SAMPLE_RATE
-from audio_engine.player import Controller, app, keys, open_mixer
-from audio_engine.player.app import make_sound
-from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES, Stream
+from audio_engine.player import app, keys
+from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES
+from tests._disk_player import disk_stream, play_to_end
 
 LINES = [
     "Settle in.",
@@ -127,32 +126,9 @@ def test_rendering_up_to_the_final_edge_matches_the_complete_session(tmp_path):
 
 
 def _play_growing(growing, gain, raw, during=None, timeout_s=40.0):
-    os.environ["SDL_DISKAUDIOFILE"] = str(raw)
-    pygame.mixer.quit()
-    pg = open_mixer(SAMPLE_RATE)
-    try:
-        stream = Stream(
-            growing.timeline,
-            growing.sources,
-            gain,
-            pg.mixer.Channel(0),
-            make_sound(pg),
-            growing=growing,
-        )
-        controller = Controller(stream)
-        stream.start_feeder()
-        if during is not None:
-            during(stream, controller)
-        deadline = time.monotonic() + timeout_s
-        while not stream.finished and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert stream.finished, "the stream did not end"
-        assert stream.error is None
-    finally:
-        if "stream" in locals():
-            stream.stop()  # before the mixer goes: a feeder must never touch a closed mixer
-        pg.mixer.quit()
-    return np.fromfile(raw, dtype="<i2").reshape(-1, 2)
+    return play_to_end(
+        raw, growing.timeline, growing.sources, gain, during, growing=growing, timeout_s=timeout_s
+    )
 
 
 def _exported(session, path):
@@ -509,29 +485,16 @@ def test_a_stream_stops_with_the_error_a_late_clip_brings(tmp_path, cold_cache, 
         f"  - section: End\n  - say: {late_text}\n    duration: 0.5s\n",
     )
     growing = pipeline.Growing(_session(tmp_path, text, "late-error.yaml"), jobs=1)
-    os.environ["SDL_DISKAUDIOFILE"] = str(tmp_path / "late-error.raw")
-    pygame.mixer.quit()
-    pg = open_mixer(SAMPLE_RATE)
-    stream = None
     try:
         gain = growing.gain(budget_s=0, wait_s=0)
-        stream = Stream(
-            growing.timeline,
-            growing.sources,
-            gain,
-            pg.mixer.Channel(0),
-            make_sound(pg),
-            growing=growing,
-        )
-        stream.start_feeder()
-        deadline = time.monotonic() + 30
-        while stream.error is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert isinstance(stream.error, TimingError)
-        assert stream.handed_samples > 0, "it had started playing"
-        assert "late-error.yaml:" in str(stream.error)
+        raw = tmp_path / "late-error.raw"
+        with disk_stream(raw, growing.timeline, growing.sources, gain, growing=growing) as stream:
+            stream.start_feeder()
+            deadline = time.monotonic() + 30
+            while stream.error is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert isinstance(stream.error, TimingError)
+            assert stream.handed_samples > 0, "it had started playing"
+            assert "late-error.yaml:" in str(stream.error)
     finally:
-        if stream is not None:
-            stream.stop()
-        pg.mixer.quit()
         growing.close()

@@ -19,9 +19,9 @@ import pytest
 import soundfile
 
 from audio_engine import export, pipeline, render
-from audio_engine.player import Controller, keys, open_mixer, pacer
-from audio_engine.player.app import make_sound
+from audio_engine.player import Controller, keys, pacer
 from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES, Stream, _fade_in
+from tests._disk_player import play_to_end
 
 RATE = 44100
 
@@ -59,32 +59,15 @@ def short(tmp_path_factory):
 
 def _play(prepared, gain, raw, during=None, start_sample=0, timeout_s=30.0):
     """Play through the disk driver into `raw`; `during(stream, controller)` runs meanwhile."""
-    os.environ["SDL_DISKAUDIOFILE"] = str(raw)
-    pygame.mixer.quit()  # the driver opens the file named above when the mixer opens
-    pg = open_mixer(RATE)
-    try:
-        stream = Stream(
-            prepared.timeline,
-            prepared.sources,
-            gain,
-            pg.mixer.Channel(0),
-            make_sound(pg),
-            start_sample=start_sample,
-        )
-        controller = Controller(stream)
-        stream.start_feeder()
-        if during is not None:
-            during(stream, controller)
-        deadline = time.monotonic() + timeout_s
-        while not stream.finished and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert stream.finished, "the stream did not end"
-        assert stream.error is None
-    finally:
-        if "stream" in locals():
-            stream.stop()  # before the mixer goes: a feeder must never touch a closed mixer
-        pg.mixer.quit()
-    return np.fromfile(raw, dtype="<i2").reshape(-1, 2)
+    return play_to_end(
+        raw,
+        prepared.timeline,
+        prepared.sources,
+        gain,
+        during,
+        start_sample=start_sample,
+        timeout_s=timeout_s,
+    )
 
 
 def _wait_until(stream, sample, timeout_s=10.0):

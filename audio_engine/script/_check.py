@@ -647,28 +647,23 @@ class Checker:
 
     def partial_session(self) -> model.Session | None:
         """The steps that were built, as a session the voice can time; None if none can be."""
-        if not self.timed_steps or self.session_language in (None, BAD):
-            return None
-        voice = self.session_voice if isinstance(self.session_voice, model.Voice) else None
-        return model.Session(
-            title="partial",
-            language=self.session_language,
-            steps=tuple(self.timed_steps),
-            voice=voice or model.Voice(),
-        )
+        return self._session_of(self.timed_steps, "partial")
 
     def bound_session(self) -> model.Session | None:
         """The valid steps of the session's own list, as a session: whatever the rest turns out
         to be, the script lasts at least as long (for the 4-hour limit with speech)."""
-        if not self.top_steps or self.session_language in (None, BAD):
+        return self._session_of(self.top_steps, "bound", self.steps_origin)
+
+    def _session_of(self, steps, title: str, origin=model.NO_ORIGIN) -> model.Session | None:
+        if not steps or self.session_language in (None, BAD):
             return None
         voice = self.session_voice if isinstance(self.session_voice, model.Voice) else None
         return model.Session(
-            title="bound",
+            title=title,
             language=self.session_language,
-            steps=tuple(self.top_steps),
+            steps=tuple(steps),
             voice=voice or model.Voice(),
-            origin=self.steps_origin,
+            origin=origin,
         )
 
     def _id(self, node: Node) -> Any:
