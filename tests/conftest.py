@@ -26,6 +26,7 @@ def _private_dirs(tmp_path_factory):
     os.environ["RELAX_CACHE_DIR"] = str(base / "cache")
     os.environ["RELAX_SESSIONS_DIR"] = str(base / "user-sessions")
     os.environ["RELAX_SETTINGS_DIR"] = str(base / "settings")
+    os.environ["RELAX_DATA_DIR"] = str(base / "data")  # the practice history
     yield
 
 

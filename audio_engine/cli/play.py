@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from audio_engine import pipeline, player, safety
+from audio_engine import history, pipeline, player, safety
 from audio_engine.cli import _common
 from audio_engine.errors import AudioDeviceError, UsageError
 
@@ -37,6 +37,12 @@ def register(sub) -> None:
         "--no-window",
         action="store_true",
         help="no pacer window: a status line in the terminal (also used when there is no display)",
+    )
+    parser.add_argument(
+        "--no-summary",
+        action="store_true",
+        help="do not show today's minutes of practice at the end (for good: "
+        "`relax history --summary off`)",
     )
     _common.add_voice_arguments(parser)
     parser.set_defaults(run=run)
@@ -80,6 +86,32 @@ def _show_pointer(session) -> None:
         print(pointer, file=sys.stderr)
 
 
+def _play_recorded(args, session, growing, gain, start) -> None:
+    # The practice history (docs/history.md): one row per play, written when it ends however it
+    # ends; a history that cannot be written costs one line, never the session.
+    recording = history.start(session.id, session.language)
+    heard: list[tuple[int, int]] = []
+    result = None
+    show = recording is not None and not args.no_summary and history.summary_on()
+
+    def end_text():
+        play = recording.finish(growing.timeline, heard, completed=True)
+        return history.end_text_for(play) if show else None
+
+    try:
+        result = player.play(
+            growing,
+            gain,
+            start_sample=start,
+            window=not args.no_window,
+            heard=heard,
+            end_text=end_text if recording is not None else None,
+        )
+    finally:
+        if recording is not None:
+            recording.finish(growing.timeline, heard, completed=result == "end")
+
+
 def run(args: argparse.Namespace) -> int:
     session = _common.load_session(args)
     voice = _common.voice_override(args)
@@ -120,7 +152,7 @@ def _play(args, session, voice, growing) -> int:
         return 0
     # After the device check, so that "no device" stays a single line.
     _show_pointer(session)
-    player.play(growing, gain, start_sample=start, window=not args.no_window)
+    _play_recorded(args, session, growing, gain, start)
     if growing.error is not None:
         raise growing.error
     return 0

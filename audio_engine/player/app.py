@@ -24,6 +24,7 @@ CHAPTER_WAIT_S = 2.0  # the longest a skip waits for a section whose start is no
 VOLUME_STEP = 0.1
 WINDOW_SIZE = (720, 720)
 TERMINAL_POLL_S = 0.1
+END_TEXT_S = 6.0  # how long the window shows the end-of-session text (a key closes it sooner)
 
 
 def _pygame():
@@ -205,6 +206,8 @@ def play(
     volume: float = 1.0,
     status=None,
     stdin=None,
+    heard: list[tuple[int, int]] | None = None,
+    end_text=None,
 ) -> str:
     """Play a prepared session until it ends or the listener quits.
 
@@ -218,6 +221,10 @@ def play(
     volume : the listener's starting volume, 0-1 (applied on the mixer channel).
     status : where the terminal status line goes (default stderr; drawn only on a terminal).
     stdin : where terminal keys come from (default sys.stdin; read only when it is a terminal).
+    heard : a list that receives the session-sample ranges the listener heard (`Stream`).
+    end_text : called once when the session has played to its end; the text it returns (None or
+        "" for none) is shown in the window's caption for `END_TEXT_S` (a key or closing the
+        window ends that sooner), or printed as one line to `status` without a window.
 
     Returns
     -------
@@ -241,6 +248,7 @@ def play(
         make_sound(pygame),
         start_sample=start_sample,
         growing=prepared if hasattr(prepared, "final_until") else None,
+        heard=heard,
     )
     try:
         controller = Controller(stream, volume)
@@ -248,8 +256,15 @@ def play(
         screen = _open_window(pygame, prepared.timeline, status) if window else None
         with keys.TerminalKeys(stdin) as terminal:
             if screen is not None:
-                return _window_loop(pygame, stream, controller, terminal)
-            return _terminal_loop(stream, controller, terminal, status)
+                result = _window_loop(pygame, stream, controller, terminal)
+            else:
+                result = _terminal_loop(stream, controller, terminal, status)
+            text = end_text() if result == "end" and end_text is not None else None
+            if text and screen is not None:
+                _show_end_text(pygame, stream, controller, terminal, text)
+            elif text:
+                print(text, file=status, flush=True)
+            return result
     finally:
         stream.stop()
         with contextlib.suppress(Exception):  # noqa: BLE001 - best effort on the way out
@@ -317,6 +332,25 @@ def _window_loop(pygame, stream, controller, terminal) -> str:
         pacer.draw(pygame.display.get_surface(), state)
         pygame.display.flip()
         clock.tick(fps)  # paces the drawing only; the sound is paced by the mixer
+
+
+def _show_end_text(pygame, stream, controller, terminal, text: str) -> None:
+    # The last frame, with `text` in the caption's place, until a key, a close or END_TEXT_S.
+    state = controller.decorate(
+        pacer.Pacer(stream.timeline).state_at(stream.timeline.total_samples)
+    )
+    state = dataclasses.replace(state, caption=text)
+    clock = pygame.time.Clock()
+    deadline = pygame.time.get_ticks() + int(END_TEXT_S * 1000)
+    while pygame.time.get_ticks() < deadline:
+        for event in pygame.event.get():
+            if event.type in (pygame.QUIT, pygame.KEYDOWN):
+                return
+        if terminal.active and terminal.read(0):
+            return
+        pacer.draw(pygame.display.get_surface(), state)
+        pygame.display.flip()
+        clock.tick(20)  # a still frame: redrawn only for a resize
 
 
 def _terminal_loop(stream, controller, terminal, status) -> str:

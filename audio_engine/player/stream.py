@@ -77,6 +77,8 @@ class Stream:
     growing : a `pipeline.Growing` when speech is still being synthesized: `timeline` is then
         its latest, and a chunk is rendered only once it lies wholly before `final_until` (the
         edge moves ahead much faster than the session plays; at worst the sound waits there).
+    heard : a list that receives the (start, end) session-sample ranges the listener has heard,
+        in order, as each chunk ends (or the stream stops inside one); pauses add nothing.
 
     Example
     -------
@@ -98,6 +100,7 @@ class Stream:
         clock: Callable[[], float] = time.monotonic,
         mix: Mix = Mix(),  # noqa: B008 - frozen value
         growing=None,
+        heard: list[tuple[int, int]] | None = None,
     ):
         self._timeline = timeline
         self.growing = growing
@@ -123,6 +126,7 @@ class Stream:
         self._feeder: threading.Thread | None = None
         self._stop = threading.Event()
         self.handed_samples = 0  # every sample handed to the mixer
+        self.heard = heard if heard is not None else []  # see `heard` above
         self.first_sound_s: float | None = None  # clock() when the first chunk was handed over
         self.error: BaseException | None = None
 
@@ -229,6 +233,7 @@ class Stream:
         with self._lock:
             if self._playing is not None:
                 self._last_sample = self.position_sample()
+                self._heard(self._playing, self._last_sample)
             self._finished = True
             self.channel.stop()
             self._playing = self._queued = None
@@ -308,6 +313,7 @@ class Stream:
 
     def _hand_over(self, chunk: _Chunk) -> None:  # caller holds the lock
         if self._playing is None or not self.channel.get_busy():
+            self._heard(self._playing)
             self.channel.play(chunk.sound)
             if self._paused_at_s is not None:
                 self.channel.pause()
@@ -318,6 +324,7 @@ class Stream:
             self.channel.queue(chunk.sound)  # replaces a stale queued chunk (a skip)
             if stale is not None and self.channel.get_sound() is stale.sound:
                 # It started in the microseconds between our look and the replacement.
+                self._heard(self._playing)
                 self._playing = stale
                 self._anchor_s = self._now()
             self._queued = chunk
@@ -330,13 +337,27 @@ class Stream:
             return
         if self._queued is not None and self.channel.get_queue() is not self._queued.sound:
             # The mixer ended the playing chunk and started the queued one in its callback.
+            self._heard(self._playing)
             self._playing, self._queued = self._queued, None
             self._anchor_s = self._now()
         if self._queued is None and self._paused_at_s is None and not self.channel.get_busy():
             self._last_sample = self._playing.end_sample
+            self._heard(self._playing)
             self._playing = None
             if self._next_sample >= self.timeline.total_samples and not self._replace:
                 self._finished = True
+
+    def _heard(self, chunk: _Chunk | None, until: int | None = None) -> None:
+        # The chunk stops playing: whole, or (stopped inside it) up to `until`.
+        if chunk is None:
+            return
+        start, end = chunk.start_sample, chunk.end_sample if until is None else until
+        if end <= start:
+            return
+        if self.heard and self.heard[-1][1] == start:
+            self.heard[-1] = (self.heard[-1][0], end)
+        else:
+            self.heard.append((start, end))
 
     def _now(self) -> float:
         return self._paused_at_s if self._paused_at_s is not None else self._clock()
