@@ -193,6 +193,9 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Made readable by its owner only (SQLite gives its journal the same mode); an empty
+        # file is an empty database.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     return conn
@@ -567,7 +570,7 @@ def end_text(play: Play, played: Sequence[Play], today: date) -> str:
     text = f"{label}: {minutes_text(seconds)} of practice"
     current = streaks(practice_days(played), today).current_days
     if current >= 2:
-        text += f"  ·  {current} days in a row"
+        text += f" · {current} days in a row"
     return text
 
 

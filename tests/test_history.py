@@ -178,7 +178,7 @@ def test_a_session_from_2350_to_0010_counts_for_the_day_it_started():
     )
     tuesday = _play(_ams(2026, 12, 1, 21, 0), minutes=5)
     assert history.end_text(tuesday, [monday_night, tuesday], date(2026, 12, 1)) == (
-        "Today: 5 min of practice  ·  2 days in a row"
+        "Today: 5 min of practice · 2 days in a row"
     )
 
 
@@ -239,6 +239,8 @@ def test_the_file_has_a_plays_table_and_a_schema_version(tmp_path):
     assert history.plays(path=path) == [] and not path.exists()  # reading creates nothing
     play = _play(_ams(2026, 12, 1, 8, 0), cycles=8)
     history.record(play, path)
+    if os.name == "posix":
+        assert path.stat().st_mode & 0o777 == 0o600  # yours alone
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == history.SCHEMA_VERSION
         columns = [row[1] for row in conn.execute("PRAGMA table_info(plays)")]

@@ -41,8 +41,9 @@ def register(sub) -> None:
     parser.add_argument(
         "--no-summary",
         action="store_true",
-        help="do not show today's minutes of practice at the end (for good: "
-        "`relax history --summary off`)",
+        help="do not show today's minutes of practice at the end (for good: `relax history "
+        "--summary off`). Each play is recorded in your practice history on this machine; "
+        "`relax history --off` stops that",
     )
     _common.add_voice_arguments(parser)
     parser.set_defaults(run=run)
