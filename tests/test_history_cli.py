@@ -162,7 +162,7 @@ def _wait_for_sound(raw, proc, timeout_s=60.0):
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         if raw.exists() and np.fromfile(raw, dtype="<i2").any():
-            return time.monotonic()
+            return
         time.sleep(0.01)
     raise AssertionError("no sound reached the device")
 
@@ -173,14 +173,13 @@ def test_a_play_that_is_stopped_records_what_was_heard(tiny, home, tmp_path, how
     raw = tmp_path / "stop.raw"
     proc, master = _start_on_a_terminal(path, home, raw)
     try:
-        heard_from = _wait_for_sound(raw, proc)
+        _wait_for_sound(raw, proc)
         time.sleep(1.6)  # into the second cycle
         {
             "q": lambda: os.write(master, b"q"),
             "ctrl-c": lambda: proc.send_signal(signal.SIGINT),
             "sigterm": lambda: proc.send_signal(signal.SIGTERM),
         }[how]()
-        stopped_after = time.monotonic() - heard_from
         _, err = proc.communicate(timeout=30)
     finally:
         os.close(master)
@@ -191,7 +190,7 @@ def test_a_play_that_is_stopped_records_what_was_heard(tiny, home, tmp_path, how
     # What the device wrote between the first and the last sounding sample was heard.
     first, last = _sounding(raw)
     assert abs(play.listened_s - (last - first) / RATE) < 0.25
-    assert abs(play.listened_s - stopped_after) < 0.35
+    assert 1.0 < play.listened_s < prepared.timeline.total_samples / RATE - 0.5
     # Cycles of 1.25 s, each done when its exhale (from 0.75 s into it) is reached.
     assert play.cycles == int((play.listened_s - 0.75) // 1.25) + 1
     assert 1 <= play.cycles < 3
@@ -230,10 +229,11 @@ def test_a_pause_adds_nothing_heard(tiny, tmp_path):
         controller.handle(keys.PAUSE)
 
     stream = _play_in_process(prepared, gain, tmp_path / "p.raw", pause_a_while)
-    # It did pause: the device wrote silence for about a second inside the session.
+    # It did pause: the device wrote silence inside the session, whose drone never stops (the
+    # disk driver, on a busy machine, writes a 1 s pause as 0.7 s of silence or more).
     written = np.fromfile(tmp_path / "p.raw", dtype="<i2").reshape(-1, 2)
     sounding = np.flatnonzero(written.any(axis=1))
-    assert np.diff(sounding).max() > 0.8 * RATE
+    assert np.diff(sounding).max() > 0.4 * RATE
     assert stream.heard == [(0, total)]
     assert history.listened_s(stream.heard, RATE) == total / RATE
     assert history.cycles_reached(prepared.timeline.events, stream.heard) == 3
@@ -427,6 +427,7 @@ def test_history_lists_totals_and_streaks(home):
     assert f"This week: {week_min:.0f} min in {len(week)} session" in done.stdout
     assert "Streak:    3 days (longest 3 days)" in lines
     assert _history(home, "--limit", "2").stdout.splitlines()[0] == "The last 2 of 4 sessions:"
+    assert _history(home, "--limit", "0").stdout.splitlines()[0] == "4 sessions:"
 
 
 def test_history_exports_json_and_csv_and_filters_by_date(home):
