@@ -43,6 +43,7 @@ def register(sub) -> None:
         "--language",
         "-l",
         metavar="LANG",
+        type=_common.language_tag,
         help="for session ids: check only this language version",
     )
     parser.add_argument(
