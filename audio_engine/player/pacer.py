@@ -335,11 +335,12 @@ def draw(surface, state: PacerState) -> list[Placed]:
     geo = layout((w, h))
     unit = geo.unit_px
     placed: list[Placed] = []
+
+    def put(role, text, size_px, colour, bold=False, **where):
+        return _text(pygame, surface, placed, role, text, size_px, colour, bold, **where)
+
     surface.fill(BACKGROUND)
-    _text(
-        pygame,
-        surface,
-        placed,
+    put(
         "title",
         state.title,
         unit * 0.62,
@@ -347,10 +348,7 @@ def draw(surface, state: PacerState) -> list[Placed]:
         center=(w // 2, int(h * 0.045)),
     )
     section_px = _fitting_size(pygame, state.section, int(unit * 0.92), int(w * 0.9), True)
-    _text(
-        pygame,
-        surface,
-        placed,
+    put(
         "section",
         state.section,
         section_px,
@@ -365,10 +363,7 @@ def draw(surface, state: PacerState) -> list[Placed]:
         flags.append("background off")
     if state.volume < 0.999:
         flags.append(f"volume {round(state.volume * 100)}%")
-    _text(
-        pygame,
-        surface,
-        placed,
+    put(
         "flags",
         "  ·  ".join(flags),
         unit * 0.55,
@@ -391,10 +386,7 @@ def draw(surface, state: PacerState) -> list[Placed]:
         label_h = _font(pygame, label_px, True).get_ascent()
         count_h = _font(pygame, count_px, True).get_ascent()
         top = cy - (label_h + count_h + unit // 3) // 2
-        _text(
-            pygame,
-            surface,
-            placed,
+        put(
             "cue",
             label,
             label_px,
@@ -402,10 +394,7 @@ def draw(surface, state: PacerState) -> list[Placed]:
             True,
             midtop=(cx, top - (_font(pygame, label_px, True).get_height() - label_h) // 2),
         )
-        _text(
-            pygame,
-            surface,
-            placed,
+        put(
             "count",
             str(state.phase_count),
             count_px,
@@ -420,10 +409,7 @@ def draw(surface, state: PacerState) -> list[Placed]:
         lines = fit.pages[fit.page_at(state.caption_fraction)]
         top = box_y + (box_h - fit.line_px * len(lines)) // 2
         for i, line in enumerate(lines):
-            _text(
-                pygame,
-                surface,
-                placed,
+            put(
                 "caption",
                 line,
                 fit.size_px,
@@ -441,8 +427,8 @@ def draw(surface, state: PacerState) -> list[Placed]:
     times_y = bar_y + bar_h + unit // 4
     elapsed = clock_text(state.elapsed_s)
     remaining = "-" + clock_text(state.remaining_s)
-    _text(pygame, surface, placed, "elapsed", elapsed, small, MUTED, topleft=(left, times_y))
-    _text(pygame, surface, placed, "remaining", remaining, small, MUTED, topright=(right, times_y))
+    put("elapsed", elapsed, small, MUTED, topleft=(left, times_y))
+    put("remaining", remaining, small, MUTED, topright=(right, times_y))
     _draw_hints(pygame, surface, placed, unit, left, right, times_y, small, elapsed, remaining)
     return placed
 
