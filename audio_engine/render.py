@@ -245,6 +245,10 @@ def estimate_gain(timeline: Timeline, sources: Sources, speech_energy=None) -> f
         elif event.kind == CHIME:
             key = (CHIME, event.chime, event.volume)
             found = profile_of(key, lambda e=event: synth.chime(e.chime, e.volume))
+        elif event.kind == TONE and event.tone.cycle_lengths:
+            for offset, found in tone_cycle_profiles(event.tone):  # phases that ramp
+                place(fore, found, event.start_sample + offset, found[1])
+            continue
         elif event.kind == TONE:
             found = tone_profile(event.tone)
         else:
@@ -300,10 +304,29 @@ def layer_level(layer) -> float:
 
 @functools.lru_cache(maxsize=16)
 def tone_profile(spec) -> tuple[np.ndarray, int]:
-    """A guide tone's `loudness.energy_profile` over one cycle, and the cycle's length."""
+    """A guide tone's `loudness.energy_profile` over one cycle (the first, when phases ramp),
+    and the cycle's length."""
     period = sum(n for _, n in spec.phases)
-    signal = synth.guide_tone(spec.phases, spec.cycles, 0, period)
+    signal = synth.guide_tone(spec.phases, spec.cycles, 0, period, spec.cycle_lengths)
     return loudness.energy_profile(signal, SAMPLE_RATE), period
+
+
+@functools.lru_cache(maxsize=4)
+def tone_cycle_profiles(spec) -> tuple[tuple[int, tuple[np.ndarray, int]], ...]:
+    """A guide tone whose phases ramp, cycle by cycle: (the cycle's offset in the step, its
+    `loudness.energy_profile` and length). Rendered one cycle at a time (flat memory); cycles
+    of equal lengths (a stepped ramp's) share one profile."""
+    out, offset, seen = [], 0, {}
+    for lengths in spec.cycle_lengths:
+        period = sum(lengths)
+        if lengths not in seen:
+            signal = synth.guide_tone(
+                spec.phases, spec.cycles, offset, offset + period, spec.cycle_lengths
+            )
+            seen[lengths] = (loudness.energy_profile(signal, SAMPLE_RATE), period)
+        out.append((offset, seen[lengths]))
+        offset += period
+    return tuple(out)
 
 
 def _envelope_at(points, total, fade_in, fade_out, depth, timeline, ramp) -> np.ndarray:
@@ -485,6 +508,7 @@ def _foreground(sources, index, start, stop) -> np.ndarray:
                 event.tone.cycles,
                 a - event.start_sample,
                 b - event.start_sample,
+                event.tone.cycle_lengths,
             )
         mono[a - start : a - start + len(seg)] += seg
     return mono
