@@ -82,6 +82,8 @@ class Event:
     chime: str | None = None  # chime only
     volume: float = 1.0  # chime only
     tone: ToneSpec | None = None  # tone only
+    cycle: int = 0  # breathing phases: the cycle's number in its step, from 1 (0: not a phase)
+    cycles: int = 0  # breathing phases: how many cycles the step has
 
     @property
     def duration_samples(self) -> int:
@@ -454,7 +456,9 @@ class _Builder:
                 cue = step.cues.get(name)
                 if cue is None:
                     cue = self.default_cues[name]
-                self.events.append(Event(name, offset, offset + n, text=cue))
+                self.events.append(
+                    Event(name, offset, offset + n, text=cue, cycle=c + 1, cycles=step.cycles)
+                )
                 if step.chime_on_phase:
                     length = self.chime_samples(step.chime_on_phase)
                     self.events.append(
