@@ -169,6 +169,8 @@ def _ramp(ch, node: MappingNode, path: str, phase: str) -> Any:
         )
         return BAD
     if "to" not in got and "step" not in got:
+        if len(got) < len(pairs):
+            return BAD  # a misspelt key was reported (with a hint): that is the problem
         ch.report(
             node,
             path,
