@@ -19,7 +19,7 @@ import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audio_engine import export, pipeline, script, synth, timeline
+from audio_engine import export, pipeline, render, script, synth, timeline
 from audio_engine.cli.info import as_json, outline
 from audio_engine.errors import ScriptError, TimingError
 from audio_engine.model import SAMPLE_RATE as SR
@@ -424,3 +424,12 @@ def test_chime_on_phase_rings_on_every_ramped_phase_in_an_export(tmp_path):
         if sound[i] and not sound[i - 1] and not sound[max(0, i - 2000) : i].any():
             onsets.append(i - 1)  # a chime's first sample is 0: it starts one sample before
     assert onsets == [start for _, start, _ in want]
+
+
+def test_the_gain_estimate_counts_each_ramped_cycle_of_the_tone():
+    # slow-down's first guide tone ramps: its energy is added up cycle by cycle.
+    prepared = pipeline.prepare(pipeline.load("slow-down", "en"))
+    assert any(e.tone is not None and e.tone.cycle_lengths for e in prepared.timeline.events)
+    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    estimated = render.estimate_gain(prepared.timeline, prepared.sources)
+    assert abs(20 * np.log10(estimated / measured)) < 0.05
