@@ -433,3 +433,28 @@ def test_the_gain_estimate_counts_each_ramped_cycle_of_the_tone():
     measured = render.measure_gain(prepared.timeline, prepared.sources)
     estimated = render.estimate_gain(prepared.timeline, prepared.sources)
     assert abs(20 * np.log10(estimated / measured)) < 0.05
+
+
+def test_validate_prints_every_ramp_error_at_file_line_col_and_exits_1(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "ramps.en.yaml"
+    path.write_text(
+        HEAD + "  - breathe: {inhale: 4, exhale: {from: 4, step: -1}, cycles: 5}\n"
+        "  - breathe: {pattern: 4-7-8-9-1, unit: 1s}\n"
+        "  - breathe: {inhale: 4, exhale: {from: 2, to: 6}, cycles: 3}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "audio_engine", "validate", "--no-voice", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(": ", 2)[:2] for line in lines] == [
+        [f"{path}:5:50", "error"],
+        [f"{path}:6:24", "error"],
+    ]
+    assert "falls to 0 s in cycle 5 of 5" in lines[0] and "Traceback" not in result.stderr
