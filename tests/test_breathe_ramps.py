@@ -458,3 +458,20 @@ def test_validate_prints_every_ramp_error_at_file_line_col_and_exits_1(tmp_path)
         [f"{path}:6:24", "error"],
     ]
     assert "falls to 0 s in cycle 5 of 5" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_each_ramped_cycles_tone_energy_is_estimated_within_a_percent():
+    from audio_engine import loudness
+
+    s = load(
+        "- breathe: {inhale: {from: 2, to: 5}, hold: 1, exhale: {from: 6, step: -1, min: 2},"
+        " rest: 0.5, cycles: 6, guide_tone: true}"
+    )
+    (tone,) = [e for e in timeline.compile(s, FakeLengths()).events if e.kind == "tone"]
+    spec = tone.tone
+    for offset, (profile, length) in render.tone_cycle_profiles(spec):
+        real = synth.guide_tone(
+            spec.phases, spec.cycles, offset, offset + length, spec.cycle_lengths
+        )
+        measured = loudness.energy_profile(real, SR)[-1]
+        assert profile[-1] == pytest.approx(measured, rel=0.01)
