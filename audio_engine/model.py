@@ -118,7 +118,41 @@ class Cues:
 
 
 @dataclass(frozen=True)
+class Ramp:
+    """A breathing phase whose length changes from cycle to cycle of its `breathe` step.
+
+    Linear (`to_s` set): cycle c (0-based) of N lasts `from_s + (to_s - from_s) * c / (N - 1)`
+    seconds; a step of one cycle lasts `from_s`. Stepped (`step_s` set): `from_s + step_s *
+    (c // every)`, held at `max_s` when it rises past it or at `min_s` when it falls past it.
+    Each cycle's value is rounded to samples once, by the timeline, like any phase.
+    """
+
+    from_s: float
+    to_s: float | None = None
+    step_s: float | None = None
+    every: int = 1
+    max_s: float | None = None
+    min_s: float | None = None
+
+    def seconds(self, cycle: int, cycles: int) -> float:
+        """The phase's length in cycle `cycle` (0-based) of a step of `cycles` cycles."""
+        if self.to_s is not None:
+            if cycles <= 1:
+                return self.from_s
+            return self.from_s + (self.to_s - self.from_s) * cycle / (cycles - 1)
+        value = self.from_s + (self.step_s or 0.0) * (cycle // self.every)
+        if self.max_s is not None:
+            value = min(value, self.max_s)
+        if self.min_s is not None:
+            value = max(value, self.min_s)
+        return value
+
+
+@dataclass(frozen=True)
 class Breathe:
+    """A paced breathing exercise. A ramped phase's `*_s` field holds its first cycle's length;
+    `ramps` says how it changes (`cycle_phases` gives any cycle's lengths)."""
+
     inhale_s: float
     exhale_s: float
     hold_s: float = 0.0
@@ -130,9 +164,12 @@ class Breathe:
     chime_on_phase: str | None = None
     voice: Voice | None = None  # for the cues and counts
     origin: Origin = NO_ORIGIN
+    ramps: tuple[tuple[str, Ramp], ...] = ()  # (phase, ramp) for the phases that change
+    # Where the phases and cues are written ("exhale", "cues.exhale"): timing errors point there.
+    origins: tuple[tuple[str, Origin], ...] = field(default=(), compare=False)
 
     def phases(self) -> tuple[tuple[str, float], ...]:
-        """The non-zero phases of one cycle, in order, as (name, seconds)."""
+        """The non-zero phases of one cycle (the first, when phases ramp), as (name, seconds)."""
         all_phases = (
             ("inhale", self.inhale_s),
             ("hold", self.hold_s),
@@ -140,6 +177,25 @@ class Breathe:
             ("rest", self.rest_s),
         )
         return tuple((name, s) for name, s in all_phases if s > 0)
+
+    @property
+    def varies(self) -> bool:
+        """Whether some phase changes across the cycles."""
+        return bool(self.ramps)
+
+    def cycle_phases(self, cycle: int) -> tuple[tuple[str, float], ...]:
+        """The non-zero phases of cycle `cycle` (0-based), in order, as (name, seconds)."""
+        if not self.ramps:
+            return self.phases()
+        ramps = dict(self.ramps)
+        return tuple(
+            (name, ramps[name].seconds(cycle, self.cycles) if name in ramps else s)
+            for name, s in self.phases()
+        )
+
+    def origin_of(self, key: str) -> Origin:
+        """Where `key` ("exhale", "cues.exhale") is written; the step's origin if not known."""
+        return dict(self.origins).get(key, self.origin)
 
 
 @dataclass(frozen=True)

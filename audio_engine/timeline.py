@@ -16,7 +16,9 @@ speech never pushes anything later. Only a `say` without `duration`, a stretch i
 follows the instruction) and a chime last as long as their sound.
 
 Durations in seconds become samples by rounding once, per phase or step, so that a phase of 4 s is
-exactly 176400 samples and cycle c of a breathe step starts at c * (sum of its phase samples).
+exactly 176400 samples and phase k of cycle c of a breathe step starts at the step's start + the
+samples of every phase before it (c * the cycle's samples when no phase ramps). A ramped phase is
+rounded once per cycle, from that cycle's value in seconds.
 """
 
 from __future__ import annotations
@@ -57,10 +59,15 @@ PHASE_KINDS = ("inhale", "hold", "exhale", "rest")
 
 @dataclass(frozen=True)
 class ToneSpec:
-    """The guide tone of one breathe step: one cycle's phases as (name, length_samples)."""
+    """The guide tone of one breathe step: one cycle's phases as (name, length_samples).
+
+    When phases ramp, `cycle_lengths` holds every cycle's phase lengths in samples (the names
+    are those of `phases`, which is then the first cycle); empty when every cycle is `phases`.
+    """
 
     phases: tuple[tuple[str, int], ...]
     cycles: int
+    cycle_lengths: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Event:
     chime: str | None = None  # chime only
     volume: float = 1.0  # chime only
     tone: ToneSpec | None = None  # tone only
+    cycle: int = 0  # breathing phases: the cycle's number in its step, from 1 (0: not a phase)
+    cycles: int = 0  # breathing phases: how many cycles the step has
 
     @property
     def duration_samples(self) -> int:
@@ -415,19 +424,41 @@ class _Builder:
                 raise TypeError(f"unknown step {step!r}")
 
     def breathe(self, step: Breathe) -> None:
-        phases = [(name, samples(s), s) for name, s in step.phases()]
-        cycle = sum(n for _, n, _ in phases)
+        # Each cycle's phases as (name, samples, seconds): every phase rounded to samples once;
+        # phase k of cycle c starts at the step's start + every earlier phase's samples.
+        first = [(name, samples(s), s) for name, s in step.phases()]
+        if step.varies:
+            per_cycle = [
+                [(name, samples(s), s) for name, s in step.cycle_phases(c)]
+                for c in range(step.cycles)
+            ]
+        else:
+            per_cycle = [first] * step.cycles
+        lengths = tuple(tuple(n for _, n, _ in phases) for phases in per_cycle)
+        total = sum(sum(cycle) for cycle in lengths)
         start = self.cursor
         if step.guide_tone:
-            spec = ToneSpec(tuple((name, n) for name, n, _ in phases), step.cycles)
-            self.events.append(Event(TONE, start, start + cycle * step.cycles, tone=spec))
-        for c in range(step.cycles):
-            offset = start + c * cycle
+            varying = lengths if len(set(lengths)) > 1 else ()
+            spec = ToneSpec(tuple((name, n) for name, n, _ in first), step.cycles, varying)
+            self.events.append(Event(TONE, start, start + total, tone=spec))
+        # The tightest fit of each cue and count over the cycles, reported once.
+        tightest: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+
+        def fit(what: str, name: str, at: int, text: str, room: int, cycle: int) -> None:
+            length = self.speak(at, text, step.voice)
+            key = (what, name, text)
+            if self.check and length > room and (key not in tightest or room < tightest[key][0]):
+                tightest[key] = (room, length, cycle)
+
+        offset = start
+        for c, phases in enumerate(per_cycle):
             for name, n, seconds in phases:
                 cue = step.cues.get(name)
                 if cue is None:
                     cue = self.default_cues[name]
-                self.events.append(Event(name, offset, offset + n, text=cue))
+                self.events.append(
+                    Event(name, offset, offset + n, text=cue, cycle=c + 1, cycles=step.cycles)
+                )
                 if step.chime_on_phase:
                     length = self.chime_samples(step.chime_on_phase)
                     self.events.append(
@@ -446,17 +477,24 @@ class _Builder:
                     counts = list(range(1, int(seconds + 1e-9)))
                 first_count = offset + samples(counts[0]) if counts else offset + n
                 if cue:
-                    self.speak_within(
-                        offset, cue, first_count - offset, step.origin, f"{name} cue", step.voice
-                    )
+                    fit("cue", name, offset, cue, first_count - offset, c)
                 for i, k in enumerate(counts):
                     at = offset + samples(k)
                     until = offset + samples(counts[i + 1]) if i + 1 < len(counts) else offset + n
-                    self.speak_within(
-                        at, str(k + 1), until - at, step.origin, f"{name} count", step.voice
-                    )
+                    fit("count", name, at, str(k + 1), until - at, c)
                 offset += n
-        self.cursor = start + cycle * step.cycles
+        for (what, name, text), (room, length, c) in tightest.items():
+            if what == "cue":
+                written = f"cues.{name}" if step.cues.get(name) is not None else name
+            else:
+                written = "count"
+            where = f" in cycle {c + 1} of {step.cycles}, its shortest" if step.varies else ""
+            self.problem(
+                step.origin_of(written),
+                f'{name} {what} "{_short(text)}" lasts {_fmt_s(length)} when spoken, '
+                f"longer than the {_fmt_s(room)} it has{where}",
+            )
+        self.cursor = start + total
 
     def stretch(self, step: Stretch) -> None:
         if step.name:

@@ -188,7 +188,7 @@ def test_validate_times_the_complete_steps_of_a_script_with_errors(tmp_path: Pat
     assert [line.split(": error: ")[0] for line in problems] == [
         f"{path}:5:12",
         f"{path}:6:5",
-        f"{path}:8:5",
+        f"{path}:8:52",  # the cue's own place
     ]
     assert "longer than its duration 0.5 s" in problems[1]
     assert "inhale cue" in problems[2] and "longer than the 1.00 s it has" in problems[2]

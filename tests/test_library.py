@@ -101,6 +101,7 @@ def test_list_shows_each_session_once_with_its_languages(user_dir):
         "desk-stretches",
         "quick-reset",
         "sleep-wind-down",
+        "slow-down",
         "evening",
     }
     assert "en, nl" in rows["breathing-478"] and "4-7-8 breathing" in rows["breathing-478"]

@@ -318,7 +318,9 @@ def _expected_s(path: str) -> float:
                 case model.Chime():
                     total += 4.0
                 case model.Breathe():
-                    total += step.cycles * sum(seconds for _, seconds in step.phases())
+                    cycles = range(step.cycles if step.varies else 1)
+                    each = [sum(s for _, s in step.cycle_phases(c)) for c in cycles]
+                    total += sum(each) if step.varies else step.cycles * each[0]
                 case model.Stretch():
                     total += sum(words_s(t) + step.hold_s for t in step.sides)
                     total += step.rest_s * max(0, len(step.sides) - 1)

@@ -47,10 +47,34 @@ def as_json(timeline) -> dict:
                 "text": e.text,
                 "start_sample": e.start_sample,
                 "end_sample": e.end_sample,
+                **_cycle_keys(e),
             }
             for e in timeline.sounding_events()
         ],
     }
+
+
+def _cycle_keys(event) -> dict:
+    """A breathing phase's cycle in its step (`cycle` from 1, of `cycles`): with ramps, each
+    cycle's phases have their own lengths."""
+    return {"cycle": event.cycle, "cycles": event.cycles} if event.cycle else {}
+
+
+def _cycle_lines(timeline) -> list[tuple[int, float, str]]:
+    """One outline line at the start of every breathing cycle: its number and its phases."""
+    rate = timeline.sample_rate
+    lines: list[tuple[int, float, str]] = []
+    current: list = []
+    for e in [*(e for e in timeline.events if e.cycle), None]:
+        if current and (e is None or e.kind == "inhale"):  # every cycle starts breathing in
+            head = current[0]
+            phases = " · ".join(f"{p.kind} {p.duration_samples / rate:.2f} s" for p in current)
+            text = f"   cycle {head.cycle} of {head.cycles}: {phases}"
+            lines.append((head.start_sample, 0.5, text))
+            current = []
+        if e is not None:
+            current.append(e)
+    return lines
 
 
 def clock(seconds: float) -> str:
@@ -82,6 +106,7 @@ def outline(timeline) -> str:
             label = f"{e.kind:<6}{' ' + repr(e.text) if e.text else ''}"
         length = (e.end_sample - e.start_sample) / rate
         items.append((e.start_sample, 1, f"   {label}  ({length:.2f} s)"))
+    items += _cycle_lines(timeline)
     for start, _, text in sorted(items, key=lambda item: (item[0], item[1])):
         lines.append(f"{clock(start / rate)}  {text}")
     lines.append(f"{clock(timeline.duration_s)}  end")

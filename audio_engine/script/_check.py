@@ -24,6 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from audio_engine import model
 from audio_engine.errors import Diagnostic
+from audio_engine.script._breathe import BREATHE_KEYS, check_breathe  # noqa: F401 (a table)
 from audio_engine.script._yaml import BAD_TAG, MERGE_TAG
 
 # ---- the format's limits and tables (the JSON Schema reads these too) --------------------------
@@ -87,17 +88,6 @@ STEP_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 SILENT_ACTIONS = ("pause", "chime", "section")  # a voice on these has nothing to speak
 MAX_EXPANDED_STEPS = 100_000  # steps once every repeat is unrolled
-BREATHE_KEYS = (
-    "inhale",
-    "hold",
-    "exhale",
-    "rest",
-    "cycles",
-    "cues",
-    "count",
-    "guide_tone",
-    "chime_on_phase",
-)
 STRETCH_KEYS = ("name", "say", "sides", "hold", "countdown", "rest")
 SCAN_KEYS = ("prompt", "regions", "dwell")
 LAYER_KINDS = ("drone", "binaural", "noise", "sound")
@@ -1010,81 +1000,7 @@ class Checker:
         return self.voice(options["voice"].value, _join(path.rsplit(".", 1)[0], "voice"))
 
     def _breathe(self, node, path, options, origin, depth) -> tuple[Any, float]:
-        pairs = self.pairs(node, path, "breathing settings (a mapping with inhale, exhale, ...)")
-        if pairs is None:
-            return BAD, 0.0
-        got = self.known(pairs, path, BREATHE_KEYS, "breathe")
-        ok = self.required(node, path, got, ("inhale", "exhale"))
-        values: dict[str, Any] = {}
-        for phase in model.PHASES:
-            if phase in got:
-                values[f"{phase}_s"] = self.duration(
-                    got[phase].value, _join(path, phase), positive=phase in ("inhale", "exhale")
-                )
-        if "cycles" in got:
-            values["cycles"] = self.number(
-                got["cycles"].value,
-                _join(path, "cycles"),
-                f"a whole number of cycles from 1 to {MAX_CYCLES}",
-                low=1,
-                high=MAX_CYCLES,
-                integer=True,
-            )
-        for flag in ("count", "guide_tone"):
-            if flag in got:
-                values[flag] = self.boolean(got[flag].value, _join(path, flag))
-        if "chime_on_phase" in got:
-            values["chime_on_phase"] = self.choice(
-                got["chime_on_phase"].value, _join(path, "chime_on_phase"), model.CHIMES, "a chime"
-            )
-        cues: dict[str, Any] = {}
-        if "cues" in got:
-            cues_path = _join(path, "cues")
-            cue_pairs = self.pairs(
-                got["cues"].value, cues_path, "cue words (a mapping with inhale, hold, ...)"
-            )
-            if cue_pairs is None:
-                cues = BAD
-            else:
-                for name, pair in self.known(cue_pairs, cues_path, model.PHASES, "cues").items():
-                    cues[name] = self.text(
-                        pair.value,
-                        _join(cues_path, name),
-                        what="a cue text",
-                        allow_empty=True,
-                        spoken=True,
-                    )
-        phase_s = {p: values.get(f"{p}_s", 0.0) for p in model.PHASES}
-        timed = {p: s for p, s in phase_s.items() if isinstance(s, float) and s > 0}
-        if cues is not BAD and self.language is not None:
-            defaults = model.DEFAULT_CUES.get(self.language)
-            missing = [p for p in model.PHASES if p in timed and cues.get(p) is None]
-            if defaults is None and missing:
-                names = ", ".join(missing)
-                self.report(
-                    node,
-                    path,
-                    f"no cue words for {names}: the language '{self.language}' has no built-in "
-                    f"cues (built in: {', '.join(model.DEFAULT_CUES)}); give them with "
-                    '`cues: {inhale: ..., exhale: ...}` ("" keeps a phase silent)',
-                )
-                ok = False
-        if values.get("count") is True:
-            short = [f"{p} {s:g} s" for p, s in timed.items() if s < WARN_COUNT_PHASE_S]
-            if short:
-                self.report(
-                    got["count"].value,
-                    _join(path, "count"),
-                    f"count: true on phases shorter than 2 s ({', '.join(short)}): "
-                    "nothing is counted in them",
-                    "warning",
-                )
-        cycles = values.get("cycles", 1)
-        min_s = sum(timed.values()) * (cycles if isinstance(cycles, int) else 1)
-        values["voice"] = self._step_voice(options, path)
-        if not ok or cues is BAD or any(v is BAD for v in [*values.values(), *cues.values()]):
-            return BAD, min_s
-        return model.Breathe(**values, cues=model.Cues(**cues), origin=origin), min_s
+        return check_breathe(self, node, path, options, origin)  # see _breathe.py
 
     def _stretch(self, node, path, options, origin, depth) -> tuple[Any, float]:
         pairs = self.pairs(node, path, "stretch settings (a mapping with say or sides, hold, ...)")
