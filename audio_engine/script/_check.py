@@ -229,25 +229,6 @@ def default_id(file_name: str) -> str:
     return split_file_name(file_name)[0]
 
 
-def _user_sessions_dir() -> Path | None:
-    # The page allows sound files in the user's sessions folder. library.py owns that folder;
-    # it is imported late because it may itself load scripts.
-    try:
-        from audio_engine import library
-    except ImportError:
-        library = None
-    if library is not None and hasattr(library, "user_dir"):
-        return Path(library.user_dir())
-    env = os.environ.get("RELAX_SESSIONS_DIR")
-    if env:
-        return Path(env)
-    try:
-        import platformdirs
-    except ImportError:
-        return None
-    return Path(platformdirs.user_data_dir("relax")) / "sessions"
-
-
 class Checker:
     """One pass over one document: diagnostics in `self.diagnostics`, the model from `session()`."""
 
@@ -849,10 +830,7 @@ class Checker:
             )
             return BAD
         roots = [] if self.base_dir is None else [self.base_dir]
-        roots += [Path(d) for d in self.allowed_dirs]
-        user = _user_sessions_dir()
-        if user is not None:
-            roots.append(user)
+        roots += [Path(d) for d in self.allowed_dirs]  # the callers add the sessions folder
         try:
             full = (written if written.is_absolute() else self.base_dir / written).resolve()
             resolved_roots = [r.resolve() for r in roots]
