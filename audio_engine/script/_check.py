@@ -100,6 +100,7 @@ BREATHE_KEYS = (
 )
 STRETCH_KEYS = ("name", "say", "sides", "hold", "countdown", "rest")
 SCAN_KEYS = ("prompt", "regions", "dwell")
+ACTION_SETTINGS = {"breathe": BREATHE_KEYS, "stretch": STRETCH_KEYS, "scan": SCAN_KEYS}
 LAYER_KINDS = ("drone", "binaural", "noise", "sound")
 LAYER_SHARED = ("volume", "fade_in", "fade_out", "duck")
 LAYER_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -256,12 +257,27 @@ class Checker:
 
     # ---- reporting -------------------------------------------------------------------------
 
-    def report(self, node: Node | None, path: str, message: str, severity: str = "error") -> None:
+    def report(
+        self,
+        node: Node | None,
+        path: str,
+        message: str,
+        severity: str = "error",
+        notes: tuple[Diagnostic, ...] = (),
+    ) -> None:
+        line, col = self._place(node)
+        self.diagnostics.append(Diagnostic(self.file, line, col, path, message, severity, notes))
+
+    def note(self, node: Node | None, path: str, message: str) -> Diagnostic:
+        """A second place of a problem, for `report(..., notes=...)`."""
+        line, col = self._place(node)
+        return Diagnostic(self.file, line, col, path, message, "note")
+
+    @staticmethod
+    def _place(node: Node | None) -> tuple[int, int]:
         if node is None or node.start_mark is None:
-            line, col = 1, 1
-        else:
-            line, col = node.start_mark.line + 1, node.start_mark.column + 1
-        self.diagnostics.append(Diagnostic(self.file, line, col, path, message, severity))
+            return 1, 1
+        return node.start_mark.line + 1, node.start_mark.column + 1
 
     def expected(self, node: Node, path: str, what: str, *, text_wanted: bool = False) -> _Bad:
         if node.tag == BAD_TAG:
@@ -453,12 +469,13 @@ class Checker:
         if positive and value == 0:
             self.report(node, path, f"expected a duration longer than zero, found {describe(node)}")
             return BAD
-        if positive and value * model.SAMPLE_RATE < 0.5:  # rounds to no sample at all
+        if positive and round(value * model.SAMPLE_RATE) == 0:  # as the timeline rounds it
             self.report(
                 node,
                 path,
-                f"expected a duration of at least one sample (1/{model.SAMPLE_RATE} s), "
-                f"found {describe(node)}",
+                f"expected a duration longer than 1/{2 * model.SAMPLE_RATE} s (half a sample: "
+                f"durations are rounded to whole samples at {model.SAMPLE_RATE} Hz, and this "
+                f"one would last none), found {describe(node)}",
             )
             return BAD
         return float(value)
@@ -881,17 +898,25 @@ class Checker:
                 return BAD, 0.0
             return model.Say(text=text, origin=self._origin(node, path)), 0.0
         actions = ", ".join(ACTIONS)
-        pairs = self.pairs(
-            node, path, f"a step (a text to say, or a mapping with one of {actions})"
-        )
+        what = f"a step (a text to say, or a mapping with one of {actions})"
+        if isinstance(node, ScalarNode) and node.tag in _QUOTABLE:
+            return self.expected(node, path, what, text_wanted=True), 0.0
+        pairs = self.pairs(node, path, what)
         if pairs is None:
             return BAD, 0.0
         found = [p for p in pairs if p.name in ACTIONS]
         all_options = sorted({o for opts in STEP_OPTIONS.values() for o in opts})
         action = found[0].name if found else None
         allowed = STEP_OPTIONS.get(action, ()) if action else ()
+        # `breathe:` and then `inhale:` under it at the same indent: options beside the action.
+        inner = ACTION_SETTINGS.get(action, ())
+        beside = [p for p in pairs[1:] if p.name in inner and p.name not in allowed]
+        beside = [p for p in beside if p is not found[0]]
+        if beside:
+            self._beside(found[0], beside, path)
+            found = [p for p in found if p not in beside]
         for pair in pairs:
-            if pair.name in ACTIONS or pair.name in allowed:
+            if pair.name in ACTIONS or pair.name in allowed or pair in beside:
                 continue
             if pair.name in all_options and action is not None:
                 takes = ", ".join(allowed) if allowed else "no options"
@@ -901,7 +926,8 @@ class Checker:
                     f"'{pair.name}' is not an option of '{action}' ({action} takes {takes})",
                 )
             elif pair.name not in all_options:
-                hint = _suggest(pair.name, [*allowed, *ACTIONS] if action else ACTIONS)
+                near = [*allowed, *ACTIONS, *(inner if beside else ())] if action else ACTIONS
+                hint = _suggest(pair.name, near)
                 self.report(
                     pair.key, _join(path, pair.name), f"unknown key '{pair.name}' in a step{hint}"
                 )
@@ -910,12 +936,16 @@ class Checker:
                 self.report(node, path, f"a step needs one action key: {actions}")
             return BAD, 0.0
         if len(found) > 1:
+            first = found[0]
             self.report(
                 found[1].key,
                 _join(path, found[1].name),
-                f"a step has exactly one action, found '{found[0].name}' and also "
+                f"a step has exactly one action, found '{first.name}' and also "
                 f"'{found[1].name}'; make them two steps",
+                notes=(self.note(first.key, _join(path, first.name), "the first action is here"),),
             )
+            return BAD, 0.0
+        if beside:
             return BAD, 0.0
         options = {p.name: p for p in pairs if p.name in allowed}
         value = found[0].value
@@ -939,6 +969,21 @@ class Checker:
         if timed:
             self.timed_steps.append(step)
         return step, min_s
+
+    def _beside(self, action: _Pair, beside: list[_Pair], path: str) -> None:
+        names = ", ".join(f"`{p.name}`" for p in beside)
+        are = "is an option" if len(beside) == 1 else "are options"
+        these = "it" if len(beside) == 1 else "these"
+        if isinstance(action.value, MappingNode) and action.value.flow_style:
+            fix = f"move {these} inside `{action.name}: {{...}}`"
+        else:
+            fix = f"indent {these} under `{action.name}:`"
+        self.report(
+            beside[0].key,
+            _join(path, action.name),
+            f"{names} {are} of `{action.name}:` but written beside it: {fix}",
+            notes=(self.note(action.key, _join(path, action.name), f"`{action.name}:` is here"),),
+        )
 
     def _say(self, node, path, options, origin, depth) -> tuple[Any, float]:
         base = path.rsplit(".", 1)[0]
