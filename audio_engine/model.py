@@ -8,8 +8,10 @@ real voice) can report `FILE:LINE:COL` and the value path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 FORMAT_VERSIONS = (1,)
 
@@ -238,6 +240,15 @@ class Session:
     source: Path | None = None  # the script file, when loaded from one
     origin: Origin = NO_ORIGIN  # where the steps list starts (session-wide problems point here)
     voice_origin: Origin = field(default=NO_ORIGIN, compare=False)  # where `voice:` is
+    # Where each value of the script is, by value path (`steps[2].breathe.inhale`): later stages
+    # report a problem at the value to change (`origin_of`), not only at its step.
+    value_origins: Mapping[str, Origin] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
+
+    def origin_of(self, path: str, default: Origin = NO_ORIGIN) -> Origin:
+        """Where the value at `path` is written, or `default` when the script has none there."""
+        return self.value_origins.get(path, default)
 
 
 # ---- what the voice is asked to say ----------------------------------------------------------

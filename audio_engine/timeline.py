@@ -317,12 +317,26 @@ class _Builder:
 
     # -- helpers
 
-    def problem(self, origin: Origin, message: str) -> None:
+    def problem(self, origin: Origin, message: str, notes: tuple[Diagnostic, ...] = ()) -> None:
         key = (origin, message)
         if key in self._reported:  # a repeat reports a problem once, not once per pass
             return
         self._reported.add(key)
-        self.problems.append(Diagnostic(origin.file, origin.line, origin.col, origin.path, message))
+        self.problems.append(
+            Diagnostic(origin.file, origin.line, origin.col, origin.path, message, notes=notes)
+        )
+
+    def at(self, step: Step, name: str) -> Origin:
+        """Where the value `name` of `step` is written (`duration`, `breathe.inhale`): the place
+        to change when speech does not fit; the step itself when the script does not say."""
+        return self.session.origin_of(f"{step.origin.path}.{name}", step.origin)
+
+    def note(self, step: Step, name: str, message: str) -> tuple[Diagnostic, ...]:
+        """A note line at the value `name` of `step`, when the script has that value."""
+        where = self.session.origin_of(f"{step.origin.path}.{name}")
+        if where == NO_ORIGIN or not step.origin.path:
+            return ()
+        return (Diagnostic(where.file, where.line, where.col, where.path, message, "note"),)
 
     def utterance(self, text: str, voice: Voice | None = None) -> Utterance:
         key = (voice, self.inherited)
@@ -346,7 +360,14 @@ class _Builder:
         return length
 
     def speak_within(
-        self, start: int, text: str, room: int, origin: Origin, what: str, voice: Voice | None
+        self,
+        start: int,
+        text: str,
+        room: int,
+        origin: Origin,
+        what: str,
+        voice: Voice | None,
+        notes: tuple[Diagnostic, ...] = (),
     ) -> None:
         """Place a line that must end within `room` samples of its start."""
         length = self.speak(start, text, voice)
@@ -355,6 +376,7 @@ class _Builder:
                 origin,
                 f'{what} "{_short(text)}" lasts {_fmt_s(length)} when spoken, '
                 f"longer than the {_fmt_s(room)} it has",
+                notes,
             )
 
     # -- the walk
@@ -373,14 +395,15 @@ class _Builder:
                 self.chapters.append(Chapter(title, start))
             case Say(text=text, duration_s=None, voice=voice):
                 self.cursor += self.speak(start, text, voice)
-            case Say(text=text, duration_s=duration_s, voice=voice, origin=origin):
+            case Say(text=text, duration_s=duration_s, voice=voice):
                 room = samples(duration_s)
                 length = self.speak(start, text, voice)
                 if self.check and length > room:
                     self.problem(
-                        origin,
+                        self.at(step, "duration"),
                         f'say "{_short(text)}" lasts {_fmt_s(length)} when spoken, longer than '
                         f"its duration {duration_s:g} s",
+                        self.note(step, "say", "the line is here"),
                     )
                 self.cursor += room
             case Pause(duration_s=duration_s):
@@ -395,11 +418,13 @@ class _Builder:
                 self.breathe(step)
             case Stretch():
                 self.stretch(step)
-            case Scan(dwell_s=dwell_s, origin=origin):
+            case Scan(dwell_s=dwell_s):
                 dwell = samples(dwell_s)
+                where = self.at(step, "scan.dwell")
+                notes = self.note(step, "scan.prompt", "the prompt is here")
                 for i, text in enumerate(step.texts()):
                     self.speak_within(
-                        start + i * dwell, text, dwell, origin, "scan prompt", step.voice
+                        start + i * dwell, text, dwell, where, "scan prompt", step.voice, notes
                     )
                 self.cursor += dwell * len(step.regions)
             case Repeat(times=times, steps=inner, voice=voice):
@@ -446,17 +471,31 @@ class _Builder:
                     counts = list(range(1, int(seconds + 1e-9)))
                 first_count = offset + samples(counts[0]) if counts else offset + n
                 if cue:
+                    where, notes = self.cue_place(step, name, seconds)
                     self.speak_within(
-                        offset, cue, first_count - offset, step.origin, f"{name} cue", step.voice
+                        offset, cue, first_count - offset, where, f"{name} cue", step.voice, notes
                     )
                 for i, k in enumerate(counts):
                     at = offset + samples(k)
                     until = offset + samples(counts[i + 1]) if i + 1 < len(counts) else offset + n
                     self.speak_within(
-                        at, str(k + 1), until - at, step.origin, f"{name} count", step.voice
+                        at,
+                        str(k + 1),
+                        until - at,
+                        self.at(step, "breathe.count"),
+                        f"{name} count",
+                        step.voice,
                     )
                 offset += n
         self.cursor = start + cycle * step.cycles
+
+    def cue_place(self, step: Breathe, phase: str, seconds: float):
+        """Where a cue that does not fit is reported: at the cue when the script writes it (a
+        note at the phase), else at the phase's duration."""
+        written = self.session.origin_of(f"{step.origin.path}.breathe.cues.{phase}")
+        if written != NO_ORIGIN and step.origin.path:
+            return written, self.note(step, f"breathe.{phase}", f"the {phase} lasts {seconds:g} s")
+        return self.at(step, f"breathe.{phase}"), ()
 
     def stretch(self, step: Stretch) -> None:
         if step.name:
@@ -473,7 +512,12 @@ class _Builder:
                 if at < hold_start:
                     continue  # the validator rejects a countdown longer than the hold
                 self.speak_within(
-                    at, str(number), samples(1), step.origin, "countdown number", step.voice
+                    at,
+                    str(number),
+                    samples(1),
+                    self.at(step, "stretch.countdown"),
+                    "countdown number",
+                    step.voice,
                 )
             self.cursor = hold_end
 

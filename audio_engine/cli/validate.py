@@ -17,7 +17,7 @@ from pathlib import Path
 from audio_engine import library, script
 from audio_engine.cli import _common
 from audio_engine.errors import RelaxError, ScriptError
-from audio_engine.model import SoundFile
+from audio_engine.model import Repeat, SoundFile
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -94,6 +94,8 @@ def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bo
         except ScriptError as exc:
             found += exc.diagnostics
             ok = False
+    if timed is not None and args.no_voice:
+        ok = _check_voice_names(shown, timed, override, found) and ok
     if timed is not None and not args.no_voice:
         from audio_engine import pipeline
 
@@ -121,6 +123,41 @@ def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bo
     if ok:
         print(f"{shown}: ok")
     return ok
+
+
+def _names_a_voice(session) -> bool:
+    def named(steps) -> bool:
+        return any(
+            (getattr(s, "voice", None) is not None and s.voice.name)
+            or (isinstance(s, Repeat) and named(s.steps))
+            for s in steps
+        )
+
+    return bool(session.voice.name) or named(session.steps)
+
+
+def _check_voice_names(shown: str, session, override, found: list) -> bool:
+    """Without the timing check: every voice `name:` (and --voice) against the engine's voice
+    list, when the engine can list its voices (remembered after its first answer); else a note.
+    """
+    if not _names_a_voice(session) and not (override and override.name):
+        return True
+    from audio_engine import pipeline, tts
+
+    try:
+        tts.list_voices()
+    except RelaxError as exc:
+        print(f"{shown}: note: voice names not checked (no speech engine: {exc})", file=sys.stderr)
+        return True
+    try:
+        pipeline.check_voice_names(session, override)
+    except ScriptError as exc:
+        found += exc.diagnostics
+        return False
+    except RelaxError as exc:  # --voice names no voice
+        print(f"{shown}: error: --voice: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _four_hours_at_least(bound, diagnostics, override) -> list:

@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -254,6 +255,7 @@ class Checker:
         self.steps_origin = model.NO_ORIGIN
         self.session_voice: Any = None
         self.session_language: Any = None
+        self.origins: dict[str, model.Origin] = {}  # value path -> where the value is written
 
     # ---- reporting -------------------------------------------------------------------------
 
@@ -290,8 +292,16 @@ class Checker:
 
     # ---- mappings --------------------------------------------------------------------------
 
+    def seen(self, node: Node, path: str) -> None:
+        """Remember where the value at `path` is (for problems found later, with the voice)."""
+        if node.start_mark is not None:
+            self.origins[path] = model.Origin(
+                self.file, node.start_mark.line + 1, node.start_mark.column + 1, path
+            )
+
     def pairs(self, node: Node, path: str, what: str) -> list[_Pair] | None:
         """The key/value pairs of a mapping (merge keys applied), or None if it is not one."""
+        self.seen(node, path)
         if not isinstance(node, MappingNode) or node.tag == BAD_TAG:
             self.expected(node, path, what)
             return None
@@ -369,6 +379,7 @@ class Checker:
         allow_empty: bool = False,
         spoken: bool = False,
     ) -> Any:
+        self.seen(node, path)
         if not isinstance(node, ScalarNode) or node.tag != _STR:
             return self.expected(node, path, what, text_wanted=True)
         value = node.value
@@ -392,6 +403,7 @@ class Checker:
         return value
 
     def boolean(self, node: Node, path: str) -> Any:
+        self.seen(node, path)
         if isinstance(node, ScalarNode) and node.tag == _BOOL:
             try:
                 return bool(_CONSTRUCTOR.construct_yaml_bool(node))
@@ -411,6 +423,7 @@ class Checker:
         low_exclusive: bool = False,
     ) -> Any:
         """A finite number in [low, high] (or (low, high] with low_exclusive); else BAD."""
+        self.seen(node, path)
         value = self._numeric(node)
         if value is BAD:
             return self.expected(node, path, what)
@@ -448,6 +461,7 @@ class Checker:
 
     def duration(self, node: Node, path: str, *, positive: bool) -> Any:
         """Seconds from a number or a duration string; BAD (reported) when it is not one."""
+        self.seen(node, path)
         value = self._numeric(node)
         if isinstance(node, ScalarNode) and node.tag == _STR:
             seconds = parse_duration_text(node.value)
@@ -481,6 +495,7 @@ class Checker:
         return float(value)
 
     def choice(self, node: Node, path: str, options: Sequence[str], what: str) -> Any:
+        self.seen(node, path)
         if not isinstance(node, ScalarNode) or node.tag != _STR:
             return self.expected(node, path, f"{what}: one of {', '.join(options)}")
         if node.value in options:
@@ -641,6 +656,7 @@ class Checker:
             source=self.source,
             origin=values["origin"],
             voice_origin=values.get("voice_origin", model.NO_ORIGIN),
+            value_origins=MappingProxyType(self.origins),
         )
 
     def partial_session(self) -> model.Session | None:
@@ -662,6 +678,7 @@ class Checker:
             steps=tuple(steps),
             voice=voice or model.Voice(),
             origin=origin,
+            value_origins=MappingProxyType(self.origins),
         )
 
     def _id(self, node: Node) -> Any:
