@@ -99,6 +99,7 @@ class Timeline:
     sample_rate: int = SAMPLE_RATE
     speech_intervals: tuple[tuple[int, int], ...] = field(default=(), repr=False)
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)  # e.g. over 2 hours
+    pauses: tuple[tuple[int, int], ...] = field(default=(), repr=False)  # each pause step's span
 
     @property
     def duration_s(self) -> float:
@@ -241,6 +242,7 @@ def compile(
         background=session.background,
         speech_intervals=tuple(intervals),
         warnings=tuple(warnings),
+        pauses=tuple(builder.pauses),
     )
 
 
@@ -307,6 +309,7 @@ class _Builder:
         self.chapters: list[Chapter] = []
         self.problems: list[Diagnostic] = []
         self.requested: list[Utterance] = []
+        self.pauses: list[tuple[int, int]] = []
         self.inherited: Voice | None = None  # the voice of the repeats around the current step
         # Only the words matter to `speech_requests`: it places chimes without their length.
         self.chime_samples = synth.chime_samples if check else lambda name: 0
@@ -408,6 +411,7 @@ class _Builder:
                 self.cursor += room
             case Pause(duration_s=duration_s):
                 self.cursor += samples(duration_s)
+                self.pauses.append((start, self.cursor))
             case Chime(name=name, volume=volume):
                 length = self.chime_samples(name)
                 self.events.append(
