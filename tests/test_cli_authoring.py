@@ -298,7 +298,7 @@ def test_validate_points_at_every_voice_name_that_matches_no_voice(tmp_path: Pat
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if ": error: " in line]
     assert [line.split(": no installed voice")[0] for line in errors] == [
-        f"{path}:4:8: error: voice.name",
-        f"{path}:7:5: error: steps[1].voice.name",
-        f"{path}:9:5: error: steps[2].voice.name",
+        f"{path}:4:15: error: voice.name",  # at the name itself
+        f"{path}:8:19: error: steps[1].voice.name",
+        f"{path}:10:19: error: steps[2].voice.name",
     ]

@@ -466,6 +466,14 @@ class Checker:
         if isinstance(node, ScalarNode) and node.tag == _STR:
             seconds = parse_duration_text(node.value)
             if seconds is None:
+                if parse_duration_text(node.value.lower()) is not None:
+                    self.report(
+                        node,
+                        path,
+                        f"expected {DURATION_HINT}, found {describe(node)}: units are lower-case "
+                        f'(h, m, s, ms), e.g. "{node.value.lower()}"',
+                    )
+                    return BAD
                 return self.expected(node, path, DURATION_HINT)
             value = seconds
         elif value is BAD:
