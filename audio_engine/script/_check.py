@@ -758,6 +758,20 @@ class Checker:
         all_options = sorted(
             {o for opts in LAYER_OPTIONS.values() for o in opts} | set(LAYER_SHARED)
         )
+        if len(found) == 1 and _is_null(found[0].value):  # `drone:`, its options unindented
+            inner = LAYER_OPTIONS[found[0].name] + LAYER_SHARED
+            beside = [p for p in pairs if p.name in inner]
+            if beside:
+                self._beside(found[0], beside, path)
+                for pair in pairs:
+                    if pair.name not in inner and pair is not found[0]:
+                        hint = _suggest(pair.name, [*LAYER_KINDS, *inner])
+                        self.report(
+                            pair.key,
+                            _join(path, pair.name),
+                            f"unknown key '{pair.name}' in a layer{hint}",
+                        )
+                return BAD
         for pair in pairs:
             if pair.name in LAYER_KINDS:
                 continue
@@ -1258,6 +1272,10 @@ class Checker:
         if BAD in (times, steps, voice):
             return BAD, min_s
         return model.Repeat(times=times, steps=steps, voice=voice, origin=origin), min_s
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL
 
 
 def _expanded_steps(steps) -> int:
