@@ -50,7 +50,8 @@ def register(sub) -> None:
     parser.add_argument(
         "--no-voice",
         action="store_true",
-        help="skip the timing check with the voice (faster; needs no speech engine)",
+        help="skip the timing check with the voice (faster; needs no speech engine: voice names "
+        "are checked against the engine's voice list only when it can give one)",
     )
     parser.add_argument(
         "--watch",
