@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 
 FORMAT_VERSIONS = (1,)
 
@@ -47,6 +46,22 @@ class Origin:
 
 
 NO_ORIGIN = Origin()
+
+
+class Origins(Mapping):
+    """Value path -> `Origin`, read-only (a frozen session's table of where its values are)."""
+
+    def __init__(self, origins: Mapping[str, Origin] | None = None):
+        self._origins = dict(origins or {})
+
+    def __getitem__(self, path: str) -> Origin:
+        return self._origins[path]
+
+    def __iter__(self):
+        return iter(self._origins)
+
+    def __len__(self) -> int:
+        return len(self._origins)
 
 
 @dataclass(frozen=True)
@@ -243,7 +258,7 @@ class Session:
     # Where each value of the script is, by value path (`steps[2].breathe.inhale`): later stages
     # report a problem at the value to change (`origin_of`), not only at its step.
     value_origins: Mapping[str, Origin] = field(
-        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+        default_factory=lambda: Origins(), compare=False, repr=False
     )
 
     def origin_of(self, path: str, default: Origin = NO_ORIGIN) -> Origin:

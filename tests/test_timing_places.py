@@ -102,3 +102,15 @@ def test_a_session_built_without_a_script_is_reported_at_its_steps():
     with pytest.raises(TimingError) as caught:
         timeline.compile(session, Lengths(Too_long=2))
     assert place(caught.value.diagnostics[0]) == (3, 4, "steps[0]")
+
+
+def test_a_loaded_session_keeps_its_value_places_read_only_and_pickles():
+    import pickle
+
+    session = script.loads(HEADER + "  - say: Hi.\n    duration: 2s\n", filename="s.yaml")
+    where = session.origin_of("steps[0].duration")
+    assert (where.line, where.col, where.path) == (6, 15, "steps[0].duration")
+    with pytest.raises(TypeError):
+        session.value_origins["steps[0].duration"] = None
+    copy = pickle.loads(pickle.dumps(session))
+    assert copy == session and dict(copy.value_origins) == dict(session.value_origins)

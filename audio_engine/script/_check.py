@@ -17,7 +17,6 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -664,7 +663,7 @@ class Checker:
             source=self.source,
             origin=values["origin"],
             voice_origin=values.get("voice_origin", model.NO_ORIGIN),
-            value_origins=MappingProxyType(self.origins),
+            value_origins=model.Origins(self.origins),
         )
 
     def partial_session(self) -> model.Session | None:
@@ -686,7 +685,7 @@ class Checker:
             steps=tuple(steps),
             voice=voice or model.Voice(),
             origin=origin,
-            value_origins=MappingProxyType(self.origins),
+            value_origins=model.Origins(self.origins),
         )
 
     def _id(self, node: Node) -> Any:
