@@ -49,19 +49,22 @@ NO_ORIGIN = Origin()
 
 
 class Origins(Mapping):
-    """Value path -> `Origin`, read-only (a frozen session's table of where its values are)."""
+    """Value path -> `Origin` in one file, read-only (a frozen session's table of where its
+    values are). Kept as (line, column) pairs: a script has one per value, most never asked."""
 
-    def __init__(self, origins: Mapping[str, Origin] | None = None):
-        self._origins = dict(origins or {})
+    def __init__(self, file: str = "<memory>", places: Mapping[str, tuple[int, int]] | None = None):
+        self._file = file
+        self._places = dict(places or {})
 
     def __getitem__(self, path: str) -> Origin:
-        return self._origins[path]
+        line, col = self._places[path]
+        return Origin(self._file, line, col, path)
 
     def __iter__(self):
-        return iter(self._origins)
+        return iter(self._places)
 
     def __len__(self) -> int:
-        return len(self._origins)
+        return len(self._places)
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,7 @@ class Checker:
         self.steps_origin = model.NO_ORIGIN
         self.session_voice: Any = None
         self.session_language: Any = None
-        self.origins: dict[str, model.Origin] = {}  # value path -> where the value is written
+        self.origins: dict[str, tuple[int, int]] = {}  # value path -> its (line, column)
 
     # ---- reporting -------------------------------------------------------------------------
 
@@ -293,10 +293,9 @@ class Checker:
 
     def seen(self, node: Node, path: str) -> None:
         """Remember where the value at `path` is (for problems found later, with the voice)."""
-        if node.start_mark is not None:
-            self.origins[path] = model.Origin(
-                self.file, node.start_mark.line + 1, node.start_mark.column + 1, path
-            )
+        mark = node.start_mark
+        if mark is not None:
+            self.origins[path] = (mark.line + 1, mark.column + 1)
 
     def pairs(self, node: Node, path: str, what: str) -> list[_Pair] | None:
         """The key/value pairs of a mapping (merge keys applied), or None if it is not one."""
@@ -663,7 +662,7 @@ class Checker:
             source=self.source,
             origin=values["origin"],
             voice_origin=values.get("voice_origin", model.NO_ORIGIN),
-            value_origins=model.Origins(self.origins),
+            value_origins=model.Origins(self.file, self.origins),
         )
 
     def partial_session(self) -> model.Session | None:
@@ -685,7 +684,7 @@ class Checker:
             steps=tuple(steps),
             voice=voice or model.Voice(),
             origin=origin,
-            value_origins=model.Origins(self.origins),
+            value_origins=model.Origins(self.file, self.origins),
         )
 
     def _id(self, node: Node) -> Any:
