@@ -317,7 +317,10 @@ class Checker:
             if name in seen:
                 first = seen[name].start_mark.line + 1
                 self.report(
-                    key, _join(path, name), f"duplicate key '{name}' (first given on line {first})"
+                    key,
+                    _join(path, name),
+                    f"duplicate key '{name}' (first given on line {first})",
+                    notes=(self.note(seen[name], _join(path, name), "first given here"),),
                 )
                 continue
             seen[name] = key
@@ -796,6 +799,9 @@ class Checker:
                 _join(path, found[1].name),
                 f"a layer has exactly one kind, found '{found[0].name}' and also "
                 f"'{found[1].name}'; make them two layers",
+                notes=(
+                    self.note(found[0].key, _join(path, found[0].name), "the first kind is here"),
+                ),
             )
             return BAD
         kind = found[0].name
