@@ -8,6 +8,7 @@ real voice) can report `FILE:LINE:COL` and the value path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,25 @@ class Origin:
 
 
 NO_ORIGIN = Origin()
+
+
+class Origins(Mapping):
+    """Value path -> `Origin` in one file, read-only (a frozen session's table of where its
+    values are). Kept as (line, column) pairs: a script has one per value, most never asked."""
+
+    def __init__(self, file: str = "<memory>", places: Mapping[str, tuple[int, int]] | None = None):
+        self._file = file
+        self._places = dict(places or {})
+
+    def __getitem__(self, path: str) -> Origin:
+        line, col = self._places[path]
+        return Origin(self._file, line, col, path)
+
+    def __iter__(self):
+        return iter(self._places)
+
+    def __len__(self) -> int:
+        return len(self._places)
 
 
 @dataclass(frozen=True)
@@ -294,6 +314,15 @@ class Session:
     source: Path | None = None  # the script file, when loaded from one
     origin: Origin = NO_ORIGIN  # where the steps list starts (session-wide problems point here)
     voice_origin: Origin = field(default=NO_ORIGIN, compare=False)  # where `voice:` is
+    # Where each value of the script is, by value path (`steps[2].breathe.inhale`): later stages
+    # report a problem at the value to change (`origin_of`), not only at its step.
+    value_origins: Mapping[str, Origin] = field(
+        default_factory=lambda: Origins(), compare=False, repr=False
+    )
+
+    def origin_of(self, path: str, default: Origin = NO_ORIGIN) -> Origin:
+        """Where the value at `path` is written, or `default` when the script has none there."""
+        return self.value_origins.get(path, default)
 
 
 # ---- what the voice is asked to say ----------------------------------------------------------

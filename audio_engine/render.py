@@ -589,3 +589,18 @@ class _Background:
             sound *= np.float32(layer.volume)
             return sound
         return synth.layer_block(layer, start, stop)
+
+
+def layer_gain_at(timeline: Timeline, layer, points) -> np.ndarray:
+    """A background layer's fade x ducking gain at sample positions `points`, the envelope the
+    mix applies (1.0 = the layer at its own level); for pictures of a mix (`relax info --plot`)."""
+    rate = timeline.sample_rate
+    return _envelope_at(
+        np.asarray(points, dtype=np.float64),
+        timeline.total_samples,
+        int(layer.fade_in_s * rate),
+        int(layer.fade_out_s * rate),
+        float(layer.duck),
+        timeline,
+        int(DUCK_RAMP_S * rate),
+    )

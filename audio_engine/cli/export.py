@@ -297,9 +297,9 @@ def _select(args) -> tuple[list[str], list[tuple[str, str]]]:
 def _expected_s(path: str) -> float:
     """Roughly how long exporting a script takes, for the progress bar: a few seconds of work for
     every session, plus its length (its pauses and timed steps, its words at the voice's rate)."""
-    from audio_engine import script
+    from audio_engine import library, script
 
-    session, _ = script.check(path)
+    session, _ = script.check(path, allowed_dirs=(library.user_dir(),))
     if session is None:
         return 1.0
     wpm = session.voice.rate_wpm or 150

@@ -145,9 +145,13 @@ def json_schema() -> dict:
         "positiveDuration": {
             "description": "a duration longer than zero",
             "anyOf": [
-                # At least half a sample, or it would last no sample at all (a text that
+                # More than half a sample, or it would round to no sample at all (a text that
                 # small is the loader's to refuse).
-                {"type": "number", "minimum": 0.5 / model.SAMPLE_RATE, "maximum": c.MAX_SESSION_S},
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0.5 / model.SAMPLE_RATE,
+                    "maximum": c.MAX_SESSION_S,
+                },
                 {"type": "string", "pattern": c.POSITIVE_DURATION_PATTERN},
             ],
         },
