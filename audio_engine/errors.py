@@ -24,11 +24,14 @@ class Diagnostic:
     col: int  # 1-based
     path: str  # value path, e.g. "steps[3].breathe.inhale"; "" for the document
     message: str
-    severity: str = "error"  # "error" or "warning"
+    severity: str = "error"  # "error", "warning", or "note" (a second place of a problem)
+    notes: tuple[Diagnostic, ...] = ()  # other places of the same problem, printed after it
 
     def __str__(self) -> str:
+        """The problem's line, then one `FILE:LINE:COL: note: ...` line per other place."""
         where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}{self.message}"
+        head = f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}{self.message}"
+        return "\n".join([head, *(str(note) for note in self.notes)])
 
 
 class ScriptError(RelaxError):

@@ -101,7 +101,7 @@ def _language_of(entry: Entry) -> str | None:
     # Read with the script loader: its size and alias limits hold for any file in these folders.
     from audio_engine import script
 
-    session, _ = script.check(entry.path)
+    session, _ = script.check(entry.path, allowed_dirs=(user_dir(),))
     return session.language if session is not None else None
 
 

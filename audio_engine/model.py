@@ -8,6 +8,7 @@ real voice) can report `FILE:LINE:COL` and the value path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,25 @@ class Origin:
 
 
 NO_ORIGIN = Origin()
+
+
+class Origins(Mapping):
+    """Value path -> `Origin` in one file, read-only (a frozen session's table of where its
+    values are). Kept as (line, column) pairs: a script has one per value, most never asked."""
+
+    def __init__(self, file: str = "<memory>", places: Mapping[str, tuple[int, int]] | None = None):
+        self._file = file
+        self._places = dict(places or {})
+
+    def __getitem__(self, path: str) -> Origin:
+        line, col = self._places[path]
+        return Origin(self._file, line, col, path)
+
+    def __iter__(self):
+        return iter(self._places)
+
+    def __len__(self) -> int:
+        return len(self._places)
 
 
 @dataclass(frozen=True)
@@ -118,7 +138,41 @@ class Cues:
 
 
 @dataclass(frozen=True)
+class Ramp:
+    """A breathing phase whose length changes from cycle to cycle of its `breathe` step.
+
+    Linear (`to_s` set): cycle c (0-based) of N lasts `from_s + (to_s - from_s) * c / (N - 1)`
+    seconds; a step of one cycle lasts `from_s`. Stepped (`step_s` set): `from_s + step_s *
+    (c // every)`, held at `max_s` when it rises past it or at `min_s` when it falls past it.
+    Each cycle's value is rounded to samples once, by the timeline, like any phase.
+    """
+
+    from_s: float
+    to_s: float | None = None
+    step_s: float | None = None
+    every: int = 1
+    max_s: float | None = None
+    min_s: float | None = None
+
+    def seconds(self, cycle: int, cycles: int) -> float:
+        """The phase's length in cycle `cycle` (0-based) of a step of `cycles` cycles."""
+        if self.to_s is not None:
+            if cycles <= 1:
+                return self.from_s
+            return self.from_s + (self.to_s - self.from_s) * cycle / (cycles - 1)
+        value = self.from_s + (self.step_s or 0.0) * (cycle // self.every)
+        if self.max_s is not None:
+            value = min(value, self.max_s)
+        if self.min_s is not None:
+            value = max(value, self.min_s)
+        return value
+
+
+@dataclass(frozen=True)
 class Breathe:
+    """A paced breathing exercise. A ramped phase's `*_s` field holds its first cycle's length;
+    `ramps` says how it changes (`cycle_phases` gives any cycle's lengths)."""
+
     inhale_s: float
     exhale_s: float
     hold_s: float = 0.0
@@ -130,9 +184,12 @@ class Breathe:
     chime_on_phase: str | None = None
     voice: Voice | None = None  # for the cues and counts
     origin: Origin = NO_ORIGIN
+    ramps: tuple[tuple[str, Ramp], ...] = ()  # (phase, ramp) for the phases that change
+    # Where the phases and cues are written ("exhale", "cues.exhale"): timing errors point there.
+    origins: tuple[tuple[str, Origin], ...] = field(default=(), compare=False)
 
     def phases(self) -> tuple[tuple[str, float], ...]:
-        """The non-zero phases of one cycle, in order, as (name, seconds)."""
+        """The non-zero phases of one cycle (the first, when phases ramp), as (name, seconds)."""
         all_phases = (
             ("inhale", self.inhale_s),
             ("hold", self.hold_s),
@@ -140,6 +197,25 @@ class Breathe:
             ("rest", self.rest_s),
         )
         return tuple((name, s) for name, s in all_phases if s > 0)
+
+    @property
+    def varies(self) -> bool:
+        """Whether some phase changes across the cycles."""
+        return bool(self.ramps)
+
+    def cycle_phases(self, cycle: int) -> tuple[tuple[str, float], ...]:
+        """The non-zero phases of cycle `cycle` (0-based), in order, as (name, seconds)."""
+        if not self.ramps:
+            return self.phases()
+        ramps = dict(self.ramps)
+        return tuple(
+            (name, ramps[name].seconds(cycle, self.cycles) if name in ramps else s)
+            for name, s in self.phases()
+        )
+
+    def origin_of(self, key: str) -> Origin:
+        """Where `key` ("exhale", "cues.exhale") is written; the step's origin if not known."""
+        return dict(self.origins).get(key, self.origin)
 
 
 @dataclass(frozen=True)
@@ -238,6 +314,15 @@ class Session:
     source: Path | None = None  # the script file, when loaded from one
     origin: Origin = NO_ORIGIN  # where the steps list starts (session-wide problems point here)
     voice_origin: Origin = field(default=NO_ORIGIN, compare=False)  # where `voice:` is
+    # Where each value of the script is, by value path (`steps[2].breathe.inhale`): later stages
+    # report a problem at the value to change (`origin_of`), not only at its step.
+    value_origins: Mapping[str, Origin] = field(
+        default_factory=lambda: Origins(), compare=False, repr=False
+    )
+
+    def origin_of(self, path: str, default: Origin = NO_ORIGIN) -> Origin:
+        """Where the value at `path` is written, or `default` when the script has none there."""
+        return self.value_origins.get(path, default)
 
 
 # ---- what the voice is asked to say ----------------------------------------------------------

@@ -406,6 +406,7 @@ def check_voice_names(session: Session, voice_override: Voice | None = None) -> 
         try:
             tts.voice_for(session.language, voice.name)
         except tts.TTSError as exc:
+            where = session.origin_of(path, where)  # at the name itself where the script says
             problems.append(Diagnostic(where.file, where.line, where.col, path, str(exc)))
 
     def walk(steps) -> None:

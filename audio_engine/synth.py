@@ -20,6 +20,7 @@ v = 1 (see `docs/sound.md`). No files, no devices, no scipy: numpy only (it impo
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import threading
@@ -299,7 +300,13 @@ def _guide_plan(phases: tuple[tuple[str, int], ...]):
     return np.array(starts, dtype=np.int64), np.array(start_cycles), tuple(rows), position, cycles
 
 
-def guide_tone(phases: Sequence[tuple[str, int]], cycles: int, start: int, stop: int) -> np.ndarray:
+def guide_tone(
+    phases: Sequence[tuple[str, int]],
+    cycles: int,
+    start: int,
+    stop: int,
+    cycle_lengths: Sequence[Sequence[int]] = (),
+) -> np.ndarray:
     """The breathing guide tone of one `breathe` step, samples [start, stop) of the step.
 
     Pitch glides up (196 -> 293.66 Hz, linear in log-frequency) through each inhale, stays at the
@@ -316,12 +323,21 @@ def guide_tone(phases: Sequence[tuple[str, int]], cycles: int, start: int, stop:
     cycles : how many times the pattern repeats.
     start, stop : the sample range, counted from the step's first sample. Samples outside the
         step are silent.
+    cycle_lengths : when the phases ramp, every cycle's phase lengths in samples (one tuple per
+        cycle, in the order of `phases`' names); each cycle glides over its own lengths.
 
     Returns
     -------
     np.ndarray
         float32 (stop - start,), peak at most `GUIDE_TONE_PEAK`.
     """
+    if cycle_lengths:
+        return _guide_tone_varying(
+            tuple(str(name) for name, _ in phases),
+            tuple(tuple(int(n) for n in lengths) for lengths in cycle_lengths),
+            start,
+            stop,
+        )
     phases = tuple((str(name), int(length)) for name, length in phases if int(length) > 0)
     n = max(0, stop - start)
     out = np.zeros(n, dtype=np.float32)
@@ -331,52 +347,101 @@ def guide_tone(phases: Sequence[tuple[str, int]], cycles: int, start: int, stop:
     lo, hi = max(start, 0), min(stop, cycle_samples * cycles)
     if lo >= hi:
         return out
-    last = len(rows) - 1
-    peak = GUIDE_TONE_PEAK / _guide_wave_peak()
     # One contiguous stretch per (cycle, phase) the block touches; silent stretches stay zeros.
     for cycle in range(lo // cycle_samples, (hi - 1) // cycle_samples + 1):
-        cycle_start = cycle * cycle_samples
         # Whole cycles contribute only their fractional part, so the phase stays small and exact.
         whole = (cycle * math.modf(cycle_cycles)[0]) % 1.0
-        for k, (f0, f1, length, audible) in enumerate(rows):
-            seg = cycle_start + int(starts[k])
-            ta, tb = max(lo, seg) - seg, min(hi, seg + length) - seg
-            if ta >= tb:
-                continue
-            r = min(GUIDE_TONE_RAMP_SAMPLES, length)
-            if not audible:
-                previous_audible = rows[k - 1][3] if k > 0 else rows[last][3]
-                if not previous_audible or ta >= r:
-                    continue
-                tb = min(tb, r)  # fade out over the start of the rest, then exact silence
-            # sin(2 pi (offset + glide)): the glide's own sine and cosine come from a table per
-            # phase shape, the cycle's offset is two scalars (a rotation).
-            offset = 2 * math.pi * ((whole + start_cycles[k]) % 1.0)
-            a_s, a_c = np.float32(math.sin(offset)), np.float32(math.cos(offset))
-            sin_g, cos_g = _glide_table(f0, f1, length, ta, tb)
-            sin1 = a_s * cos_g + a_c * sin_g
-            cos1 = a_c * cos_g - a_s * sin_g
-            wave = sin1 * (1 + np.float32(2 * _GUIDE_TONE_H2) * cos1)  # + h2 sin(2 theta)
-            wave *= np.float32(peak)
-            if audible:
-                # Sound starts after silence: the step's first sample, or a phase after a rest.
-                after_silence = (cycle == 0 or not rows[last][3]) if k == 0 else not rows[k - 1][3]
-                if after_silence and ta < r:
-                    m = min(tb, r) - ta
-                    t = np.arange(ta, ta + m, dtype=np.float64)
-                    wave[:m] *= (np.sin(0.5 * np.pi * t / r) ** 2).astype(np.float32)
-                if k == last and cycle == cycles - 1 and tb > length - r:
-                    # The step ends in sound: fall to 0 on its final sample.
-                    m = max(ta, length - r) - ta
-                    tail = length - np.arange(ta + m, tb, dtype=np.float64)  # 1 on the final one
-                    fade = np.cos(0.5 * np.pi * np.clip((r - tail + 1) / r, 0.0, 1.0)) ** 2
-                    wave[m:] *= fade.astype(np.float32)
-            else:
-                t = np.arange(ta, tb, dtype=np.float64)
-                wave *= (np.cos(0.5 * np.pi * t / r) ** 2).astype(np.float32)
-            a = seg + ta - start
-            out[a : a + len(wave)] = wave
+        _guide_cycle(
+            out, start, lo, hi, cycle * cycle_samples, (starts, start_cycles, rows), whole,
+            first=cycle == 0, final=cycle == cycles - 1,
+        )  # fmt: skip
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _varying_plan(names: tuple[str, ...], cycle_lengths: tuple[tuple[int, ...], ...]):
+    """Per cycle of a ramped step: its first sample, its oscillator offset (cycles, mod 1) and
+    its phase plan; plus the step's length."""
+    cycle_starts, offsets, plans = [], [], []
+    position, offset = 0, 0.0
+    for lengths in cycle_lengths:
+        starts, start_cycles, rows, cycle_samples, cycle_cycles = _guide_plan(
+            tuple(zip(names, lengths, strict=True))
+        )
+        cycle_starts.append(position)
+        offsets.append(offset)
+        plans.append((starts, start_cycles, rows))
+        position += cycle_samples
+        offset = (offset + math.modf(cycle_cycles)[0]) % 1.0
+    return cycle_starts, offsets, plans, position
+
+
+def _guide_tone_varying(names, cycle_lengths, start: int, stop: int) -> np.ndarray:
+    n = max(0, stop - start)
+    out = np.zeros(n, dtype=np.float32)
+    if not names or not cycle_lengths or n == 0:
+        return out
+    cycle_starts, offsets, plans, total = _varying_plan(names, cycle_lengths)
+    lo, hi = max(start, 0), min(stop, total)
+    if lo >= hi:
+        return out
+    last = len(cycle_lengths) - 1
+    first = bisect.bisect_right(cycle_starts, lo) - 1
+    for cycle in range(first, bisect.bisect_left(cycle_starts, hi)):
+        _guide_cycle(
+            out, start, lo, hi, cycle_starts[cycle], plans[cycle], offsets[cycle],
+            first=cycle == 0, final=cycle == last,
+        )  # fmt: skip
+    return out
+
+
+def _guide_cycle(out, start, lo, hi, cycle_start, plan, whole, *, first, final) -> None:
+    """Write one cycle's part of the guide tone in [lo, hi) into `out` (which starts at `start`).
+
+    `plan` is the cycle's `_guide_plan` (starts, start cycles, rows); `whole` the oscillator's
+    offset at the cycle's start (cycles, mod 1); `first`/`final`: the step's first/last cycle.
+    """
+    starts, start_cycles, rows = plan
+    last = len(rows) - 1
+    peak = GUIDE_TONE_PEAK / _guide_wave_peak()
+    for k, (f0, f1, length, audible) in enumerate(rows):
+        seg = cycle_start + int(starts[k])
+        ta, tb = max(lo, seg) - seg, min(hi, seg + length) - seg
+        if ta >= tb:
+            continue
+        r = min(GUIDE_TONE_RAMP_SAMPLES, length)
+        if not audible:
+            previous_audible = rows[k - 1][3] if k > 0 else rows[last][3]
+            if not previous_audible or ta >= r:
+                continue
+            tb = min(tb, r)  # fade out over the start of the rest, then exact silence
+        # sin(2 pi (offset + glide)): the glide's own sine and cosine come from a table per
+        # phase shape, the cycle's offset is two scalars (a rotation).
+        offset = 2 * math.pi * ((whole + start_cycles[k]) % 1.0)
+        a_s, a_c = np.float32(math.sin(offset)), np.float32(math.cos(offset))
+        sin_g, cos_g = _glide_table(f0, f1, length, ta, tb)
+        sin1 = a_s * cos_g + a_c * sin_g
+        cos1 = a_c * cos_g - a_s * sin_g
+        wave = sin1 * (1 + np.float32(2 * _GUIDE_TONE_H2) * cos1)  # + h2 sin(2 theta)
+        wave *= np.float32(peak)
+        if audible:
+            # Sound starts after silence: the step's first sample, or a phase after a rest.
+            after_silence = (first or not rows[last][3]) if k == 0 else not rows[k - 1][3]
+            if after_silence and ta < r:
+                m = min(tb, r) - ta
+                t = np.arange(ta, ta + m, dtype=np.float64)
+                wave[:m] *= (np.sin(0.5 * np.pi * t / r) ** 2).astype(np.float32)
+            if k == last and final and tb > length - r:
+                # The step ends in sound: fall to 0 on its final sample.
+                m = max(ta, length - r) - ta
+                tail = length - np.arange(ta + m, tb, dtype=np.float64)  # 1 on the final one
+                fade = np.cos(0.5 * np.pi * np.clip((r - tail + 1) / r, 0.0, 1.0)) ** 2
+                wave[m:] *= fade.astype(np.float32)
+        else:
+            t = np.arange(ta, tb, dtype=np.float64)
+            wave *= (np.cos(0.5 * np.pi * t / r) ** 2).astype(np.float32)
+        a = seg + ta - start
+        out[a : a + len(wave)] = wave
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,7 +16,9 @@ speech never pushes anything later. Only a `say` without `duration`, a stretch i
 follows the instruction) and a chime last as long as their sound.
 
 Durations in seconds become samples by rounding once, per phase or step, so that a phase of 4 s is
-exactly 176400 samples and cycle c of a breathe step starts at c * (sum of its phase samples).
+exactly 176400 samples and phase k of cycle c of a breathe step starts at the step's start + the
+samples of every phase before it (c * the cycle's samples when no phase ramps). A ramped phase is
+rounded once per cycle, from that cycle's value in seconds.
 """
 
 from __future__ import annotations
@@ -57,10 +59,15 @@ PHASE_KINDS = ("inhale", "hold", "exhale", "rest")
 
 @dataclass(frozen=True)
 class ToneSpec:
-    """The guide tone of one breathe step: one cycle's phases as (name, length_samples)."""
+    """The guide tone of one breathe step: one cycle's phases as (name, length_samples).
+
+    When phases ramp, `cycle_lengths` holds every cycle's phase lengths in samples (the names
+    are those of `phases`, which is then the first cycle); empty when every cycle is `phases`.
+    """
 
     phases: tuple[tuple[str, int], ...]
     cycles: int
+    cycle_lengths: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Event:
     chime: str | None = None  # chime only
     volume: float = 1.0  # chime only
     tone: ToneSpec | None = None  # tone only
+    cycle: int = 0  # breathing phases: the cycle's number in its step, from 1 (0: not a phase)
+    cycles: int = 0  # breathing phases: how many cycles the step has
 
     @property
     def duration_samples(self) -> int:
@@ -99,6 +108,7 @@ class Timeline:
     sample_rate: int = SAMPLE_RATE
     speech_intervals: tuple[tuple[int, int], ...] = field(default=(), repr=False)
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)  # e.g. over 2 hours
+    pauses: tuple[tuple[int, int], ...] = field(default=(), repr=False)  # each pause step's span
 
     @property
     def duration_s(self) -> float:
@@ -241,6 +251,7 @@ def compile(
         background=session.background,
         speech_intervals=tuple(intervals),
         warnings=tuple(warnings),
+        pauses=tuple(builder.pauses),
     )
 
 
@@ -307,6 +318,7 @@ class _Builder:
         self.chapters: list[Chapter] = []
         self.problems: list[Diagnostic] = []
         self.requested: list[Utterance] = []
+        self.pauses: list[tuple[int, int]] = []
         self.inherited: Voice | None = None  # the voice of the repeats around the current step
         # Only the words matter to `speech_requests`: it places chimes without their length.
         self.chime_samples = synth.chime_samples if check else lambda name: 0
@@ -317,12 +329,26 @@ class _Builder:
 
     # -- helpers
 
-    def problem(self, origin: Origin, message: str) -> None:
+    def problem(self, origin: Origin, message: str, notes: tuple[Diagnostic, ...] = ()) -> None:
         key = (origin, message)
         if key in self._reported:  # a repeat reports a problem once, not once per pass
             return
         self._reported.add(key)
-        self.problems.append(Diagnostic(origin.file, origin.line, origin.col, origin.path, message))
+        self.problems.append(
+            Diagnostic(origin.file, origin.line, origin.col, origin.path, message, notes=notes)
+        )
+
+    def at(self, step: Step, name: str) -> Origin:
+        """Where the value `name` of `step` is written (`duration`, `breathe.inhale`): the place
+        to change when speech does not fit; the step itself when the script does not say."""
+        return self.session.origin_of(f"{step.origin.path}.{name}", step.origin)
+
+    def note(self, step: Step, name: str, message: str) -> tuple[Diagnostic, ...]:
+        """A note line at the value `name` of `step`, when the script has that value."""
+        where = self.session.origin_of(f"{step.origin.path}.{name}")
+        if where == NO_ORIGIN or not step.origin.path:
+            return ()
+        return (Diagnostic(where.file, where.line, where.col, where.path, message, "note"),)
 
     def utterance(self, text: str, voice: Voice | None = None) -> Utterance:
         key = (voice, self.inherited)
@@ -346,7 +372,14 @@ class _Builder:
         return length
 
     def speak_within(
-        self, start: int, text: str, room: int, origin: Origin, what: str, voice: Voice | None
+        self,
+        start: int,
+        text: str,
+        room: int,
+        origin: Origin,
+        what: str,
+        voice: Voice | None,
+        notes: tuple[Diagnostic, ...] = (),
     ) -> None:
         """Place a line that must end within `room` samples of its start."""
         length = self.speak(start, text, voice)
@@ -355,6 +388,7 @@ class _Builder:
                 origin,
                 f'{what} "{_short(text)}" lasts {_fmt_s(length)} when spoken, '
                 f"longer than the {_fmt_s(room)} it has",
+                notes,
             )
 
     # -- the walk
@@ -373,18 +407,20 @@ class _Builder:
                 self.chapters.append(Chapter(title, start))
             case Say(text=text, duration_s=None, voice=voice):
                 self.cursor += self.speak(start, text, voice)
-            case Say(text=text, duration_s=duration_s, voice=voice, origin=origin):
+            case Say(text=text, duration_s=duration_s, voice=voice):
                 room = samples(duration_s)
                 length = self.speak(start, text, voice)
                 if self.check and length > room:
                     self.problem(
-                        origin,
+                        self.at(step, "duration"),
                         f'say "{_short(text)}" lasts {_fmt_s(length)} when spoken, longer than '
                         f"its duration {duration_s:g} s",
+                        self.note(step, "say", "the line is here"),
                     )
                 self.cursor += room
             case Pause(duration_s=duration_s):
                 self.cursor += samples(duration_s)
+                self.pauses.append((start, self.cursor))
             case Chime(name=name, volume=volume):
                 length = self.chime_samples(name)
                 self.events.append(
@@ -395,11 +431,13 @@ class _Builder:
                 self.breathe(step)
             case Stretch():
                 self.stretch(step)
-            case Scan(dwell_s=dwell_s, origin=origin):
+            case Scan(dwell_s=dwell_s):
                 dwell = samples(dwell_s)
+                where = self.at(step, "scan.dwell")
+                notes = self.note(step, "scan.prompt", "the prompt is here")
                 for i, text in enumerate(step.texts()):
                     self.speak_within(
-                        start + i * dwell, text, dwell, origin, "scan prompt", step.voice
+                        start + i * dwell, text, dwell, where, "scan prompt", step.voice, notes
                     )
                 self.cursor += dwell * len(step.regions)
             case Repeat(times=times, steps=inner, voice=voice):
@@ -415,19 +453,43 @@ class _Builder:
                 raise TypeError(f"unknown step {step!r}")
 
     def breathe(self, step: Breathe) -> None:
-        phases = [(name, samples(s), s) for name, s in step.phases()]
-        cycle = sum(n for _, n, _ in phases)
+        # Each cycle's phases as (name, samples, seconds): every phase rounded to samples once;
+        # phase k of cycle c starts at the step's start + every earlier phase's samples.
+        first = [(name, samples(s), s) for name, s in step.phases()]
+        if step.varies:
+            per_cycle = [
+                [(name, samples(s), s) for name, s in step.cycle_phases(c)]
+                for c in range(step.cycles)
+            ]
+        else:
+            per_cycle = [first] * step.cycles
+        lengths = tuple(tuple(n for _, n, _ in phases) for phases in per_cycle)
+        total = sum(sum(cycle) for cycle in lengths)
         start = self.cursor
         if step.guide_tone:
-            spec = ToneSpec(tuple((name, n) for name, n, _ in phases), step.cycles)
-            self.events.append(Event(TONE, start, start + cycle * step.cycles, tone=spec))
-        for c in range(step.cycles):
-            offset = start + c * cycle
+            varying = lengths if len(set(lengths)) > 1 else ()
+            spec = ToneSpec(tuple((name, n) for name, n, _ in first), step.cycles, varying)
+            self.events.append(Event(TONE, start, start + total, tone=spec))
+        # The tightest fit of each cue and count over the cycles, reported once.
+        tightest: dict[tuple[str, str, str], tuple[int, int, int, float]] = {}
+
+        def fit(
+            what: str, name: str, at: int, text: str, room: int, cycle: int, seconds: float
+        ) -> None:
+            length = self.speak(at, text, step.voice)
+            key = (what, name, text)
+            if self.check and length > room and (key not in tightest or room < tightest[key][0]):
+                tightest[key] = (room, length, cycle, seconds)
+
+        offset = start
+        for c, phases in enumerate(per_cycle):
             for name, n, seconds in phases:
                 cue = step.cues.get(name)
                 if cue is None:
                     cue = self.default_cues[name]
-                self.events.append(Event(name, offset, offset + n, text=cue))
+                self.events.append(
+                    Event(name, offset, offset + n, text=cue, cycle=c + 1, cycles=step.cycles)
+                )
                 if step.chime_on_phase:
                     length = self.chime_samples(step.chime_on_phase)
                     self.events.append(
@@ -446,17 +508,28 @@ class _Builder:
                     counts = list(range(1, int(seconds + 1e-9)))
                 first_count = offset + samples(counts[0]) if counts else offset + n
                 if cue:
-                    self.speak_within(
-                        offset, cue, first_count - offset, step.origin, f"{name} cue", step.voice
-                    )
+                    fit("cue", name, offset, cue, first_count - offset, c, seconds)
                 for i, k in enumerate(counts):
                     at = offset + samples(k)
                     until = offset + samples(counts[i + 1]) if i + 1 < len(counts) else offset + n
-                    self.speak_within(
-                        at, str(k + 1), until - at, step.origin, f"{name} count", step.voice
-                    )
+                    fit("count", name, at, str(k + 1), until - at, c, seconds)
                 offset += n
-        self.cursor = start + cycle * step.cycles
+        for (what, name, text), (room, length, c, seconds) in tightest.items():
+            notes: tuple[Diagnostic, ...] = ()
+            if what == "cue" and step.cues.get(name) is not None:
+                # At the cue the script writes, with a note at the phase it must fit in.
+                written = f"cues.{name}"
+                notes = self.note(step, f"breathe.{name}", f"the {name} lasts {seconds:g} s")
+            else:
+                written = "count" if what == "count" else name
+            where = f" in cycle {c + 1} of {step.cycles}, its shortest" if step.varies else ""
+            self.problem(
+                step.origin_of(written),
+                f'{name} {what} "{_short(text)}" lasts {_fmt_s(length)} when spoken, '
+                f"longer than the {_fmt_s(room)} it has{where}",
+                notes,
+            )
+        self.cursor = start + total
 
     def stretch(self, step: Stretch) -> None:
         if step.name:
@@ -473,7 +546,12 @@ class _Builder:
                 if at < hold_start:
                     continue  # the validator rejects a countdown longer than the hold
                 self.speak_within(
-                    at, str(number), samples(1), step.origin, "countdown number", step.voice
+                    at,
+                    str(number),
+                    samples(1),
+                    self.at(step, "stretch.countdown"),
+                    "countdown number",
+                    step.voice,
                 )
             self.cursor = hold_end
 

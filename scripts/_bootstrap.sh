@@ -26,9 +26,15 @@ bootstrap_venv() {
     echo "relax: needs Python 3.11 or newer (set RELAX_PYTHON to its path)" >&2
     exit 1
   fi
-  echo "relax: setting up .venv in $root (first run only, about a minute)..." >&2
   if [[ ! -x "$venv/bin/python" ]]; then
+    echo "relax: setting up .venv in $root (once, about a minute)..." >&2
     "$py" -m venv "$venv"
+  elif [[ -f "$stamp" ]] && grep -q -- "^$hash" "$stamp"; then
+    echo "relax: installing the $extras extras into .venv in $root..." >&2
+  elif [[ -f "$stamp" ]]; then
+    echo "relax: updating .venv in $root (pyproject.toml changed)..." >&2
+  else
+    echo "relax: finishing the setup of .venv in $root (an earlier one did not complete)..." >&2
   fi
   local log="$venv/install.log"
   # Byte code is written once here (an editable install has none), so start-up never compiles

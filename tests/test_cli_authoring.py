@@ -84,9 +84,13 @@ def test_validate_checks_timing_with_the_voice(tmp_path: Path):
     assert result.returncode == 1
     assert result.stdout.splitlines() == [f"{fits}: ok"]
     assert f"{fits}: checking timing with the voice" in result.stderr
-    timing = [line for line in result.stderr.splitlines() if line.startswith(f"{too_long}:6:")]
-    assert len(timing) == 1 and ": error: " in timing[0]
-    assert "far too many words" in timing[0] or "steps[1]" in timing[0]
+    # at the duration to change, with a note line at the text
+    lines = result.stderr.splitlines()
+    timing = [line for line in lines if line.startswith(f"{too_long}:7:15: error: ")]
+    assert len(timing) == 1 and "steps[1].duration: " in timing[0]
+    assert "far too many words" in timing[0]
+    note = lines[lines.index(timing[0]) + 1]
+    assert note == f"{too_long}:6:10: note: steps[1].say: the line is here"
 
 
 def test_schema_and_help_texts():
@@ -187,8 +191,8 @@ def test_validate_times_the_complete_steps_of_a_script_with_errors(tmp_path: Pat
     problems = [line for line in result.stderr.splitlines() if ": error: " in line]
     assert [line.split(": error: ")[0] for line in problems] == [
         f"{path}:5:12",
-        f"{path}:6:5",
-        f"{path}:8:5",
+        f"{path}:7:15",  # the duration
+        f"{path}:8:52",  # the cue the script writes (a note points at the inhale)
     ]
     assert "longer than its duration 0.5 s" in problems[1]
     assert "inhale cue" in problems[2] and "longer than the 1.00 s it has" in problems[2]
@@ -294,7 +298,7 @@ def test_validate_points_at_every_voice_name_that_matches_no_voice(tmp_path: Pat
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if ": error: " in line]
     assert [line.split(": no installed voice")[0] for line in errors] == [
-        f"{path}:4:8: error: voice.name",
-        f"{path}:7:5: error: steps[1].voice.name",
-        f"{path}:9:5: error: steps[2].voice.name",
+        f"{path}:4:15: error: voice.name",  # at the name itself
+        f"{path}:8:19: error: steps[1].voice.name",
+        f"{path}:10:19: error: steps[2].voice.name",
     ]

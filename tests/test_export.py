@@ -418,7 +418,7 @@ def test_builtin_session_to_mp3_through_the_command(tmp_path):
 
 def test_command_line_mistakes_are_one_line_errors(tmp_path):
     result = _relax("export", "quick-reset", "-o", "x.wav", "--quality", "3", cwd=tmp_path)
-    assert result.returncode == 1 and "lossless" in result.stderr
+    assert result.returncode == 2 and "lossless" in result.stderr
     result = _relax("export", "quick-reset", "-o", "x.wav", "--format", "mp3", cwd=tmp_path)
     assert result.returncode == 2 and "--format says mp3" in result.stderr
     result = _relax("export", cwd=tmp_path)

@@ -452,7 +452,7 @@ steps:
         assert isinstance(growing.error, TimingError)
     finally:
         growing.close()
-    assert f"{path}:45:5:" in str(caught.value)
+    assert f"{path}:46:15: error: steps[40].duration: " in str(caught.value)  # the duration
     # The command: the session starts (cold and long: before the speech is all there, on a
     # machine where synthesis takes longer than the start), then stops with the place of the
     # line, exit 1, no traceback.
@@ -466,7 +466,7 @@ steps:
         timeout=120,
     )
     assert done.returncode == 1, done.stderr
-    assert f"{path}:45:5:" in done.stderr
+    assert f"{path}:46:15: error: steps[40].duration: " in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -537,11 +537,11 @@ def test_the_window_shows_the_end_text_in_the_caption(tiny, tmp_path, monkeypatc
     state, last = frames[-1]
     assert state.caption == "Today: 12 min of practice" and state.phase is None
     pygame.image.save(last, str(tmp_path / "end.png"))
-    # Text pixels where the caption goes (from 78% of the height), none in a frame without it.
+    # Text pixels in the caption's box, none in a frame without the text.
     plain = pygame.Surface(last.get_size())
     draw(plain, dataclasses.replace(state, caption=""))
-    w, h = last.get_size()
-    band = (slice(0, w), slice(int(h * 0.74), int(h * 0.84)))
+    x, y, w, h = pacer.layout(last.get_size()).caption_box
+    band = (slice(x, x + w), slice(y, y + h))
     with_text = pygame.surfarray.array3d(last)[band]
     without = pygame.surfarray.array3d(plain)[band]
     bright = lambda a: int((a.min(axis=2) > 180).sum())  # noqa: E731 - near-white text

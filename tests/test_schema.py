@@ -33,7 +33,7 @@ VALIDATOR = jsonschema.Draft202012Validator(script.json_schema())
 LOADER_ONLY = {
     "NaN is not JSON data",
     "depends on the language's built-in cue words",
-    "a countdown must fit its own hold (two values)",
+    "one value must fit others (a countdown in its hold, a ramp over its cycles)",
     "where a file lies is not in the data",
     "whether a file exists is not in the data",
     "YAML data keeps only the last of duplicate keys",

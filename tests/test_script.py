@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_engine import model, script
+from audio_engine import library, model, pipeline, script
 from audio_engine.errors import ScriptError
 from audio_engine.model import Breathe, Chime, Origin, Pause, Repeat, Say, Scan, Section, Stretch
 
@@ -209,7 +209,14 @@ def test_the_sound_file_may_come_from_the_sessions_folder(tmp_path: Path, monkey
     path.write_text(
         HEADER + "background:\n  - sound: {file: ../mine/rain.ogg, volume: 1}\nsteps: [Hi]\n"
     )
-    assert script.load(path).background[0].path == (sessions / "rain.ogg").resolve()
+    # The script stage knows no folders of its own: the callers pass the sessions folder in.
+    assert "outside" in script.check(path)[1][0].message
+    allowed = (library.user_dir(),)
+    assert (
+        script.load(path, allowed_dirs=allowed).background[0].path
+        == (sessions / "rain.ogg").resolve()
+    )
+    assert pipeline.load(str(path)).background[0].path == (sessions / "rain.ogg").resolve()
 
 
 def test_nl_has_built_in_cues_and_de_needs_its_own():

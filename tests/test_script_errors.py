@@ -2,7 +2,8 @@
 
 The cases live in `tests/scripts/bad/*.yaml`; each file ends with its expectations as comments:
 `# expect: LINE:COL PATH | words | words` (PATH `-` for the document), one per error, and the
-file must produce exactly those errors. Limits that need generated input (1 MiB, alias bombs,
+file must produce exactly those errors. `# note: LINE:COL PATH | words` after an `expect` line is
+a second place of that error (a note line), and the error must have exactly those notes. Limits that need generated input (1 MiB, alias bombs,
 encodings) are tested below.
 """
 
@@ -20,19 +21,33 @@ BAD = Path(__file__).parent / "scripts" / "bad"
 CASES = sorted(BAD.glob("*.yaml"))
 
 
-def expectations(path: Path) -> list[tuple[int, int, str, list[str]]]:
+def _expectation(text: str) -> tuple[int, int, str, list[str]]:
+    where, rest = text.split(" ", 1)
+    value_path, *words = (part.strip() for part in rest.split("|"))
+    row, col = (int(n) for n in where.split(":"))
+    return row, col, "" if value_path == "-" else value_path, words
+
+
+def expectations(path: Path) -> list[tuple[int, int, str, list[str], list]]:
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("# expect: "):
-            where, rest = line[len("# expect: ") :].split(" ", 1)
-            value_path, *words = (part.strip() for part in rest.split("|"))
-            row, col = (int(n) for n in where.split(":"))
-            out.append((row, col, "" if value_path == "-" else value_path, words))
+            out.append((*_expectation(line[len("# expect: ") :]), []))
+        elif line.startswith("# note: "):
+            out[-1][4].append(_expectation(line[len("# note: ") :]))
     return out
 
 
-def _matches(d: Diagnostic, row: int, col: int, value_path: str, words: list[str]) -> bool:
+def _matches(d: Diagnostic, row: int, col: int, value_path: str, words: list[str], notes=None):
     message = d.message.lower()
+    if notes is not None and not (
+        len(d.notes) == len(notes)
+        and all(
+            _matches(n, *note) and n.severity == "note"
+            for n, note in zip(d.notes, notes, strict=True)
+        )
+    ):
+        return False
     return (d.line, d.col, d.path) == (row, col, value_path) and all(
         w.lower() in message for w in words
     )
@@ -49,9 +64,10 @@ def test_bad_script(path: Path):
     session, diagnostics = script.check(path)
     errors = [d for d in diagnostics if d.severity == "error"]
     assert session is None
-    for row, col, value_path, words in expected:
-        assert any(_matches(d, row, col, value_path, words) for d in errors), (
-            f"no error {row}:{col} {value_path} {words}; got:\n" + "\n".join(map(str, errors))
+    for row, col, value_path, words, notes in expected:
+        assert any(_matches(d, row, col, value_path, words, notes) for d in errors), (
+            f"no error {row}:{col} {value_path} {words} with notes {notes}; got:\n"
+            + "\n".join(map(str, errors))
         )
     assert len(errors) == len(expected), "\n".join(map(str, errors))
     with pytest.raises(ScriptError) as caught:
@@ -62,6 +78,11 @@ def test_bad_script(path: Path):
         assert text.startswith(f"{path}:{d.line}:{d.col}: error: ")
         if d.path:
             assert f": error: {d.path}: " in text
+        # a note is a line of its own after the error, in the same compiler form
+        lines = text.split("\n")
+        assert len(lines) == 1 + len(d.notes)
+        for n, line in zip(d.notes, lines[1:], strict=True):
+            assert line.startswith(f"{path}:{n.line}:{n.col}: note: ")
 
 
 def test_diagnostics_are_in_file_order():

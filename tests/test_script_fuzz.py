@@ -116,6 +116,28 @@ JUNK = st.one_of(
 )
 DURATION = st.one_of(st.integers(0, 30), st.floats(0, 30), st.sampled_from(["3s", "500ms", "1m"]))
 
+# Ramped phases: linear, stepped (rising or falling), mostly valid, and their bad forms.
+POSITIVE = st.one_of(st.integers(1, 12), st.floats(0.5, 12), st.sampled_from(["3s", "500ms"]))
+GOOD_RAMP = st.one_of(
+    st.fixed_dictionaries({"from": POSITIVE, "to": POSITIVE}),
+    st.fixed_dictionaries(
+        {"from": st.integers(1, 6), "step": st.sampled_from([1, 0.5, "1s", 2])},
+        optional={"every": st.integers(1, 4), "max": st.integers(6, 12)},
+    ),
+    st.fixed_dictionaries(
+        {"from": st.integers(8, 12), "step": st.sampled_from([-1, -0.5, "-500ms"])},
+        optional={"every": st.integers(1, 4), "min": st.integers(1, 4)},
+    ),
+)
+RAMP = st.one_of(
+    DURATION,
+    GOOD_RAMP,
+    st.builds(lambda r, k, v: {**r, k: v}, GOOD_RAMP, st.sampled_from(["from", "to", "step", "every", "max", "min", "form"]), JUNK),
+)  # fmt: skip
+PATTERN = st.one_of(
+    st.lists(st.sampled_from(["0", "1", "4", "7", "8", "2.5", "0.5", "x", ""]), min_size=1, max_size=5).map("-".join),
+    st.sampled_from(["4-7-8", "4-4-4-4", "5-5", "4-7-8-0", "4 - 7 - 8", "4--8", "-4-8", 4]),
+)  # fmt: skip
 
 WORDS = st.text(alphabet="abcdefghij klmnoü.", min_size=1, max_size=20).filter(str.strip)
 
@@ -145,9 +167,18 @@ def step(draw, depth: int = 0):
     if kind == "section":
         return {"section": _v(draw, WORDS)}
     if kind == "breathe":
-        body = {p: _v(draw, DURATION) for p in model.PHASES if draw(st.booleans())}
-        body.setdefault("inhale", 4)
-        body.setdefault("exhale", 4)
+        form = draw(st.sampled_from(["plain", "ramps", "pattern"]))
+        if form == "pattern":
+            body = {"pattern": _v(draw, PATTERN)}
+            if draw(st.booleans()):
+                body["unit"] = _v(draw, DURATION)
+            if draw(st.integers(0, 9)) == 0:
+                body[draw(st.sampled_from(model.PHASES))] = 4  # beside a pattern: an error
+        else:
+            phase = RAMP if form == "ramps" else DURATION
+            body = {p: _v(draw, phase) for p in model.PHASES if draw(st.booleans())}
+            body.setdefault("inhale", 4)
+            body.setdefault("exhale", 4)
         if draw(st.booleans()):
             body["cycles"] = _v(draw, st.integers(0, 1001))
         if draw(st.booleans()):
@@ -234,6 +265,11 @@ def test_data_documents_and_schema_agreement(data: dict):
             "the session has no length",
             "the session unrolls to",
             "unsupported format 1.0",
+            "falls to",  # a falling ramp must stay above 0 over its cycles
+            "is below `from",  # a ramp's max/min against its from
+            "is above `from",
+            "never changes",  # a step under one sample
+            "less than one sample",  # a pattern count times a tiny unit
         )
         errors = [d.message for d in diagnostics if d.severity == "error"]
         assert all(any(w in m for w in loader_only) for m in errors), errors

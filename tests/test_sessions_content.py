@@ -1,6 +1,6 @@
 """The built-in session library: every script loads, compiles with the real voice, keeps its
 promises (4-7-8 timing, box 4-4-4-4, durations near their targets, silent coherent breathing, a
-long silent sleep ending) and has the same structure in English and Dutch."""
+long silent sleep ending, an out-breath that grows from 4 to 8 s) and has the same structure in English and Dutch."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ TARGET_S = {
     "coherent-breathing": 300,
     "quick-reset": 60,
     "sleep-wind-down": 600,
+    "slow-down": 270,
 }
 TOLERANCE = 0.15  # "about 5 minutes" may be 4:15 to 5:45
 
@@ -122,6 +123,7 @@ def _shape(steps):
                     (
                         "breathe",
                         step.phases(),
+                        step.ramps,
                         step.cycles,
                         step.count,
                         step.guide_tone,
@@ -332,6 +334,35 @@ def test_coherent_breathing_goes_quiet_after_two_guided_cycles(timelines, langua
     tones = [e for e in timeline.events if e.kind == "tone"]
     covered = sum(e.duration_samples for e in tones)
     assert covered == phases[-1].end_sample - phases[0].start_sample
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_slow_down_lengthens_the_exhale_from_4_to_8_seconds(timelines, language):
+    timeline = timelines[("slow-down", language)]
+    phases = _phases(timeline)
+    assert [e.kind for e in phases] == ["inhale", "exhale"] * 17
+    exhales = [e.duration_samples for e in phases if e.kind == "exhale"]
+    # Nine counted breaths lengthening by half a second, then eight quiet ones at 4-8.
+    assert exhales == [round((4 + 0.5 * c) * SAMPLE_RATE) for c in range(9)] + [8 * SAMPLE_RATE] * 8
+    assert {e.duration_samples for e in phases if e.kind == "inhale"} == {4 * SAMPLE_RATE}
+    for step in (phases[:18], phases[18:]):
+        for before, after in zip(step, step[1:], strict=False):
+            assert after.start_sample == before.end_sample  # no gap, no drift
+    # Counted while it grows: every whole second of each exhale after its cue, then silence.
+    speech_at = {e.start_sample: e.text for e in _speech(timeline)}
+    for phase in phases[:18]:
+        seconds = int(phase.duration_samples / SAMPLE_RATE + 1e-9)
+        assert speech_at[phase.start_sample] == DEFAULT_CUES[language][phase.kind]
+        for k in range(1, seconds):
+            assert speech_at[phase.start_sample + k * SAMPLE_RATE] == str(k + 1)
+    quiet = [e for e in _speech(timeline) if phases[18].start_sample <= e.start_sample]
+    assert all(e.start_sample >= phases[-1].end_sample for e in quiet)
+    tones = [e for e in timeline.events if e.kind == "tone"]
+    assert [(t.start_sample, t.end_sample) for t in tones] == [
+        (phases[0].start_sample, phases[17].end_sample),
+        (phases[18].start_sample, phases[-1].end_sample),
+    ]
+    assert tones[0].tone.cycle_lengths[-1] == (4 * SAMPLE_RATE, 8 * SAMPLE_RATE)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -12,17 +13,28 @@ from audio_engine.errors import UsageError
 from audio_engine.model import Voice
 
 
+def language_tag(value: str) -> str:
+    """argparse type for --language: a BCP 47 tag such as en, nl or en-GB (else a usage error)."""
+    from audio_engine.script._check import LANGUAGE_PATTERN  # the rule scripts follow
+
+    if not re.match(LANGUAGE_PATTERN, value):
+        raise argparse.ArgumentTypeError(f"must be a tag such as en, nl or en-GB, not {value!r}")
+    return value
+
+
+def add_language_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`--language LANG` / `-l LANG`, the same in every command."""
+    parser.add_argument("--language", "-l", metavar="LANG", type=language_tag, help=help_text)
+
+
 def add_session_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "session",
         metavar="SESSION",
         help="a built-in session id (see `relax list`), an id in your sessions folder, or a file",
     )
-    parser.add_argument(
-        "--language",
-        "-l",
-        metavar="LANG",
-        help="which language version of the session (default: your locale's, else English)",
+    add_language_argument(
+        parser, "which language version of the session (default: your locale's, else English)"
     )
     add_dir_argument(parser)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from audio_engine import export, library, model, pipeline
 from audio_engine.cli import _common
-from audio_engine.errors import RelaxError, ScriptError, UsageError
+from audio_engine.errors import ExportError, RelaxError, ScriptError, UsageError
 from audio_engine.model import primary_language
 
 
@@ -39,6 +39,7 @@ def register(sub) -> None:
         "--language",
         "-l",
         metavar="LANG",
+        type=_common.language_tag,
         help="which language version (default: your locale's, else English; with --all: every "
         "language)",
     )
@@ -115,8 +116,11 @@ def export_session(
     name without an extension gets `.wav`). A name ending in `/` must be an existing folder.
     `transcript` also writes the WebVTT transcript beside it.
     """
-    target, form = _target(session, output, fmt)
-    export.check_options(form, float32=float32, quality=quality)
+    try:  # a format or option that does not fit is the command line's fault: exit 2
+        target, form = _target(session, output, fmt)
+        export.check_options(form, float32=float32, quality=quality)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
     show = None if not quiet else False
     if prepared is None:
         speech = _common.Progress(f"speech for {session.id}", enabled=show)
@@ -215,6 +219,12 @@ def _run_all(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
     fmt = args.format or "wav"
+    try:  # before any work, and once rather than once per session
+        export.check_options(
+            export.format_for(None, fmt), float32=args.float32, quality=args.quality
+        )
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
     scripts, failed = _select(args)
     progress = _common.Progress(f"exporting {len(scripts)} sessions")
     try:
@@ -287,9 +297,9 @@ def _select(args) -> tuple[list[str], list[tuple[str, str]]]:
 def _expected_s(path: str) -> float:
     """Roughly how long exporting a script takes, for the progress bar: a few seconds of work for
     every session, plus its length (its pauses and timed steps, its words at the voice's rate)."""
-    from audio_engine import script
+    from audio_engine import library, script
 
-    session, _ = script.check(path)
+    session, _ = script.check(path, allowed_dirs=(library.user_dir(),))
     if session is None:
         return 1.0
     wpm = session.voice.rate_wpm or 150
@@ -308,7 +318,9 @@ def _expected_s(path: str) -> float:
                 case model.Chime():
                     total += 4.0
                 case model.Breathe():
-                    total += step.cycles * sum(seconds for _, seconds in step.phases())
+                    cycles = range(step.cycles if step.varies else 1)
+                    each = [sum(s for _, s in step.cycle_phases(c)) for c in cycles]
+                    total += sum(each) if step.varies else step.cycles * each[0]
                 case model.Stretch():
                     total += sum(words_s(t) + step.hold_s for t in step.sides)
                     total += step.rest_s * max(0, len(step.sides) - 1)

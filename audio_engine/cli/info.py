@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from audio_engine.cli import _common
+from audio_engine.errors import ExportError, UsageError
 
 
 def register(sub) -> None:
@@ -20,6 +23,13 @@ def register(sub) -> None:
         "--json",
         action="store_true",
         help='print {"id", "title", "language", "duration_s", "sample_rate", "chapters", "events"}',
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw the timeline to a PNG picture: sections, spoken lines, breathing phases, "
+        "chimes, each background layer with its fades and ducking, a time axis",
     )
     _common.add_voice_arguments(parser)
     parser.set_defaults(run=run)
@@ -47,10 +57,34 @@ def as_json(timeline) -> dict:
                 "text": e.text,
                 "start_sample": e.start_sample,
                 "end_sample": e.end_sample,
+                **_cycle_keys(e),
             }
             for e in timeline.sounding_events()
         ],
     }
+
+
+def _cycle_keys(event) -> dict:
+    """A breathing phase's cycle in its step (`cycle` from 1, of `cycles`): with ramps, each
+    cycle's phases have their own lengths."""
+    return {"cycle": event.cycle, "cycles": event.cycles} if event.cycle else {}
+
+
+def _cycle_lines(timeline) -> list[tuple[int, float, str]]:
+    """One outline line at the start of every breathing cycle: its number and its phases."""
+    rate = timeline.sample_rate
+    lines: list[tuple[int, float, str]] = []
+    current: list = []
+    for e in [*(e for e in timeline.events if e.cycle), None]:
+        if current and (e is None or e.kind == "inhale"):  # every cycle starts breathing in
+            head = current[0]
+            phases = " · ".join(f"{p.kind} {p.duration_samples / rate:.2f} s" for p in current)
+            text = f"   cycle {head.cycle} of {head.cycles}: {phases}"
+            lines.append((head.start_sample, 0.5, text))
+            current = []
+        if e is not None:
+            current.append(e)
+    return lines
 
 
 def clock(seconds: float) -> str:
@@ -58,7 +92,13 @@ def clock(seconds: float) -> str:
     return f"{int(minutes):2d}:{secs:06.3f}"
 
 
+SILENCE_MIN_S = 1.0  # shorter gaps (between counted seconds, say) are not listed
+
+
 def outline(timeline) -> str:
+    """The session as lines `M:SS.mmm  WHAT  (LENGTH)`: chapters, spoken lines, breathing phases,
+    chimes (with how long they ring), pauses, and the silences of a second or more between (a
+    `say` with a `duration` longer than its speech, a stretch's hold): where the time goes."""
     rate = timeline.sample_rate
     session = timeline.session
     lines = [
@@ -71,28 +111,64 @@ def outline(timeline) -> str:
 
     # A phase's line already shows its cue: the cue's speech event is not listed again.
     cues = {(e.start_sample, e.text) for e in timeline.events if e.kind in PHASE_KINDS and e.text}
+    busy = [(a, b) for a, b in timeline.pauses]
     for e in timeline.sounding_events():
+        busy.append((e.start_sample, e.end_sample))
         if e.kind == "speech" and (e.start_sample, e.text) in cues:
             continue
-        if e.kind == "speech":
-            label = f'say   "{e.text}"'
-        elif e.kind == "chime":
-            label = f"chime {e.text}"
-        else:
-            label = f"{e.kind:<6}{' ' + repr(e.text) if e.text else ''}"
         length = (e.end_sample - e.start_sample) / rate
-        items.append((e.start_sample, 1, f"   {label}  ({length:.2f} s)"))
+        if e.kind == "speech":
+            label = f'say   "{e.text}"  ({length:.2f} s)'
+        elif e.kind == "chime":
+            label = f"chime {e.text}, rings {length:.2f} s"
+        else:
+            label = f"{e.kind:<6}{' ' + repr(e.text) if e.text else ''}  ({length:.2f} s)"
+        items.append((e.start_sample, 1, f"   {label}"))
+    for start, end in timeline.pauses:
+        items.append((start, 1, f"   pause {(end - start) / rate:.2f} s"))
+    for start, end in _gaps(busy, timeline.total_samples):
+        if end - start >= SILENCE_MIN_S * rate:
+            items.append((start, 2, f"   (silent {(end - start) / rate:.2f} s)"))
+    items += _cycle_lines(timeline)
     for start, _, text in sorted(items, key=lambda item: (item[0], item[1])):
         lines.append(f"{clock(start / rate)}  {text}")
     lines.append(f"{clock(timeline.duration_s)}  end")
     return "\n".join(lines)
 
 
+def _gaps(spans, total: int) -> list[tuple[int, int]]:
+    """The parts of [0, total) that no span covers."""
+    gaps = []
+    reached = 0
+    for start, end in sorted(spans):
+        if start > reached:
+            gaps.append((reached, start))
+        reached = max(reached, end)
+    if reached < total:
+        gaps.append((reached, total))
+    return gaps
+
+
 def run(args: argparse.Namespace) -> int:
     from audio_engine import pipeline
 
+    if args.plot is not None:
+        if args.plot.suffix.lower() != ".png":
+            raise UsageError(f"--plot writes a PNG picture: give a .png file, not {args.plot}")
+        if not args.plot.parent.is_dir():
+            raise UsageError(f"--plot: no such folder: {args.plot.parent}")
     session = _common.load_session(args)
     prepared = pipeline.prepare(session, _common.voice_override(args))
+    if args.plot is not None:
+        from audio_engine import plot
+
+        lengths = {path: len(data) for path, data in prepared.sources.sounds.items()}
+        try:
+            picture = plot.save(prepared.timeline, args.plot, lengths)
+        except Exception as exc:  # OSError, pygame.error: a folder we may not write, a full disk
+            raise ExportError(f"cannot write {args.plot}: {exc}") from None
+        w, h = picture.surface.get_size()
+        print(f"{args.plot}: the timeline, {w}x{h} px", file=sys.stderr)
     if args.json:
         print(json.dumps(as_json(prepared.timeline), indent=2, ensure_ascii=False))
     else:

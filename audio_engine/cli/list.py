@@ -22,9 +22,10 @@ def register(sub) -> None:
         description="List sessions: the built-in library, your sessions folder "
         f"({library.user_dir()}), and any folder given with --dir. One row per session id, with "
         "the languages it has. Durations are exact when the session's speech is cached (after it "
-        "was played, exported or checked once) and marked ~ when estimated.",
+        "was played, exported or checked once) and marked ~ when estimated; a line under the "
+        "table says so when any is.",
     )
-    parser.add_argument("--language", "-l", metavar="LANG", help="only sessions in this language")
+    _common.add_language_argument(parser, "only sessions in this language")
     _common.add_dir_argument(
         parser, "also list the sessions in FOLDER (may be given more than once)"
     )
@@ -93,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
         for row in [header, *rows]:
             print(
                 "  ".join(f"{v:<{w}}" for v, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+            )
+        if any(row[3].startswith("~") for row in rows):
+            print(
+                "\n~ estimated: the speech is not made yet; the length is exact once the session "
+                "has been played, exported or checked (`relax validate`)"
             )
     else:
         print("no sessions found" + (f" in language '{args.language}'" if args.language else ""))

@@ -1,7 +1,8 @@
 """`relax new NAME`: start a session script of your own in your sessions folder.
 
 Writes `NAME.<lang>.yaml` into the user's sessions folder, either from a commented template or
-as a copy of an existing session (`--from`) with its `id` set to NAME. Never overwrites a file.
+as a copy of an existing session (`--from`) with its `id` set to NAME and its `title` made from
+NAME ("my-evening" -> "My evening"). Never overwrites a file.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def register(sub) -> None:
         help="start a session script of your own",
         description="Write a new session script NAME.<lang>.yaml into your sessions folder "
         f"({library.user_dir()}, or $RELAX_SESSIONS_DIR): a commented template, or a copy "
-        "of an existing session with --from. An existing file is never overwritten. The "
+        "of an existing session with --from (its id set to NAME and its title made from NAME, "
+        "e.g. my-evening gets 'My evening'). An existing file is never overwritten. The "
         "path of the new file is printed.",
         epilog="Examples: `relax new my-evening`, `relax new calm --from breathing-478 -l nl`.",
     )
@@ -118,30 +120,52 @@ def from_template(name: str, language: str, path: Path) -> str:
     )
 
 
-def with_id(text: str, name: str) -> str:
-    """`text` (a script) with its top-level `id` set to `name`, keeping comments and layout."""
+def _scalar(value: str) -> str:
+    """`value` as a YAML scalar that reads back as that string."""
+    plain = yaml.safe_load(value) if value.strip() else None
+    if plain == value and ":" not in value and "#" not in value:
+        return value
+    return yaml.safe_dump(value, default_style='"', width=1000).strip()
+
+
+def with_fields(text: str, fields: dict[str, str]) -> str:
+    """`text` (a script) with its top-level keys in `fields` set (strings), keeping comments and
+    layout; a key it does not have is added after the first line of settings."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         root = None
-    if isinstance(root, yaml.MappingNode) and root.flow_style is False:
+    if isinstance(root, yaml.MappingNode) and root.flow_style is False and root.value:
         lines = text.splitlines(keepends=True)
-        for key, value in root.value:
-            if key.value == "id" and isinstance(value, yaml.ScalarNode):
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        top_level = all(k.start_mark.column == 0 for k, _ in root.value)
+        missing = dict(fields)
+        # From the bottom up, so that earlier positions stay valid.
+        for key, value in sorted(root.value, key=lambda kv: -kv[1].start_mark.line):
+            if key.value in missing and isinstance(value, yaml.ScalarNode):
                 start, end = value.start_mark, value.end_mark
                 if start.line == end.line:
                     line = lines[start.line]
-                    lines[start.line] = line[: start.column] + name + line[end.column :]
-                    return "".join(lines)
-        if root.value and all(k.start_mark.column == 0 for k, _ in root.value):
+                    lines[start.line] = (
+                        line[: start.column] + _scalar(missing.pop(key.value)) + line[end.column :]
+                    )
+        present = {key.value for key, _ in root.value}
+        if not (missing.keys() & present) and (not missing or top_level):
             first = root.value[0][0].start_mark.line
-            lines.insert(first, f"id: {name}\n")
+            for key in reversed(list(missing)):
+                lines.insert(first, f"{key}: {_scalar(missing[key])}\n")
             return "".join(lines)
     data = yaml.safe_load(text)  # unusual layout: rewrite it plainly (comments are lost)
     if not isinstance(data, dict):
         raise RelaxError("the session to copy is not a mapping of session settings")
-    data = {"id": name, **{k: v for k, v in data.items() if k != "id"}}
+    data = {**fields, **{k: v for k, v in data.items() if k not in fields}}
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def with_id(text: str, name: str) -> str:
+    """`text` (a script) with its top-level `id` set to `name`, keeping comments and layout."""
+    return with_fields(text, {"id": name})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,7 +180,9 @@ def run(args: argparse.Namespace) -> int:
     folder = library.user_dir()
     if args.source:
         source = library.resolve(args.source, args.language)
-        text = with_id(source.read_text(encoding="utf-8"), name)
+        # The copy is a session of its own: its own id and title (the title from NAME, as
+        # for the template), so that lists and players can tell the two apart.
+        text = with_fields(source.read_text(encoding="utf-8"), {"id": name, "title": _title(name)})
         try:
             language = str(yaml.safe_load(text).get("language") or "")
         except (yaml.YAMLError, AttributeError):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 from audio_engine import library, safety
+from audio_engine.cli import _common
+from audio_engine.model import primary_language
 
 
 def register(sub) -> None:
@@ -14,17 +18,22 @@ def register(sub) -> None:
             "warning signs that need a doctor; and how to stretch gently."
         ),
     )
-    parser.add_argument(
-        "--language",
-        "-l",
-        metavar="LANG",
-        help="en or nl (default: your locale's language if it is one of these, else English)",
+    _common.add_language_argument(
+        parser,
+        "en or nl; another language gets English, with a line saying so (default: your locale's "
+        "language if it is one of these, else English)",
     )
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     language = args.language or library.locale_language() or "en"
+    if args.language and primary_language(args.language) not in safety.LANGUAGES:
+        print(
+            f"relax: the safety text has no {args.language!r} version; showing it in English "
+            f"(there are: {', '.join(safety.LANGUAGES)})",
+            file=sys.stderr,
+        )
     print(safety.safety_text(language), end="")
     # Whoever has read the full text needs no pointer to it any more.
     safety.mark_pointer_shown()

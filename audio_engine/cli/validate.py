@@ -3,7 +3,8 @@
 Each problem goes to stderr as `FILE:LINE:COL: error: PATH: MESSAGE` (or `warning:`); each valid
 file gets `FILE: ok` on stdout. Unless `--no-voice` is given, a file that passes the static checks
 is also compiled with the real voice, which finds speech that does not fit its time.
-Exit code: 0 when every file is valid, 1 when any is not, 2 for a usage error.
+Exit code: 0 when every file is valid, 1 when any is not, 2 for a usage error. With `--watch`
+the files are checked again on every save (polled every 0.25 s) until Ctrl-C (exit code 130).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
 
 from audio_engine import library, script
 from audio_engine.cli import _common
 from audio_engine.errors import RelaxError, ScriptError
-from audio_engine.model import SoundFile
+from audio_engine.model import Repeat, SoundFile
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -43,12 +45,21 @@ def register(sub) -> None:
         "--language",
         "-l",
         metavar="LANG",
+        type=_common.language_tag,
         help="for session ids: check only this language version",
     )
     parser.add_argument(
         "--no-voice",
         action="store_true",
-        help="skip the timing check with the voice (faster; needs no speech engine)",
+        help="skip the timing check with the voice (faster; needs no speech engine: voice names "
+        "are checked against the engine's voice list only when it can give one)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help=f"keep watching the files: check each one again whenever it is saved (its size or "
+        f"modification time changes; looked at every {WATCH_POLL_S:g} s) and print its new "
+        "diagnostics; Ctrl-C stops (exit code 130)",
     )
     _common.add_dir_argument(
         parser,
@@ -94,6 +105,8 @@ def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bo
         except ScriptError as exc:
             found += exc.diagnostics
             ok = False
+    if timed is not None and args.no_voice:
+        ok = _check_voice_names(shown, timed, override, found) and ok
     if timed is not None and not args.no_voice:
         from audio_engine import pipeline
 
@@ -123,6 +136,41 @@ def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bo
     return ok
 
 
+def _names_a_voice(session) -> bool:
+    def named(steps) -> bool:
+        return any(
+            (getattr(s, "voice", None) is not None and s.voice.name)
+            or (isinstance(s, Repeat) and named(s.steps))
+            for s in steps
+        )
+
+    return bool(session.voice.name) or named(session.steps)
+
+
+def _check_voice_names(shown: str, session, override, found: list) -> bool:
+    """Without the timing check: every voice `name:` (and --voice) against the engine's voice
+    list, when the engine can list its voices (remembered after its first answer); else a note.
+    """
+    if not _names_a_voice(session) and not (override and override.name):
+        return True
+    from audio_engine import pipeline, tts
+
+    try:
+        tts.list_voices()
+    except RelaxError as exc:
+        print(f"{shown}: note: voice names not checked (no speech engine: {exc})", file=sys.stderr)
+        return True
+    try:
+        pipeline.check_voice_names(session, override)
+    except ScriptError as exc:
+        found += exc.diagnostics
+        return False
+    except RelaxError as exc:  # --voice names no voice
+        print(f"{shown}: error: --voice: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def _four_hours_at_least(bound, diagnostics, override) -> list:
     """The 4-hour limit for a script with errors: its valid steps alone, speech counted, already
     pass it (whatever the rest turns out to be, the script lasts longer still)."""
@@ -143,8 +191,73 @@ def _four_hours_at_least(bound, diagnostics, override) -> list:
     return []
 
 
+WATCH_POLL_S = 0.25
+
+
+def _signature(path: Path):
+    """What changes when a file is saved: (modification time, size); None while it is missing
+    (an editor that saves by renaming a new file into place)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _watch(args: argparse.Namespace, override) -> int:
+    """Check every file once, then again each time it is saved, until Ctrl-C."""
+    entries = []
+    for arg in args.files:
+        try:
+            entries += [
+                (shown, path) for shown, path in _expand(arg, args.language, tuple(args.dir))
+            ]
+        except RelaxError as exc:
+            print(f"{arg}: error: {exc}", file=sys.stderr)
+    watched = {shown: path or Path(shown) for shown, path in entries}
+    if not watched:
+        print("relax validate: error: nothing to watch", file=sys.stderr)
+        return 1
+    seen = {shown: _signature(path) for shown, path in watched.items()}
+    try:
+        for shown, path in watched.items():
+            _check_or_missing(shown, path, args, override)
+        print(
+            f"watching {len(watched)} file{'s' if len(watched) != 1 else ''} (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+        while True:
+            time.sleep(WATCH_POLL_S)
+            for shown, path in watched.items():
+                now = _signature(path)
+                if now == seen[shown] or now is None:
+                    continue
+                time.sleep(WATCH_POLL_S)  # let the editor finish writing
+                now = _signature(path)
+                seen[shown] = now
+                stamp = time.strftime("%H:%M:%S")
+                print(f"[{stamp}] {shown} changed, checking again", file=sys.stderr, flush=True)
+                _check_or_missing(shown, path, args, override)
+    except KeyboardInterrupt:
+        print("stopped watching", file=sys.stderr)
+        return 130
+
+
+def _check_or_missing(shown: str, path: Path, args, override) -> bool:
+    if not path.exists():
+        print(f"{shown}: error: no such file", file=sys.stderr, flush=True)
+        return False
+    ok = _check_one(shown, path, args, override)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return ok
+
+
 def run(args: argparse.Namespace) -> int:
     override = _common.voice_override(args)
+    if args.watch:
+        return _watch(args, override)
     all_ok = True
     for arg in args.files:
         try:

@@ -1,4 +1,4 @@
-"""`relax voices [--language TAG]`: the installed speech voices as an aligned table."""
+"""`relax voices [--language LANG]`: the installed speech voices as an aligned table."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from audio_engine import tts
+from audio_engine.cli import _common
 
 
 def register(subparsers) -> None:
@@ -18,10 +19,8 @@ def register(subparsers) -> None:
             "picks the voice marked with *."
         ),
     )
-    parser.add_argument(
-        "--language",
-        metavar="TAG",
-        help="only voices for this language (primary subtag: `en` also lists en-GB, en-US)",
+    _common.add_language_argument(
+        parser, "only voices for this language (primary subtag: `en` also lists en-GB, en-US)"
     )
     parser.set_defaults(run=run)
 

@@ -253,7 +253,10 @@ def play(
     try:
         controller = Controller(stream, volume)
         stream.start_feeder()  # sound first: the window may take a moment to open
-        screen = _open_window(pygame, prepared.timeline, status) if window else None
+        first = None
+        if window:
+            first = controller.decorate(pacer.Pacer(stream.timeline).state_at(start_sample))
+        screen = _open_window(pygame, prepared.timeline, status, first) if window else None
         with keys.TerminalKeys(stdin) as terminal:
             if screen is not None:
                 result = _window_loop(pygame, stream, controller, terminal)
@@ -272,7 +275,9 @@ def play(
         pygame.mixer.quit()
 
 
-def _open_window(pygame, timeline, status):
+def _open_window(pygame, timeline, status, first: pacer.PacerState | None = None):
+    """The window, with a first frame on it at once (`first`, else the background and title);
+    None when there is no display, with one line on `status` saying why."""
     if not display_available():
         return None
     try:
@@ -291,6 +296,14 @@ def _open_window(pygame, timeline, status):
         with contextlib.suppress(pygame.error):
             pygame.display.quit()
         return None
+    # A frame at once: a new window is black until something is drawn, and the loop's first
+    # frame may wait a moment for the speech being synthesized.
+    if first is None:
+        first = pacer.PacerState(
+            timeline.session.title, "", None, "", 0.0, 0.0, 0, 0.0, "", 0.0, 0.0
+        )
+    pacer.draw(screen, first)
+    pygame.display.flip()
     return screen
 
 
@@ -353,9 +366,48 @@ def _show_end_text(pygame, stream, controller, terminal, text: str) -> None:
         clock.tick(20)  # a still frame: redrawn only for a resize
 
 
+class StatusLine:
+    """The terminal status line, redrawn in place at the terminal's width of the moment.
+
+    Each redraw ends with "erase to the end of the line", so a shorter line leaves nothing of a
+    longer one behind. When the terminal has been narrowed, the terminal has re-wrapped the last
+    line over more rows (as terminals that reflow do: VTE, Konsole, kitty, iTerm2, Windows
+    Terminal, tmux); the redraw goes up to its first row and erases to the end of the screen.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._drawn = 0  # characters of the line on the terminal now
+
+    def _back_to_start(self, width: int) -> str:
+        rows = -(-self._drawn // max(1, width))  # rows the old line takes at this width
+        if rows > 1:
+            return f"\r\033[{rows - 1}A\033[J"
+        return "\r"
+
+    def draw(self, line: str, width: int) -> None:
+        self.stream.write(self._back_to_start(width) + line + "\033[K")
+        self.stream.flush()
+        self._drawn = len(line)
+
+    def clear(self, width: int) -> None:
+        self.stream.write(self._back_to_start(width) + "\033[K")
+        self.stream.flush()
+        self._drawn = 0
+
+
+def terminal_columns(stream) -> int:
+    """The width of the terminal `stream` writes to (80 when that cannot be told)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size((80, 24)).columns
+
+
 def _terminal_loop(stream, controller, terminal, status) -> str:
     view = pacer.Pacer(stream.timeline)
     show = hasattr(status, "isatty") and status.isatty()
+    line = StatusLine(status)
     try:
         while True:
             _check(stream)
@@ -370,10 +422,8 @@ def _terminal_loop(stream, controller, terminal, status) -> str:
                 if view.timeline is not stream.timeline:  # more of the speech is known
                     view = pacer.Pacer(stream.timeline)
                 state = controller.decorate(view.state_at(stream.position_sample()))
-                width = shutil.get_terminal_size((80, 24)).columns
-                status.write("\r" + pacer.status_line(state, width))
-                status.flush()
+                width = terminal_columns(status)
+                line.draw(pacer.status_line(state, width), width)
     finally:
         if show:
-            status.write("\r\033[K")
-            status.flush()
+            line.clear(terminal_columns(status))

@@ -140,8 +140,8 @@ def check(
     """Check the script file at `path`; never raises for problems in the script or file.
 
     A missing or unreadable file, one over 1 MiB or not UTF-8 is one error diagnostic. Sound
-    layer paths start from the script's folder; they may also point into `allowed_dirs` and the
-    user's sessions folder. When the script has errors and `partial` is a list, a session of
+    layer paths start from the script's folder; they may also point into `allowed_dirs` (the
+    callers pass the user's sessions folder there: this stage knows no folders of its own). When the script has errors and `partial` is a list, a session of
     the steps that were built and have speech to fit in their own time (say with a duration,
     breathe, stretch, scan) is appended to it, so the voice can still time them; and to
     `bound`, a session of the valid steps of the script's own step list (it lasts at least as

@@ -24,6 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from audio_engine import model
 from audio_engine.errors import Diagnostic
+from audio_engine.script._breathe import BREATHE_KEYS, check_breathe  # noqa: F401 (a table)
 from audio_engine.script._yaml import BAD_TAG, MERGE_TAG
 
 # ---- the format's limits and tables (the JSON Schema reads these too) --------------------------
@@ -87,19 +88,9 @@ STEP_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 SILENT_ACTIONS = ("pause", "chime", "section")  # a voice on these has nothing to speak
 MAX_EXPANDED_STEPS = 100_000  # steps once every repeat is unrolled
-BREATHE_KEYS = (
-    "inhale",
-    "hold",
-    "exhale",
-    "rest",
-    "cycles",
-    "cues",
-    "count",
-    "guide_tone",
-    "chime_on_phase",
-)
 STRETCH_KEYS = ("name", "say", "sides", "hold", "countdown", "rest")
 SCAN_KEYS = ("prompt", "regions", "dwell")
+ACTION_SETTINGS = {"breathe": BREATHE_KEYS, "stretch": STRETCH_KEYS, "scan": SCAN_KEYS}
 LAYER_KINDS = ("drone", "binaural", "noise", "sound")
 LAYER_SHARED = ("volume", "fade_in", "fade_out", "duck")
 LAYER_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -229,25 +220,6 @@ def default_id(file_name: str) -> str:
     return split_file_name(file_name)[0]
 
 
-def _user_sessions_dir() -> Path | None:
-    # The page allows sound files in the user's sessions folder. library.py owns that folder;
-    # it is imported late because it may itself load scripts.
-    try:
-        from audio_engine import library
-    except ImportError:
-        library = None
-    if library is not None and hasattr(library, "user_dir"):
-        return Path(library.user_dir())
-    env = os.environ.get("RELAX_SESSIONS_DIR")
-    if env:
-        return Path(env)
-    try:
-        import platformdirs
-    except ImportError:
-        return None
-    return Path(platformdirs.user_data_dir("relax")) / "sessions"
-
-
 class Checker:
     """One pass over one document: diagnostics in `self.diagnostics`, the model from `session()`."""
 
@@ -272,15 +244,31 @@ class Checker:
         self.steps_origin = model.NO_ORIGIN
         self.session_voice: Any = None
         self.session_language: Any = None
+        self.origins: dict[str, tuple[int, int]] = {}  # value path -> its (line, column)
 
     # ---- reporting -------------------------------------------------------------------------
 
-    def report(self, node: Node | None, path: str, message: str, severity: str = "error") -> None:
+    def report(
+        self,
+        node: Node | None,
+        path: str,
+        message: str,
+        severity: str = "error",
+        notes: tuple[Diagnostic, ...] = (),
+    ) -> None:
+        line, col = self._place(node)
+        self.diagnostics.append(Diagnostic(self.file, line, col, path, message, severity, notes))
+
+    def note(self, node: Node | None, path: str, message: str) -> Diagnostic:
+        """A second place of a problem, for `report(..., notes=...)`."""
+        line, col = self._place(node)
+        return Diagnostic(self.file, line, col, path, message, "note")
+
+    @staticmethod
+    def _place(node: Node | None) -> tuple[int, int]:
         if node is None or node.start_mark is None:
-            line, col = 1, 1
-        else:
-            line, col = node.start_mark.line + 1, node.start_mark.column + 1
-        self.diagnostics.append(Diagnostic(self.file, line, col, path, message, severity))
+            return 1, 1
+        return node.start_mark.line + 1, node.start_mark.column + 1
 
     def expected(self, node: Node, path: str, what: str, *, text_wanted: bool = False) -> _Bad:
         if node.tag == BAD_TAG:
@@ -293,8 +281,15 @@ class Checker:
 
     # ---- mappings --------------------------------------------------------------------------
 
+    def seen(self, node: Node, path: str) -> None:
+        """Remember where the value at `path` is (for problems found later, with the voice)."""
+        mark = node.start_mark
+        if mark is not None:
+            self.origins[path] = (mark.line + 1, mark.column + 1)
+
     def pairs(self, node: Node, path: str, what: str) -> list[_Pair] | None:
         """The key/value pairs of a mapping (merge keys applied), or None if it is not one."""
+        self.seen(node, path)
         if not isinstance(node, MappingNode) or node.tag == BAD_TAG:
             self.expected(node, path, what)
             return None
@@ -312,7 +307,10 @@ class Checker:
             if name in seen:
                 first = seen[name].start_mark.line + 1
                 self.report(
-                    key, _join(path, name), f"duplicate key '{name}' (first given on line {first})"
+                    key,
+                    _join(path, name),
+                    f"duplicate key '{name}' (first given on line {first})",
+                    notes=(self.note(seen[name], _join(path, name), "first given here"),),
                 )
                 continue
             seen[name] = key
@@ -372,6 +370,7 @@ class Checker:
         allow_empty: bool = False,
         spoken: bool = False,
     ) -> Any:
+        self.seen(node, path)
         if not isinstance(node, ScalarNode) or node.tag != _STR:
             return self.expected(node, path, what, text_wanted=True)
         value = node.value
@@ -395,6 +394,7 @@ class Checker:
         return value
 
     def boolean(self, node: Node, path: str) -> Any:
+        self.seen(node, path)
         if isinstance(node, ScalarNode) and node.tag == _BOOL:
             try:
                 return bool(_CONSTRUCTOR.construct_yaml_bool(node))
@@ -414,6 +414,7 @@ class Checker:
         low_exclusive: bool = False,
     ) -> Any:
         """A finite number in [low, high] (or (low, high] with low_exclusive); else BAD."""
+        self.seen(node, path)
         value = self._numeric(node)
         if value is BAD:
             return self.expected(node, path, what)
@@ -451,10 +452,19 @@ class Checker:
 
     def duration(self, node: Node, path: str, *, positive: bool) -> Any:
         """Seconds from a number or a duration string; BAD (reported) when it is not one."""
+        self.seen(node, path)
         value = self._numeric(node)
         if isinstance(node, ScalarNode) and node.tag == _STR:
             seconds = parse_duration_text(node.value)
             if seconds is None:
+                if parse_duration_text(node.value.lower()) is not None:
+                    self.report(
+                        node,
+                        path,
+                        f"expected {DURATION_HINT}, found {describe(node)}: units are lower-case "
+                        f'(h, m, s, ms), e.g. "{node.value.lower()}"',
+                    )
+                    return BAD
                 return self.expected(node, path, DURATION_HINT)
             value = seconds
         elif value is BAD:
@@ -472,17 +482,19 @@ class Checker:
         if positive and value == 0:
             self.report(node, path, f"expected a duration longer than zero, found {describe(node)}")
             return BAD
-        if positive and value * model.SAMPLE_RATE < 0.5:  # rounds to no sample at all
+        if positive and round(value * model.SAMPLE_RATE) == 0:  # as the timeline rounds it
             self.report(
                 node,
                 path,
-                f"expected a duration of at least one sample (1/{model.SAMPLE_RATE} s), "
-                f"found {describe(node)}",
+                f"expected a duration longer than 1/{2 * model.SAMPLE_RATE} s (half a sample: "
+                f"durations are rounded to whole samples at {model.SAMPLE_RATE} Hz, and this "
+                f"one would last none), found {describe(node)}",
             )
             return BAD
         return float(value)
 
     def choice(self, node: Node, path: str, options: Sequence[str], what: str) -> Any:
+        self.seen(node, path)
         if not isinstance(node, ScalarNode) or node.tag != _STR:
             return self.expected(node, path, f"{what}: one of {', '.join(options)}")
         if node.value in options:
@@ -643,6 +655,7 @@ class Checker:
             source=self.source,
             origin=values["origin"],
             voice_origin=values.get("voice_origin", model.NO_ORIGIN),
+            value_origins=model.Origins(self.file, self.origins),
         )
 
     def partial_session(self) -> model.Session | None:
@@ -664,6 +677,7 @@ class Checker:
             steps=tuple(steps),
             voice=voice or model.Voice(),
             origin=origin,
+            value_origins=model.Origins(self.file, self.origins),
         )
 
     def _id(self, node: Node) -> Any:
@@ -735,6 +749,20 @@ class Checker:
         all_options = sorted(
             {o for opts in LAYER_OPTIONS.values() for o in opts} | set(LAYER_SHARED)
         )
+        if len(found) == 1 and _is_null(found[0].value):  # `drone:`, its options unindented
+            inner = LAYER_OPTIONS[found[0].name] + LAYER_SHARED
+            beside = [p for p in pairs if p.name in inner]
+            if beside:
+                self._beside(found[0], beside, path)
+                for pair in pairs:
+                    if pair.name not in inner and pair is not found[0]:
+                        hint = _suggest(pair.name, [*LAYER_KINDS, *inner])
+                        self.report(
+                            pair.key,
+                            _join(path, pair.name),
+                            f"unknown key '{pair.name}' in a layer{hint}",
+                        )
+                return BAD
         for pair in pairs:
             if pair.name in LAYER_KINDS:
                 continue
@@ -761,6 +789,9 @@ class Checker:
                 _join(path, found[1].name),
                 f"a layer has exactly one kind, found '{found[0].name}' and also "
                 f"'{found[1].name}'; make them two layers",
+                notes=(
+                    self.note(found[0].key, _join(path, found[0].name), "the first kind is here"),
+                ),
             )
             return BAD
         kind = found[0].name
@@ -849,10 +880,7 @@ class Checker:
             )
             return BAD
         roots = [] if self.base_dir is None else [self.base_dir]
-        roots += [Path(d) for d in self.allowed_dirs]
-        user = _user_sessions_dir()
-        if user is not None:
-            roots.append(user)
+        roots += [Path(d) for d in self.allowed_dirs]  # the callers add the sessions folder
         try:
             full = (written if written.is_absolute() else self.base_dir / written).resolve()
             resolved_roots = [r.resolve() for r in roots]
@@ -903,17 +931,25 @@ class Checker:
                 return BAD, 0.0
             return model.Say(text=text, origin=self._origin(node, path)), 0.0
         actions = ", ".join(ACTIONS)
-        pairs = self.pairs(
-            node, path, f"a step (a text to say, or a mapping with one of {actions})"
-        )
+        what = f"a step (a text to say, or a mapping with one of {actions})"
+        if isinstance(node, ScalarNode) and node.tag in _QUOTABLE:
+            return self.expected(node, path, what, text_wanted=True), 0.0
+        pairs = self.pairs(node, path, what)
         if pairs is None:
             return BAD, 0.0
         found = [p for p in pairs if p.name in ACTIONS]
         all_options = sorted({o for opts in STEP_OPTIONS.values() for o in opts})
         action = found[0].name if found else None
         allowed = STEP_OPTIONS.get(action, ()) if action else ()
+        # `breathe:` and then `inhale:` under it at the same indent: options beside the action.
+        inner = ACTION_SETTINGS.get(action, ())
+        beside = [p for p in pairs[1:] if p.name in inner and p.name not in allowed]
+        beside = [p for p in beside if p is not found[0]]
+        if beside:
+            self._beside(found[0], beside, path)
+            found = [p for p in found if p not in beside]
         for pair in pairs:
-            if pair.name in ACTIONS or pair.name in allowed:
+            if pair.name in ACTIONS or pair.name in allowed or pair in beside:
                 continue
             if pair.name in all_options and action is not None:
                 takes = ", ".join(allowed) if allowed else "no options"
@@ -923,7 +959,8 @@ class Checker:
                     f"'{pair.name}' is not an option of '{action}' ({action} takes {takes})",
                 )
             elif pair.name not in all_options:
-                hint = _suggest(pair.name, [*allowed, *ACTIONS] if action else ACTIONS)
+                near = [*allowed, *ACTIONS, *(inner if beside else ())] if action else ACTIONS
+                hint = _suggest(pair.name, near)
                 self.report(
                     pair.key, _join(path, pair.name), f"unknown key '{pair.name}' in a step{hint}"
                 )
@@ -932,12 +969,16 @@ class Checker:
                 self.report(node, path, f"a step needs one action key: {actions}")
             return BAD, 0.0
         if len(found) > 1:
+            first = found[0]
             self.report(
                 found[1].key,
                 _join(path, found[1].name),
-                f"a step has exactly one action, found '{found[0].name}' and also "
+                f"a step has exactly one action, found '{first.name}' and also "
                 f"'{found[1].name}'; make them two steps",
+                notes=(self.note(first.key, _join(path, first.name), "the first action is here"),),
             )
+            return BAD, 0.0
+        if beside:
             return BAD, 0.0
         options = {p.name: p for p in pairs if p.name in allowed}
         value = found[0].value
@@ -961,6 +1002,21 @@ class Checker:
         if timed:
             self.timed_steps.append(step)
         return step, min_s
+
+    def _beside(self, action: _Pair, beside: list[_Pair], path: str) -> None:
+        names = ", ".join(f"`{p.name}`" for p in beside)
+        are = "is an option" if len(beside) == 1 else "are options"
+        these = "it" if len(beside) == 1 else "these"
+        if isinstance(action.value, MappingNode) and action.value.flow_style:
+            fix = f"move {these} inside `{action.name}: {{...}}`"
+        else:
+            fix = f"indent {these} under `{action.name}:`"
+        self.report(
+            beside[0].key,
+            _join(path, action.name),
+            f"{names} {are} of `{action.name}:` but written beside it: {fix}",
+            notes=(self.note(action.key, _join(path, action.name), f"`{action.name}:` is here"),),
+        )
 
     def _say(self, node, path, options, origin, depth) -> tuple[Any, float]:
         base = path.rsplit(".", 1)[0]
@@ -1010,81 +1066,7 @@ class Checker:
         return self.voice(options["voice"].value, _join(path.rsplit(".", 1)[0], "voice"))
 
     def _breathe(self, node, path, options, origin, depth) -> tuple[Any, float]:
-        pairs = self.pairs(node, path, "breathing settings (a mapping with inhale, exhale, ...)")
-        if pairs is None:
-            return BAD, 0.0
-        got = self.known(pairs, path, BREATHE_KEYS, "breathe")
-        ok = self.required(node, path, got, ("inhale", "exhale"))
-        values: dict[str, Any] = {}
-        for phase in model.PHASES:
-            if phase in got:
-                values[f"{phase}_s"] = self.duration(
-                    got[phase].value, _join(path, phase), positive=phase in ("inhale", "exhale")
-                )
-        if "cycles" in got:
-            values["cycles"] = self.number(
-                got["cycles"].value,
-                _join(path, "cycles"),
-                f"a whole number of cycles from 1 to {MAX_CYCLES}",
-                low=1,
-                high=MAX_CYCLES,
-                integer=True,
-            )
-        for flag in ("count", "guide_tone"):
-            if flag in got:
-                values[flag] = self.boolean(got[flag].value, _join(path, flag))
-        if "chime_on_phase" in got:
-            values["chime_on_phase"] = self.choice(
-                got["chime_on_phase"].value, _join(path, "chime_on_phase"), model.CHIMES, "a chime"
-            )
-        cues: dict[str, Any] = {}
-        if "cues" in got:
-            cues_path = _join(path, "cues")
-            cue_pairs = self.pairs(
-                got["cues"].value, cues_path, "cue words (a mapping with inhale, hold, ...)"
-            )
-            if cue_pairs is None:
-                cues = BAD
-            else:
-                for name, pair in self.known(cue_pairs, cues_path, model.PHASES, "cues").items():
-                    cues[name] = self.text(
-                        pair.value,
-                        _join(cues_path, name),
-                        what="a cue text",
-                        allow_empty=True,
-                        spoken=True,
-                    )
-        phase_s = {p: values.get(f"{p}_s", 0.0) for p in model.PHASES}
-        timed = {p: s for p, s in phase_s.items() if isinstance(s, float) and s > 0}
-        if cues is not BAD and self.language is not None:
-            defaults = model.DEFAULT_CUES.get(self.language)
-            missing = [p for p in model.PHASES if p in timed and cues.get(p) is None]
-            if defaults is None and missing:
-                names = ", ".join(missing)
-                self.report(
-                    node,
-                    path,
-                    f"no cue words for {names}: the language '{self.language}' has no built-in "
-                    f"cues (built in: {', '.join(model.DEFAULT_CUES)}); give them with "
-                    '`cues: {inhale: ..., exhale: ...}` ("" keeps a phase silent)',
-                )
-                ok = False
-        if values.get("count") is True:
-            short = [f"{p} {s:g} s" for p, s in timed.items() if s < WARN_COUNT_PHASE_S]
-            if short:
-                self.report(
-                    got["count"].value,
-                    _join(path, "count"),
-                    f"count: true on phases shorter than 2 s ({', '.join(short)}): "
-                    "nothing is counted in them",
-                    "warning",
-                )
-        cycles = values.get("cycles", 1)
-        min_s = sum(timed.values()) * (cycles if isinstance(cycles, int) else 1)
-        values["voice"] = self._step_voice(options, path)
-        if not ok or cues is BAD or any(v is BAD for v in [*values.values(), *cues.values()]):
-            return BAD, min_s
-        return model.Breathe(**values, cues=model.Cues(**cues), origin=origin), min_s
+        return check_breathe(self, node, path, options, origin)  # see _breathe.py
 
     def _stretch(self, node, path, options, origin, depth) -> tuple[Any, float]:
         pairs = self.pairs(node, path, "stretch settings (a mapping with say or sides, hold, ...)")
@@ -1210,6 +1192,10 @@ class Checker:
         if BAD in (times, steps, voice):
             return BAD, min_s
         return model.Repeat(times=times, steps=steps, voice=voice, origin=origin), min_s
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL
 
 
 def _expanded_steps(steps) -> int:

@@ -2,7 +2,8 @@
 
 `json_schema()` returns a fresh dict. It is generated rather than shipped as a file so that it
 works from any install and cannot drift from the loader. What a schema cannot say (duplicate
-keys, file existence, a countdown that must fit its hold, missing cue words for a language
+keys, file existence, a countdown that must fit its hold, a falling ramp that must stay above 0
+over its cycles, a ramp's `max`/`min` on the right side of its `from`, missing cue words for a language
 without built-in cues, a spoken text of punctuation alone, the session's total length, NaN)
 only the loader checks.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from audio_engine import model
+from audio_engine.script import _breathe as b
 from audio_engine.script import _check as c
 
 _TEXT_PATTERN = r"\S"
@@ -52,6 +54,74 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/$defs/{name}"}
 
 
+# ---- breathe: phases that ramp, and patterns -----------------------------------------------------
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_NON_ZERO = r"(?=[\d.]*[1-9])" + _NUMBER
+_DASH = r"\s*-\s*"
+# Like the loader's pattern, and inhale and exhale (first, and last of the first three) not 0.
+_PATTERN = (
+    rf"^\s*(?:{_NON_ZERO}{_DASH}{_NON_ZERO}|"
+    rf"{_NON_ZERO}{_DASH}{_NUMBER}{_DASH}{_NON_ZERO}(?:{_DASH}{_NUMBER})?)\s*$"
+)
+# `step:` durations with a sign: rising (no sign or "+") and falling ("-").
+_DURATION_BODY = c.POSITIVE_DURATION_PATTERN[1:]  # without its "^"
+_RISING_TEXT = r"^\s*\+?" + _DURATION_BODY
+_FALLING_TEXT = r"^\s*-" + _DURATION_BODY
+
+
+def _breathe_defs() -> dict:
+    every = _range(1, c.MAX_CYCLES, "change every this many cycles (default 1)", integer=True)
+    return {
+        "ramp": {
+            "description": "a phase that changes over the cycles: {from, to} (linear), "
+            "{from, step, every, max} (rising) or {from, step, every, min} (falling)",
+            "oneOf": [
+                _object(
+                    {"from": _ref("positiveDuration"), "to": _ref("positiveDuration")},
+                    ("from", "to"),
+                    "linear: cycle c of N lasts from + (to - from) * c / (N - 1)",
+                ),
+                _object(
+                    {
+                        "from": _ref("positiveDuration"),
+                        "step": {
+                            "anyOf": [
+                                {"type": "number", "exclusiveMinimum": 0},
+                                {"type": "string", "pattern": _RISING_TEXT},
+                            ]
+                        },
+                        "every": every,
+                        "max": _ref("positiveDuration"),
+                    },
+                    ("from", "step"),
+                    "rising: from + step * (c // every), at most max",
+                ),
+                _object(
+                    {
+                        "from": _ref("positiveDuration"),
+                        "step": {
+                            "anyOf": [
+                                {"type": "number", "exclusiveMaximum": 0},
+                                {"type": "string", "pattern": _FALLING_TEXT},
+                            ]
+                        },
+                        "every": every,
+                        "min": _ref("positiveDuration"),
+                    },
+                    ("from", "step"),
+                    "falling: from + step * (c // every), at least min (never 0 or below)",
+                ),
+            ],
+        },
+    }
+
+
+def _phase(*, positive: bool) -> dict:
+    plain = _ref("positiveDuration" if positive else "duration")
+    return {"anyOf": [plain, _ref("ramp")]}
+
+
 def json_schema() -> dict:
     """The JSON Schema of session scripts, format 1 (draft 2020-12).
 
@@ -75,9 +145,13 @@ def json_schema() -> dict:
         "positiveDuration": {
             "description": "a duration longer than zero",
             "anyOf": [
-                # At least half a sample, or it would last no sample at all (a text that
+                # More than half a sample, or it would round to no sample at all (a text that
                 # small is the loader's to refuse).
-                {"type": "number", "minimum": 0.5 / model.SAMPLE_RATE, "maximum": c.MAX_SESSION_S},
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0.5 / model.SAMPLE_RATE,
+                    "maximum": c.MAX_SESSION_S,
+                },
                 {"type": "string", "pattern": c.POSITIVE_DURATION_PATTERN},
             ],
         },
@@ -109,25 +183,47 @@ def json_schema() -> dict:
             {"section": _text(description="a chapter title"), "voice": _ref("voice")},
             ("section",),
         ),
+        **_breathe_defs(),
         "breathe": _object(
             {
-                "breathe": _object(
-                    {
-                        "inhale": _ref("positiveDuration"),
-                        "hold": _ref("duration"),
-                        "exhale": _ref("positiveDuration"),
-                        "rest": _ref("duration"),
-                        "cycles": _range(1, c.MAX_CYCLES, "how many cycles", integer=True),
-                        "cues": _object(
-                            {p: _text(allow_empty=True) for p in model.PHASES},
-                            description='spoken at the start of each phase; "" keeps it silent',
-                        ),
-                        "count": {"type": "boolean"},
-                        "guide_tone": {"type": "boolean"},
-                        "chime_on_phase": _ref("chime"),
-                    },
-                    ("inhale", "exhale"),
-                ),
+                "breathe": {
+                    **_object(
+                        {
+                            "inhale": _phase(positive=True),
+                            "hold": _phase(positive=False),
+                            "exhale": _phase(positive=True),
+                            "rest": _phase(positive=False),
+                            "pattern": {
+                                "type": "string",
+                                "pattern": _PATTERN,
+                                "description": "the phases as counts: inhale-exhale, "
+                                "inhale-hold-exhale or inhale-hold-exhale-rest (4-7-8)",
+                            },
+                            "unit": {
+                                **_ref("positiveDuration"),
+                                "description": "how long one count of `pattern` lasts "
+                                f"(default {b.DEFAULT_UNIT_S:g} s)",
+                            },
+                            "cycles": _range(1, c.MAX_CYCLES, "how many cycles", integer=True),
+                            "cues": _object(
+                                {p: _text(allow_empty=True) for p in model.PHASES},
+                                description='spoken at the start of each phase; "" keeps it silent',
+                            ),
+                            "count": {"type": "boolean"},
+                            "guide_tone": {"type": "boolean"},
+                            "chime_on_phase": _ref("chime"),
+                        },
+                    ),
+                    # The phases come from `pattern` or from inhale/exhale (+ hold, rest).
+                    "oneOf": [
+                        {
+                            "required": ["pattern"],
+                            "not": {"anyOf": [{"required": [p]} for p in model.PHASES]},
+                        },
+                        {"required": ["inhale", "exhale"], "not": {"required": ["pattern"]}},
+                    ],
+                    "dependentRequired": {"unit": ["pattern"]},
+                },
                 "voice": _ref("voice"),
             },
             ("breathe",),

@@ -184,13 +184,7 @@ def compose(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
     except _Stop:
         return None, composer.diagnostics
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = _position(mark)
-        problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        composer.diagnostics.append(
-            Diagnostic(file, line, col, "", f"YAML syntax error: {problem}{context}")
-        )
+        composer.diagnostics.append(_syntax_error(exc, text, file))
         return None, composer.diagnostics
     except yaml.YAMLError as exc:  # ReaderError: a character YAML does not allow
         position = getattr(exc, "position", 0) or 0
@@ -203,6 +197,66 @@ def compose(text: str, file: str) -> tuple[Node | None, list[Diagnostic]]:
     finally:
         loader.dispose()
     return root, composer.diagnostics
+
+
+_OPENERS = {"sequence": ("[", "list"), "mapping": ("{", "mapping")}
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:
+    """A YAML syntax error said the way an author fixes it, at the place to fix.
+
+    PyYAML reports an unclosed quote where the file ends and a tab as "a character that cannot
+    start any token"; its context mark knows where the quote opened.
+    """
+    problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
+    at = exc.problem_mark or exc.context_mark
+    opened = exc.context_mark
+    line, col = _position(at)
+    char = _char_at(text, at)
+    if (
+        "quoted scalar" in context
+        and opened is not None
+        and ("end of stream" in problem or "document separator" in problem)
+    ):
+        quote = _char_at(text, opened) or '"'
+        line, col = _position(opened)
+        return Diagnostic(
+            file,
+            line,
+            col,
+            "",
+            f"unterminated string: the {quote} that opens here is never closed "
+            f"(add the closing {quote})",
+        )
+    if char == "\t" or "tab character" in problem:
+        return Diagnostic(
+            file,
+            line,
+            col,
+            "",
+            "a tab in the indentation: YAML indents with spaces only (replace the tab with spaces)",
+        )
+    message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    notes: tuple[Diagnostic, ...] = ()
+    for kind, (bracket, name) in _OPENERS.items():
+        if f"flow {kind}" in context and opened is not None and opened is not at:
+            o_line, o_col = _position(opened)
+            notes = (
+                Diagnostic(
+                    file, o_line, o_col, "", f"the {name} `{bracket}` that opens here", "note"
+                ),
+            )
+    return Diagnostic(file, line, col, "", message, notes=notes)
+
+
+def _char_at(text: str, mark) -> str:
+    if mark is None:
+        return ""
+    lines = text.split("\n")
+    if not 0 <= mark.line < len(lines) or not 0 <= mark.column < len(lines[mark.line]):
+        return ""
+    return lines[mark.line][mark.column]
 
 
 def _events(loader):
