@@ -354,7 +354,9 @@ def test_status_says_what_is_scheduled():
 
 def test_a_due_reminder_waits_for_the_user_to_be_there():
     c = Clock(Config(every_s=30 * 60))
-    c.run(29 * 60 + 50)
-    c.run(2 * 60, idle=True)  # due during this stretch, but nobody touches the machine
+    c.run(29 * 60 + 20)
+    c.run(
+        2 * 60, idle=True
+    )  # due at 30:00 with 40 s without input  # due during this stretch, but nobody touches the machine
     assert c.shows() == []
     assert len(c.shows(c.run(5))) == 1  # input again: shown at once
