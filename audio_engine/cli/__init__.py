@@ -16,7 +16,18 @@ import sys
 from audio_engine import __version__
 from audio_engine.errors import RelaxError, ScriptError
 
-COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
+COMMANDS = (
+    "play",
+    "export",
+    "validate",
+    "list",
+    "info",
+    "new",
+    "schema",
+    "voices",
+    "safety",
+    "remind",
+)
 
 
 class _Parser(argparse.ArgumentParser):

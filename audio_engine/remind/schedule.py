@@ -342,8 +342,8 @@ class Scheduler:
             s.showing = None
             out.append(Close(f"natural break ({how})"))
         # Only a break with some sitting before it is worth counting (not every idle stretch
-        # outside hours or right after another break).
-        if s.in_hours and s.active_s >= 60:
+        # outside hours or right after another break): a minute (less for very short --every).
+        if s.in_hours and s.active_s >= min(60.0, self.config.every_s / 4):
             out.append(Record(BREAK, NATURAL, day, how))
             out.append(Say(f"natural break ({how}) after {_minutes(s.active_s)} active"))
         self._reset_break()

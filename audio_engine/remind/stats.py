@@ -60,7 +60,8 @@ class Stats:
         self._warned = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=5.0)
+            # One user at a time (the runner), possibly not the thread that opened it.
+            self.db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
             self.db.executescript(_SCHEMA)
             self.db.commit()
         except (OSError, sqlite3.Error) as exc:
