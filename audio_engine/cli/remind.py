@@ -298,7 +298,10 @@ def _foreground(args, path, settings) -> int:
             f"(hours {shown['hours']}, days {shown['days']}); reminders: {notifier.name}; "
             f"idle time: {source.name}; settings: {path}"
         )
-        r.run(lambda: bool(stop))
+        try:
+            r.run(lambda: bool(stop))
+        finally:
+            notifier = r.notifier  # the window, if the bus was lost
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

@@ -112,7 +112,7 @@ class MutterIdle:
                 "GetIdletime",
             )
         except (RuntimeError, BusLost) as exc:
-            raise IdleUnavailable(f"Mutter: {exc}") from None
+            raise IdleUnavailable(_dbus_reason("GNOME Mutter IdleMonitor", exc)) from None
         return Reading(ms / 1000.0)
 
     def close(self) -> None:
@@ -138,11 +138,17 @@ class ScreenSaverIdle:
                 "GetSessionIdleTime",
             )
         except (RuntimeError, BusLost) as exc:
-            raise IdleUnavailable(f"ScreenSaver: {exc}") from None
+            raise IdleUnavailable(_dbus_reason("org.freedesktop.ScreenSaver", exc)) from None
         return Reading(float(seconds))
 
     def close(self) -> None:
         pass
+
+
+def _dbus_reason(label: str, exc: Exception) -> str:
+    if "ServiceUnknown" in str(exc) or "UnknownMethod" in str(exc):
+        return f"{label}: not on this desktop"
+    return f"{label}: {exc}"
 
 
 class WindowsIdle:  # written to the Win32 documentation; untested (no Windows here)

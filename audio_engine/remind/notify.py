@@ -218,9 +218,12 @@ class DBusNotifier:
         return None if value is None else bool(value)
 
     def shutdown(self) -> None:
+        if self._filter is None:
+            return  # already shut down
         with contextlib.suppress(BusLost):
             self.close()
         self._filter.close()
+        self._filter = None
         self.conn.close()
 
 

@@ -7,6 +7,7 @@ window is "closed" (a snooze while snoozes are left). Same interface as `notify.
 
 from __future__ import annotations
 
+import os
 import time
 
 from audio_engine.remind.notify import actions_for
@@ -24,6 +25,7 @@ class WindowNotifier:
     name = "a reminder window (pygame)"
 
     def __init__(self):
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         import pygame
 
         self.pg = pygame
