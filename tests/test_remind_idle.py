@@ -64,3 +64,30 @@ def test_no_display_falls_back_to_wall_clock_and_says_why(monkeypatch):
     monkeypatch.setenv("DISPLAY", ":12345")
     _, tried = idle.choose(conn=None)
     assert tried[0].startswith("X11: cannot open display :12345")
+
+
+def test_a_fullscreen_active_window_is_seen(xvfb):
+    """Acting as the window manager: the active window's _NET_WM_STATE says fullscreen."""
+    from Xlib import X, Xatom
+    from Xlib import display as xdisplay
+
+    d = xdisplay.Display(xvfb.display)
+    src = idle.X11Idle(xvfb.display)
+    try:
+        root = d.screen().root
+        win = root.create_window(0, 0, 640, 480, 0, X.CopyFromParent)
+        state, full = d.intern_atom("_NET_WM_STATE"), d.intern_atom("_NET_WM_STATE_FULLSCREEN")
+        active = d.intern_atom("_NET_ACTIVE_WINDOW")
+        root.change_property(active, Xatom.WINDOW, 32, [win.id])
+        win.change_property(state, Xatom.ATOM, 32, [])
+        d.sync()
+        assert src.read().fullscreen is False
+        win.change_property(state, Xatom.ATOM, 32, [full])
+        d.sync()
+        assert src.read().fullscreen is True
+        root.change_property(active, Xatom.WINDOW, 32, [0])
+        d.sync()
+        assert src.read().fullscreen is False
+    finally:
+        src.close()
+        d.close()
