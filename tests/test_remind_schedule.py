@@ -168,6 +168,7 @@ def test_snooze_asks_again_after_ten_active_minutes_at_most_twice_in_a_row():
     c.answer("snooze")
     third = c.shows(c.run(10 * 60))
     assert len(third) == 1 and not third[0].can_snooze
+    assert third[0].body(c.sched.config).startswith("You have been at it for 65 minutes:")
     c.answer("snooze")  # not offered any more: counts as a skip
     assert len(c.records(sch.SNOOZED)) == 2
     assert len(c.records(sch.SKIPPED)) == 1

@@ -95,6 +95,7 @@ class Reminder:
     can_snooze: bool
     note: str | None = None
     snoozes: int = 0  # snoozes in a row before this one
+    active_s: float = 0.0  # active time when shown (a break's reminder says it)
 
     @property
     def title(self) -> str:
@@ -102,7 +103,7 @@ class Reminder:
 
     def body(self, config: Config) -> str:
         if self.kind == BREAK:
-            minutes = round(config.every_s / 60)
+            minutes = round(max(self.active_s, config.every_s) / 60)
             text = f"You have been at it for {minutes} minutes: stand up, move, stretch."
         else:
             text = "A few rounds of 4-7-8 breathing: in for 4, hold for 7, out for 8."
@@ -378,6 +379,7 @@ class Scheduler:
             can_snooze=snoozes < c.max_snoozes,
             note=s.postponed.pop(kind, None),
             snoozes=snoozes,
+            active_s=s.active_s,
         )
         s.showing = reminder
         out.append(Show(reminder))
