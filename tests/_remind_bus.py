@@ -184,3 +184,49 @@ class Xvfb:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class Service:
+    """Owns `name` on the bus and answers method calls from `replies`: member -> (signature,
+    body) or a callable returning it. Records the members called."""
+
+    def __init__(self, address: str, name: str, replies: dict):
+        from jeepney.io.blocking import open_dbus_connection
+
+        self.conn = open_dbus_connection(bus=address)
+        self.replies = replies
+        self.called: list[str] = []
+        self._stop = threading.Event()
+        reply = self.conn.send_and_get_reply(_bus_call("RequestName", "su", (name, 4)), timeout=5)
+        assert reply.body[0] == 1, f"could not own {name}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        from jeepney import MessageType, new_error, new_method_return
+        from jeepney.low_level import HeaderFields
+
+        while not self._stop.is_set():
+            try:
+                msg = self.conn.receive(timeout=0.05)
+            except TimeoutError:
+                continue
+            except (OSError, ConnectionError, ValueError):
+                return
+            if msg.header.message_type != MessageType.method_call:
+                continue
+            member = msg.header.fields.get(HeaderFields.member)
+            self.called.append(member)
+            answer = self.replies.get(member)
+            if callable(answer):
+                answer = answer()
+            if answer is None:
+                out = new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod", "s", (member,))
+            else:
+                out = new_method_return(msg, *answer)
+            self.conn.send(out)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.conn.close()

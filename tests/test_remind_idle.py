@@ -91,3 +91,60 @@ def test_a_fullscreen_active_window_is_seen(xvfb):
     finally:
         src.close()
         d.close()
+
+
+@pytest.fixture
+def bus():
+    from tests._remind_bus import SessionBus
+
+    b = SessionBus()
+    yield b
+    b.stop()
+
+
+def test_gnome_mutter_idle_time_and_the_screen_lock_over_the_bus(bus, monkeypatch):
+    from audio_engine.remind.notify import connect
+    from tests._remind_bus import Service
+
+    idle_ms = [4200]
+    locked = [False]
+    mutter = Service(
+        bus.address, "org.gnome.Mutter.IdleMonitor", {"GetIdletime": lambda: ("t", (idle_ms[0],))}
+    )
+    shell = Service(
+        bus.address, "org.gnome.ScreenSaver", {"GetActive": lambda: ("b", (locked[0],))}
+    )
+    conn = connect(bus.address)
+    try:
+        monkeypatch.delenv("DISPLAY", raising=False)
+        src, tried = idle.choose(conn)
+        assert src.name == "GNOME Mutter IdleMonitor (D-Bus)" and tried == []
+        assert src.read() == idle.Reading(4.2, locked=False)
+        idle_ms[0] = 0
+        locked[0] = True
+        assert src.read() == idle.Reading(0.0, locked=True)
+    finally:
+        conn.close()
+        mutter.stop()
+        shell.stop()
+
+
+def test_kde_screensaver_idle_time_when_mutter_is_absent(bus, monkeypatch):
+    from audio_engine.remind.notify import connect
+    from tests._remind_bus import Service
+
+    kde = Service(
+        bus.address,
+        "org.freedesktop.ScreenSaver",
+        {"GetSessionIdleTime": ("u", (75,)), "GetActive": ("b", (False,))},
+    )
+    conn = connect(bus.address)
+    try:
+        monkeypatch.delenv("DISPLAY", raising=False)
+        src, tried = idle.choose(conn)
+        assert tried == ["GNOME Mutter IdleMonitor: not on this desktop", "X11: no DISPLAY"]
+        assert src.name == "org.freedesktop.ScreenSaver idle time (D-Bus, KDE)"
+        assert src.read() == idle.Reading(75.0, locked=False)
+    finally:
+        conn.close()
+        kde.stop()

@@ -275,3 +275,27 @@ def test_a_lost_bus_without_a_window_is_an_error_with_the_counts_kept(bus, serve
         r.run(lambda: False)
     assert [e[1] for e in _events(store.path)] == ["due"]
     store.close()
+
+
+def test_ending_while_a_session_plays_stops_it_and_records_it(bus, server, tmp_path, monkeypatch):
+    long_session = tmp_path / "long.yaml"
+    long_session.write_text(SHORT.replace("duration: 1.2s", "duration: 60s"))
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(tmp_path / "long.raw"))
+    notifier = notify.DBusNotifier(bus.address)
+    r, clocks, store, _ = _runner(tmp_path, notifier, session=str(long_session))
+    try:
+        r.step()
+        _work(r, clocks, 45)
+        server.wait_for("Notify")
+        server.press("start")
+        r.listen(5)
+        child = r.child
+        assert child is not None and child.poll() is None
+        raw = tmp_path / "long.raw"
+        _wait(lambda: raw.exists() and raw.stat().st_size > 0, 60, "sound from the session")
+        r.finish()
+        assert child.returncode == 143  # relax play ended by SIGTERM, cleanly
+        assert _events(store.path)[-1] == ("break", "stopped", "relax remind ended")
+    finally:
+        notifier.shutdown()
+        store.close()
