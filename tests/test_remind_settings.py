@@ -154,3 +154,9 @@ def test_the_template_reads_back_as_the_same_settings():
     assert "# a break after this much active time" in text
     assert st.parse(text, "t.yaml") == (s, [])
     assert st.parse(st.template(Settings()), "t.yaml") == (Settings(), [])
+
+
+def test_days_are_written_back_as_ranges():
+    assert st.describe(Settings(days=frozenset(range(5))))["days"] == "mon-fri"
+    assert st.describe(Settings(days=frozenset({0, 2, 3, 4, 6})))["days"] == "mon,wed-fri,sun"
+    assert st.describe(Settings(days=frozenset({0, 1})))["days"] == "mon,tue"

@@ -365,7 +365,19 @@ def _clock_text(minute: int) -> str:
 def _days_text(days: frozenset[int]) -> str:
     if days == frozenset(range(7)):
         return "all"
-    return ",".join(DAY_NAMES[d] for d in sorted(days))
+    runs: list[list[int]] = []
+    for d in sorted(days):
+        if runs and d == runs[-1][-1] + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    parts = []
+    for run in runs:
+        if len(run) >= 3:
+            parts.append(f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}")
+        else:
+            parts += [DAY_NAMES[d] for d in run]
+    return ",".join(parts)
 
 
 def describe(s: Settings) -> dict[str, str]:
