@@ -25,13 +25,15 @@ from pathlib import Path
 from audio_engine.remind import schedule as sch
 from audio_engine.remind.idle import IdleUnavailable, Reading, WallClock
 from audio_engine.remind.notify import NotifyError
-from audio_engine.remind.play_child import QUIT_EXIT
 
 STATUS_NAME = "remind-status.json"
+# The exit status of the session's process when the listener quit before the end (see
+# audio_engine/cli/_remind_play.py, which runs `relax play` and tells how it ended).
+QUIT_EXIT = 3
 
 
 def play_command(session: str) -> list[str]:
-    return [sys.executable, "-m", "audio_engine.remind.play_child", session]
+    return [sys.executable, "-m", "audio_engine.cli._remind_play", session]
 
 
 class Runner:

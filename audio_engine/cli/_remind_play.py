@@ -1,4 +1,4 @@
-"""`python -m audio_engine.remind.play_child SESSION`: `relax play SESSION`, telling how it ended.
+"""`python -m audio_engine.cli._remind_play SESSION`: `relax play SESSION`, telling how it ended.
 
 The reminder runs a break's session in this child process (the same interpreter, so the same
 environment), with the pacer window. Exit status: 0 when the session played to the end (a break
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-QUIT_EXIT = 3
+from audio_engine.remind.runner import QUIT_EXIT
 
 
 def main(argv: list[str]) -> int:
