@@ -148,3 +148,21 @@ def test_kde_screensaver_idle_time_when_mutter_is_absent(bus, monkeypatch):
     finally:
         conn.close()
         kde.stop()
+
+
+def test_the_screen_saver_on_counts_as_locked(xvfb):
+    from Xlib import X
+    from Xlib import display as xdisplay
+
+    d = xdisplay.Display(xvfb.display)
+    src = idle.X11Idle(xvfb.display)
+    try:
+        d.force_screen_saver(X.ScreenSaverActive)
+        d.sync()
+        assert src.read().locked is True
+        d.force_screen_saver(X.ScreenSaverReset)
+        d.sync()
+        assert src.read().locked is False
+    finally:
+        src.close()
+        d.close()

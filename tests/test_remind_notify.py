@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from audio_engine.remind import notify
@@ -113,3 +115,24 @@ def test_a_lost_bus_is_said_as_such(bus, server):
     with pytest.raises(notify.BusLost, match="the session bus was lost"):
         n.wait(5)
     n.conn.close()
+
+
+def test_gnome_do_not_disturb_from_its_banners_setting(bus, server, tmp_path, monkeypatch):
+    """GNOME Shell has no Inhibited property: its DND is `show-banners` (a gsettings key)."""
+    value = tmp_path / "banners"
+    value.write_text("true\n")
+    fake = tmp_path / "gsettings"
+    fake.write_text(
+        '#!/bin/sh\n[ "$1 $2 $3" = "get org.gnome.desktop.notifications show-banners" ] '
+        f"&& cat {value}\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("XDG_CURRENT_DESKTOP", "ubuntu:GNOME")
+    n = notify.DBusNotifier(bus.address)
+    try:
+        assert n.inhibited() is False
+        value.write_text("false\n")
+        assert n.inhibited() is True
+    finally:
+        n.shutdown()

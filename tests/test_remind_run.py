@@ -300,3 +300,23 @@ def test_ending_while_a_session_plays_stops_it_and_records_it(bus, server, tmp_p
     finally:
         notifier.shutdown()
         store.close()
+
+
+def test_do_not_disturb_is_ignored_when_told_to(bus, server, tmp_path):
+    notifier = notify.DBusNotifier(bus.address, gnome_dnd=False)
+    r, clocks, store, _ = _runner(tmp_path, notifier, respect_dnd=False)
+    try:
+        server.inhibited = True
+        r.step()
+        _work(r, clocks, 45)
+        assert server.wait_for("Notify")[0][5].endswith("stand up, move, stretch.")
+    finally:
+        notifier.shutdown()
+        store.close()
+
+
+def test_the_runner_reads_aware_local_time_so_daylight_saving_is_no_jump(tmp_path):
+    store = stats.Stats(tmp_path / "h.sqlite3")
+    r = runner.Runner(Settings(), None, Scripted(), store, print)
+    assert r.wall().tzinfo is not None
+    store.close()

@@ -361,3 +361,16 @@ def test_a_due_reminder_waits_for_the_user_to_be_there():
     )  # due at 30:00 with 40 s without input  # due during this stretch, but nobody touches the machine
     assert c.shows() == []
     assert len(c.shows(c.run(5))) == 1  # input again: shown at once
+
+
+def test_a_daylight_saving_change_is_not_a_suspend():
+    """Aware wall times: the clock moving an hour forward at 2:00 is 5 s of real time."""
+    winter = dt.timezone(dt.timedelta(hours=1))
+    summer = dt.timezone(dt.timedelta(hours=2))
+    c = Clock(start=dt.datetime(2026, 3, 29, 1, 50, tzinfo=winter))
+    c.run(9 * 60 + 55)
+    c.wall = c.wall.astimezone(summer)  # 01:59:55+01 = 02:59:55+02
+    c.run(5)
+    assert c.wall.hour == 3
+    assert c.records(sch.NATURAL) == []
+    assert c.sched.active_s == pytest.approx(10 * 60)

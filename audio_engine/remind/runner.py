@@ -49,7 +49,7 @@ class Runner:
         status_path: Path | None = None,
         tick_s: float = 5.0,
         mono=time.monotonic,
-        wall=dt.datetime.now,
+        wall=lambda: dt.datetime.now().astimezone(),  # aware: a DST change is no jump
         play=play_command,
         info: dict | None = None,
     ):
