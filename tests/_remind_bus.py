@@ -54,7 +54,8 @@ class NotificationServer:
 
         self.conn = open_dbus_connection(bus=address)
         self.actions = actions
-        self.inhibited = False
+        self.inhibited = False  # the Inhibited property (None: not served)
+        self.paused = None  # dunst's paused property (None: not served)
         self.calls: list[tuple] = []
         self.shown: dict[int, dict] = {}
         self.next_id = 1
@@ -80,10 +81,11 @@ class NotificationServer:
     def last_id(self) -> int:
         return self.next_id - 1
 
-    def press(self, key: str, notification: int | None = None) -> None:
+    def press(self, key: str, notification: int | None = None, close: bool = True) -> None:
         nid = notification or self.last_id()
         self._signal("ActionInvoked", "us", (nid, key))
-        self._signal("NotificationClosed", "uu", (nid, 2))
+        if close:
+            self._signal("NotificationClosed", "uu", (nid, 2))
 
     def dismiss(self, notification: int | None = None) -> None:
         self._signal("NotificationClosed", "uu", (notification or self.last_id(), 2))
@@ -137,8 +139,14 @@ class NotificationServer:
                 self.conn.send(out)
                 self._signal("NotificationClosed", "uu", (msg.body[0], 3))
                 continue
-            elif member == "Get" and msg.body[1] == "Inhibited":
+            elif member == "Get" and msg.body == (NAME, "Inhibited") and self.inhibited is not None:
                 out = new_method_return(msg, "v", (("b", self.inhibited),))
+            elif (
+                member == "Get"
+                and msg.body == ("org.dunstproject.cmd0", "paused")
+                and self.paused is not None
+            ):
+                out = new_method_return(msg, "v", (("b", self.paused),))
             else:
                 out = new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod", "s", (member,))
             self.conn.send(out)

@@ -76,6 +76,8 @@ def test_a_press_on_an_older_notification_is_ignored(bus, server):
         n.show(_reminder(), "x")
         server.press("start", notification=99)
         assert n.wait(0.3) == []
+        server.press("default", close=False)  # a click on the body (resident): no answer
+        assert n.wait(0.3) == []
         server.press("start")
         assert n.wait(5) == ["start"]
     finally:
@@ -88,6 +90,13 @@ def test_do_not_disturb_is_read_from_the_server(bus, server):
         assert n.inhibited() is False
         server.inhibited = True
         assert n.inhibited() is True
+        server.inhibited = None  # a server like dunst: no Inhibited, its own paused
+        server.paused = False
+        assert n.inhibited() is False
+        server.paused = True
+        assert n.inhibited() is True
+        server.paused = None
+        assert n.inhibited() is None  # cannot tell
     finally:
         n.shutdown()
 

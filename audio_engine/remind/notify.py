@@ -3,8 +3,8 @@
 - `DBusNotifier()`: org.freedesktop.Notifications on the session bus (jeepney, pure Python),
   with the actions Start, Snooze and Skip; the answers come back as the server's
   `ActionInvoked` and `NotificationClosed` signals. `inhibited()` reads the server's
-  `Inhibited` property (do-not-disturb: KDE Plasma, and servers following the spec's 1.3 draft)
-  and, on GNOME, the `show-banners` setting.
+  `Inhibited` property (do-not-disturb: KDE Plasma, and servers following the spec's 1.3 draft),
+  dunst's `paused`, and, on GNOME, the `show-banners` setting.
 - Raises `NoBus` (no session bus), `NoServer` (nobody serves notifications, or without
   actions) when made; `BusLost` from `wait`/`show` when the bus goes away mid-run.
 
@@ -195,20 +195,25 @@ class DBusNotifier:
         if self.id is None or not body or body[0] != self.id:
             return None  # not about the reminder on screen
         if member == "ActionInvoked":
+            if body[1] not in ("start", "snooze", "skip"):
+                return None  # e.g. "default" (a click on the body) from some servers: no answer
             self.id = None  # the server closes it (its NotificationClosed is not an answer)
-            return body[1] if body[1] in ("start", "snooze", "skip") else "start"
+            return body[1]
         if member == "NotificationClosed" and body[1] != CLOSED_BY_CALL:
             self.id = None
             return "closed"
         return None
 
     def inhibited(self) -> bool | None:
-        try:
-            value = get_property(self.conn, NAME, PATH, NAME, "Inhibited")
+        value = None
+        # The spec draft's Inhibited (KDE Plasma), then dunst's own "paused" (dunstctl set-paused).
+        for interface, name in ((NAME, "Inhibited"), ("org.dunstproject.cmd0", "paused")):
+            try:
+                value = bool(get_property(self.conn, NAME, PATH, interface, name))
+            except RuntimeError:
+                continue
             if value:
                 return True
-        except RuntimeError:
-            value = None
         if self._gnome:
             banners = _gsettings("org.gnome.desktop.notifications", "show-banners")
             if banners == "false":
