@@ -11,7 +11,7 @@ fullscreen: one `IdleSource` per platform, probed once at start.
 
 `choose(...)` returns the first source that gives a reading, with the reasons the others did
 not. Screen lock over D-Bus (`org.gnome.ScreenSaver`, then `org.freedesktop.ScreenSaver`
-`GetActive`) is added to any source by `with_lock_probe`.
+`GetActive`) is added to any source by `LockProbed`.
 """
 
 from __future__ import annotations
@@ -50,18 +50,19 @@ class X11Idle:
         if not display:
             raise IdleUnavailable("X11: no DISPLAY")
         try:
-            from Xlib import X  # noqa: F401
             from Xlib import display as xdisplay
-            from Xlib.ext import screensaver  # noqa: F401
+            from Xlib import error as xerror
+            from Xlib.ext import screensaver  # noqa: F401 (adds the extension's methods)
         except ImportError as exc:
             raise IdleUnavailable(f"X11: python-xlib is missing ({exc})") from None
         try:
             self.d = xdisplay.Display(display)
-        except Exception as exc:  # Xlib raises several unrelated types for a refused display
+        except (xerror.DisplayError, xerror.XauthError, xerror.XNoAuthError, OSError) as exc:
             raise IdleUnavailable(f"X11: cannot open display {display} ({exc})") from None
         if not self.d.has_extension("MIT-SCREEN-SAVER"):
             self.d.close()
             raise IdleUnavailable(f"X11: display {display} has no screen-saver extension")
+        self._errors = (xerror.XError, xerror.ConnectionClosedError, OSError)
         self.root = self.d.screen().root
         self.name = f"X11 screen-saver extension (display {display})"
         self._atoms = {
@@ -73,7 +74,7 @@ class X11Idle:
     def read(self) -> Reading:
         try:
             info = self.root.screensaver_query_info()
-        except Exception as exc:  # the X connection closed
+        except self._errors as exc:  # the X connection closed
             raise IdleUnavailable(f"X11: lost the display ({exc})") from None
         # state 1 = ScreenSaverOn: the saver (or the locker drawing it) is up
         return Reading(info.idle / 1000.0, locked=info.state == 1, fullscreen=self._fullscreen())
@@ -86,7 +87,7 @@ class X11Idle:
             window = self.d.create_resource_object("window", active.value[0])
             state = window.get_full_property(self._atoms["_NET_WM_STATE"], 0)
             return bool(state) and self._atoms["_NET_WM_STATE_FULLSCREEN"] in state.value
-        except Exception:  # a window that went away between the two reads
+        except self._errors:  # a window that went away between the two reads
             return False
 
     def close(self) -> None:
@@ -210,7 +211,7 @@ class MacIdle:  # ioreg's HIDIdleTime is in nanoseconds; untested (no macOS here
         pass
 
 
-class with_lock_probe:  # noqa: N801 (reads as a wrapper)
+class LockProbed:
     """A source plus the screen lock over D-Bus (GNOME Shell's, else the freedesktop one)."""
 
     def __init__(self, source, conn):
@@ -266,5 +267,5 @@ def choose(conn=None, display: str | None = None) -> tuple[object, list[str]]:
         except IdleUnavailable as exc:
             tried.append(str(exc))
             continue
-        return (with_lock_probe(source, conn) if conn is not None else source), tried
+        return (LockProbed(source, conn) if conn is not None else source), tried
     return WallClock(), tried

@@ -73,7 +73,6 @@ def is_running(path: Path) -> bool:
     """Whether some process holds the lock now (tried without keeping it)."""
     if not path.exists():
         return False
-    probe = InstanceLock(path)
     try:
         f = open(path, "a+", encoding="utf-8")  # noqa: SIM115
     except OSError:
@@ -84,5 +83,4 @@ def is_running(path: Path) -> bool:
         return True
     finally:
         f.close()
-    del probe
     return False
