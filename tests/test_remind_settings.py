@@ -160,3 +160,8 @@ def test_days_are_written_back_as_ranges():
     assert st.describe(Settings(days=frozenset(range(5))))["days"] == "mon-fri"
     assert st.describe(Settings(days=frozenset({0, 2, 3, 4, 6})))["days"] == "mon,wed-fri,sun"
     assert st.describe(Settings(days=frozenset({0, 1})))["days"] == "mon,tue"
+
+
+def test_the_template_quotes_what_yaml_would_misread():
+    s = Settings(session='/my sessions/a "calm" one: #1.yaml', breathe_session="-x")
+    assert st.parse(st.template(s), "t.yaml") == (s, [])

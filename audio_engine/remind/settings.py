@@ -16,6 +16,8 @@ number 660) and `9-17` is hours.
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -426,4 +428,8 @@ def template(s: Settings) -> str:
 
 
 def _quote(value: str) -> str:
-    return f'"{value}"' if ":" in value else value
+    # Values are read from their text, so only YAML's syntax needs care: plain when safe,
+    # else a double-quoted string (JSON's escapes are YAML's).
+    if re.fullmatch(r"[A-Za-z0-9_./,+-]+", value) and not value.startswith("-"):
+        return value
+    return json.dumps(value, ensure_ascii=False)
