@@ -302,3 +302,14 @@ def test_print_settings_is_a_settings_file(env, tmp_path):
     path.write_text(done.stdout)
     again = _run(["--print-settings"], env)
     assert again.stdout == done.stdout
+
+
+def test_a_session_that_does_not_exist_is_said_at_start(env):
+    done = _run(["--session", "no-such-thing"], env)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "relax: error: no session called 'no-such-thing'; known sessions:"
+    )
+    assert len(done.stderr.splitlines()) == 1
+    done = _run(["--breathe", "11:00", "--breathe-session", "nope"], env)
+    assert done.returncode == 1 and "no session called 'nope'" in done.stderr

@@ -244,10 +244,15 @@ def _notifier(settings):
 
 
 def _foreground(args, path, settings) -> int:
+    from audio_engine import library
     from audio_engine.remind import idle, lock, notify, runner, stats
     from audio_engine.remind import settings as st
     from audio_engine.remind.notify import NotifyError
 
+    # A wrong session is said now, not when the first break's Start is pressed.
+    library.resolve(settings.session)
+    if settings.breathe:
+        library.resolve(settings.breathe_session)
     folder = stats.data_dir()
     instance = lock.InstanceLock(folder / lock.LOCK_NAME)
     try:
