@@ -16,18 +16,8 @@ import sys
 from audio_engine import __version__
 from audio_engine.errors import RelaxError, ScriptError
 
-COMMANDS = (
-    "play",
-    "export",
-    "validate",
-    "list",
-    "info",
-    "new",
-    "schema",
-    "voices",
-    "safety",
-    "remind",
-)
+COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
+COMMANDS += ("remind",)
 
 
 class _Parser(argparse.ArgumentParser):
