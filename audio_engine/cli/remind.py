@@ -39,7 +39,9 @@ def register(sub) -> None:
         "the count again). Start plays a session in the pacer window; Snooze asks again later "
         "(at most twice in a row); Skip waits for the next one. Runs in the foreground until "
         "Ctrl-C; one at a time. Settings: remind.yaml in your settings folder; flags override it.",
-        epilog="Durations: 45m, 1h, 90s. See docs/remind.md.",
+        epilog="Durations: 45m, 1h, 90s. Exit status: 130 after Ctrl-C, 143 after SIGTERM, 1 for "
+        "bad settings or no way to show reminders; --status: 0 running, 3 not running. "
+        "See docs/remind.md.",
     )
     for name, metavar, help_text in SETTING_FLAGS:
         parser.add_argument(
