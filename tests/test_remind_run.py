@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import sys
 import threading
 import time
 
@@ -320,3 +321,32 @@ def test_the_runner_reads_aware_local_time_so_daylight_saving_is_no_jump(tmp_pat
     r = runner.Runner(Settings(), None, Scripted(), store, print)
     assert r.wall().tzinfo is not None
     store.close()
+
+
+def test_the_session_child_tells_the_end_from_a_quit(short_session, tmp_path, monkeypatch):
+    """`relax play` exits 0 either way; the child turns "quit" and "closed" into status 3."""
+    from audio_engine import player
+    from audio_engine.cli import _remind_play
+
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(tmp_path / "child.raw"))
+    for outcome, status in (("quit", runner.QUIT_EXIT), ("closed", runner.QUIT_EXIT), ("end", 0)):
+        monkeypatch.setattr(player, "play", lambda *a, outcome=outcome, **k: outcome)
+        assert _remind_play.main([str(short_session), "--no-window"]) == status
+    assert _remind_play.main(["no-such-session"]) == 1
+
+
+def test_a_session_quit_early_is_recorded_as_stopped(bus, server, tmp_path):
+    notifier = notify.DBusNotifier(bus.address)
+    r, clocks, store, lines = _runner(tmp_path, notifier)
+    r.play = lambda session: [sys.executable, "-c", f"raise SystemExit({runner.QUIT_EXIT})"]
+    try:
+        r.step()
+        _work(r, clocks, 45)
+        server.wait_for("Notify")
+        server.press("start")
+        r.listen(5)
+        _wait(lambda: r._poll_child() or r.child is None, 30, "the child's end")
+        assert _events(store.path)[-1] == ("break", "stopped", "quit before the end")
+    finally:
+        notifier.shutdown()
+        store.close()
