@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -16,6 +17,21 @@ NAME = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
 
 
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={dir}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
 class SessionBus:
     """`dbus-daemon --session` of our own; `address` to connect to it."""
 
@@ -23,8 +39,14 @@ class SessionBus:
         exe = shutil.which("dbus-daemon")
         if exe is None:
             pytest.skip("dbus-daemon is not installed (scripts/test installs it as root with apt)")
+        # A session bus that activates no installed services: only what the test starts is on
+        # it, whatever this machine has installed (a notification daemon, a screen saver).
+        self._dir = tempfile.mkdtemp(prefix="relax-bus-")
+        config = os.path.join(self._dir, "bus.conf")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(BUS_CONFIG.format(dir=self._dir))
         self.proc = subprocess.Popen(
-            [exe, "--session", "--print-address=1", "--nofork", "--nopidfile"],
+            [exe, f"--config-file={config}", "--print-address=1", "--nofork", "--nopidfile"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -44,6 +66,7 @@ class SessionBus:
                 self.proc.wait()
         if self.proc.stdout:
             self.proc.stdout.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class NotificationServer:

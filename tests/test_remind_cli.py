@@ -211,10 +211,14 @@ def test_a_bus_lost_mid_run_is_said_and_the_reminder_goes_on(env, bus):
     finally:
         code, out, err = _stop(proc)
     assert code == 143
-    lost = [line for line in err.splitlines() if "lost" in line]
-    assert len(lost) == 1
-    assert lost[0].startswith("relax: the session bus was lost (")
-    assert lost[0].endswith("; reminders now show in a reminder window (pygame)")
+    gone = [line for line in err.splitlines() if "reminders now show in" in line]
+    assert len(gone) == 1, err
+    # The server went first here, then the bus: whichever the reminder heard first is said.
+    assert gone[0].startswith(
+        ("relax: the notification server left the session bus", "relax: the session bus was lost (")
+    )
+    assert gone[0].endswith("; reminders now show in a reminder window (pygame)")
+    assert "Traceback" not in err
 
 
 def test_install_writes_a_systemd_user_unit_and_uninstall_removes_it(env, tmp_path):

@@ -121,6 +121,12 @@ def test_a_lost_bus_is_said_as_such(bus, server):
     n.show(_reminder(), "x")
     server.wait_for("Notify")
     bus.stop()
+    # Either the server's connection is seen to go first, or the bus itself.
+    with pytest.raises(notify.NotifyError) as info:
+        n.wait(5)
+    assert str(info.value).startswith(
+        ("the session bus was lost", "the notification server left the session bus")
+    )
     with pytest.raises(notify.BusLost, match="the session bus was lost"):
         n.wait(5)
     n.conn.close()
@@ -143,5 +149,20 @@ def test_gnome_do_not_disturb_from_its_banners_setting(bus, server, tmp_path, mo
         assert n.inhibited() is False
         value.write_text("false\n")
         assert n.inhibited() is True
+    finally:
+        n.shutdown()
+
+
+def test_a_server_gone_is_said_when_it_leaves_and_when_showing(bus, server):
+    n = notify.DBusNotifier(bus.address)
+    try:
+        server.stop()
+        with pytest.raises(notify.NoServer, match="^the notification server left the session bus$"):
+            n.wait(5)
+        with pytest.raises(
+            notify.NoServer,
+            match=r"did not take the reminder \(org.freedesktop.DBus.Error.ServiceUnknown: ",
+        ):
+            n.show(_reminder(), "x")
     finally:
         n.shutdown()

@@ -124,17 +124,27 @@ class DBusNotifier:
             raise NoServer(f"the notification server ({self.server}) shows no buttons")
         self.name = f"desktop notifications ({self.server})"
         rule = MatchRule(type="signal", interface=NAME, path=PATH)
-        self.queue: deque = deque()
-        self._filter = self.conn.filter(rule, queue=self.queue)
-        call(
-            self.conn,
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "AddMatch",
-            "s",
-            (rule.serialise(),),
+        # The server leaving the bus (a crash, a desktop restart) is heard as NameOwnerChanged.
+        owner = MatchRule(
+            type="signal",
+            sender="org.freedesktop.DBus",
+            interface="org.freedesktop.DBus",
+            member="NameOwnerChanged",
+            path="/org/freedesktop/DBus",
         )
+        owner.add_arg_condition(0, NAME)
+        self.queue: deque = deque()
+        self._filters = [self.conn.filter(r, queue=self.queue) for r in (rule, owner)]
+        for r in (rule, owner):
+            call(
+                self.conn,
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "AddMatch",
+                "s",
+                (r.serialise(),),
+            )
         self.id: int | None = None
         if gnome_dnd is None:
             gnome_dnd = "GNOME" in os.environ.get("XDG_CURRENT_DESKTOP", "").upper()
@@ -149,15 +159,18 @@ class DBusNotifier:
             "category": ("s", "x-relax.reminder"),
             "resident": ("b", True),
         }
-        reply = call(
-            self.conn,
-            NAME,
-            PATH,
-            NAME,
-            "Notify",
-            "susssasa{sv}i",
-            ("relax", self.id or 0, "", reminder.title, body, actions, hints, 0),
-        )
+        try:
+            reply = call(
+                self.conn,
+                NAME,
+                PATH,
+                NAME,
+                "Notify",
+                "susssasa{sv}i",
+                ("relax", self.id or 0, "", reminder.title, body, actions, hints, 0),
+            )
+        except RuntimeError as exc:
+            raise NoServer(f"the notification server did not take the reminder ({exc})") from None
         self.id = int(reply[0])
 
     def close(self) -> None:
@@ -192,6 +205,10 @@ class DBusNotifier:
 
         member = message.header.fields.get(HeaderFields.member)
         body = message.body
+        if member == "NameOwnerChanged":
+            if body[0] == NAME and not body[2]:
+                raise NoServer("the notification server left the session bus")
+            return None
         if self.id is None or not body or body[0] != self.id:
             return None  # not about the reminder on screen
         if member == "ActionInvoked":
@@ -223,12 +240,13 @@ class DBusNotifier:
         return None if value is None else bool(value)
 
     def shutdown(self) -> None:
-        if self._filter is None:
+        if not self._filters:
             return  # already shut down
-        with contextlib.suppress(BusLost):
+        with contextlib.suppress(NotifyError):
             self.close()
-        self._filter.close()
-        self._filter = None
+        for f in self._filters:
+            f.close()
+        self._filters = []
         self.conn.close()
 
 
