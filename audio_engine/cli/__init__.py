@@ -18,6 +18,7 @@ from audio_engine.errors import RelaxError, ScriptError
 
 COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
 COMMANDS += ("history",)
+COMMANDS += ("remind",)
 
 
 class _Parser(argparse.ArgumentParser):

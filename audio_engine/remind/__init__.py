@@ -1,0 +1,1 @@
+"""Break reminders on active time (`relax remind`); see docs/remind.md."""

@@ -1,0 +1,226 @@
+"""The running reminder: the schedule wired to a clock, an idle source, a notifier, the
+statistics and the session player.
+
+`Runner(...).run(should_stop)` loops until `should_stop()` is true: every `tick_s` it reads
+the idle source and asks the schedule; in between it waits for answers in slices of at most
+0.5 s (so a stop request is seen within half a second). Everything around the schedule is
+injected: tests give it their own clock, notifier and idle source.
+
+Faults while running, each said in one line and survived: the session bus lost (reminders go on
+in the pygame window; the reminder on screen is shown again there), the idle source lost (wall
+time from then on), a statistics write failing (kept and written later).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from audio_engine.remind import schedule as sch
+from audio_engine.remind.idle import IdleUnavailable, Reading, WallClock
+from audio_engine.remind.notify import NotifyError
+
+STATUS_NAME = "remind-status.json"
+# The exit status of the session's process when the listener quit before the end (see
+# audio_engine/cli/_remind_play.py, which runs `relax play` and tells how it ended).
+QUIT_EXIT = 3
+
+
+def play_command(session: str) -> list[str]:
+    return [sys.executable, "-m", "audio_engine.cli._remind_play", session]
+
+
+class Runner:
+    def __init__(
+        self,
+        settings,
+        notifier,
+        idle_source,
+        stats,
+        say,
+        *,
+        fallback=None,
+        status_path: Path | None = None,
+        tick_s: float = 5.0,
+        mono=time.monotonic,
+        wall=lambda: dt.datetime.now().astimezone(),  # aware: a DST change is no jump
+        play=play_command,
+        info: dict | None = None,
+    ):
+        self.settings = settings
+        self.sched = sch.Scheduler(settings.config())
+        self.notifier = notifier
+        self.idle = idle_source
+        self.stats = stats
+        self.say = say
+        self.fallback = fallback  # makes the notifier used when the bus is lost
+        self.status_path = status_path
+        self.tick_s = tick_s
+        self.mono = mono
+        self.wall = wall
+        self.play = play
+        self.info = dict(info or {})
+        self.child: subprocess.Popen | None = None
+        self.child_kind: str | None = None
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self, should_stop) -> None:
+        try:
+            while not should_stop():
+                self.step()
+                deadline = self.mono() + self.tick_s
+                while not should_stop():
+                    left = deadline - self.mono()
+                    if left <= 0:
+                        break
+                    self.listen(min(0.5, left))
+        finally:
+            self.finish()
+
+    def step(self) -> None:
+        """One observation and what the schedule makes of it."""
+        reading = self._read()
+        busy = self._busy(reading)
+        obs = sch.Observation(self.mono(), self.wall(), reading.idle_s, reading.locked, busy)
+        self._do(self.sched.tick(obs))
+        self._poll_child()
+        self.write_status()
+
+    def listen(self, timeout_s: float) -> None:
+        try:
+            answers = self.notifier.wait(timeout_s)
+        except NotifyError as exc:
+            self._lost(exc)
+            return
+        for answer in answers:
+            self.say(f"answer: {answer}")
+            self._do(self.sched.answer(answer))
+        self._poll_child()
+
+    def finish(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
+            try:
+                self.child.wait(10)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+                self.child.wait()
+            self.child = None
+            self._do(self.sched.session_ended(False, "relax remind ended"))
+        with contextlib.suppress(NotifyError):
+            self.notifier.close()
+        self.stats.flush()
+        if self.status_path is not None:
+            with contextlib.suppress(OSError):
+                self.status_path.unlink()
+
+    # -- inside -----------------------------------------------------------------------
+
+    def _read(self) -> Reading:
+        try:
+            return self.idle.read()
+        except IdleUnavailable as exc:
+            self.say(f"relax: idle time lost ({exc}); counting wall-clock time from now on")
+            self.idle = WallClock()
+            self.info["idle"] = self.idle.name
+            return self.idle.read()
+
+    def _busy(self, reading: Reading) -> str | None:
+        if self.settings.respect_dnd:
+            try:
+                if self.notifier.inhibited():
+                    return "do not disturb was on"
+            except NotifyError as exc:
+                self._lost(exc)
+        if self.settings.respect_fullscreen and reading.fullscreen:
+            return "a window was fullscreen"
+        return None
+
+    def _lost(self, exc: Exception) -> None:
+        if self.fallback is None:
+            raise exc
+        make, self.fallback = self.fallback, None
+        with contextlib.suppress(NotifyError, OSError):  # a dead connection
+            self.notifier.shutdown()
+        self.notifier = make()
+        self.info["notifier"] = self.notifier.name
+        self.say(f"relax: {exc}; reminders now show in {self.notifier.name}")
+        showing = self.sched.showing
+        if showing is not None:
+            self.notifier.show(showing, showing.body(self.sched.config))
+
+    def _do(self, actions) -> None:
+        for action in actions:
+            if isinstance(action, sch.Show):
+                r = action.reminder
+                self.say(
+                    f"reminder: {r.title.lower()}" + (f" (postponed: {r.note})" if r.note else "")
+                )
+                try:
+                    self.notifier.show(r, r.body(self.sched.config))
+                except NotifyError as exc:
+                    self._lost(exc)
+            elif isinstance(action, sch.Close):
+                self.say(f"reminder closed: {action.reason}")
+                try:
+                    self.notifier.close()
+                except NotifyError as exc:
+                    self._lost(exc)
+            elif isinstance(action, sch.StartSession):
+                self._start(action)
+            elif isinstance(action, sch.Record):
+                self.stats.record(action.kind, action.event, action.day, action.detail, self.wall())
+            elif isinstance(action, sch.Say):
+                self.say(action.text)
+
+    def _start(self, action: sch.StartSession) -> None:
+        command = self.play(action.session)
+        self.say(f"starting {action.session}")
+        try:
+            self.child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self.say(f"relax: cannot start the session ({exc})")
+            self._do(self.sched.session_ended(False, f"could not start: {exc}"))
+            return
+        self.child_kind = action.kind
+
+    def _poll_child(self) -> None:
+        if self.child is None:
+            return
+        code = self.child.poll()
+        if code is None:
+            return
+        self.child = None
+        if code == 0:
+            detail = ""
+        elif code == QUIT_EXIT:
+            detail = "quit before the end"
+        else:
+            detail = f"relax play exited with status {code}"
+            self.say(f"relax: the session did not play ({detail})")
+        self._do(self.sched.session_ended(code == 0, detail))
+
+    def write_status(self) -> None:
+        if self.status_path is None:
+            return
+        data = {
+            "pid": os.getpid(),
+            "updated": self.wall().isoformat(timespec="seconds"),
+            "settings": self.info.get("settings", {}),
+            "notifier": self.notifier.name,
+            "idle": self.idle.name,
+            "schedule": self.sched.status(),
+        }
+        tmp = self.status_path.with_name(self.status_path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            os.replace(tmp, self.status_path)
+        except OSError:
+            pass  # the status is a courtesy; the schedule goes on
