@@ -117,7 +117,7 @@ def export(
     ----------
     prepared : `pipeline.Prepared` (timeline and sources).
     path : the audio file to write; its extension picks the format unless `fmt` is given.
-    gain : the loudness gain (`pipeline.gain`).
+    gain : the loudness gain (`pipeline.gain`, with `lossy_quality(form, quality)`).
     fmt : "wav", "flac", "ogg" or "mp3"; None: from the extension.
     float32 : WAV: 32-bit float samples; FLAC: 24-bit; not offered for OGG and MP3.
     quality : OGG and MP3 only, 0 (smallest) to 10 (best); default `DEFAULT_QUALITY`.
@@ -132,7 +132,8 @@ def export(
 
     Example
     -------
-    >>> export(prepared, "478.mp3", gain=pipeline.gain(prepared))  # doctest: +SKIP
+    >>> gain = pipeline.gain(prepared, lossy_quality=5)  # doctest: +SKIP
+    >>> export(prepared, "478.mp3", gain=gain)  # doctest: +SKIP
     """
     path = Path(path)
     form = format_for(path, fmt)
@@ -174,6 +175,15 @@ def export(
         _remove(temps)
         raise
     return path
+
+
+def lossy_quality(form: Format, quality: float | None = None) -> float | None:
+    """What `pipeline.gain(prepared, lossy_quality=...)` takes for a file of `form`: the
+    encoder's quality for MP3 and OGG (their lower ceiling takes a little loudness, which their
+    gain gives back), None for WAV and FLAC (the player's gain: the same samples)."""
+    if not form.lossy:
+        return None
+    return float(DEFAULT_QUALITY if quality is None else quality)
 
 
 def check_options(form: Format, *, float32: bool = False, quality: float | None = None) -> None:
@@ -716,8 +726,8 @@ def _export_one(index: int, script: str, outdir: str, options: dict) -> Outcome:
         session = pipeline.load(script, options["language"])
         # Speech counts for the first tenth of a session's progress, audio for the rest.
         prepared = pipeline.prepare(session, progress=lambda d, t: report(d, t, 0.1, 0.0))
-        gain = pipeline.gain(prepared)
         form = format_for(None, options["fmt"])
+        gain = pipeline.gain(prepared, lossy_quality=lossy_quality(form, options["quality"]))
         target = Path(outdir) / default_name(session, form)
         export(
             prepared,

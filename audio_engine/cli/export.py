@@ -126,7 +126,9 @@ def export_session(
             speech.done()
     status = _common.Progress(f"measuring loudness of {session.id}", enabled=show)
     try:
-        gain = pipeline.gain(prepared, progress=status)
+        gain = pipeline.gain(
+            prepared, progress=status, lossy_quality=export.lossy_quality(form, quality)
+        )
     finally:
         status.done()
     progress = _common.Progress(f"exporting {target.name}", enabled=show)
