@@ -93,9 +93,7 @@ EXACT_BUDGET_S = 0.45  # a cold start measures the gain when that is predicted t
 ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
 ESTIMATE_ENOUGH_CLIPS = 16  # ... unless this many clips are known sooner (then within ~0.2 dB)
 SYNTHESIS_S_PER_CLIP = 0.03  # one worker, this machine's order of magnitude
-MEASURE_REAL_TIME = (
-    550  # the measure's speed, x real time (a pass, then ~20 % again after the ceiling)
-)
+MEASURE_REAL_TIME = 550  # the measure's speed, x real time (a pass, ~20 % more after the ceiling)
 DEFAULT_PER_CHAR = 441000  # samples per character x words per minute (~6 characters a word)
 
 

@@ -5,11 +5,13 @@ Entry points:
 - `blocks(timeline, sources, start_sample=0, block_samples=BLOCK_SAMPLES, gain=None)`: a generator
   of float32 arrays shaped (n, 2), every one `block_samples` long but the last, from any start
   sample to the end. Live playback and export both consume it (one render path).
-- `measure_gain(timeline, sources) -> float`: the gain that puts the session at `TARGET_LUFS`,
-  measured in one streaming pass (memory does not grow with session length), shared out over the
-  CPUs where it can be.
-- `estimate_gain(timeline, sources, speech_energy=None) -> float`: the same gain from the parts,
-  without rendering (milliseconds; the player's cold start).
+- `measure_gain(timeline, sources, lossy_quality=None) -> float`: the gain that puts what
+  `blocks` makes (after the soft ceiling) at `TARGET_LUFS`: a streaming pass (memory does not
+  grow with session length), then a second look at the steps the ceiling touches, shared out
+  over the CPUs where it can be.
+- `estimate_gain(timeline, sources, speech_energy=None) -> float`: the first pass's gain from
+  the parts, without rendering (milliseconds; the player's cold start; the ceiling's share is
+  left out).
 - `final_until(partial) -> int`: how far a `timeline.Partial` already renders as the complete
   session will.
 - `to_int16(block)`: the one float -> 16-bit conversion, shared by the player and the exporter.
