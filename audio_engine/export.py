@@ -109,6 +109,7 @@ def export(
     quality: float | None = None,
     transcript: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    start_sample: int = 0,
 ) -> Path:
     """Write the session to `path`, stereo at 44.1 kHz, with tags, chapters and a transcript.
 
@@ -116,12 +117,14 @@ def export(
     ----------
     prepared : `pipeline.Prepared` (timeline and sources).
     path : the audio file to write; its extension picks the format unless `fmt` is given.
-    gain : the loudness gain (`pipeline.gain`).
+    gain : the loudness gain (`pipeline.gain`, with `lossy_quality(form, quality)`).
     fmt : "wav", "flac", "ogg" or "mp3"; None: from the extension.
     float32 : WAV: 32-bit float samples; FLAC: 24-bit; not offered for OGG and MP3.
     quality : OGG and MP3 only, 0 (smallest) to 10 (best); default `DEFAULT_QUALITY`.
     transcript : also write `transcript_path(path)` (WebVTT).
     progress : called as `progress(done_samples, total_samples)` after every block.
+    start_sample : where the file begins (a chapter start: what `relax play --from` plays);
+        chapters and transcript are counted from there.
 
     Returns
     -------
@@ -129,7 +132,8 @@ def export(
 
     Example
     -------
-    >>> export(prepared, "478.mp3", gain=pipeline.gain(prepared))  # doctest: +SKIP
+    >>> gain = pipeline.gain(prepared, lossy_quality=5)  # doctest: +SKIP
+    >>> export(prepared, "478.mp3", gain=gain)  # doctest: +SKIP
     """
     path = Path(path)
     form = format_for(path, fmt)
@@ -140,17 +144,19 @@ def export(
     if not folder.is_dir():
         raise ExportError(f"{path}: folder {folder} does not exist")
     timeline = prepared.timeline
-    if form.name == "wav" and timeline.total_samples * 2 * (4 if float32 else 2) > _WAV_LIMIT_BYTES:
+    start = max(0, min(int(start_sample), timeline.total_samples))
+    frames = timeline.total_samples - start
+    if form.name == "wav" and frames * 2 * (4 if float32 else 2) > _WAV_LIMIT_BYTES:
         raise ExportError(f"{path}: too long for a WAV file (over 4 GiB); use FLAC")
     temps: list[Path] = []
     try:
         audio_tmp = _temp_in(folder, path.name, temps)
-        _encode(prepared, audio_tmp, form, float32, quality, gain, progress)
-        _tag(audio_tmp, form, timeline)
+        _encode(prepared, audio_tmp, form, float32, quality, gain, progress, start)
+        _tag(audio_tmp, form, timeline, start)
         vtt_tmp = None
         if transcript:
             vtt_tmp = _temp_in(folder, transcript_path(path).name, temps)
-            vtt_tmp.write_text(transcript_vtt(timeline), encoding="utf-8")
+            vtt_tmp.write_text(transcript_vtt(timeline, start), encoding="utf-8")
         # Audio last: a transcript without its audio would be the stranger leftover.
         if vtt_tmp is not None:
             os.replace(vtt_tmp, transcript_path(path))
@@ -169,6 +175,15 @@ def export(
         _remove(temps)
         raise
     return path
+
+
+def lossy_quality(form: Format, quality: float | None = None) -> float | None:
+    """What `pipeline.gain(prepared, lossy_quality=...)` takes for a file of `form`: the
+    encoder's quality for MP3 and OGG (their lower ceiling takes a little loudness, which their
+    gain gives back), None for WAV and FLAC (the player's gain: the same samples)."""
+    if not form.lossy:
+        return None
+    return float(DEFAULT_QUALITY if quality is None else quality)
 
 
 def check_options(form: Format, *, float32: bool = False, quality: float | None = None) -> None:
@@ -193,18 +208,22 @@ def vtt_time(sample: int, sample_rate: int) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
 
 
-def transcript_vtt(timeline) -> str:
-    """The WebVTT transcript of a timeline.
+def transcript_vtt(timeline, start_sample: int = 0) -> str:
+    """The WebVTT transcript of a timeline (of a file that begins at `start_sample`).
 
-    One cue per spoken line (`timeline.transcript()`), from its first to its last sample, times
-    rounded to the nearest millisecond; each section or stretch title (`timeline.chapters`) as a
-    NOTE block just before the first cue at or after its start.
+    One cue per spoken line (`timeline.transcript()`) that starts in the file, from its first
+    to its last sample, times rounded to the nearest millisecond; each chapter of the file
+    (`file_chapters`) as a NOTE block just before the first cue at or after its start.
     """
     rate = timeline.sample_rate
     session = timeline.session
     out = ["WEBVTT", "", "NOTE", _note_text(f"{session.title} ({session.id}, {session.language})")]
-    items = [(c.start_sample, 0, c) for c in timeline.chapters]
-    items += [(e.start_sample, 1, e) for e in timeline.transcript()]
+    items = [(c.start_sample, 0, c) for c in file_chapters(timeline, start_sample)]
+    items += [
+        (e.start_sample - start_sample, 1, e)
+        for e in timeline.transcript()
+        if e.start_sample >= start_sample
+    ]
     number = 0
     for start, kind, item in sorted(items, key=lambda it: (it[0], it[1])):
         out.append("")
@@ -212,12 +231,59 @@ def transcript_vtt(timeline) -> str:
             out += ["NOTE", _note_text(f"Section: {item.title} ({vtt_time(start, rate)})")]
         else:
             number += 1
+            end = item.end_sample - start_sample
             out += [
                 str(number),
-                f"{vtt_time(item.start_sample, rate)} --> {vtt_time(item.end_sample, rate)}",
+                f"{vtt_time(start, rate)} --> {vtt_time(end, rate)}",
                 _cue_text(item.text),
             ]
     return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class FileChapter:
+    """A chapter as a file carries it: its title and its first sample in the file."""
+
+    title: str
+    start_sample: int
+
+
+def file_chapters(timeline, start_sample: int = 0) -> tuple[FileChapter, ...]:
+    """The chapters written into a file of `timeline` that begins at `start_sample`, in order.
+
+    From `timeline.chapters` (sections and named stretches), counted from `start_sample` (a
+    chapter in progress there starts the file). Chapters that would last no time in the file
+    are not written as such: ones that start in the same millisecond (a section followed at
+    once by a named stretch) are merged into one, titled "Section: Stretch" (only the longer
+    title when one contains the other, as "Neck" and "Neck stretch"); one that starts at the
+    file's end is dropped.
+    """
+    length = timeline.total_samples - start_sample
+    rate = timeline.sample_rate
+    begun = [c.start_sample for c in timeline.chapters if c.start_sample <= start_sample]
+    first = begun[-1] if begun else start_sample  # the chapter in progress at the start
+    found: list[FileChapter] = []
+    for chapter in timeline.chapters:
+        if chapter.start_sample < first:
+            continue
+        at = max(0, chapter.start_sample - start_sample)
+        if at >= length:
+            break
+        if found and _ms(found[-1].start_sample, rate) == _ms(at, rate):
+            title = _merged_title(found[-1].title, chapter.title)
+            found[-1] = FileChapter(title, found[-1].start_sample)
+        else:
+            found.append(FileChapter(chapter.title, at))
+    return tuple(found)
+
+
+def _merged_title(first: str, second: str) -> str:
+    a, b = first.casefold(), second.casefold()
+    if a in b:
+        return second
+    if b in a:
+        return first
+    return f"{first}: {second}"
 
 
 def _ms(sample: int, sample_rate: int) -> int:
@@ -270,8 +336,9 @@ def _compression_level(form: Format, quality: float | None) -> float | None:
     return round((10 - q) / 10 * 0.99, 4)
 
 
-def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress) -> None:
+def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress, start) -> None:
     timeline = prepared.timeline
+    frames = timeline.total_samples - start
     subtype = form.float_subtype if float32 else form.subtype
     level = _compression_level(form, quality)
     extra = {} if level is None else {"compression_level": level}
@@ -287,7 +354,11 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress)
     ) as out:
         done = 0
         for block in render.blocks(
-            timeline, prepared.sources, block_samples=EXPORT_BLOCK_SAMPLES, gain=gain
+            timeline,
+            prepared.sources,
+            start_sample=start,
+            block_samples=EXPORT_BLOCK_SAMPLES,
+            gain=gain,
         ):
             if form.lossy:
                 q = DEFAULT_QUALITY if quality is None else quality
@@ -300,7 +371,7 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress)
                 out.write(render.to_int16(block))
             done += len(block)
             if progress:
-                progress(done, timeline.total_samples)
+                progress(done, frames)
 
 
 def _to_int24(block):
@@ -349,14 +420,14 @@ class _Tags:
     chapters: tuple[tuple[str, int, int], ...]  # (title, start_ms, end_ms)
 
 
-def tags_for(timeline) -> _Tags:
+def tags_for(timeline, start_sample: int = 0) -> _Tags:
     """The tags and chapters every format carries (see docs/export.md)."""
     session = timeline.session
     rate = timeline.sample_rate
-    starts = [c.start_sample for c in timeline.chapters] + [timeline.total_samples]
+    found = file_chapters(timeline, start_sample)
+    starts = [c.start_sample for c in found] + [timeline.total_samples - start_sample]
     chapters = tuple(
-        (c.title, _ms(c.start_sample, rate), _ms(starts[i + 1], rate))
-        for i, c in enumerate(timeline.chapters)
+        (c.title, _ms(c.start_sample, rate), _ms(starts[i + 1], rate)) for i, c in enumerate(found)
     )
     return _Tags(
         title=session.title,
@@ -369,24 +440,50 @@ def tags_for(timeline) -> _Tags:
     )
 
 
-def _tag(tmp: Path, form: Format, timeline) -> None:
-    tags = tags_for(timeline)
+def _tag(tmp: Path, form: Format, timeline, start_sample: int = 0) -> None:
+    tags = tags_for(timeline, start_sample)
     if form.name in ("flac", "ogg"):
         _tag_vorbis(tmp, form, tags)
     elif form.name == "mp3":
-        from mutagen.id3 import ID3
-
-        frames = ID3()
+        frames = _in_order(_id3_class())()
         _id3_frames(frames, tags)
         frames.save(tmp, v2_version=3)
     else:
         from mutagen.wave import WAVE
 
         wave = WAVE(tmp)
-        wave.add_tags()
+        wave.tags = _in_order(_wave_id3_class())()
         _id3_frames(wave.tags, tags)
         wave.save(v2_version=3)
-        _append_cue_list(tmp, timeline)
+        _append_cue_list(tmp, file_chapters(timeline, start_sample))
+
+
+def _id3_class():
+    from mutagen.id3 import ID3
+
+    return ID3
+
+
+def _wave_id3_class():
+    from mutagen.wave import _WaveID3  # mutagen's ID3 class for a WAV `id3 ` chunk
+
+    return _WaveID3
+
+
+def _in_order(base):
+    """`base` (a mutagen ID3 class) writing its frames in the order they were added.
+
+    mutagen sorts frames by size and hash before writing, which scrambles the CHAP frames: read
+    back in file order (ffmpeg, and so ffprobe, lists them so), chapters came out of time
+    order. The frames themselves are still encoded by mutagen.
+    """
+    from mutagen.id3._tags import save_frame
+
+    class InOrder(base):
+        def _write(self, config):
+            return bytearray().join(save_frame(frame, config=config) for frame in self.values())
+
+    return InOrder
 
 
 def _vorbis_time(ms: int) -> str:
@@ -430,7 +527,7 @@ def _id3_frames(frames, tags: _Tags) -> None:
     frames.add(COMM(encoding=3, lang=lang, desc="", text=[tags.comment]))
     if not tags.chapters:
         return
-    ids = [f"chp{i:03d}" for i in range(len(tags.chapters))]  # sorted the same way as read
+    ids = [f"chp{i:03d}" for i in range(len(tags.chapters))]  # written in this order
     frames.add(
         CTOC(
             element_id="toc",
@@ -452,16 +549,19 @@ def _id3_frames(frames, tags: _Tags) -> None:
         )
 
 
-def _append_cue_list(tmp: Path, timeline) -> None:
+def _append_cue_list(tmp: Path, chapters) -> None:
     """Add a RIFF `cue ` chunk (one cue point per chapter, at its sample) and a `LIST`/`adtl`
     chunk with a `labl` per cue: the WAV markers audio editors show. Neither libsndfile (through
     soundfile) nor mutagen writes them, so this small writer does.
+
+    Cue point k has the id k, from 0, as the ID3 chapter `chp00k` it marks: readers that join
+    the two by id (ffmpeg numbers ID3 chapters from 0 in file order) see each chapter once.
     """
-    if not timeline.chapters:
+    if not chapters:
         return
-    cue = struct.pack("<I", len(timeline.chapters))
+    cue = struct.pack("<I", len(chapters))
     labels = b"adtl"
-    for i, chapter in enumerate(timeline.chapters, start=1):
+    for i, chapter in enumerate(chapters):
         cue += struct.pack("<II4sIII", i, chapter.start_sample, b"data", 0, 0, chapter.start_sample)
         text = chapter.title.encode("utf-8") + b"\0"
         body = struct.pack("<I", i) + text
@@ -626,8 +726,8 @@ def _export_one(index: int, script: str, outdir: str, options: dict) -> Outcome:
         session = pipeline.load(script, options["language"])
         # Speech counts for the first tenth of a session's progress, audio for the rest.
         prepared = pipeline.prepare(session, progress=lambda d, t: report(d, t, 0.1, 0.0))
-        gain = pipeline.gain(prepared)
         form = format_for(None, options["fmt"])
+        gain = pipeline.gain(prepared, lossy_quality=lossy_quality(form, options["quality"]))
         target = Path(outdir) / default_name(session, form)
         export(
             prepared,

@@ -7,7 +7,7 @@ Entry points:
   cache (only lengths kept; a `ClipStore` reads clips back as they play), timeline compiled
   (timing checked with the real voice), sound files loaded, background generators readied.
 - `gain(prepared) -> float`: the loudness gain, measured once and remembered in the cache folder
-  (a remembered estimate is checked against the measure: see `gain`).
+  (a remembered estimate is replaced by the measure: see `gain`).
 - `Growing(session, voice_override=None)`: a session that starts playing while its speech is
   still being synthesized (the player's cold start): the latest timeline, the sample up to which
   it is final, and `Growing.gain()` (remembered, measured when quick, else estimated).
@@ -93,7 +93,7 @@ EXACT_BUDGET_S = 0.45  # a cold start measures the gain when that is predicted t
 ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
 ESTIMATE_ENOUGH_CLIPS = 16  # ... unless this many clips are known sooner (then within ~0.2 dB)
 SYNTHESIS_S_PER_CLIP = 0.03  # one worker, this machine's order of magnitude
-MEASURE_REAL_TIME = 700  # the measuring pass's speed, x real time
+MEASURE_REAL_TIME = 550  # the measure's speed, x real time (a pass, ~20 % more after the ceiling)
 DEFAULT_PER_CHAR = 441000  # samples per character x words per minute (~6 characters a word)
 
 
@@ -218,7 +218,8 @@ class Growing:
         synthesize and the measuring pass). Else estimated (`render.estimate_gain`) once every
         clip (or `ESTIMATE_ENOUGH_CLIPS` of them) is known or `wait_s` after this session began,
         whichever is first, the clips known by then standing in for the others (`stand_ins`);
-        and remembered, so that an export made later plays the same samples (see `gain`).
+        and remembered, marked as an estimate, until `gain` measures it (an export, or a player
+        that measures): from then on players and exports use the measure.
         """
         try:
             return self._gain(budget_s, wait_s)
@@ -587,33 +588,38 @@ def _order(utterance):
     return (utterance.text, utterance.voice.rate_wpm, utterance.voice.volume or 0.0)
 
 
-ESTIMATE_KEPT_DB = 0.5  # an export keeps a player's estimated gain this close to the measure
-GAIN_VERSION = 2  # bump when what the gain is measured on changes
+ESTIMATE_ERROR_DB = 0.5  # a cold start's gain estimate is this close to the measure (tested)
+GAIN_VERSION = 3  # bump when what the gain is measured on changes (3: after the soft ceiling)
 
 
-def gain(prepared: Prepared, progress=None) -> float:
+def gain(prepared: Prepared, progress=None, lossy_quality: float | None = None) -> float:
     """The session's loudness gain; measured on first use and kept in the cache folder.
 
     The key covers everything the sound is made of: the script, a voice override, the sound
     files, the speech engine's version and the synthesizers' versions. `progress(done, total)`
-    follows the measuring pass (in samples) when there is one.
+    follows the measuring pass (in samples) when there is one. `lossy_quality`: the gain for an
+    MP3 or OGG file at that quality, whose encoder is given a lower ceiling
+    (`render.measure_gain`); None: the gain the player and WAV and FLAC files use.
 
-    A gain a player estimated to start a session at once (`Growing.gain`) is measured here and
-    kept when it is within `ESTIMATE_KEPT_DB` of the measure, so that the export is what was
-    heard, sample for sample; otherwise the measure replaces it.
+    What this returns is always the measure (`render.measure_gain`), so an export is a pure
+    function of script, voice and versions. A gain that a player only estimated to start a
+    session at once (`Growing.gain`) is measured here and replaced by the measure; players that
+    start later read the measure too.
     """
-    path = _gain_file(prepared.session, prepared.voice_override, prepared.sources)
+    path = _gain_file(prepared.session, prepared.voice_override, prepared.sources, lossy_quality)
     known = _read_gain(path)
     if known is not None and not known[1]:
         return known[0]
-    value = render.measure_gain(prepared.timeline, prepared.sources, progress)
-    if known is not None and abs(20 * np.log10(known[0] / value)) <= ESTIMATE_KEPT_DB:
-        value = known[0]
+    value = render.measure_gain(
+        prepared.timeline, prepared.sources, progress, lossy_quality=lossy_quality
+    )
     _write_gain(path, value, estimated=False)
     return value
 
 
-def _gain_file(session: Session, voice_override: Voice | None, sources: Sources) -> Path:
+def _gain_file(
+    session: Session, voice_override: Voice | None, sources: Sources, lossy_quality=None
+) -> Path:
     files = []
     for path in sorted(sources.sounds):
         try:
@@ -631,6 +637,8 @@ def _gain_file(session: Session, voice_override: Voice | None, sources: Sources)
         synth.NOISE_LOOP_VERSION,
         GAIN_VERSION,
     )
+    if lossy_quality is not None:
+        what += (("lossy", float(lossy_quality)),)
     key = hashlib.sha256(repr(what).encode()).hexdigest()
     return tts.cache_root() / "gain" / f"{key}.json"
 

@@ -8,6 +8,7 @@ determinism, and seek/block-size independence.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -447,8 +448,12 @@ one = render.measure_gain(prepared.timeline, prepared.sources, jobs=1)
 two = render.measure_gain(
     prepared.timeline, prepared.sources, jobs=2, progress=lambda d, t: seen.append((d, t))
 )
+out = loudness.Meter(44100, 2)
+for block in render.blocks(prepared.timeline, prepared.sources, gain=one):
+    out.feed(block)
 print(json.dumps({
     "one": one, "two": two, "whole_lufs": meter.integrated_lufs(), "forks": len(forks),
+    "out_lufs": out.integrated_lufs(),
     "progress": seen, "total": prepared.timeline.total_samples,
 }))
 """
@@ -463,10 +468,13 @@ def test_loudness_pass_in_forked_pieces_gives_the_gain_of_one_pass(tmp_path):
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
     assert got["total"] > 2 * render.MEASURE_PIECE_STEPS * SR // 10  # three pieces at least
-    assert got["forks"] == 2
+    assert got["forks"] >= 2 and got["forks"] % 2 == 0  # two per pass
     assert got["two"] == got["one"]  # the same bits however the pieces are shared out
+    # The first pass gives the gain of one unbroken pass; the ceiling's correction moves it
+    # by a little, to what puts the output on target.
     whole = 10 ** ((render.TARGET_LUFS - got["whole_lufs"]) / 20)
-    assert got["one"] == pytest.approx(whole, rel=1e-9)  # and the gain of one unbroken pass
+    assert abs(20 * math.log10(got["one"] / whole)) < 0.5
+    assert abs(got["out_lufs"] - render.TARGET_LUFS) <= render.CEILING_TOLERANCE_LU
     done_samples = [d for d, _ in got["progress"]]
     assert done_samples == sorted(done_samples) and done_samples[-1] == got["total"]
     assert len(done_samples) >= 3

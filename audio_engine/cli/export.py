@@ -48,7 +48,8 @@ def register(sub) -> None:
         "-o",
         "--output",
         metavar="FILE",
-        help="output file or folder (default: <id>.<language>.<ext> in the current folder)",
+        help="output file, or folder (an existing one, or a name ending in /, made if needed); "
+        "default: <id>.<language>.<ext> in the current folder",
     )
     parser.add_argument(
         "--all",
@@ -59,7 +60,7 @@ def register(sub) -> None:
         "--outdir",
         type=Path,
         metavar="DIR",
-        help="folder for the files (default: the current folder)",
+        help="folder for the files, made if it does not exist (default: the current folder)",
     )
     parser.add_argument(
         "--format",
@@ -108,13 +109,16 @@ def export_session(
     quality: float | None = None,
     transcript: bool = False,
     prepared=None,
+    start_sample: int = 0,
 ) -> Path:
     """Prepare (unless `prepared` is given) and export one session; returns the file written.
 
     `output` is a file, an existing folder, or None (the current folder); in a folder the file is
     `<id>.<language>.<ext>`. The format is `fmt`, else the extension of `output`, else WAV (a
-    name without an extension gets `.wav`). A name ending in `/` must be an existing folder.
-    `transcript` also writes the WebVTT transcript beside it.
+    name without an extension gets `.wav`). A name ending in `/` is a folder, made (with its
+    parents, like `mkdir -p`) when it does not exist.
+    `transcript` also writes the WebVTT transcript beside it. `start_sample`: the file begins
+    there (a section's start), its chapters and transcript counted from there.
     """
     try:  # a format or option that does not fit is the command line's fault: exit 2
         target, form = _target(session, output, fmt)
@@ -130,7 +134,9 @@ def export_session(
             speech.done()
     status = _common.Progress(f"measuring loudness of {session.id}", enabled=show)
     try:
-        gain = pipeline.gain(prepared, progress=status)
+        gain = pipeline.gain(
+            prepared, progress=status, lossy_quality=export.lossy_quality(form, quality)
+        )
     finally:
         status.done()
     progress = _common.Progress(f"exporting {target.name}", enabled=show)
@@ -144,15 +150,42 @@ def export_session(
             quality=quality,
             transcript=transcript,
             progress=progress,
+            start_sample=start_sample,
         )
     finally:
         progress.done()  # also on Ctrl-C or an error: their line starts on a clean line
 
 
+def fallback_export(session, voice, growing, section: int | None, reason: str) -> int:
+    """`relax play` without an audio device, from the launcher (RELAX_FALLBACK_EXPORT=1): what
+    would have played, written to a WAV file in the current folder with its transcript, as
+    `relax export` writes them: the whole session as `<id>.<language>.wav`, or from section
+    `section` (0-based, `--from`) to its end as `<id>.<language>.from-<N>.wav`. One line on
+    stderr says so; the file's path is printed on stdout, once."""
+    prepared = growing.prepared()
+    name = export.default_name(session, "wav")
+    start = 0
+    what = "the session"
+    if section is not None:
+        chapter = prepared.timeline.chapters[section]
+        start = chapter.start_sample
+        name = name.removesuffix(".wav") + f".from-{section + 1}.wav"
+        what = f"the session from section {section + 1} ({chapter.title})"
+    print(
+        f"relax: {reason}; writing {what} to a WAV file and its transcript instead",
+        file=sys.stderr,
+    )
+    path = export_session(
+        session, Path(name), voice=voice, prepared=prepared, transcript=True, start_sample=start
+    )
+    print(path.resolve())
+    return 0
+
+
 def _target(session, output: Path | str | None, fmt: str | None):
     if isinstance(output, str):
-        if output.endswith(("/", os.sep)) and not Path(output).is_dir():
-            raise UsageError(f"{output}: no such folder")
+        if output.endswith(("/", os.sep)):
+            make_folder(Path(output))
         output = Path(output)
     if output is None or output.is_dir():
         form = export.format_for(None, fmt or "wav")
@@ -173,6 +206,16 @@ def _target(session, output: Path | str | None, fmt: str | None):
     return output, form
 
 
+def make_folder(folder: Path) -> None:
+    """`folder` and its parents, like `mkdir -p`; `ExportError` (one line) when it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ExportError(f"{folder}: there is a file of that name, not a folder") from None
+    except OSError as exc:
+        raise ExportError(f"{folder}: cannot make the folder: {exc.strerror or exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.all:
         return _run_all(args)
@@ -188,10 +231,10 @@ def run(args: argparse.Namespace) -> int:
     if args.outdir is not None:
         if output is not None:
             raise UsageError("give -o FILE or --outdir DIR, not both")
-        if not args.outdir.is_dir():
-            raise UsageError(f"{args.outdir}: no such folder")
         output = args.outdir
     session = pipeline.load(args.sessions[0], args.language, tuple(args.dir))
+    if args.outdir is not None:
+        make_folder(args.outdir)
     path = export_session(
         session,
         output,
@@ -210,12 +253,11 @@ def _run_all(args: argparse.Namespace) -> int:
         raise UsageError("--voice, --rate and --volume apply to one session at a time, not --all")
     outdir = args.outdir
     if args.output is not None:
-        if outdir is not None or not Path(args.output).is_dir():
+        folder = Path(args.output).is_dir() or args.output.endswith(("/", os.sep))
+        if outdir is not None or not folder:
             raise UsageError("with --all give the folder as --outdir DIR")
         outdir = Path(args.output)
     outdir = outdir or Path(".")
-    if not outdir.is_dir():
-        raise UsageError(f"{outdir}: no such folder")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
     fmt = args.format or "wav"
@@ -226,6 +268,7 @@ def _run_all(args: argparse.Namespace) -> int:
     except ExportError as exc:
         raise UsageError(str(exc)) from None
     scripts, failed = _select(args)
+    make_folder(outdir)
     progress = _common.Progress(f"exporting {len(scripts)} sessions")
     try:
         outcomes = export.export_many(

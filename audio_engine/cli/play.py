@@ -22,8 +22,9 @@ def register(sub) -> None:
         help="play a session",
         description="Play a session through the sound card, with a breathing pacer window (or a "
         "status line in the terminal). With no audio output device this is an error (exit 1); "
-        "from the scripts/relax launcher (RELAX_FALLBACK_EXPORT=1) the session is written to "
-        "<id>.<language>.wav in the current folder instead.",
+        "from the scripts/relax launcher (RELAX_FALLBACK_EXPORT=1) what would have played is "
+        "written to <id>.<language>.wav (with --from N: <id>.<language>.from-N.wav, from that "
+        "section) and its .vtt transcript in the current folder instead.",
         epilog=KEYS_HELP,
     )
     _common.add_session_argument(parser)
@@ -141,16 +142,11 @@ def _play(args, session, voice, growing) -> int:
     except AudioDeviceError as exc:
         if os.environ.get("RELAX_FALLBACK_EXPORT") != "1":
             raise
-        from audio_engine.cli.export import export_session
+        from audio_engine.cli.export import fallback_export
 
         _show_pointer(session)
         reason = str(exc).split(";")[0]  # the device problem, without the advice to export
-        print(f"relax: {reason}; writing the session to a file instead", file=sys.stderr)
-        prepared = growing.prepared()
-        path = export_session(session, None, voice=voice, prepared=prepared).resolve()
-        print(f"relax: exported to {path}", file=sys.stderr)
-        print(path)
-        return 0
+        return fallback_export(session, voice, growing, index, reason)
     # After the device check, so that "no device" stays a single line.
     _show_pointer(session)
     _play_recorded(args, session, growing, gain, start)
