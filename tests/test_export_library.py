@@ -78,7 +78,7 @@ def test_readme_examples_run_verbatim_and_the_library_is_at_minus_16_lufs_in_eve
     builtin = sorted(
         (e.path.name.removesuffix(".yaml") for e in library.find_all(()) if e.builtin),
     )
-    assert len(builtin) == 14
+    assert len(builtin) >= 14 and len(builtin) % 2 == 0  # every session in en and nl
     out_mp3 = sorted(p.name for p in (run / "out").glob("*.mp3"))
     assert out_mp3 == [f"{name}.mp3" for name in builtin]
     # The rest of the library in the other formats, as `--all` writes them.
