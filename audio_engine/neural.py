@@ -35,6 +35,7 @@ the background stays as documented.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -92,7 +93,10 @@ VOICES = (
 )
 
 
+@functools.cache
 def _spec_origin(package: str) -> str | None:
+    # Remembered: asked for every line of a session (where the packages are does not change
+    # while a process runs; an install or upgrade takes a new process).
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
@@ -100,6 +104,7 @@ def _spec_origin(package: str) -> str | None:
     return spec.origin if spec and spec.origin else None
 
 
+@functools.cache
 def _model_file(voice: NeuralVoice) -> Path | None:
     origin = _spec_origin("hibari")
     if origin is None:
