@@ -119,7 +119,10 @@ def model_dir() -> Path:
         return target
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copyfile(first / name, target / name)
+        # Under a temporary name and renamed: another process may be reading the folder.
+        part = target / f".{name}.{os.getpid()}"
+        shutil.copyfile(first / name, part)
+        os.replace(part, target / name)
     fd, tmp = tempfile.mkstemp(dir=target, prefix=".model-", suffix=".bin")
     try:
         with os.fdopen(fd, "wb") as out:
