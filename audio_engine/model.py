@@ -67,13 +67,21 @@ class Origins(Mapping):
         return len(self._places)
 
 
+# Speech engines: the neural English voice (hibari-tts) and espeak-ng (through pyttsx3).
+ENGINES = ("neural", "espeak")
+
+
 @dataclass(frozen=True)
 class Voice:
-    """Voice settings; `None` means "inherit" (step from session, session from defaults)."""
+    """Voice settings; `None` means "inherit" (step from session, session from defaults).
+
+    `engine` is one of `ENGINES`; None: the language decides (English: the neural voice where it
+    is installed; every other language: espeak-ng)."""
 
     name: str | None = None
     rate_wpm: int | None = None
     volume: float | None = None
+    engine: str | None = None
 
     def over(self, base: Voice | None) -> Voice:
         """These settings, with unset fields taken from `base`."""
@@ -83,14 +91,17 @@ class Voice:
             name=self.name if self.name is not None else base.name,
             rate_wpm=self.rate_wpm if self.rate_wpm is not None else base.rate_wpm,
             volume=self.volume if self.volume is not None else base.volume,
+            engine=self.engine if self.engine is not None else base.engine,
         )
 
     def resolved(self) -> Voice:
-        """Every field set: unset rate and volume get the defaults; name stays None (by language)."""
+        """Every field set: unset rate and volume get the defaults; name and engine stay None
+        (decided by the language)."""
         return Voice(
             name=self.name,
             rate_wpm=self.rate_wpm if self.rate_wpm is not None else DEFAULT_RATE_WPM,
             volume=self.volume if self.volume is not None else DEFAULT_VOLUME,
+            engine=self.engine,
         )
 
 

@@ -63,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_engine import model
+from audio_engine import model, neural
 from audio_engine.errors import TTSError
 
 PROCESSING_VERSION = 2  # bump when anything changes what a clip sounds like (2: no lost rate)
@@ -87,13 +87,18 @@ class ClipNotReady(TTSError, TimeoutError):
     """`Synthesizer.clip` timed out before the clip was ready."""
 
 
+ENGINES = model.ENGINES  # "neural" (hibari-tts, `neural.py`) and "espeak" (pyttsx3, here)
+
+
 @dataclass(frozen=True)
 class VoiceInfo:
-    """An installed voice: `id` as the driver knows it, a display `name`, `languages` best first."""
+    """An installed voice: `id` as its engine knows it, a display `name`, `languages` best first,
+    and the `engine` that speaks it (``"espeak"`` or ``"neural"``)."""
 
     id: str
     name: str
     languages: tuple[str, ...]
+    engine: str = "espeak"
 
 
 # ---- engine information ------------------------------------------------------------------------
@@ -221,15 +226,56 @@ def engine_version() -> str:
     return _engine_info()[0]
 
 
-def list_voices() -> list[VoiceInfo]:
-    """Every installed voice, in the driver's order.
+def list_voices(engine: str | None = None) -> list[VoiceInfo]:
+    """Every installed voice: the neural voices (where hibari-tts is installed), then espeak-ng's
+    in the driver's order; only one engine's with `engine`.
 
     Raises
     ------
     errors.TTSError
         The speech engine could not start.
     """
-    return list(_engine_info()[1])
+    voices = []
+    if engine in (None, "neural"):
+        voices += _neural_voices()
+    if engine in (None, "espeak"):
+        voices += list(_engine_info()[1])
+    return voices
+
+
+def _neural_voices() -> list[VoiceInfo]:
+    if not neural.available():
+        return []
+    return [VoiceInfo(v.id, v.name, v.languages, engine="neural") for v in neural.VOICES]
+
+
+def default_engine(language: str) -> str:
+    """The engine a line in `language` speaks with when the script names none: the neural voice
+    for English where it is installed, espeak-ng for everything else."""
+    return "neural" if neural.speaks(language) and neural.available() else "espeak"
+
+
+def version_of(voice: VoiceInfo) -> str:
+    """The versions of the engine that speaks `voice` (part of its clips' cache keys)."""
+    return neural.version(cache_dir()) if voice.engine == "neural" else engine_version()
+
+
+def engine_versions(utterances: Iterable[model.Utterance]) -> tuple[str, ...]:
+    """The versions of every engine these utterances are spoken by (sorted, each once)."""
+    engines = {_check_utterance(u).engine for u in utterances}
+    found = set()
+    if "neural" in engines:
+        found.add(neural.version(cache_dir()))
+    if "espeak" in engines:
+        found.add(engine_version())
+    return tuple(sorted(found))
+
+
+def warm(language: str, voice: model.Voice | None = None) -> None:
+    """Ask the engine a session in `language` with `voice` speaks with what it is, ahead of time
+    (espeak-ng: a worker process, whose answer is then kept; neural: package metadata)."""
+    voice = voice or model.Voice()
+    version_of(voice_for(language, voice.name, voice.engine))
 
 
 def _norm_tag(tag: str) -> str:
@@ -268,13 +314,17 @@ def _language_rank(voice: VoiceInfo, language: str) -> tuple[int, int] | None:
     return None
 
 
-def voice_for(language: str, name: str | None = None) -> VoiceInfo:
+def voice_for(language: str, name: str | None = None, engine: str | None = None) -> VoiceInfo:
     """The installed voice a session in `language` speaks with.
 
     Parameters
     ----------
     language : str
         BCP 47 tag of the session (`nl`, `en-US`).
+    engine : str, optional
+        ``"neural"`` or ``"espeak"``. Without it, `default_engine(language)`; a `name` that no
+        voice of that engine matches is then looked for among espeak-ng's voices (so naming an
+        espeak-ng voice picks espeak-ng in English too).
     name : str, optional
         A case-insensitive substring of the voice's id, name or one of its languages. Among
         the voices it matches, the closest match wins: the whole id or name; then a voice for
@@ -293,7 +343,16 @@ def voice_for(language: str, name: str | None = None) -> VoiceInfo:
     --------
     >>> voice_for("nl").id
     'gmw/nl'
+    >>> voice_for("en").id  # with hibari-tts installed
+    'hibari/heart'
     """
+    if engine is not None and engine not in ENGINES:
+        raise TTSError(f"unknown speech engine {engine!r} (engines: {', '.join(ENGINES)})")
+    chosen = engine or default_engine(language)
+    if chosen == "neural":
+        found = _neural_voice(language, name, explicit=engine == "neural")
+        if found is not None:
+            return found
     # Asked once per utterance: remembered per engine answer (a new answer, a new choice).
     info = _engine_info()
     key = (language, name, id(info))
@@ -303,6 +362,39 @@ def voice_for(language: str, name: str | None = None) -> VoiceInfo:
     voice = _choose_voice(language, name, info)
     _voice_choices[key] = (info, voice)
     return voice
+
+
+def _neural_voice(language: str, name: str | None, *, explicit: bool) -> VoiceInfo | None:
+    """The neural voice for `language` and `name`; None (only when not `explicit`): none matches
+    `name`, look among espeak-ng's."""
+    if not neural.available():
+        raise TTSError(
+            "the neural voice is not installed (hibari-tts with onnxruntime); reinstall relax's "
+            "dependencies (the launchers do), or use `engine: espeak` / `--engine espeak`"
+        )
+    if not neural.speaks(language):
+        raise TTSError(
+            f"the neural voice speaks only English, not {language!r}; "
+            "use `engine: espeak` (or leave `engine` out: espeak-ng speaks every other language)"
+        )
+    voices = _neural_voices()
+    if name is None:
+        return voices[0]
+    needle = name.strip().lower()
+    matches = [
+        v
+        for v in voices
+        if needle in v.id.lower()
+        or needle in v.name.lower()
+        or any(needle in t.lower() for t in v.languages)
+    ]
+    if matches:
+        return matches[0]
+    if explicit:
+        raise TTSError(
+            f"no neural voice matches {name!r}; `relax voices --language {language}` lists them"
+        )
+    return None
 
 
 _voice_choices: dict[tuple, tuple] = {}
@@ -788,32 +880,62 @@ def _make_clip(utterance: model.Utterance, voice: VoiceInfo, procs: _Workers | N
     )
 
 
+def _make_neural_clip(utterance: model.Utterance, voice: VoiceInfo) -> np.ndarray:
+    """One clip from the neural voice (in this process: it keeps no state between clips), trimmed,
+    ramped, checked for a plausible length and scaled by the volume, as espeak-ng's are."""
+    try:
+        raw = neural.speech(utterance.text, int(utterance.voice.rate_wpm), voice.id)
+        clip = _trim_and_ramp(raw)
+    except _AttemptFailed as exc:
+        raise TTSError(
+            f"could not synthesize {utterance.text!r} with voice {voice.id}: {exc}"
+        ) from exc
+    except Exception as exc:  # onnxruntime and the model raise anything; name the text
+        raise TTSError(
+            f"could not synthesize {utterance.text!r} with voice {voice.id}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    floor_s, ceiling_s = _plausible_range_s(utterance.text, int(utterance.voice.rate_wpm))
+    speech_s = clip.size / model.SAMPLE_RATE
+    if not floor_s <= speech_s <= ceiling_s:
+        raise TTSError(
+            f"could not synthesize {utterance.text!r} with voice {voice.id}: implausible length "
+            f"{speech_s:.2f} s (expected {floor_s:.2f}-{ceiling_s:.2f} s)"
+        )
+    return (clip * np.float32(utterance.voice.volume)).astype(np.float32)
+
+
 def _check_utterance(utterance: model.Utterance) -> VoiceInfo:
     if not re.search(r"\w", utterance.text):
         raise TTSError(f"nothing to speak in {utterance.text!r}")
     if utterance.voice.rate_wpm is None or utterance.voice.volume is None:
         raise TTSError(f"voice for {utterance.text!r} is not resolved (rate and volume unset)")
-    return voice_for(utterance.language, utterance.voice.name)
+    return voice_for(utterance.language, utterance.voice.name, utterance.voice.engine)
+
+
+def _path_of(utterance: model.Utterance) -> tuple[Path, VoiceInfo]:
+    voice = _check_utterance(utterance)
+    return _cache_path(_cache_key(utterance, voice, version_of(voice))), voice
 
 
 def cached(utterance: model.Utterance) -> np.ndarray | None:
     """The clip if the cache holds it, else None; never synthesizes."""
-    voice = _check_utterance(utterance)
-    return _cache_load(_cache_path(_cache_key(utterance, voice, engine_version())))
+    return _cache_load(_path_of(utterance)[0])
 
 
 def cached_length(utterance: model.Utterance) -> int | None:
     """The cached clip's length in samples (from its header), else None; never synthesizes."""
-    voice = _check_utterance(utterance)
-    return _cache_length(_cache_path(_cache_key(utterance, voice, engine_version())))
+    return _cache_length(_path_of(utterance)[0])
 
 
 def _produce(utterance: model.Utterance, procs: _Workers | None = None) -> np.ndarray:
-    voice = _check_utterance(utterance)
-    path = _cache_path(_cache_key(utterance, voice, engine_version()))
+    path, voice = _path_of(utterance)
     clip = _cache_load(path)
     if clip is None:
-        clip = _make_clip(utterance, voice, procs)
+        if voice.engine == "neural":
+            clip = _make_neural_clip(utterance, voice)
+        else:
+            clip = _make_clip(utterance, voice, procs)
         _cache_store(path, clip)
     return clip
 
@@ -1026,11 +1148,10 @@ def clip_lengths(
     Lengths of cached clips come from their headers alone.
     """
     wanted = list(dict.fromkeys(utterances))
-    engine = engine_version()
     lengths: dict[model.Utterance, int] = {}
     missing = []
     for u in wanted:  # fail on a missing voice before any synthesis starts
-        n = _cache_length(_cache_path(_cache_key(u, _check_utterance(u), engine)))
+        n = _cache_length(_path_of(u)[0])
         if n is None:
             missing.append(u)
         else:

@@ -8,6 +8,11 @@ with every CPU (server start-up included), and the time to the first clip of a c
 engine query of a first run (empty cache folder) included. Then the time to load the same clips
 from a warm cache (one job per CPU). Each cold run uses its own temporary cache folder and starts
 with no server running. The machine's load shows in every figure: compare runs side by side.
+These rows are espeak-ng's (English lines too, with `engine: espeak`).
+
+Then the neural English voice (hibari-tts, in-process): clips per second from an empty cache with
+one and two jobs (model loaded), and the time to the first clip in a new process (the import and
+the model's load included; median of 3).
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
-from audio_engine import model, tts
+from audio_engine import model, neural, tts
 
 SENTENCES = (
     "Breathe in",
@@ -37,14 +44,15 @@ SENTENCES = (
 )
 
 
-def _utterances(n: int) -> list[model.Utterance]:
-    voice = model.Voice(rate_wpm=150, volume=1.0)
+def _utterances(n: int, engine: str = "espeak") -> list[model.Utterance]:
+    voice = model.Voice(rate_wpm=150, volume=1.0, engine=engine)
     out = []
+    sentences = [t for t in SENTENCES if engine == "espeak" or t not in SENTENCES[7:11]]
     for i in range(n):
-        text = SENTENCES[i % len(SENTENCES)]
+        text = sentences[i % len(sentences)]
         language = "nl" if text in SENTENCES[7:11] else "en"
         # A number keeps every text distinct, so every clip is a cache miss.
-        out.append(model.Utterance(f"{text} {i // len(SENTENCES) + 1}", language, voice))
+        out.append(model.Utterance(f"{text} {i // len(sentences) + 1}", language, voice))
     return out
 
 
@@ -99,9 +107,37 @@ def main() -> None:
                 times_s.append(_first_clip_s(utterances, engine_query=engine_query))
             rows.append((f"{way}: {label}", "median of 5", statistics.median(times_s)))
 
+    if neural.available():
+        lines = _utterances(args.clips, "neural")
+        for jobs in sorted({1, cpus}):
+            _cold(True)
+            neural.load()
+            start = time.perf_counter()
+            made = tts.synthesize_many(lines, jobs=jobs)
+            elapsed_s = time.perf_counter() - start
+            rows.append(
+                (f"neural: cold, {jobs} job(s)", f"{len(made) / elapsed_s:.1f} clips/s", elapsed_s)
+            )
+        code = (
+            "import time; t = time.perf_counter(); from audio_engine import model, tts; "
+            "tts.synthesize(model.Utterance('Let your shoulders drop.', 'en', "
+            "model.Voice(rate_wpm=150, volume=1.0, engine='neural'))); "
+            "print(time.perf_counter() - t)"
+        )
+        times_s = []
+        for _ in range(3):
+            _cold(True)
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            )
+            times_s.append(float(done.stdout.split()[-1]))
+        rows.append(
+            ("neural: first clip in a new process", "median of 3", statistics.median(times_s))
+        )
+
     os.environ["RELAX_CACHE_DIR"] = warm_cache  # holds every clip
     start = time.perf_counter()
-    tts.synthesize_many(utterances)
+    tts.synthesize_many(utterances)  # espeak-ng's, from the cache
     elapsed_s = time.perf_counter() - start
     rows.append(("warm cache load", f"{len(utterances) / elapsed_s:.0f} clips/s", elapsed_s))
 

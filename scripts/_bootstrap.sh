@@ -7,7 +7,7 @@ bootstrap_venv() {
   venv="$root/.venv"
   stamp="$venv/.relax-installed"
   hash="$(sha256sum <"$root/pyproject.toml" | cut -d' ' -f1)"
-  # The stamp holds the pyproject hash and the extras installed with it; [test] covers "".
+  # The stamp holds the pyproject hash and the extras installed with it; any extras cover "".
   if [[ -x "$venv/bin/python" && -f "$stamp" ]] &&
     { grep -qxF -- "$hash$extras" "$stamp" || { [[ -z "$extras" ]] && grep -q -- "^$hash" "$stamp"; }; }; then
     return 0

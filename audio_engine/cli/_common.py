@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from audio_engine.errors import UsageError
-from audio_engine.model import Voice
+from audio_engine.model import ENGINES, Voice
 
 
 def language_tag(value: str) -> str:
@@ -60,21 +60,28 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
         help="speaking rate, words per minute (80-300; rounded to a whole number)",
     )
     group.add_argument("--volume", type=float, metavar="V", help="voice volume, 0-1")
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="speech engine: neural (hibari-tts, English only) or espeak (espeak-ng, every "
+        "language); default: neural for English where installed, espeak otherwise",
+    )
 
 
 def voice_override(args) -> Voice | None:
     rate = getattr(args, "rate", None)
     volume = getattr(args, "volume", None)
     name = getattr(args, "voice", None)
+    engine = getattr(args, "engine", None)
     if rate is not None and not 80 <= rate <= 300:  # also NaN
         raise UsageError(f"--rate must be 80-300 words per minute, not {rate:g}")
     if rate is not None:
         rate = int(math.floor(rate + 0.5))  # as in scripts: halves round up
     if volume is not None and not 0 <= volume <= 1:
         raise UsageError(f"--volume must be between 0 and 1, not {volume}")
-    if rate is None and volume is None and name is None:
+    if rate is None and volume is None and name is None and engine is None:
         return None
-    return Voice(name=name, rate_wpm=rate, volume=volume)
+    return Voice(name=name, rate_wpm=rate, volume=volume, engine=engine)
 
 
 def load_session(args):

@@ -74,7 +74,7 @@ TOP_KEYS = (
     "steps",
 )
 TOP_REQUIRED = ("format", "title", "language", "steps")
-VOICE_KEYS = ("name", "rate", "volume")
+VOICE_KEYS = ("engine", "name", "rate", "volume")
 ACTIONS = ("say", "pause", "chime", "section", "breathe", "stretch", "scan", "repeat")
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "say": ("duration", "voice"),
@@ -708,11 +708,15 @@ class Checker:
         return derived
 
     def voice(self, node: Node, path: str) -> Any:
-        pairs = self.pairs(node, path, "voice settings (a mapping with name, rate, volume)")
+        pairs = self.pairs(node, path, "voice settings (a mapping with engine, name, rate, volume)")
         if pairs is None:
             return BAD
         got = self.known(pairs, path, VOICE_KEYS, "voice")
-        name = rate = volume = None
+        name = rate = volume = engine = None
+        if "engine" in got:
+            engine = self.choice(
+                got["engine"].value, _join(path, "engine"), model.ENGINES, "a speech engine"
+            )
         if "name" in got:
             name = self.text(got["name"].value, _join(path, "name"), what="a voice name")
         if "rate" in got:
@@ -728,9 +732,9 @@ class Checker:
                 rate = int(math.floor(rate + 0.5))  # the engine's unit: whole words per minute
         if "volume" in got:
             volume = self.volume(got["volume"].value, _join(path, "volume"))
-        if BAD in (name, rate, volume):
+        if BAD in (name, rate, volume, engine):
             return BAD
-        return model.Voice(name=name, rate_wpm=rate, volume=volume)
+        return model.Voice(name=name, rate_wpm=rate, volume=volume, engine=engine)
 
     # ---- background ------------------------------------------------------------------------
 

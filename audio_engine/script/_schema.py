@@ -160,6 +160,11 @@ def json_schema() -> dict:
         "volume": volume,
         "voice": _object(
             {
+                "engine": {
+                    "enum": list(model.ENGINES),
+                    "description": "neural (hibari-tts, English only) or espeak (espeak-ng, every "
+                    "language); default: neural for English where installed, else espeak",
+                },
                 "name": _text(description="an installed voice by id, name or language"),
                 "rate": _range(low_rate, high_rate, "words per minute (rounded to a whole number)"),
                 "volume": volume,
