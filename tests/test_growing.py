@@ -270,6 +270,71 @@ def test_a_channel_run_dry_resumes_with_the_next_sample_and_says_where(
     assert not resumed[lead + len(exported) :].any()
 
 
+class _SwitchingChannel:
+    """A mixer channel that moves on to its queued sound exactly when another is queued (the
+    mixer's callback running between the stream's look at the channel and its `queue`)."""
+
+    def __init__(self):
+        self.sound = self.queued = None
+        self.switch_on_queue = False
+
+    def play(self, sound):
+        self.sound, self.queued = sound, None
+
+    def queue(self, sound):
+        if self.switch_on_queue and self.queued is not None:
+            self.sound = self.queued
+        self.queued = sound
+
+    def get_queue(self):
+        return self.queued
+
+    def get_sound(self):
+        return self.sound
+
+    def get_busy(self):
+        return self.sound is not None
+
+    def set_volume(self, volume):
+        pass
+
+    def stop(self):
+        self.sound = self.queued = None
+
+
+def test_a_skip_rendered_by_two_pumps_is_handed_over_once(tmp_path):
+    # A seek's own pump and the feeder's both render the transition chunk; the first hands it
+    # over, the mixer starts it, and the second must not queue it again (heard twice).
+    session = _session(tmp_path, DRY, "twice.yaml")
+    prepared = pipeline.prepare(session)
+    channel = _SwitchingChannel()
+    stream = Stream(prepared.timeline, prepared.sources, 1.0, channel, lambda frames: frames)
+    stream.pump()  # the first chunk playing, the second queued
+    target = 2 * CHUNK_SAMPLES + 100
+    render_range = stream._render_range
+    rendering, go_on = threading.Event(), threading.Event()
+
+    def seek_held_in_its_render(timeline, start, n, mix):
+        if threading.current_thread() is not threading.main_thread() and start == target:
+            rendering.set()
+            go_on.wait(10)
+        return render_range(timeline, start, n, mix)
+
+    stream._render_range = seek_held_in_its_render
+    press = threading.Thread(target=stream.seek, args=(target,))
+    press.start()  # the key press, its pump held in the middle of rendering the skip
+    assert rendering.wait(10), "the skip was never rendered"
+    stream.pump()  # the feeder's pump: renders the transition chunk too and hands it over
+    assert channel.queued is not None
+    transition = channel.queued
+    channel.switch_on_queue = True
+    go_on.set()
+    press.join(10)
+    assert channel.sound is transition or channel.queued is transition
+    played = [channel.sound] + ([channel.queued] if channel.queued is not None else [])
+    assert sum(s is transition or np.array_equal(s, transition) for s in played) == 1
+
+
 def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache, monkeypatch):
     produce = tts._produce
     late = set(LINES[2:4])

@@ -304,6 +304,8 @@ class Stream:
             with self._lock:
                 if generation != self._generation:
                     continue  # a seek came in while rendering: render its target instead
+                if self._next_sample != start:
+                    continue  # another pump (a seek's, the feeder's) handed this chunk over
                 self._observe()
                 if tail_at is not None and (
                     self._playing is None or self._playing.end_sample != tail_at[0]
