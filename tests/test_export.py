@@ -372,16 +372,46 @@ def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path, how, code):
     assert list(out.iterdir()) == []
 
 
+# The `relax` console script (`from audio_engine.__main__ import run; run()`), writing one byte to
+# the pipe at `fd` just before `run`: from then on a Ctrl-C is the command's to handle. One that
+# lands earlier, while Python itself is still starting (a loaded machine can take 0.3 s to get
+# there: "Could not import runpy module", "Failed to import the site module", death by SIGINT),
+# is outside its reach.
+_SIGNAL_WHEN_RUNNING = (
+    "import os, sys; from audio_engine.__main__ import run; fd = int(sys.argv.pop(1)); "
+    "os.write(fd, b'.'); os.close(fd); run()"
+)
+
+
+def _start_relax_when_running(*args, cwd) -> subprocess.Popen:
+    """A `relax` command, returned once it runs the command's code (its modules are then still
+    to import: numpy, the script loader, the speech engine)."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SIGNAL_WHEN_RUNNING, str(write_end), *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(write_end,),
+        )
+        os.close(write_end)
+        write_end = -1
+        started = os.read(read_end, 1)  # b"" only if it died before running anything
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    assert started == b".", proc.communicate(timeout=60)
+    return proc
+
+
 @pytest.mark.parametrize("after_s", [0.1, 0.2, 0.3])
 def test_ctrl_c_while_starting_up_exits_130_without_a_traceback(tmp_path, after_s):
-    # While the modules are still being imported (numpy, the script loader, the speech engine).
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "audio_engine", "export", "quick-reset", "-o", "q.wav"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # While the modules are still being imported (numpy, the script loader, the speech engine):
+    # timed from the moment the command's code runs, however loaded the machine is.
+    proc = _start_relax_when_running("export", "quick-reset", "-o", "q.wav", cwd=tmp_path)
     time.sleep(after_s)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)

@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -19,7 +20,7 @@ from audio_engine import export, loudness, pipeline, render, timeline, tts
 from audio_engine.errors import TimingError
 from audio_engine.model import SAMPLE_RATE
 from audio_engine.player import app, keys
-from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES
+from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES, Stream
 from tests._disk_player import disk_stream, play_to_end
 
 LINES = [
@@ -126,9 +127,43 @@ def test_rendering_up_to_the_final_edge_matches_the_complete_session(tmp_path):
 
 
 def _play_growing(growing, gain, raw, during=None, timeout_s=40.0):
-    return play_to_end(
-        raw, growing.timeline, growing.sources, gain, during, growing=growing, timeout_s=timeout_s
+    """The frames the device wrote, and the stream's `dropouts`."""
+    seen = {}
+
+    def note_the_stream(stream, controller):
+        seen["stream"] = stream
+        if during is not None:
+            during(stream, controller)
+
+    played = play_to_end(
+        raw,
+        growing.timeline,
+        growing.sources,
+        gain,
+        note_the_stream,
+        growing=growing,
+        timeout_s=timeout_s,
     )
+    return played, seen["stream"].dropouts
+
+
+def _zeros_from(frames: np.ndarray, i: int) -> int:
+    sounding = np.flatnonzero(frames[i:].any(axis=1))
+    return int(sounding[0]) if len(sounding) else len(frames) - i
+
+
+def _without_dropouts(played, at, expected, first, dropouts):
+    """`played` without the silence the device played while the stream's channel had run dry
+    (`Stream.dropouts`: the session samples where the sound resumed; a machine starved of CPU
+    time holds the feeder up longer than the queued chunk lasts). `expected[0]` is session sample
+    `first`, found at `played[at]`. At each dropout only the run of exact zeros before the
+    resumed chunk's own samples is taken out: everything else must still match, in order."""
+    for sample in sorted(d for d in dropouts if d > first):
+        i = at + sample - first
+        gap = _zeros_from(played, i) - _zeros_from(expected, sample - first)
+        assert gap >= 0, f"the sound resumed at {sample} with a sample missing"
+        played = np.concatenate([played[:i], played[i + gap :]])
+    return played
 
 
 def _exported(session, path):
@@ -154,13 +189,14 @@ def test_a_growing_session_plays_its_render_and_then_the_exports_gain(
     tmp_path, cold_cache, monkeypatch
 ):
     produce = tts._produce
+    playing = threading.Event()
 
-    def last_line_late(utterance, *args):  # a real clip, a second late
-        if utterance.text == LINES[-1]:
-            time.sleep(1.0)
+    def last_lines_late(utterance, *args):  # a real clip, made once the session plays
+        if utterance.text in LINES[-1:]:
+            playing.wait(30)
         return produce(utterance, *args)
 
-    monkeypatch.setattr(tts, "_produce", last_line_late)
+    monkeypatch.setattr(tts, "_produce", last_lines_late)
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=1)
     try:
@@ -171,8 +207,11 @@ def test_a_growing_session_plays_its_render_and_then_the_exports_gain(
         gain = growing.gain(budget_s=0, wait_s=0)
         assert not growing.complete, "the test must start before the speech is all there"
         assert 0 < growing.final_until < growing.timeline.total_samples
-        played = _play_growing(growing, gain, tmp_path / "play.raw")
+        played, dropouts = _play_growing(
+            growing, gain, tmp_path / "play.raw", lambda stream, controller: playing.set()
+        )
     finally:
+        playing.set()
         growing.close()
     prepared, export_gain, exported = _exported(session, tmp_path / "export.wav")
     measured = render.measure_gain(prepared.timeline, prepared.sources)
@@ -183,6 +222,7 @@ def test_a_growing_session_plays_its_render_and_then_the_exports_gain(
         [render.to_int16(b) for b in render.blocks(prepared.timeline, prepared.sources, gain=gain)]
     )
     lead = _lead(played, heard)
+    played = _without_dropouts(played, lead, heard, 0, dropouts)
     body = played[lead : lead + len(heard)]
     assert np.array_equal(body, heard)
     assert not played[lead + len(heard) :].any()
@@ -194,13 +234,129 @@ def test_a_growing_session_plays_its_render_and_then_the_exports_gain(
         later.close()
 
 
+DRY = """\
+format: 1
+title: Dry channel
+language: en
+background:
+  - noise: {color: pink, volume: 0.05, fade_in: 0.3, fade_out: 0.4, duck: 0.5}
+steps:
+  - say: Settle in.
+  - pause: 2s
+"""
+
+
+def test_a_channel_run_dry_resumes_with_the_next_sample_and_says_where(
+    tmp_path, cold_cache, monkeypatch
+):
+    # A feeder held up for longer than the queued chunk lasts (here its render of the fourth
+    # chunk takes 1 s; a starved machine does the same): the device plays silence, then the
+    # session goes on from the very next sample, and the stream says where it resumed.
+    session = _session(tmp_path, DRY, "dry.yaml")
+    prepared, gain, exported = _exported(session, tmp_path / "dry.wav")
+    render_range = Stream._render_range
+    late = 3 * CHUNK_SAMPLES
+
+    def held_up(stream, timeline, start, n, mix):
+        if start == late:
+            time.sleep(1.0)
+        return render_range(stream, timeline, start, n, mix)
+
+    monkeypatch.setattr(Stream, "_render_range", held_up)
+    seen = {}
+    played = play_to_end(
+        tmp_path / "dry.raw",
+        prepared.timeline,
+        prepared.sources,
+        gain,
+        lambda stream, controller: seen.setdefault("stream", stream),
+    )
+    dropouts = seen["stream"].dropouts
+    assert late in dropouts
+    lead = _lead(played, exported)  # (and any other dropout a loaded machine made, taken out)
+    played = _without_dropouts(played, lead, exported, 0, [d for d in dropouts if d != late])
+    silent = _zeros_from(played, lead + late) - _zeros_from(exported, late)
+    assert silent >= app.MIXER_BUFFER_SAMPLES, "the channel did run dry there"
+    assert not np.array_equal(played[lead : lead + len(exported)], exported)
+    resumed = _without_dropouts(played, lead, exported, 0, [late])
+    assert np.array_equal(resumed[lead : lead + len(exported)], exported)
+    assert not resumed[lead + len(exported) :].any()
+
+
+class _SwitchingChannel:
+    """A mixer channel that moves on to its queued sound exactly when another is queued (the
+    mixer's callback running between the stream's look at the channel and its `queue`)."""
+
+    def __init__(self):
+        self.sound = self.queued = None
+        self.switch_on_queue = False
+
+    def play(self, sound):
+        self.sound, self.queued = sound, None
+
+    def queue(self, sound):
+        if self.switch_on_queue and self.queued is not None:
+            self.sound = self.queued
+        self.queued = sound
+
+    def get_queue(self):
+        return self.queued
+
+    def get_sound(self):
+        return self.sound
+
+    def get_busy(self):
+        return self.sound is not None
+
+    def set_volume(self, volume):
+        pass
+
+    def stop(self):
+        self.sound = self.queued = None
+
+
+def test_a_skip_rendered_by_two_pumps_is_handed_over_once(tmp_path):
+    # A seek's own pump and the feeder's both render the transition chunk; the first hands it
+    # over, the mixer starts it, and the second must not queue it again (heard twice).
+    session = _session(tmp_path, DRY, "twice.yaml")
+    prepared = pipeline.prepare(session)
+    channel = _SwitchingChannel()
+    stream = Stream(prepared.timeline, prepared.sources, 1.0, channel, lambda frames: frames)
+    stream.pump()  # the first chunk playing, the second queued
+    target = 2 * CHUNK_SAMPLES + 100
+    render_range = stream._render_range
+    rendering, go_on = threading.Event(), threading.Event()
+
+    def seek_held_in_its_render(timeline, start, n, mix):
+        if threading.current_thread() is not threading.main_thread() and start == target:
+            rendering.set()
+            go_on.wait(10)
+        return render_range(timeline, start, n, mix)
+
+    stream._render_range = seek_held_in_its_render
+    press = threading.Thread(target=stream.seek, args=(target,))
+    press.start()  # the key press, its pump held in the middle of rendering the skip
+    assert rendering.wait(10), "the skip was never rendered"
+    stream.pump()  # the feeder's pump: renders the transition chunk too and hands it over
+    assert channel.queued is not None
+    transition = channel.queued
+    channel.switch_on_queue = True
+    go_on.set()
+    press.join(10)
+    assert channel.sound is transition or channel.queued is transition
+    played = [channel.sound] + ([channel.queued] if channel.queued is not None else [])
+    assert sum(s is transition or np.array_equal(s, transition) for s in played) == 1
+
+
 def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache, monkeypatch):
     produce = tts._produce
     late = set(LINES[2:4])
+    pressed = threading.Event()
 
-    def slow_before_the_middle(utterance, *args):  # real clips, two of them a second late
+    def slow_before_the_middle(utterance, *args):  # real clips, two made after the key press
         if utterance.text in late:
-            time.sleep(1.0)
+            pressed.wait(30)
+            time.sleep(0.5)
         return produce(utterance, *args)
 
     monkeypatch.setattr(tts, "_produce", slow_before_the_middle)
@@ -211,14 +367,16 @@ def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache, monkeypat
 
     def press_next_at_once(stream, controller):
         assert growing.final_until <= growing.timeline.chapters[1].start_sample
+        pressed.set()
         controller.handle(keys.NEXT)  # waits until that section's start is final
         chosen["target"] = stream.target_sample()
 
     try:
         gain = growing.gain(budget_s=0, wait_s=0)
-        played = _play_growing(growing, gain, tmp_path / "next.raw", press_next_at_once)
+        played, dropouts = _play_growing(growing, gain, tmp_path / "next.raw", press_next_at_once)
         final = growing.prepared().timeline
     finally:
+        pressed.set()
         growing.close()
     middle = final.chapters[1].start_sample
     assert middle <= chosen["target"] < middle + CHUNK_SAMPLES  # there, or just started
@@ -234,6 +392,7 @@ def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache, monkeypat
         if np.array_equal(played[i : i + len(needle)], needle)
     ]
     assert at, "the section's sound is not in the played stream"
+    played = _without_dropouts(played, at[0], expected, middle + CROSSFADE_SAMPLES, dropouts)
     assert np.array_equal(played[at[0] : at[0] + len(expected)], expected)
     assert not played[at[0] + len(expected) :].any()
 
@@ -401,31 +560,35 @@ def test_the_final_edge_follows_a_clip_even_when_the_next_one_is_late(
     tmp_path, cold_cache, monkeypatch
 ):
     produce = tts._produce
-    together = time.monotonic() + 1.5
+    first_back = threading.Event()
+    release = threading.Event()
 
     def two_close_then_a_late_one(utterance, *args):
         clip = produce(utterance, *args)
-        if utterance.text in LINES[:2]:  # the second arrives 25 ms after the first
-            at = together + (0.025 if utterance.text == LINES[1] else 0.0)
-            time.sleep(max(0.0, at - time.monotonic()))
-        else:  # then nothing for a while
-            time.sleep(2.5)
+        if utterance.text == LINES[0]:
+            first_back.set()
+        elif utterance.text == LINES[1]:  # back 25 ms after the first: inside the throttle
+            first_back.wait(30)
+            time.sleep(0.025)
+        else:  # then nothing until the test is done
+            release.wait(30)
         return clip
 
     monkeypatch.setattr(tts, "_produce", two_close_then_a_late_one)
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=2)
+    ramps = 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE) + 1
     try:
-        # By 0.4 s after the first two lines arrived, the edge has taken in the second one
-        # (the third is still being made).
-        time.sleep(max(0.0, together + 0.4 - time.monotonic()))
-        tl, edge = growing.view()
-        assert LINES[2] not in {u.text for u in growing._lengths}
-        assert (
-            tl.transcript()[2].start_sample - edge <= 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE) + 1
+        # The edge takes in the second line (republished REPUBLISH_S after it was held back)
+        # while the third is still being made.
+        assert growing.wait(
+            lambda g: (lambda tl, edge: tl.transcript()[2].start_sample - edge <= ramps)(*g.view()),
+            10.0,
         )
+        assert LINES[2] not in {u.text for u in growing._lengths}
         assert not growing.complete
     finally:
+        release.set()
         growing.close()
 
 

@@ -22,6 +22,11 @@ transition chunk: the old stream's continuation fades out over `CROSSFADE_SAMPLE
 one fades in. So a skip sounds at the next chunk boundary (within 0.19 s), never with a click, and
 the display switches exactly when the sound does. Pause is the mixer's own channel pause: sample
 exact, nothing lost or repeated.
+
+The queued chunk is the feeder's slack: a feeder held up for longer than the chunk playing (a
+machine starved of CPU time; or, while the session is growing, speech not yet synthesized) finds
+the channel run dry, and the device plays silence until the next chunk starts. The samples are
+still the same, only later; `Stream.dropouts` records where the sound resumed.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from audio_engine import render
 from audio_engine.render import Mix, Sources
 from audio_engine.timeline import Timeline
 
-CHUNK_SAMPLES = 8192  # ~0.19 s per queued sound: a skip within 0.19 s, still never a stutter
+CHUNK_SAMPLES = 8192  # ~0.19 s per queued sound: a skip within 0.19 s; the feeder's slack
 CROSSFADE_SAMPLES = 882  # 20 ms raised-cosine crossfade on a skip or a remix
 FEED_INTERVAL_S = 0.004  # how often the feeder thread looks at the channel
 
@@ -128,6 +133,9 @@ class Stream:
         self.handed_samples = 0  # every sample handed to the mixer
         self.heard = heard if heard is not None else []  # see `heard` above
         self.first_sound_s: float | None = None  # clock() when the first chunk was handed over
+        # Session samples where the sound resumed after the channel had run dry (the device
+        # played silence before them), in the order they happened.
+        self.dropouts: list[int] = []
         self.error: BaseException | None = None
 
     # ---- what the display reads ----------------------------------------------------------------
@@ -301,6 +309,8 @@ class Stream:
             with self._lock:
                 if generation != self._generation:
                     continue  # a seek came in while rendering: render its target instead
+                if self._next_sample != start:
+                    continue  # another pump (a seek's, the feeder's) handed this chunk over
                 self._observe()
                 if tail_at is not None and (
                     self._playing is None or self._playing.end_sample != tail_at[0]
@@ -314,6 +324,8 @@ class Stream:
     def _hand_over(self, chunk: _Chunk) -> None:  # caller holds the lock
         if self._playing is None or not self.channel.get_busy():
             self._heard(self._playing)
+            if self.handed_samples:  # not the first chunk: the channel had nothing left to play
+                self.dropouts.append(chunk.start_sample)
             self.channel.play(chunk.sound)
             if self._paused_at_s is not None:
                 self.channel.pause()
