@@ -94,7 +94,7 @@ def test_readme_examples_run_verbatim_and_the_library_is_at_minus_16_lufs_in_eve
         )
         assert done.returncode == 0, done.stderr
         made += sorted(folder.glob(f"*.{name}"))
-    assert len(made) == 3 + 4 * 14
+    assert len(made) == 3 + 4 * len(builtin)
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         measured = dict(zip(made, pool.map(_ffmpeg.integrated_lufs, made), strict=True))
     table = "\n".join(

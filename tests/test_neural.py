@@ -258,7 +258,7 @@ def test_a_neural_voice_for_dutch_is_an_error_at_its_line(tmp_path):
     )
     done = relax("validate", str(path))
     assert done.returncode == 1
-    assert f"{path}:6:5: error: steps[1].voice.engine: the neural voice speaks only English" in (
+    assert f"{path}:7:21: error: steps[1].voice.engine: the neural voice speaks only English" in (
         done.stderr
     )
     assert "Traceback" not in done.stderr
