@@ -133,17 +133,8 @@ def _engine_fingerprint() -> str:
     on disk under this fingerprint and asked again only when the engine changes. Not
     importlib.metadata: it costs ~50 ms of every start.
     """
-    import importlib.util
-
     parts = [sys.executable, os.environ.get("RELAX_ESPEAK", ""), str(PROCESSING_VERSION)]
-    for package in ("pyttsx3", "espeakng_loader"):
-        spec = importlib.util.find_spec(package)
-        origin = spec.origin if spec and spec.origin else None
-        try:
-            stat = os.stat(origin) if origin else None
-        except OSError:
-            stat = None
-        parts.append([package, origin, stat and stat.st_mtime_ns, stat and stat.st_size])
+    parts += [neural.package_stamp(package) for package in ("pyttsx3", "espeakng_loader")]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
 

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from audio_engine import history
 from audio_engine.errors import RelaxError, UsageError
 
 SETTING_FLAGS = (
@@ -142,7 +143,7 @@ def _status(settings) -> int:
     from audio_engine.remind import lock, runner, stats
     from audio_engine.remind import settings as st
 
-    folder = stats.data_dir()
+    folder = history.data_dir()
     running = lock.is_running(folder / lock.LOCK_NAME)
     state = None
     if running:
@@ -255,7 +256,7 @@ def _foreground(args, path, settings) -> int:
     library.resolve(settings.session)
     if settings.breathe:
         library.resolve(settings.breathe_session)
-    folder = stats.data_dir()
+    folder = history.data_dir()
     instance = lock.InstanceLock(folder / lock.LOCK_NAME)
     try:
         acquired = instance.acquire()

@@ -38,10 +38,6 @@ class StatsError(RelaxError):
     """The statistics file cannot be opened."""
 
 
-def data_dir() -> Path:
-    return history.data_dir()
-
-
 def db_path() -> Path:
     return history.db_path()
 
