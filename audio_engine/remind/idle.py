@@ -4,6 +4,8 @@ fullscreen: one `IdleSource` per platform, probed once at start.
 - `X11Idle(display)`: the X screen-saver extension (python-xlib): idle time, the saver on
   (counted as locked); a fullscreen active window from `_NET_WM_STATE` (EWMH window managers).
 - `MutterIdle(conn)`: GNOME's `org.gnome.Mutter.IdleMonitor` over D-Bus (Wayland and X11).
+- `WaylandIdle(display)`: the compositor's ext-idle-notify-v1, else KDE's org_kde_kwin_idle
+  (wlroots compositors up to 0.17, KWin), over the wire client in `wayland.py`.
 - `ScreenSaverIdle(conn)`: `org.freedesktop.ScreenSaver` (KDE: `GetSessionIdleTime`).
 - `WindowsIdle()`: `GetLastInputInfo` (written, untested here).
 - `MacIdle()`: `HIDIdleTime` from `ioreg -c IOHIDSystem` (written, untested here).
@@ -20,6 +22,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 
 
@@ -118,6 +122,98 @@ class MutterIdle:
 
     def close(self) -> None:
         pass
+
+
+class WaylandIdle:
+    """Idle time from the compositor's idle notifications. The protocols only say "idled"
+    (no input for `timeout_s`) and "resumed", so a notification of `timeout_s` (default 5 s)
+    is registered, and idle time is `timeout_s` + the time since "idled" while idle, 0 after
+    "resumed": under `timeout_s` without input reads as 0. A thread waits for the events so
+    that their time is the time they came (not the next read)."""
+
+    TIMEOUT_S = 5.0
+
+    def __init__(self, display: str | None = None, timeout_s: float = TIMEOUT_S):
+        from audio_engine.remind import wayland as wl
+
+        self.timeout_s = timeout_s
+        self._idled_at: float | None = None
+        self._lost: str | None = None
+        self._closing = False
+        self._guard = threading.Lock()
+        try:
+            self.conn = wl.Connection.connect(display)
+        except wl.WaylandError as exc:
+            raise IdleUnavailable(str(exc)) from None
+        try:
+            seat = self.conn.bind(wl.WL_SEAT, 1)
+            ms = round(timeout_s * 1000)
+            if self.conn.find(wl.EXT_IDLE_NOTIFIER_V1.name):
+                notifier = self.conn.bind(wl.EXT_IDLE_NOTIFIER_V1)
+                # v2's input idle ignores idle inhibitors (a video playing), like the others.
+                ask = (
+                    "get_input_idle_notification"
+                    if notifier.version >= 2
+                    else "get_idle_notification"
+                )
+                made = wl.EXT_IDLE_NOTIFICATION_V1
+                watch = self.conn.request(notifier, ask, made, ms, seat, version=1)
+                idled, what = "idled", f"ext-idle-notify-v1 v{notifier.version}"
+            elif self.conn.find(wl.ORG_KDE_KWIN_IDLE.name):
+                notifier = self.conn.bind(wl.ORG_KDE_KWIN_IDLE)
+                made = wl.ORG_KDE_KWIN_IDLE_TIMEOUT
+                watch = self.conn.request(notifier, "get_idle_timeout", made, seat, ms)
+                idled, what = "idle", "org_kde_kwin_idle"
+            else:
+                raise IdleUnavailable(
+                    f"Wayland: the compositor at {self.conn.where} offers neither "
+                    "ext_idle_notifier_v1 nor org_kde_kwin_idle"
+                )
+            watch.on(idled, self._on_idled).on("resumed", self._on_resumed)
+            self.conn.roundtrip()  # a request the compositor refuses is an error here
+        except wl.WaylandError as exc:
+            self.conn.close()
+            raise IdleUnavailable(str(exc)) from None
+        except IdleUnavailable:
+            self.conn.close()
+            raise
+        self.name = f"Wayland {what} ({self.conn.where}; idle seen from {timeout_s:g} s on)"
+        self._thread = threading.Thread(target=self._listen, name="wayland-idle", daemon=True)
+        self._thread.start()
+
+    def _on_idled(self) -> None:
+        with self._guard:
+            self._idled_at = time.monotonic()
+
+    def _on_resumed(self) -> None:
+        with self._guard:
+            self._idled_at = None
+
+    def _listen(self) -> None:
+        from audio_engine.remind.wayland import WaylandError
+
+        try:
+            while True:
+                self.conn.dispatch(None)
+        except WaylandError as exc:
+            with self._guard:
+                if not self._closing:
+                    self._lost = str(exc)
+        self.conn.close()
+
+    def read(self) -> Reading:
+        with self._guard:
+            if self._lost is not None:
+                raise IdleUnavailable(self._lost)
+            if self._idled_at is None:
+                return Reading(0.0)
+            return Reading(self.timeout_s + time.monotonic() - self._idled_at)
+
+    def close(self) -> None:
+        with self._guard:
+            self._closing = True
+        self.conn.shutdown()  # wakes the thread, which closes the connection
+        self._thread.join(5)
 
 
 class ScreenSaverIdle:
@@ -254,9 +350,12 @@ def choose(conn=None, display: str | None = None) -> tuple[object, list[str]]:
     elif sys.platform == "darwin":
         makers.append(MacIdle)
     else:
+        wayland = bool(os.environ.get("WAYLAND_DISPLAY") or os.environ.get("WAYLAND_SOCKET"))
         if conn is not None:
             makers.append(lambda: MutterIdle(conn))
-        if not os.environ.get("WAYLAND_DISPLAY") or display:
+        if wayland:
+            makers.append(WaylandIdle)
+        if not wayland or display:
             # Under Wayland, XWayland's extension sees only X clients' input: not asked.
             makers.append(lambda: X11Idle(display))
         if conn is not None:
