@@ -2,7 +2,8 @@
 
 Run from the checkout: `.venv/bin/python bench/remind.py [--seconds 60]`. It starts a private
 session bus with a notification server (the tests' one), an Xvfb display when Xvfb is installed
-(X11 idle time), and `python -m audio_engine remind` with its default 5 s tick, lets it run, and
+(X11 idle time) and a headless sway when sway is installed (Wayland idle time, the tests' one),
+and `python -m audio_engine remind` with its default 5 s tick, lets it run, and
 reads the process's CPU time (`/proc/PID/stat`, user + system) and RSS (`/proc/PID/status`
 VmRSS, VmHWM). Linux only.
 """
@@ -35,18 +36,23 @@ def _mem_mib(pid: int, key: str) -> float:
     return float("nan")
 
 
-def measure(seconds: float, with_x: bool) -> dict:
+def measure(seconds: float, source: str) -> dict:
     from tests._remind_bus import NotificationServer, SessionBus, Xvfb
+    from tests._remind_wayland import Sway
 
     bus = SessionBus()
     server = NotificationServer(bus.address)
-    xvfb = Xvfb() if with_x and shutil.which("Xvfb") else None
+    xvfb = Xvfb() if source == "x11" else None
+    sway = Sway() if source == "wayland" else None
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address, RELAX_DATA_DIR=tmp)
         env["RELAX_SETTINGS_DIR"] = tmp
         env.pop("DISPLAY", None)
+        env.pop("WAYLAND_DISPLAY", None)
         if xvfb:
             env["DISPLAY"] = xvfb.display
+        if sway:
+            env["WAYLAND_DISPLAY"] = sway.socket
         proc = subprocess.Popen(
             [sys.executable, "-m", "audio_engine", "remind"],
             env=env,
@@ -69,8 +75,11 @@ def measure(seconds: float, with_x: bool) -> dict:
             bus.stop()
             if xvfb:
                 xvfb.stop()
+            if sway:
+                sway.stop()
+    names = {"wall": "wall clock", "x11": "X11 (Xvfb)", "wayland": "Wayland (sway 1.7)"}
     return {
-        "idle": "X11 (Xvfb)" if xvfb else "wall clock",
+        "idle": names[source],
         "cpu_ms_per_min": cpu / seconds * 60 * 1000,
         "rss": rss,
         "peak": peak,
@@ -84,8 +93,11 @@ def main() -> None:
     print(f"relax remind waiting, {args.seconds:g} s measured after start-up")
     print("| idle source | CPU ms per minute | RSS MiB | peak RSS MiB |")
     print("| --- | ---: | ---: | ---: |")
-    for with_x in (False, True):
-        r = measure(args.seconds, with_x)
+    sources = ["wall"] + [
+        s for s, exe in (("x11", "Xvfb"), ("wayland", "sway")) if shutil.which(exe)
+    ]
+    for source in sources:
+        r = measure(args.seconds, source)
         print(f"| {r['idle']} | {r['cpu_ms_per_min']:.0f} | {r['rss']:.1f} | {r['peak']:.1f} |")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import socket
 import time
 
@@ -16,6 +17,8 @@ from audio_engine.remind import wayland as wl
 from tests._remind_wayland import FakeCompositor, Sway, VirtualPointer
 
 T_S = 1.0  # the tests' idle timeout (relax remind uses WaylandIdle.TIMEOUT_S = 5 s)
+# sway 1.7 (wlroots 0.15, Debian 12) has org_kde_kwin_idle; sway 1.8 and later ext-idle-notify.
+SWAY_PROTOCOL = r"Wayland (org_kde_kwin_idle|ext-idle-notify-v1 v[12])"
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,9 @@ def test_idle_time_from_sway_grows_and_a_pointer_motion_resets_it(sway):
     pointer = VirtualPointer(sway.socket)
     src = idle.WaylandIdle(sway.socket, timeout_s=T_S)
     try:
-        assert src.name == f"Wayland org_kde_kwin_idle ({sway.socket}; idle seen from 1 s on)"
+        assert re.fullmatch(
+            rf"{SWAY_PROTOCOL} \({re.escape(sway.socket)}; idle seen from 1 s on\)", src.name
+        )
         assert src.read().idle_s == 0.0  # under T without input reads as 0
         time.sleep(T_S + 0.5)
         first = src.read().idle_s
@@ -104,7 +109,7 @@ def test_choose_under_wayland_asks_the_compositor_and_not_x11(sway, monkeypatch)
     monkeypatch.setenv("DISPLAY", ":12345")  # would be a reason if X11 were asked
     src, tried = idle.choose(conn=None)
     try:
-        assert src.name.startswith(f"Wayland org_kde_kwin_idle ({sway.socket};")
+        assert re.match(rf"{SWAY_PROTOCOL} \({re.escape(sway.socket)};", src.name)
         assert tried == []
         assert src.read().idle_s == 0.0
     finally:
@@ -122,7 +127,7 @@ def test_wayland_comes_after_mutter_and_before_the_kde_screensaver(sway, monkeyp
         monkeypatch.setenv("WAYLAND_DISPLAY", sway.socket)
         src, tried = idle.choose(conn)
         assert tried == ["GNOME Mutter IdleMonitor: not on this desktop"]
-        assert src.name.startswith("Wayland org_kde_kwin_idle")
+        assert re.match(SWAY_PROTOCOL, src.name)
         src.close()
         monkeypatch.setenv("WAYLAND_DISPLAY", "/nonexistent/wayland-9")
         src, tried = idle.choose(conn)
@@ -280,3 +285,64 @@ def test_choose_with_a_dead_wayland_display_says_why_and_moves_on(tmp_path, monk
         assert tried == [f"Wayland: {tmp_path}/wayland-5 refused the connection (no compositor)"]
     finally:
         dead.close()
+
+
+# -- relax remind as the user runs it -------------------------------------------------
+
+
+def test_relax_remind_names_the_compositor_and_says_once_when_it_goes(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from tests._remind_bus import NotificationServer, SessionBus
+
+    own = Sway()
+    bus = SessionBus()
+    server = NotificationServer(bus.address)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_SOCKET")}
+    env.update(
+        RELAX_DATA_DIR=str(tmp_path / "data"),
+        RELAX_SETTINGS_DIR=str(tmp_path / "settings"),
+        DBUS_SESSION_BUS_ADDRESS=bus.address,
+        WAYLAND_DISPLAY=own.socket,
+    )
+    status = tmp_path / "data" / "remind-status.json"
+
+    def idle_source():
+        try:
+            return json.loads(status.read_text())["idle"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_engine", "remind", "--tick", "0.2"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert re.fullmatch(
+            rf"{SWAY_PROTOCOL} \({re.escape(own.socket)}; idle seen from 5 s on\)",
+            _wait(idle_source, lambda s: s is not None, 30.0),
+        )
+        own.stop()
+        assert _wait(idle_source, lambda s: s.startswith("wall-clock"), 10.0).startswith(
+            "wall-clock"
+        )
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        server.stop()
+        bus.stop()
+    assert proc.returncode == 143
+    lost = [line for line in err.splitlines() if "idle time" in line]
+    assert lost == [
+        f"relax: idle time lost (Wayland: the compositor at {own.socket} closed the "
+        "connection); counting wall-clock time from now on"
+    ], err
+    assert "Traceback" not in err
