@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -119,6 +120,109 @@ class VirtualPointer:
         self.conn.close()
 
 
+M = wl.Message
+# Core and xdg-shell interfaces, only for the tests' window (relax itself makes no windows).
+WL_COMPOSITOR = wl.Interface("wl_compositor", 1, requests=(M("create_surface", "n", "wl_surface"),))
+WL_SURFACE = wl.Interface(
+    "wl_surface",
+    1,
+    requests=(
+        M("destroy"),
+        M("attach", "?oii"),
+        M("damage", "iiii"),
+        M("frame", "n", "wl_callback"),
+    )
+    + (M("set_opaque_region", "?o"), M("set_input_region", "?o"), M("commit")),
+    events=(M("enter", "o"), M("leave", "o")),
+)
+WL_SHM = wl.Interface(
+    "wl_shm", 1, requests=(M("create_pool", "nhi", "wl_shm_pool"),), events=(M("format", "u"),)
+)
+WL_SHM_POOL = wl.Interface(
+    "wl_shm_pool", 1, requests=(M("create_buffer", "niiiiu", "wl_buffer"), M("destroy"))
+)
+WL_BUFFER = wl.Interface("wl_buffer", 1, requests=(M("destroy"),), events=(M("release"),))
+XDG_WM_BASE = wl.Interface(
+    "xdg_wm_base",
+    1,
+    requests=(M("destroy"), M("create_positioner", "n", "xdg_positioner"))
+    + (M("get_xdg_surface", "no", "xdg_surface"), M("pong", "u")),
+    events=(M("ping", "u"),),
+)
+XDG_SURFACE = wl.Interface(
+    "xdg_surface",
+    1,
+    requests=(
+        M("destroy"),
+        M("get_toplevel", "n", "xdg_toplevel"),
+        M("get_popup", "n?oo", "xdg_popup"),
+    )
+    + (M("set_window_geometry", "iiii"), M("ack_configure", "u")),
+    events=(M("configure", "u"),),
+)
+XDG_TOPLEVEL = wl.Interface(
+    "xdg_toplevel",
+    1,
+    requests=(
+        M("destroy"),
+        M("set_parent", "?o"),
+        M("set_title", "s"),
+        M("set_app_id", "s"),
+        M("show_window_menu", "ouii"),
+        M("move", "ou"),
+        M("resize", "ouu"),
+        M("set_max_size", "ii"),
+        M("set_min_size", "ii"),
+        M("set_maximized"),
+        M("unset_maximized"),
+        M("set_fullscreen", "?o"),
+        M("unset_fullscreen"),
+        M("set_minimized"),
+    ),
+    events=(M("configure", "iia"), M("close")),
+)
+del M
+
+
+class Window:
+    """A real client window on sway (xdg-shell, one shared-memory buffer), fullscreen if
+    asked: what a video player or a presentation does."""
+
+    def __init__(self, display: str, fullscreen: bool):
+        self.conn = wl.Connection.connect(display)
+        compositor = self.conn.bind(WL_COMPOSITOR)
+        shm = self.conn.bind(WL_SHM)
+        wm = self.conn.bind(XDG_WM_BASE)
+        wm.on("ping", lambda serial: self.conn.request(wm, "pong", serial))
+        self.surface = self.conn.request(compositor, "create_surface", WL_SURFACE)
+        xdg = self.conn.request(wm, "get_xdg_surface", XDG_SURFACE, self.surface)
+        self.toplevel = self.conn.request(xdg, "get_toplevel", XDG_TOPLEVEL)
+        self.conn.request(self.toplevel, "set_title", "relax test window")
+        if fullscreen:
+            self.conn.request(self.toplevel, "set_fullscreen", None)
+        size, serial = [0, 0], []
+        self.toplevel.on("configure", lambda w, h, _states: size.__setitem__(slice(0, 2), [w, h]))
+        self.toplevel.on("close", lambda: None)
+        xdg.on("configure", serial.append)
+        self.conn.request(self.surface, "commit")
+        self.conn._dispatch_until(lambda: bool(serial), 5.0, "the first configure")
+        self.conn.request(xdg, "ack_configure", serial[-1])
+        width, height = size[0] or 320, size[1] or 240
+        fd = os.memfd_create("relax-test-window")
+        os.ftruncate(fd, width * height * 4)
+        pool = self.conn.request(shm, "create_pool", WL_SHM_POOL, fd, width * height * 4)
+        os.close(fd)
+        buffer = self.conn.request(pool, "create_buffer", WL_BUFFER, 0, width, height, width * 4, 1)
+        buffer.on("release", lambda: None)
+        self.conn.request(self.surface, "attach", buffer, 0, 0)
+        self.conn.request(self.surface, "damage", 0, 0, width, height)
+        self.conn.request(self.surface, "commit")
+        self.conn.roundtrip()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class FakeCompositor:
     """A Wayland server in a thread, at `socket` (a path): offers `offers` [(interface,
     version)], answers wl_display.sync and wl_registry.bind, records every other request as
@@ -158,6 +262,28 @@ class FakeCompositor:
         with self._lock:
             self._clients.append(client)
         threading.Thread(target=client.serve, daemon=True).start()
+
+    def window(self, key: str, states: list[int]) -> None:
+        """A window (zwlr_foreign_toplevel_handle_v1) made or changed: its states, then done."""
+        handle = wl.ZWLR_FOREIGN_TOPLEVEL_HANDLE_V1
+        with self._lock:
+            for c in self._clients:
+                for object_id, iface in list(c.objects.items()):
+                    if iface is wl.ZWLR_FOREIGN_TOPLEVEL_MANAGER_V1 and key not in c.windows:
+                        c.windows[key] = c.next_server_id
+                        c.next_server_id += 1
+                        c.objects[c.windows[key]] = handle
+                        c.event(object_id, iface, "toplevel", c.windows[key])
+                if key in c.windows:
+                    data = b"".join(v.to_bytes(4, sys.byteorder) for v in states)
+                    c.event(c.windows[key], handle, "state", data)
+                    c.event(c.windows[key], handle, "done")
+
+    def window_closed(self, key: str) -> None:
+        with self._lock:
+            for c in self._clients:
+                if key in c.windows:
+                    c.event(c.windows.pop(key), wl.ZWLR_FOREIGN_TOPLEVEL_HANDLE_V1, "closed")
 
     def idled(self) -> None:
         self._send_to_notifications("idled")
@@ -201,6 +327,8 @@ class _FakeClient:
         self.server = server
         self.sock = sock
         self.objects: dict[int, wl.Interface] = {1: wl.WL_DISPLAY}
+        self.windows: dict[str, int] = {}
+        self.next_server_id = 0xFF000000  # the ids a server gives the objects it makes
         self._send_lock = threading.Lock()
 
     def event(self, object_id: int, iface: wl.Interface, name: str, *args) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from audio_engine.remind import idle
 from audio_engine.remind import wayland as wl
-from tests._remind_wayland import FakeCompositor, Sway, VirtualPointer
+from tests._remind_wayland import FakeCompositor, Sway, VirtualPointer, Window
 
 T_S = 1.0  # the tests' idle timeout (relax remind uses WaylandIdle.TIMEOUT_S = 5 s)
 # sway 1.7 (wlroots 0.15, Debian 12) has org_kde_kwin_idle; sway 1.8 and later ext-idle-notify.
@@ -104,6 +104,24 @@ def test_idle_time_from_sway_grows_and_a_pointer_motion_resets_it(sway):
         pointer.close()
 
 
+def test_a_fullscreen_window_on_sway_is_seen(sway):
+    """A real client window (xdg-shell): fullscreen and focused, then closed, then a plain
+    one; zwlr_foreign_toplevel_manager_v1 tells."""
+    src = idle.WaylandIdle(sway.socket, timeout_s=T_S)
+    try:
+        assert src.read().fullscreen is False
+        window = Window(sway.socket, fullscreen=True)
+        assert _wait(src.read, lambda r: r.fullscreen).fullscreen is True
+        window.close()
+        assert _wait(src.read, lambda r: not r.fullscreen).fullscreen is False
+        window = Window(sway.socket, fullscreen=False)
+        time.sleep(0.2)
+        assert src.read().fullscreen is False
+        window.close()
+    finally:
+        src.close()
+
+
 def test_choose_under_wayland_asks_the_compositor_and_not_x11(sway, monkeypatch):
     monkeypatch.setenv("WAYLAND_DISPLAY", sway.socket)
     monkeypatch.setenv("DISPLAY", ":12345")  # would be a reason if X11 were asked
@@ -182,6 +200,38 @@ def test_ext_idle_notify_requests_and_readings(offered, bound, asked):
         assert 2.3 <= src.read().idle_s < 2.6
         fake.resumed()
         assert _wait(src.read, lambda r: r.idle_s == 0).idle_s == 0.0
+    finally:
+        src.close()
+        fake.stop()
+
+
+def test_fullscreen_is_a_window_both_activated_and_fullscreen():
+    activated, fullscreen, maximized = 2, 3, 0
+    fake = FakeCompositor(
+        [("wl_seat", 7), ("ext_idle_notifier_v1", 2), ("zwlr_foreign_toplevel_manager_v1", 3)]
+    )
+    src = idle.WaylandIdle(fake.socket)
+    try:
+        assert ("zwlr_foreign_toplevel_manager_v1", 3) in [b[:2] for b in fake.binds]
+
+        def seen(want: bool) -> bool:
+            return _wait(src.read, lambda r: r.fullscreen is want, 1.0).fullscreen
+
+        fake.window("editor", [activated, maximized])
+        assert seen(False) is False
+        fake.window("film", [fullscreen])  # fullscreen behind the focused editor
+        assert seen(True) is False
+        fake.window("editor", [maximized])
+        fake.window("film", [fullscreen, activated])
+        assert seen(True) is True
+        fake.window("film", [activated])  # left fullscreen
+        assert seen(False) is False
+        fake.window("film", [activated, fullscreen])
+        assert seen(True) is True
+        fake.window_closed("film")
+        assert seen(False) is False
+        destroyed = fake.wait_for("destroy")
+        assert destroyed[0] == "zwlr_foreign_toplevel_handle_v1" and destroyed[2:] == ()
     finally:
         src.close()
         fake.stop()

@@ -5,7 +5,8 @@ fullscreen: one `IdleSource` per platform, probed once at start.
   (counted as locked); a fullscreen active window from `_NET_WM_STATE` (EWMH window managers).
 - `MutterIdle(conn)`: GNOME's `org.gnome.Mutter.IdleMonitor` over D-Bus (Wayland and X11).
 - `WaylandIdle(display)`: the compositor's ext-idle-notify-v1, else KDE's org_kde_kwin_idle
-  (wlroots compositors up to 0.17, KWin), over the wire client in `wayland.py`.
+  (wlroots compositors up to 0.17, KWin), over the wire client in `wayland.py`; a fullscreen
+  active window from zwlr_foreign_toplevel_manager_v1 (wlroots compositors).
 - `ScreenSaverIdle(conn)`: `org.freedesktop.ScreenSaver` (KDE: `GetSessionIdleTime`).
 - `WindowsIdle()`: `GetLastInputInfo` (written, untested here).
 - `MacIdle()`: `HIDIdleTime` from `ioreg -c IOHIDSystem` (written, untested here).
@@ -129,7 +130,8 @@ class WaylandIdle:
     (no input for `timeout_s`) and "resumed", so a notification of `timeout_s` (default 5 s)
     is registered, and idle time is `timeout_s` + the time since "idled" while idle, 0 after
     "resumed": under `timeout_s` without input reads as 0. A thread waits for the events so
-    that their time is the time they came (not the next read)."""
+    that their time is the time they came (not the next read). Fullscreen: a window both
+    activated and fullscreen in zwlr_foreign_toplevel_manager_v1, where offered (wlroots)."""
 
     TIMEOUT_S = 5.0
 
@@ -170,6 +172,9 @@ class WaylandIdle:
                     "ext_idle_notifier_v1 nor org_kde_kwin_idle"
                 )
             watch.on(idled, self._on_idled).on("resumed", self._on_resumed)
+            self._toplevels = None
+            if self.conn.find(wl.ZWLR_FOREIGN_TOPLEVEL_MANAGER_V1.name):
+                self._toplevels = wl.Toplevels(self.conn)  # fullscreen windows (wlroots)
             self.conn.roundtrip()  # a request the compositor refuses is an error here
         except wl.WaylandError as exc:
             self.conn.close()
@@ -205,9 +210,10 @@ class WaylandIdle:
         with self._guard:
             if self._lost is not None:
                 raise IdleUnavailable(self._lost)
+            full = self._toplevels is not None and self._toplevels.fullscreen
             if self._idled_at is None:
-                return Reading(0.0)
-            return Reading(self.timeout_s + time.monotonic() - self._idled_at)
+                return Reading(0.0, fullscreen=full)
+            return Reading(self.timeout_s + time.monotonic() - self._idled_at, fullscreen=full)
 
     def close(self) -> None:
         with self._guard:

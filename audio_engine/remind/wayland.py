@@ -137,7 +137,18 @@ ZWLR_FOREIGN_TOPLEVEL_MANAGER_V1 = Interface(
 ZWLR_FOREIGN_TOPLEVEL_HANDLE_V1 = Interface(
     "zwlr_foreign_toplevel_handle_v1",
     3,
-    requests=(M("set_maximized"), M("unset_maximized"), M("set_minimized"), M("unset_minimized")),
+    requests=(
+        M("set_maximized"),
+        M("unset_maximized"),
+        M("set_minimized"),
+        M("unset_minimized"),
+        M("activate", "o"),
+        M("close"),
+        M("set_rectangle", "oiiii"),
+        M("destroy"),
+        M("set_fullscreen", "?o"),  # since 2
+        M("unset_fullscreen"),  # since 2
+    ),
     events=(
         M("title", "s"),
         M("app_id", "s"),
@@ -190,6 +201,7 @@ INTERFACES = {
         ZWLR_VIRTUAL_POINTER_V1,
     )
 }
+
 
 # -- the wire format (used by the client here and by the tests' compositor) --------------
 
@@ -568,3 +580,44 @@ class Connection:
         self.close()
         why = f" ({exc.strerror or exc})" if isinstance(exc, OSError) else ""
         return Disconnected(f"Wayland: the compositor at {self.where} closed the connection{why}")
+
+
+class Toplevels:
+    """The windows' states from zwlr_foreign_toplevel_manager_v1 (wlroots compositors):
+    `fullscreen` is whether a window is both activated and fullscreen (the state since
+    version 2). Updated by whichever thread dispatches the connection."""
+
+    ACTIVATED, FULLSCREEN = 2, 3  # zwlr_foreign_toplevel_handle_v1.state values
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.manager = conn.bind(ZWLR_FOREIGN_TOPLEVEL_MANAGER_V1)
+        self._pending: dict[int, set[int]] = {}
+        self._states: dict[int, set[int]] = {}
+        self.fullscreen = False
+        self.manager.on("toplevel", self._on_toplevel)
+
+    def _on_toplevel(self, handle: Proxy) -> None:
+        self._pending[handle.id] = set()
+        handle.on("state", lambda data: self._on_state(handle, data))
+        handle.on("done", lambda: self._on_done(handle))
+        handle.on("closed", lambda: self._on_closed(handle))
+
+    def _on_state(self, handle: Proxy, data: bytes) -> None:
+        values = array.array("I")
+        values.frombytes(data[: len(data) - len(data) % values.itemsize])
+        self._pending[handle.id] = set(values)
+
+    def _on_done(self, handle: Proxy) -> None:
+        self._states[handle.id] = set(self._pending.get(handle.id, ()))
+        self._update()
+
+    def _on_closed(self, handle: Proxy) -> None:
+        self._pending.pop(handle.id, None)
+        self._states.pop(handle.id, None)
+        self._update()
+        self.conn.request(handle, "destroy")
+
+    def _update(self) -> None:
+        want = {self.ACTIVATED, self.FULLSCREEN}
+        self.fullscreen = any(want <= s for s in self._states.values())
