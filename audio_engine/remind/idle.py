@@ -159,7 +159,7 @@ class WaylandIdle:
                     else "get_idle_notification"
                 )
                 made = wl.EXT_IDLE_NOTIFICATION_V1
-                watch = self.conn.request(notifier, ask, made, ms, seat, version=1)
+                watch = self.conn.request(notifier, ask, made, ms, seat)
                 idled, what = "idled", f"ext-idle-notify-v1 v{notifier.version}"
             elif self.conn.find(wl.ORG_KDE_KWIN_IDLE.name):
                 notifier = self.conn.bind(wl.ORG_KDE_KWIN_IDLE)
@@ -197,14 +197,17 @@ class WaylandIdle:
     def _listen(self) -> None:
         from audio_engine.remind.wayland import WaylandError
 
+        lost = "Wayland: the idle watch stopped"
         try:
             while True:
                 self.conn.dispatch(None)
         except WaylandError as exc:
+            lost = str(exc)
+        finally:  # however the thread ends, read() then says so
             with self._guard:
                 if not self._closing:
-                    self._lost = str(exc)
-        self.conn.close()
+                    self._lost = lost
+            self.conn.close()
 
     def read(self) -> Reading:
         with self._guard:

@@ -113,7 +113,7 @@ EXT_IDLE_NOTIFIER_V1 = Interface(
     ),
 )
 EXT_IDLE_NOTIFICATION_V1 = Interface(
-    "ext_idle_notification_v1", 1, requests=(M("destroy"),), events=(M("idled"), M("resumed"))
+    "ext_idle_notification_v1", 2, requests=(M("destroy"),), events=(M("idled"), M("resumed"))
 )
 # KDE's idle.xml (plasma-wayland-protocols), served by KWin and by wlroots up to 0.17.
 ORG_KDE_KWIN_IDLE = Interface(
@@ -368,7 +368,7 @@ class Connection:
     def __init__(self, sock: socket.socket, where: str):
         self.sock = sock
         self.where = where
-        sock.settimeout(_SEND_TIMEOUT_S)  # sends wait at most this; reads are select()ed
+        sock.settimeout(_SEND_TIMEOUT_S)  # sends wait at most this; reads are polled
         self._in = bytearray()
         self._fds: collections.deque = collections.deque()
         self._next_id = 2
@@ -478,10 +478,10 @@ class Connection:
         if self.closed:
             raise Disconnected("Wayland: the connection is closed")
         handled = self._handle()  # whole messages left over from an earlier read
-        try:
-            ready, _, _ = select.select([self.sock], [], [], timeout_s)
-        except (OSError, ValueError) as exc:
-            raise self._lost(exc) from None
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        wait_ms = None if timeout_s is None else max(0, round(timeout_s * 1000))
+        ready = poller.poll(wait_ms)
         while ready:
             try:
                 data = receive(self.sock, self._fds)
@@ -493,7 +493,7 @@ class Connection:
                 raise self._lost(None)
             self._in += data
             handled += self._handle()
-            ready, _, _ = select.select([self.sock], [], [], 0)
+            ready = poller.poll(0)
         return handled
 
     def close(self) -> None:
