@@ -237,6 +237,7 @@ class FakeCompositor:
         self.requests: list[tuple] = []
         self.binds: list[tuple[str, int, int]] = []  # interface, version, the new object's id
         self.fail_on: str | None = None  # a request answered with wl_display.error
+        self.mute = False  # True: wl_display.sync is never answered (a hung compositor)
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(self.socket)
         self._server.listen(4)
@@ -360,7 +361,9 @@ class _FakeClient:
         message = iface.requests[opcode]
         signature = "usun" if iface is wl.WL_REGISTRY else message.signature
         args = wl.unpack(signature, payload, fds)
-        if iface is wl.WL_DISPLAY and message.name == "sync":
+        if iface is wl.WL_DISPLAY and message.name == "sync" and self.server.mute:
+            pass
+        elif iface is wl.WL_DISPLAY and message.name == "sync":
             self.event(args[0], wl.WL_CALLBACK, "done", 1)
             self.event(1, wl.WL_DISPLAY, "delete_id", args[0])
         elif iface is wl.WL_DISPLAY and message.name == "get_registry":

@@ -251,6 +251,29 @@ def test_ext_idle_notify_is_preferred_over_kde_idle():
         fake.stop()
 
 
+def test_dispatch_waits_no_longer_than_told_and_a_hung_compositor_is_a_reason():
+    fake = FakeCompositor([("wl_seat", 7), ("ext_idle_notifier_v1", 2)])
+    conn = wl.Connection.connect(fake.socket)
+    try:
+        assert len(conn.globals()) == 2
+        # the sync callbacks are gone: the compositor's delete_id was handled
+        assert [p.interface.name for p in conn.objects.values()] == ["wl_display", "wl_registry"]
+        start = time.monotonic()
+        assert conn.dispatch(0.2) == 0
+        assert 0.18 <= time.monotonic() - start < 0.5
+        fake.mute = True
+        start = time.monotonic()
+        with pytest.raises(wl.WaylandError) as err:
+            conn.roundtrip(timeout_s=0.3)
+        assert time.monotonic() - start < 1.0
+        assert str(err.value) == (
+            f"Wayland: the compositor at {fake.socket} did not answer a round trip within 0.3 s"
+        )
+    finally:
+        conn.close()
+        fake.stop()
+
+
 def test_a_compositor_without_idle_protocols_or_seat_gives_a_reason():
     fake = FakeCompositor([("wl_seat", 7), ("wl_compositor", 4)])
     try:
