@@ -91,7 +91,7 @@ def test_idle_time_from_sway_grows_and_a_pointer_motion_resets_it(sway):
         assert src.read().idle_s == 0.0  # under T without input reads as 0
         time.sleep(T_S + 0.5)
         first = src.read().idle_s
-        assert T_S + 0.3 <= first <= T_S + 0.8
+        assert T_S <= first <= T_S + 0.8  # idle since about T + 0.5 s
         time.sleep(0.5)
         assert src.read().idle_s >= first + 0.45
         pointer.move()
