@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -406,3 +408,36 @@ def test_status_and_help_say_what_reminders_wait_for(tmp_path):
     assert "  reminders wait for: do-not-disturb, screen sharing\n" in status.stdout
     usage = subprocess.run([*relax, "--help"], env=env, capture_output=True, text=True, timeout=60)
     assert "respect_screen_sharing" in " ".join(usage.stdout.split())
+
+
+def test_the_command_names_the_probes_at_start_and_in_status(bus, pipewire, tmp_path):
+    server = NotificationServer(bus.address)
+    env = dict(pipewire.env, DBUS_SESSION_BUS_ADDRESS=bus.address)
+    env.update(RELAX_DATA_DIR=str(tmp_path / "d"), RELAX_SETTINGS_DIR=str(tmp_path / "s"))
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
+    relax = [sys.executable, "-m", "audio_engine", "remind"]
+    proc = subprocess.Popen(
+        relax, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        status_file = tmp_path / "d" / "remind-status.json"
+        deadline = time.monotonic() + 30
+        while not status_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        status = subprocess.run(
+            [*relax, "--status"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert status.returncode == 0, status.stderr
+        lines = status.stdout.splitlines()
+        assert "  reminders wait for: do-not-disturb, a fullscreen window, screen sharing" in lines
+        assert "  screen sharing seen by: PipeWire graph (pw-dump)" in lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        server.stop()
+    assert proc.returncode == 143, err
+    start = out.decode().splitlines()[0]
+    assert "; screen sharing: PipeWire graph (pw-dump); settings: " in start, start
+    assert "Traceback" not in err.decode()
