@@ -12,7 +12,9 @@ not work here raises `Unavailable` (from `check`): it is dropped and not asked a
   a session's object is unexported when it closes. GDBus answers the standard
   `org.freedesktop.DBus.Introspectable.Introspect` on the folder with a `<node name="u1"/>` per
   object registered below it (GNOME/glib gio/gdbusconnection.c,
-  `handle_generic_introspect_unlocked`), so one call lists the live sessions. Screen casts are
+  `handle_generic_introspect_unlocked`), so one call lists the live sessions; being answered by
+  GDBus itself, not by an interface Mutter exports, it is not behind the sender allow-lists
+  Mutter puts on some of its interfaces (meta-dbus-access-checker.c). Screen casts are
   what GNOME's own screen recorder, xdg-desktop-portal-gnome (browsers, video calls) and
   gnome-remote-desktop use. A remote-desktop session with no screen cast is remote input only
   (no picture leaves the machine): not counted.
@@ -23,8 +25,9 @@ not work here raises `Unavailable` (from `check`): it is dropped and not asked a
   nullptr)` (KDE/kwin src/plugins/screencast/screencaststream.cpp) and Mutter's
   "meta-screen-cast-src" set no class, and PipeWire then gives an output video stream
   `Stream/Output/Video` (PipeWire/pipewire src/pipewire/stream.c, `"Stream/%s/%s"`). So a node of
-  either class counts, unless it is a camera: cameras come from a device (WirePlumber's v4l2 and
-  libcamera monitors set `device.api` = v4l2 / libcamera and `media.role` = Camera). The graph
+  either class counts, unless it is a camera: PipeWire's camera nodes say so (spa/plugins/v4l2/
+  v4l2-source.c and the libcamera plugin set `device.api` = v4l2 / libcamera and `media.role` =
+  Camera), and a node a device monitor made carries a `device.id`. The graph
   is read with `pw-dump` (JSON), run with a 2 s timeout; no `pw-dump`, or a PipeWire that does
   not answer, means the probe does not work here.
 - X11 has no standard signal for "the screen is being captured" (any client may read the
