@@ -151,6 +151,7 @@ class Runner:
         if (
             self.settings.respect_screen_sharing
             and self.sharing is not None
+            and self.sharing.probes
             and self._would_show(obs)
         ):
             return self.sharing.check(obs.mono_s)
@@ -158,7 +159,7 @@ class Runner:
 
     def _would_show(self, obs: sch.Observation) -> bool:
         """Whether `obs` shows a reminder if nothing holds it back (a copy of the schedule is
-        ticked: it is pure, so this costs microseconds and no I/O)."""
+        ticked: it is pure, so this costs about 70 us and no I/O)."""
         trial = copy.deepcopy(self.sched)
         return any(isinstance(a, sch.Show) for a in trial.tick(obs))
 
