@@ -195,9 +195,9 @@ def test_ext_idle_notify_requests_and_readings(offered, bound, asked):
         assert src.read() == idle.Reading(0.0)
         fake.idled()
         first = _wait(src.read, lambda r: r.idle_s > 0).idle_s
-        assert 2.0 <= first < 2.2
+        assert 2.0 <= first < 2.5  # the timeout, plus how soon this thread looked
         time.sleep(0.3)
-        assert 2.3 <= src.read().idle_s < 2.6
+        assert first + 0.3 <= src.read().idle_s < first + 1.0
         fake.resumed()
         assert _wait(src.read, lambda r: r.idle_s == 0).idle_s == 0.0
     finally:
@@ -256,8 +256,9 @@ def test_dispatch_waits_no_longer_than_told_and_a_hung_compositor_is_a_reason():
     conn = wl.Connection.connect(fake.socket)
     try:
         assert len(conn.globals()) == 2
-        # the sync callbacks are gone: the compositor's delete_id was handled
-        assert [p.interface.name for p in conn.objects.values()] == ["wl_display", "wl_registry"]
+        callback = conn.sync()
+        conn.roundtrip()  # the compositor's delete_id for `callback` came before this answer
+        assert callback.id not in conn.objects
         start = time.monotonic()
         assert conn.dispatch(0.2) == 0
         assert 0.18 <= time.monotonic() - start < 0.5

@@ -38,8 +38,11 @@ def register(sub) -> None:
         description="Remind you to take a break after --every of activity at the computer "
         "(idle 5 minutes, the screen locked or the machine asleep counts as a break and starts "
         "the count again). Start plays a session in the pacer window; Snooze asks again later "
-        "(at most twice in a row); Skip waits for the next one. Runs in the foreground until "
-        "Ctrl-C; one at a time. Settings: remind.yaml in your settings folder; flags override it.",
+        "(at most twice in a row); Skip waits for the next one. A due reminder waits (and then "
+        "says why) while do-not-disturb is on, a window is fullscreen or the screen is shared or "
+        "recorded (settings respect_dnd, respect_fullscreen, respect_screen_sharing). Runs in "
+        "the foreground until Ctrl-C; one at a time. Settings: remind.yaml in your settings "
+        "folder; flags override it.",
         epilog="Durations: 45m, 1h, 90s. Exit status: 130 after Ctrl-C, 143 after SIGTERM, 1 for "
         "bad settings or no way to show reminders; --status: 0 running, 3 not running. "
         "See docs/remind.md.",
@@ -165,9 +168,21 @@ def _status(settings) -> int:
         f"  working hours {shown['hours']}, days {shown['days']}; breathing nudges "
         f"{shown['breathe']}; session {shown['session']}"
     )
+    waits = [
+        label
+        for key, label in (
+            ("respect_dnd", "do-not-disturb"),
+            ("respect_fullscreen", "a fullscreen window"),
+            ("respect_screen_sharing", "screen sharing"),
+        )
+        if shown.get(key, "true") == "true"
+    ]
+    print(f"  reminders wait for: {', '.join(waits) or 'nothing'}")
     if state:
         s = state["schedule"]
         print(f"  reminders: {state['notifier']}; idle time: {state['idle']}")
+        if state.get("sharing"):
+            print(f"  screen sharing seen by: {state['sharing']}")
         if s["in_session"]:
             print(f"  now: a {s['in_session']} session is playing")
         elif s["showing"]:
@@ -248,7 +263,7 @@ def _notifier(settings):
 
 def _foreground(args, path, settings) -> int:
     from audio_engine import library
-    from audio_engine.remind import idle, lock, notify, runner, stats
+    from audio_engine.remind import idle, lock, notify, runner, sharing, stats
     from audio_engine.remind import settings as st
     from audio_engine.remind.notify import NotifyError
 
@@ -288,6 +303,12 @@ def _foreground(args, path, settings) -> int:
         if isinstance(source, idle.WallClock):
             why = "; ".join(tried) or "no idle source on this platform"
             _say(f"relax: no idle time here ({why}); counting wall-clock time")
+        shares, sharing_line = None, "not asked (respect_screen_sharing: false)"
+        if settings.respect_screen_sharing:
+            shares, not_here = sharing.choose(conn, say=_say)
+            sharing_line = (
+                shares.names if shares.probes else f"not seen here ({'; '.join(not_here)})"
+            )
         info = {"settings": st.describe(settings), "notifier": notifier.name}
         r = runner.Runner(
             settings,
@@ -299,12 +320,13 @@ def _foreground(args, path, settings) -> int:
             status_path=folder / runner.STATUS_NAME,
             tick_s=args.tick,
             info=info,
+            sharing=shares,
         )
         shown = st.describe(settings)
         _say(
             f"relax remind: a break after every {shown['every']} of activity "
             f"(hours {shown['hours']}, days {shown['days']}); reminders: {notifier.name}; "
-            f"idle time: {source.name}; settings: {path}"
+            f"idle time: {source.name}; screen sharing: {sharing_line}; settings: {path}"
         )
         try:
             r.run(lambda: bool(stop))

@@ -9,11 +9,16 @@ injected: tests give it their own clock, notifier and idle source.
 Faults while running, each said in one line and survived: the session bus lost (reminders go on
 in the pygame window; the reminder on screen is shown again there), the idle source lost (wall
 time from then on), a statistics write failing (kept and written later).
+
+Screen sharing (`sharing.Sharing`, probes that may spawn `pw-dump`) is asked only when this
+observation would show a reminder: the pure schedule is ticked on a copy first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -52,6 +57,7 @@ class Runner:
         wall=lambda: dt.datetime.now().astimezone(),  # aware: a DST change is no jump
         play=play_command,
         info: dict | None = None,
+        sharing=None,
     ):
         self.settings = settings
         self.sched = sch.Scheduler(settings.config())
@@ -66,6 +72,7 @@ class Runner:
         self.wall = wall
         self.play = play
         self.info = dict(info or {})
+        self.sharing = sharing  # sharing.Sharing, or None: not detected
         self.child: subprocess.Popen | None = None
         self.child_kind: str | None = None
 
@@ -87,8 +94,8 @@ class Runner:
     def step(self) -> None:
         """One observation and what the schedule makes of it."""
         reading = self._read()
-        busy = self._busy(reading)
-        obs = sch.Observation(self.mono(), self.wall(), reading.idle_s, reading.locked, busy)
+        obs = sch.Observation(self.mono(), self.wall(), reading.idle_s, reading.locked)
+        obs = dataclasses.replace(obs, busy=self._busy(reading, obs))
         self._do(self.sched.tick(obs))
         self._poll_child()
         self.write_status()
@@ -132,7 +139,7 @@ class Runner:
             self.info["idle"] = self.idle.name
             return self.idle.read()
 
-    def _busy(self, reading: Reading) -> str | None:
+    def _busy(self, reading: Reading, obs: sch.Observation) -> str | None:
         if self.settings.respect_dnd:
             try:
                 if self.notifier.inhibited():
@@ -141,7 +148,20 @@ class Runner:
                 self._lost(exc)
         if self.settings.respect_fullscreen and reading.fullscreen:
             return "a window was fullscreen"
+        if (
+            self.settings.respect_screen_sharing
+            and self.sharing is not None
+            and self.sharing.probes
+            and self._would_show(obs)
+        ):
+            return self.sharing.check(obs.mono_s)
         return None
+
+    def _would_show(self, obs: sch.Observation) -> bool:
+        """Whether `obs` shows a reminder if nothing holds it back (a copy of the schedule is
+        ticked: it is pure, so this costs about 70 us and no I/O)."""
+        trial = copy.deepcopy(self.sched)
+        return any(isinstance(a, sch.Show) for a in trial.tick(obs))
 
     def _lost(self, exc: Exception) -> None:
         if self.fallback is None:
@@ -216,6 +236,7 @@ class Runner:
             "settings": self.info.get("settings", {}),
             "notifier": self.notifier.name,
             "idle": self.idle.name,
+            "sharing": self.sharing.names if self.sharing is not None else None,
             "schedule": self.sched.status(),
         }
         tmp = self.status_path.with_name(self.status_path.name + ".tmp")

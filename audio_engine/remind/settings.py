@@ -50,6 +50,7 @@ class Settings:
     notify: str = "auto"
     respect_dnd: bool = True
     respect_fullscreen: bool = True
+    respect_screen_sharing: bool = True
 
     def config(self) -> Config:
         return Config(
@@ -246,6 +247,7 @@ _KEYS = {
     "notify": (_notify, "notify"),
     "respect_dnd": (_bool, "respect_dnd"),
     "respect_fullscreen": (_bool, "respect_fullscreen"),
+    "respect_screen_sharing": (_bool, "respect_screen_sharing"),
 }
 _PARSERS = {k: v[0] for k, v in _KEYS.items()}
 _FIELDS = {k: v[1] for k, v in _KEYS.items()}
@@ -397,6 +399,7 @@ def describe(s: Settings) -> dict[str, str]:
         "notify": s.notify,
         "respect_dnd": "true" if s.respect_dnd else "false",
         "respect_fullscreen": "true" if s.respect_fullscreen else "false",
+        "respect_screen_sharing": "true" if s.respect_screen_sharing else "false",
     }
 
 
@@ -413,6 +416,7 @@ _COMMENTS = {
     "notify": "auto (desktop notification, else a small window), dbus, or window",
     "respect_dnd": "hold reminders back while do-not-disturb is on",
     "respect_fullscreen": "hold reminders back while a window is fullscreen",
+    "respect_screen_sharing": "hold reminders back while the screen is shared or recorded",
 }
 
 
