@@ -178,3 +178,27 @@ def _write(folder, name, steps):
     path = folder / name
     path.write_text(f"format: 1\ntitle: {name}\nlanguage: en\nsteps:\n{steps}")
     return path
+
+
+def test_the_session_without_its_memory_arena_computes_the_same_samples(monkeypatch):
+    import onnxruntime as ort
+
+    voice = neural.VOICES[0]
+    ours = neural._session(voice)
+    options = ours.get_session_options()
+    assert not options.enable_cpu_mem_arena and not options.enable_mem_pattern
+    assert options.intra_op_num_threads == options.inter_op_num_threads == 1
+    hibaris = ort.SessionOptions()  # as hibari makes it: arena and memory pattern on
+    hibaris.intra_op_num_threads = hibaris.inter_op_num_threads = 1
+    hibaris.log_severity_level = 3
+    theirs = ort.InferenceSession(
+        str(neural._model_file(voice)), hibaris, providers=["CPUExecutionProvider"]
+    )
+    engine = neural.load(voice)
+    lines = _english_lines()[:12]
+    made = {}
+    for name, session in (("ours", ours), ("theirs", theirs)):
+        monkeypatch.setattr(engine, "sess", session)
+        made[name] = [neural.speech(line, 140) for line in lines]
+    for line, a, b in zip(lines, made["ours"], made["theirs"], strict=True):
+        assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b), line
