@@ -7,17 +7,22 @@ Entry points:
 - `VOICES`: the voices (only those whose model ships inside the package: nothing is downloaded).
 - `version()`: the versions that decide a clip's sound (hibari-tts, onnxruntime, the model file's
   SHA-256, `DELIVERY_VERSION`); part of every neural clip's cache key.
-- `speech(text, rate_wpm, voice_id)`: the raw clip, float32 mono at `model.SAMPLE_RATE`, before
-  `tts` trims, ramps and scales it.
-- `load()`: load the model now (a player warms it while it reads the script).
+- `speech(text, rate_wpm, voice_id, cache_folder)`: the raw clip, float32 mono at
+  `model.SAMPLE_RATE`, before `tts` trims, ramps and scales it.
+- `start_loading(voice_id, cache_folder)`: begin loading the model in the background (a session
+  with speech to make calls it as it starts); `load()` loads it now, or waits for that.
 
 A clip depends only on its text, voice and rate: the model runs with one onnxruntime thread (the
 same arithmetic in every process; parallelism comes from clips made at once on several threads)
-and the vocoder's noise from a generator seeded with `SEED` for every clip. Loading takes about
-1 s (onnxruntime, scipy.fft and the pronunciation lexicons); a line then takes about 1/100 of its
-length on one core of this machine. Runs in the calling process: unlike espeak-ng, hibari keeps
-no state from one clip to the next (tested), and onnxruntime with one thread starts none of its
-own, so the process can still fork.
+and the vocoder's noise from a generator seeded with `SEED` for every clip. Loading: the
+onnxruntime session (about 0.2 s with one short run to set it up, mostly outside the GIL) and
+hibari's pronunciation stage (its lexicons and tagger: 0.4 s from hibari's JSON, under 0.1 s
+from the tables `_g2p` keeps in the cache folder) load at once on two threads; hibari is
+imported without `scipy.fft`'s public layer (`_import_hibari`: 0.2 s less). In all about 0.25 s
+once the tables are kept, 0.6 s the first time. A line then takes about 1/100 of its length on
+one core of this machine. Runs in the calling process: unlike espeak-ng, hibari keeps no state
+from one clip to the next (tested), and onnxruntime with one thread starts none of its own (the
+loading threads end when it is loaded), so the process can still fork.
 
 Delivery (`speech`): `rate_wpm` is mapped to hibari's `speed` through `RATE_TABLE`, measured on
 the 111 distinct English lines of the built-in sessions (words per minute of trimmed speech), so
@@ -382,8 +387,9 @@ def _pack(table, depth: int = 0):
         if len(table) > BUCKET_FROM:
             count = max(1, len(table) // BUCKET_SIZE)
             buckets: list[dict] = [{} for _ in range(count)]
+            crc32 = zlib.crc32  # (`_Buckets.place`, inline: 270,000 keys)
             for key, value in table.items():
-                buckets[_Buckets.place(key, count)][key] = value
+                buckets[crc32(key.encode("utf-8", "surrogatepass")) % count][key] = value
             return (_BUCKETED, len(table), [marshal.dumps(b) for b in buckets])
         if depth < 2:
             return {key: _pack(value, depth + 1) for key, value in table.items()}
