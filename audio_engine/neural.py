@@ -203,7 +203,8 @@ def version(cache_folder: Path) -> str:
 
 # ---- the model ----------------------------------------------------------------------------------
 
-_load_lock = threading.Lock()
+_load_lock = threading.Lock()  # one load at a time (the others wait for it)
+_state_lock = threading.Lock()  # `_engines` and `_loading` (held only for a moment)
 _g2p_lock = threading.Lock()  # the pronunciation stage is plain Python with caches: one at a time
 _import_lock = threading.Lock()
 _tables_lock = threading.Lock()
@@ -571,11 +572,12 @@ class _Loading:
 
 
 def start_loading(voice_id: str = VOICES[0].id, cache_folder: Path | None = None) -> None:
-    """Begin loading the voice `voice_id` in the background (a player calls this as it starts: the model and
-    the pronunciation tables load beside the script, the window and the mixer); `load` then
-    waits for it. `cache_folder`: where the pronunciation tables are kept in a faster form."""
+    """Begin loading the voice `voice_id` in the background, and return at once (a session with
+    speech to make calls this as it starts: the model and the pronunciation tables load beside
+    the script, the background and the device); `load` then waits for it. `cache_folder`: where
+    the pronunciation tables are kept in a faster form."""
     voice = _voice(voice_id)
-    with _load_lock:
+    with _state_lock:
         if voice.id not in _engines and voice.id not in _loading:
             _loading[voice.id] = _Loading(voice, cache_folder)
 
@@ -587,16 +589,24 @@ def loaded(voice_id: str = VOICES[0].id) -> bool:
 
 def load(voice: NeuralVoice = VOICES[0], cache_folder: Path | None = None):
     """The loaded hibari model and pronunciation stage for `voice` (loaded once per process)."""
+    engine = _engines.get(voice.id)
+    if engine is not None:
+        return engine
     with _load_lock:
         engine = _engines.get(voice.id)
         if engine is not None:
             return engine
-        loading = _loading.pop(voice.id, None) or _Loading(voice, cache_folder)
+        with _state_lock:
+            loading = _loading.get(voice.id)
+            if loading is None:
+                loading = _loading[voice.id] = _Loading(voice, cache_folder)
         try:
             engine = loading.join()
         except Exception:  # noqa: BLE001 - a background load that failed: once more, here
             engine = _assemble(voice, _ready_session(voice), _g2p(voice, cache_folder))
-        _engines[voice.id] = engine
+        with _state_lock:
+            _engines[voice.id] = engine
+            _loading.pop(voice.id, None)
         return engine
 
 
