@@ -10,17 +10,20 @@ make the speech than the budget, and measures it when the speech is quick to mak
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.fft
 
 from audio_engine import neural, pipeline, render, timeline, tts
-from tests.test_neural import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_vocoders_ffts_are_scipys_own_samples():
@@ -120,7 +123,7 @@ def _run(code: str, cache, *, timeout=120) -> str:
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env={**__import__("os").environ, "RELAX_CACHE_DIR": str(cache)},
+        env={**os.environ, "RELAX_CACHE_DIR": str(cache)},
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
