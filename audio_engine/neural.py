@@ -7,17 +7,22 @@ Entry points:
 - `VOICES`: the voices (only those whose model ships inside the package: nothing is downloaded).
 - `version()`: the versions that decide a clip's sound (hibari-tts, onnxruntime, the model file's
   SHA-256, `DELIVERY_VERSION`); part of every neural clip's cache key.
-- `speech(text, rate_wpm, voice_id)`: the raw clip, float32 mono at `model.SAMPLE_RATE`, before
-  `tts` trims, ramps and scales it.
-- `load()`: load the model now (a player warms it while it reads the script).
+- `speech(text, rate_wpm, voice_id, cache_folder)`: the raw clip, float32 mono at
+  `model.SAMPLE_RATE`, before `tts` trims, ramps and scales it.
+- `start_loading(voice_id, cache_folder)`: begin loading the model in the background (a session
+  with speech to make calls it as it starts); `load()` loads it now, or waits for that.
 
 A clip depends only on its text, voice and rate: the model runs with one onnxruntime thread (the
 same arithmetic in every process; parallelism comes from clips made at once on several threads)
-and the vocoder's noise from a generator seeded with `SEED` for every clip. Loading takes about
-1 s (onnxruntime, scipy.fft and the pronunciation lexicons); a line then takes about 1/100 of its
-length on one core of this machine. Runs in the calling process: unlike espeak-ng, hibari keeps
-no state from one clip to the next (tested), and onnxruntime with one thread starts none of its
-own, so the process can still fork.
+and the vocoder's noise from a generator seeded with `SEED` for every clip. Loading: the
+onnxruntime session (about 0.2 s with one short run to set it up, mostly outside the GIL) and
+hibari's pronunciation stage (its lexicons and tagger: 0.4 s from hibari's JSON, under 0.1 s
+from the tables `_g2p` keeps in the cache folder) load at once on two threads; hibari is
+imported without `scipy.fft`'s public layer (`_import_hibari`: 0.2 s less). In all about 0.25 s
+once the tables are kept, 0.6 s the first time. A line then takes about 1/100 of its length on
+one core of this machine. Runs in the calling process: unlike espeak-ng, hibari keeps no state
+from one clip to the next (tested), and onnxruntime with one thread starts none of its own (the
+loading threads end when it is loaded), so the process can still fork.
 
 Delivery (`speech`): `rate_wpm` is mapped to hibari's `speed` through `RATE_TABLE`, measured on
 the 111 distinct English lines of the built-in sessions (words per minute of trimmed speech), so
@@ -34,13 +39,19 @@ the background stays as documented.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import hashlib
 import importlib.util
 import json
+import marshal
 import os
+import sys
 import threading
+import types
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,24 +201,412 @@ def version(cache_folder: Path) -> str:
         return found
 
 
-# ---- the model ---------------------------------------------------------------------------------
+# ---- the model ----------------------------------------------------------------------------------
 
-_load_lock = threading.Lock()
+_load_lock = threading.Lock()  # one load at a time (the others wait for it)
+_state_lock = threading.Lock()  # `_engines` and `_loading` (held only for a moment)
 _g2p_lock = threading.Lock()  # the pronunciation stage is plain Python with caches: one at a time
+_import_lock = threading.Lock()
+_tables_lock = threading.Lock()
 _engines: dict[str, object] = {}
+_loading: dict[str, _Loading] = {}
+G2P_TABLES_VERSION = 1  # bump when the saved form of the pronunciation tables changes
+_TABLES_MAGIC = b"RELAXG2P"
 
 
-def load(voice: NeuralVoice = VOICES[0]):
+def _import_hibari():
+    """The `hibari` package, imported without `scipy.fft`'s public layer.
+
+    hibari's vocoder (`hibari.dsp`) calls `scipy.fft.rfft` and `scipy.fft.irfft`, and importing
+    `scipy.fft` costs about 0.2 s of every cold start (its array-API layer imports numpy.f2py,
+    numpy.testing and scipy.special). Both calls end in pocketfft's kernels
+    (`scipy.fft._pocketfft.pypocketfft.r2c` and `c2r`) with the arguments `_PocketFFT` passes,
+    so hibari is handed that instead: the same kernels, the same samples (tested against the
+    public `scipy.fft`). Where anything of that is missing, hibari imports `scipy.fft` itself.
+    """
+    with _import_lock:
+        if "hibari.tts" in sys.modules or "scipy.fft" in sys.modules:
+            import hibari
+
+            return hibari
+        fft = _pocketfft()
+        if fft is None:
+            import hibari
+
+            return hibari
+        sys.modules["scipy.fft"] = fft
+        try:
+            import hibari
+        finally:
+            if sys.modules.get("scipy.fft") is fft:
+                del sys.modules["scipy.fft"]
+            scipy = sys.modules.get("scipy")
+            if scipy is not None and getattr(scipy, "__dict__", {}).get("fft") is fft:
+                del scipy.fft
+        return hibari
+
+
+def _pocketfft():
+    """A stand-in `scipy.fft` module with `rfft` and `irfft` on pocketfft's kernels (loaded on
+    their own, like `loudness` loads its filter kernel, where `scipy.fft` is not imported yet),
+    or None."""
+    try:
+        if "scipy.fft" in sys.modules:
+            kernels = importlib.import_module("scipy.fft._pocketfft.pypocketfft")
+        else:
+            kernels = _kernels_alone()
+        fft = types.ModuleType("scipy.fft")
+        fft.__doc__ = "rfft and irfft on pocketfft's kernels (see neural._import_hibari)"
+        fft.rfft, fft.irfft = _PocketFFT(kernels).rfft, _PocketFFT(kernels).irfft
+        return fft
+    except (ImportError, AttributeError, OSError, TypeError):
+        return None
+
+
+def _kernels_alone():
+    """scipy's pocketfft extension module, without running `scipy.fft`'s package code."""
+    import scipy
+
+    folder = Path(scipy.__file__).parent / "fft"
+    stubs = {}
+    for name, path in (("scipy.fft", folder), ("scipy.fft._pocketfft", folder / "_pocketfft")):
+        stub = types.ModuleType(name)
+        stub.__path__ = [str(path)]
+        stubs[name] = stub
+    sys.modules.update(stubs)
+    try:
+        return importlib.import_module("scipy.fft._pocketfft.pypocketfft")
+    finally:
+        for name in stubs:
+            sys.modules.pop(name, None)
+        sys.modules.pop("scipy.fft._pocketfft.pypocketfft", None)
+
+
+class _PocketFFT:
+    """What `scipy.fft.rfft(x, axis=a)` and `scipy.fft.irfft(x, n=n, axis=a)` do for a float32 or
+    complex64 numpy array (scipy's `_pocketfft.basic.r2c` and `c2r`, without their checks for
+    other input): native byte order and aligned data, the default "backward" norm, one worker."""
+
+    def __init__(self, kernels):
+        self._kernels = kernels
+
+    @staticmethod
+    def _aligned(x: np.ndarray) -> np.ndarray:
+        if x.dtype.kind not in "fc" or x.dtype == np.float16:
+            raise TypeError(f"unexpected FFT input {x.dtype}")
+        dtype = x.dtype.newbyteorder("=")
+        return np.array(x, dtype=dtype, copy=True if not x.flags["ALIGNED"] else None)
+
+    def rfft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
+        if n is not None or norm is not None or workers is not None:
+            raise TypeError("only the calls hibari makes")
+        tmp = self._aligned(np.asarray(x))
+        if not np.isrealobj(tmp) or tmp.shape[axis] < 1:
+            raise TypeError("x must be a real sequence")
+        return self._kernels.r2c(tmp, (axis,), True, 0, None, 1)
+
+    def irfft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
+        if n is None or norm is not None or workers is not None:
+            raise TypeError("only the calls hibari makes")
+        tmp = self._aligned(np.asarray(x))
+        if np.isrealobj(tmp):
+            tmp = tmp + 0.0j
+        keep = n // 2 + 1
+        if tmp.shape[axis] < keep:
+            raise TypeError("only the calls hibari makes")
+        index = [slice(None)] * tmp.ndim
+        index[axis] = slice(0, keep)
+        return self._kernels.c2r(tmp[tuple(index)], (axis,), n, False, 2, None, 1)
+
+
+def _session(voice: NeuralVoice):
+    """The voice's onnxruntime session: one thread (the same arithmetic in every process), as
+    hibari makes it, without its memory arena. Creating it runs mostly outside the GIL."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # No memory arena and no memory pattern: each run allocates what it needs and gives it back
+    # (the arena kept the largest line's tensors for good: 30 MiB more at the end of a session),
+    # at the same speed here; the arithmetic is the same (tested).
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    return ort.InferenceSession(
+        str(_model_file(voice)), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _tables_file(cache_folder: Path, voice: NeuralVoice) -> Path:
+    what = [G2P_TABLES_VERSION, sys.version, voice.hibari_name, package_stamp("hibari")]
+    key = hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
+    return Path(cache_folder) / "neural" / f"g2p-{key}.marshal"
+
+
+_BUCKETED = "relax-buckets"  # marks a table kept in buckets (JSON has no tuples)
+BUCKET_FROM = 4096  # a table with more entries than this is kept in buckets
+BUCKET_SIZE = 128  # about this many entries to a bucket
+
+
+class _Buckets(Mapping):
+    """A large JSON object kept as marshalled buckets, each opened the first time a key in it is
+    asked for: a line looks up a few hundred of the tables' 270,000 entries, so a cold start
+    opens a fraction of them. Keys are strings (as in JSON), placed by CRC-32 of their UTF-8.
+    Iteration goes bucket by bucket (hibari only looks keys up)."""
+
+    def __init__(self, count: int, blobs: list[bytes]):
+        self._count = count
+        self._blobs = blobs
+        self._open: list[dict | None] = [None] * len(blobs)
+
+    @staticmethod
+    def place(key: str, buckets: int) -> int:
+        return zlib.crc32(key.encode("utf-8", "surrogatepass")) % buckets
+
+    def _bucket(self, i: int) -> dict:
+        bucket = self._open[i]
+        if bucket is None:
+            bucket = self._open[i] = marshal.loads(self._blobs[i])
+        return bucket
+
+    def __getitem__(self, key):
+        if not isinstance(key, str):
+            raise KeyError(key)
+        return self._bucket(self.place(key, len(self._blobs)))[key]
+
+    def __iter__(self):
+        for i in range(len(self._blobs)):
+            yield from self._bucket(i)
+
+    def __len__(self) -> int:
+        return self._count
+
+
+def _pack(table, depth: int = 0):
+    """`table` (as JSON reads it) in its saved form: large objects in buckets (`_Buckets`)."""
+    if isinstance(table, dict):
+        if len(table) > BUCKET_FROM:
+            count = max(1, len(table) // BUCKET_SIZE)
+            buckets: list[dict] = [{} for _ in range(count)]
+            crc32 = zlib.crc32  # (`_Buckets.place`, inline: 270,000 keys)
+            for key, value in table.items():
+                buckets[crc32(key.encode("utf-8", "surrogatepass")) % count][key] = value
+            return (_BUCKETED, len(table), [marshal.dumps(b) for b in buckets])
+        if depth < 2:
+            return {key: _pack(value, depth + 1) for key, value in table.items()}
+    return table
+
+
+def _unpack(saved, depth: int = 0):
+    if isinstance(saved, tuple) and len(saved) == 3 and saved[0] == _BUCKETED:
+        return _Buckets(saved[1], saved[2])
+    if isinstance(saved, dict) and depth < 2:
+        return {key: _unpack(value, depth + 1) for key, value in saved.items()}
+    return saved
+
+
+def _read_tables(path: Path) -> dict | None:
+    """The saved tables at `path` (name -> table), or None when missing or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_TABLES_MAGIC) + 32
+    if len(data) <= head or data[: len(_TABLES_MAGIC)] != _TABLES_MAGIC:
+        return None
+    payload = memoryview(data)[head:]
+    if hashlib.sha256(payload).digest() != data[len(_TABLES_MAGIC) : head]:
+        return None
+    try:
+        tables = marshal.loads(payload)
+        if not isinstance(tables, dict):
+            return None
+        return {name: _unpack(table) for name, table in tables.items()}
+    except (EOFError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _write_tables(path: Path, packed: dict) -> None:
+    """Save tables in their saved form (`_pack`) at `path`, atomically."""
+    with contextlib.suppress(OSError, ValueError):  # a cache that cannot be written is only slower
+        payload = marshal.dumps(packed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(_TABLES_MAGIC + hashlib.sha256(payload).digest())
+            f.write(payload)
+        os.replace(tmp, path)
+
+
+def _g2p(voice: NeuralVoice, cache_folder: Path | None):
+    """hibari's pronunciation stage (most of the load time: its lexicons and tagger are JSON).
+
+    The tables it reads (`hibari.g2p._load_json`) are kept in `cache_folder`, marshalled, the
+    large ones in buckets opened as they are needed (`_Buckets`), under a key of hibari's
+    installation and this Python: from there the stage is ready in a tenth of the time, takes
+    15 MiB instead of 100, and answers the same (tested). They are written there after the first
+    load, in the background; that load uses them packed too.
+    """
+    _import_hibari()
+    import hibari.g2p as g2p_module
+    from hibari.voices import VOICES as HIBARI_VOICES
+
+    british = HIBARI_VOICES[voice.hibari_name]["british"]
+    original = getattr(g2p_module, "_load_json", None)
+    if cache_folder is None or original is None:
+        return g2p_module.G2P(british=british)
+    path = _tables_file(cache_folder, voice)
+    saved = _read_tables(path)
+    read: dict = {}
+
+    def load_json(name):
+        if saved is not None and name in saved:
+            return saved[name]
+        # Packed at once, and used packed: the JSON objects go as soon as they are read (they
+        # are most of the memory the voice takes).
+        read[name] = _pack(original(name))
+        return _unpack(read[name])
+
+    with _tables_lock:  # (the stand-in loader is the module's for this moment)
+        g2p_module._load_json = load_json
+        try:
+            made = g2p_module.G2P(british=british)
+        finally:
+            g2p_module._load_json = original
+    if read and saved is None:
+        _write_later(path, read)
+    return made
+
+
+TABLES_WRITE_DELAY_S = 3.0  # the first load's tables are saved this long after (or at exit)
+_exiting = threading.Event()
+
+
+def _write_later(path: Path, tables: dict) -> None:
+    """Save the tables `TABLES_WRITE_DELAY_S` after this first load, out of the way of a cold
+    start's first sound (packing them takes about 0.2 s of CPU), or when the process exits
+    sooner."""
+
+    def write():
+        _exiting.wait(TABLES_WRITE_DELAY_S)
+        _write_tables(path, tables)
+
+    writer = threading.Thread(target=write, name="relax-neural-tables", daemon=True)
+    writer.start()
+
+    def finish():
+        _exiting.set()
+        writer.join()
+
+    atexit.register(finish)
+
+
+def _vocab() -> dict:
+    hibari = _import_hibari()
+    with open(Path(hibari.tts.ASSETS) / "vocab.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _ready_session(voice: NeuralVoice):
+    """The session, run once on a short input together with the vocoder and the resampler (the
+    first run of each sets itself up: about 40 ms of the first clip); (session, vocabulary)."""
+    session = _session(voice)
+    vocab = _vocab()
+    with contextlib.suppress(Exception):  # only a head start: the clip's own run reports
+        import soxr
+        from hibari import dsp
+
+        ids = [0, *(vocab[c] for c in "həlˈO." if c in vocab), 0]
+        speed = np.asarray([1.0], np.float32)
+        out = session.run(None, {"ids": np.asarray([ids], np.int64), "speed": speed})
+        wave = dsp.synth(*(o[0] for o in out[:5]), out[5][0], np.random.default_rng(SEED))
+        soxr.resample(_soften(wave, dsp.SR), dsp.SR, model.SAMPLE_RATE, quality="HQ")
+    return session, vocab
+
+
+def _assemble(voice: NeuralVoice, ready, g2p):
+    """A `hibari.Hibari` on this session and pronunciation stage (what its `__init__` makes)."""
+    hibari = _import_hibari()
+    session, vocab = ready
+    engine = hibari.Hibari.__new__(hibari.Hibari)
+    engine.voice = voice.hibari_name
+    engine.model_path = str(_model_file(voice))
+    engine.sess = session
+    engine.vocab = vocab
+    engine._g2p = g2p
+    return engine
+
+
+class _Loading:
+    """The model and the pronunciation stage being loaded at once on two threads."""
+
+    def __init__(self, voice: NeuralVoice, cache_folder: Path | None):
+        self.voice = voice
+        self.results: dict = {}
+        self.threads = [
+            threading.Thread(
+                target=self._run, args=(part, work), name=f"relax-neural-{part}", daemon=True
+            )
+            for part, work in (
+                ("session", lambda: _ready_session(voice)),
+                ("g2p", lambda: _g2p(voice, cache_folder)),
+            )
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, part: str, work) -> None:
+        try:
+            self.results[part] = work()
+        except BaseException as exc:  # noqa: BLE001 - `load` raises it, or loads again
+            self.results[part] = exc
+
+    def join(self):
+        for thread in self.threads:
+            thread.join()
+        parts = [self.results.get(p) for p in ("session", "g2p")]
+        for part in parts:
+            if isinstance(part, BaseException) or part is None:
+                raise part if part is not None else RuntimeError("the model did not load")
+        return _assemble(self.voice, *parts)
+
+
+def start_loading(voice_id: str = VOICES[0].id, cache_folder: Path | None = None) -> None:
+    """Begin loading the voice `voice_id` in the background, and return at once (a session with
+    speech to make calls this as it starts: the model and the pronunciation tables load beside
+    the script, the background and the device); `load` then waits for it. `cache_folder`: where
+    the pronunciation tables are kept in a faster form."""
+    voice = _voice(voice_id)
+    with _state_lock:
+        if voice.id not in _engines and voice.id not in _loading:
+            _loading[voice.id] = _Loading(voice, cache_folder)
+
+
+def loaded(voice_id: str = VOICES[0].id) -> bool:
+    """Whether the voice `voice_id` is loaded in this process."""
+    return voice_id in _engines
+
+
+def load(voice: NeuralVoice = VOICES[0], cache_folder: Path | None = None):
     """The loaded hibari model and pronunciation stage for `voice` (loaded once per process)."""
+    engine = _engines.get(voice.id)
+    if engine is not None:
+        return engine
     with _load_lock:
         engine = _engines.get(voice.id)
-        if engine is None:
-            from hibari import Hibari
-
-            engine = Hibari(voice=voice.hibari_name, model=str(_model_file(voice)), threads=1)
-            with _g2p_lock:
-                _ = engine.g2p  # the lexicons: most of the load time
+        if engine is not None:
+            return engine
+        with _state_lock:
+            loading = _loading.get(voice.id)
+            if loading is None:
+                loading = _loading[voice.id] = _Loading(voice, cache_folder)
+        try:
+            engine = loading.join()
+        except Exception:  # noqa: BLE001 - a background load that failed: once more, here
+            engine = _assemble(voice, _ready_session(voice), _g2p(voice, cache_folder))
+        with _state_lock:
             _engines[voice.id] = engine
+            _loading.pop(voice.id, None)
         return engine
 
 
@@ -261,12 +660,16 @@ def _soften(signal: np.ndarray, rate_hz: int) -> np.ndarray:
     return np.fft.irfft(spectrum, size)[:n].astype(np.float32)
 
 
-def speech(text: str, rate_wpm: int, voice_id: str = VOICES[0].id) -> np.ndarray:
-    """`text` spoken at `rate_wpm`: float32 mono at `model.SAMPLE_RATE`, untrimmed, unscaled."""
+def speech(
+    text: str, rate_wpm: int, voice_id: str = VOICES[0].id, cache_folder: Path | None = None
+) -> np.ndarray:
+    """`text` spoken at `rate_wpm`: float32 mono at `model.SAMPLE_RATE`, untrimmed, unscaled.
+    `cache_folder`: where `load` keeps the pronunciation tables."""
     import soxr
+
+    engine = load(_voice(voice_id), cache_folder)
     from hibari import dsp
 
-    engine = load(_voice(voice_id))
     speed = np.asarray([speed_for(rate_wpm)], np.float32)
     with _g2p_lock:
         phonemes = engine.phonemize(text)

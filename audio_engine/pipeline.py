@@ -92,7 +92,12 @@ REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips
 EXACT_BUDGET_S = 0.45  # a cold start measures the gain when that is predicted to take this long
 ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
 ESTIMATE_ENOUGH_CLIPS = 16  # ... unless this many clips are known sooner (then within ~0.2 dB)
-SYNTHESIS_S_PER_CLIP = 0.03  # one worker, this machine's order of magnitude
+SYNTHESIS_S_PER_CLIP = 0.03  # espeak-ng, one worker, this machine's order of magnitude
+# The neural voice, in this process, one clip at a time: a clip takes about this long plus this
+# much per character of its text (measured here on the built-in lines: 0.013 s + 0.00086 s),
+NEURAL_S_PER_CLIP = 0.015
+NEURAL_S_PER_CHAR = 0.0009
+NEURAL_LOAD_S = 0.25  # ... once its model and pronunciation tables are loaded (from the cache)
 MEASURE_REAL_TIME = 550  # the measure's speed, x real time (a pass, ~20 % more after the ceiling)
 DEFAULT_PER_CHAR = 441000  # samples per character x words per minute (~6 characters a word)
 
@@ -156,10 +161,13 @@ class Growing:
         for u in self.order:
             n = tts.cached_length(u)
             if n is None:
+                if not missing:  # the engine loads while the rest is looked up and readied
+                    tts.preload(u.language, u.voice)
                 missing.append(u)
             else:
                 lengths[u] = n
         self.missing_at_start = len(missing)
+        self._synthesis_cost_s = synthesis_cost_s(missing, self._jobs)
         self._lengths = lengths
         self.clips = ClipStore(lengths)
         self.sources = Sources(speech=self.clips, sounds=load_sounds(session))
@@ -234,8 +242,7 @@ class Growing:
         known = _read_gain(key)
         if known is not None:
             return known[0]
-        cost = self.missing_at_start * SYNTHESIS_S_PER_CLIP / min(self._jobs, 2)
-        cost += self.timeline.duration_s / MEASURE_REAL_TIME
+        cost = self._synthesis_cost_s + self.timeline.duration_s / MEASURE_REAL_TIME
         if cost <= budget_s or self.timeline.total_samples < SAMPLE_RATE * 0.4:
             self._gain_pending = False
             return gain(self.prepared())  # (a loudness estimate needs 400 ms to hear)
@@ -330,6 +337,21 @@ class Growing:
                 self._cond.notify_all()
         finally:
             synth.close()
+
+
+def synthesis_cost_s(utterances, jobs: int) -> float:
+    """About how long synthesizing `utterances` takes here: espeak-ng's clips on `jobs` worker
+    processes (two cores' worth at most); the neural voice's one after the other in this
+    process, each by the length of its text, after its model has loaded (`NEURAL_LOAD_S`,
+    unless it is loaded already)."""
+    utterances = list(utterances)
+    neural = [u for u in utterances if _engine_of(u) == "neural"]
+    espeak = len(utterances) - len(neural)
+    cost = espeak * SYNTHESIS_S_PER_CLIP / min(max(1, jobs), 2)
+    if neural:
+        cost += sum(NEURAL_S_PER_CLIP + NEURAL_S_PER_CHAR * len(u.text) for u in neural)
+        cost += 0.0 if tts.engine_loaded("neural") else NEURAL_LOAD_S
+    return cost
 
 
 def estimate_length(utterance, known: Mapping) -> int:

@@ -269,6 +269,22 @@ def warm(language: str, voice: model.Voice | None = None) -> None:
     version_of(voice_for(language, voice.name, voice.engine))
 
 
+def preload(language: str, voice: model.Voice | None = None) -> None:
+    """Begin loading the engine a session in `language` with `voice` speaks with, in the
+    background, where that takes long (the neural voice's model and pronunciation tables: about
+    half a second); the first clip then waits for it. Nothing for espeak-ng (a worker per clip)."""
+    voice = voice or model.Voice()
+    with contextlib.suppress(TTSError):  # the voice's own error comes from the synthesis
+        chosen = voice_for(language, voice.name, voice.engine)
+        if chosen.engine == "neural":
+            neural.start_loading(chosen.id, cache_dir())
+
+
+def engine_loaded(engine: str) -> bool:
+    """Whether `engine` makes its next clip without loading first (espeak-ng always does)."""
+    return engine != "neural" or neural.loaded()
+
+
 def _norm_tag(tag: str) -> str:
     return tag.strip().replace("_", "-").lower()
 
@@ -875,7 +891,7 @@ def _make_neural_clip(utterance: model.Utterance, voice: VoiceInfo) -> np.ndarra
     """One clip from the neural voice (in this process: it keeps no state between clips), trimmed,
     ramped, checked for a plausible length and scaled by the volume, as espeak-ng's are."""
     try:
-        raw = neural.speech(utterance.text, int(utterance.voice.rate_wpm), voice.id)
+        raw = neural.speech(utterance.text, int(utterance.voice.rate_wpm), voice.id, cache_dir())
         clip = _trim_and_ramp(raw)
     except _AttemptFailed as exc:
         raise TTSError(

@@ -3,12 +3,19 @@
 
 Prints a table with
 
-- time to first sound, cold and warm speech cache: from the moment `relax play SESSION
-  --no-window` is started to the moment the first non-silent sample reaches the audio device
-  (SDL's disk driver writes what the device would play, in real time; the file is watched from
-  outside the process). Cold: an empty cache folder (nothing synthesized, no gain remembered,
-  not even what the speech engine is); warm: the same folder again. For SESSION and for a
-  generated long session (a new line every 12 s: hundreds of clips to synthesize cold).
+- time to first sound, from the moment `relax play SESSION --no-window` is started to the
+  moment the first non-silent sample reaches the audio device (SDL's disk driver writes what
+  the device would play, in real time; the file is watched from outside the process).
+  - first run: an empty cache folder (nothing synthesized, no gain remembered, not even what
+    the speech engine is, no noise loop or chime made yet);
+  - cold: none of the session's speech synthesized and no gain remembered, in a cache folder
+    that another built-in session has been exported into once (`--primer`, box breathing: its
+    own lines, the same pink noise and soft chime): a session played for the first time on a
+    machine that has played another one before (what the engine is, its pronunciation tables,
+    the noise loop and the chime are kept in the cache folder);
+  - warm: the same folder again, with the session's speech and gain in it.
+  For SESSION and for a generated long session (a new line every 12 s: hundreds of clips to
+  synthesize cold).
 - drift between the pacer's clock (`Stream.position_sample`, what the window draws) and the audio
   clock over a long session. The mixer is simulated so that a 10 minute session runs in seconds:
   a channel with pygame's semantics (one sound playing, one queued, the queued one starting the
@@ -232,16 +239,25 @@ def long_session(path: Path, minutes: float) -> Path:
     return path
 
 
-def first_sound_rows(label: str, session: str, language: str, work: Path) -> list[tuple]:
-    cache = work / f"cache-{label}"
-    cold = first_sound_s(session, language, cache, work)
-    # The cold run is stopped at its first sound, its speech half made: complete the cache.
+def _export(session: str, language: str, cache: Path, work: Path) -> None:
     env = dict(os.environ, RELAX_CACHE_DIR=str(cache), RELAX_SETTINGS_DIR=str(work / "settings"))
     out = work / "warm-up.wav"
     cmd = [sys.executable, "-m", "audio_engine", "export", session, "-l", language, "-o", out]
     subprocess.run(cmd, env=env, cwd=work, check=True, capture_output=True)
+
+
+def first_sound_rows(
+    label: str, session: str, language: str, work: Path, primer: str
+) -> list[tuple]:
+    first_run = first_sound_s(session, language, work / f"cache-first-{label}", work)
+    cache = work / f"cache-{label}"
+    _export(primer, language, cache, work)
+    cold = first_sound_s(session, language, cache, work)
+    # The cold run is stopped at its first sound, its speech half made: complete the cache.
+    _export(session, language, cache, work)
     warm = [first_sound_s(session, language, cache, work) for _ in range(3)]
     return [
+        (f"first sound, first run, {label}", f"{first_run * 1000:.0f} ms", "empty cache folder"),
         (f"first sound, cold cache, {label}", f"{cold * 1000:.0f} ms", "target 1000 ms"),
         (
             f"first sound, warm cache, {label}",
@@ -256,6 +272,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--session", default="quick-reset")
     parser.add_argument("--language", default="en")
+    parser.add_argument(
+        "--primer",
+        default="box-breathing",
+        help="the session exported into the cache folder before the cold measure",
+    )
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument(
         "--long-minutes",
@@ -267,11 +288,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="relax-bench-play-") as tmp:
         work = Path(tmp)
-        rows += first_sound_rows(args.session, args.session, args.language, work)
+        rows += first_sound_rows(args.session, args.session, args.language, work, args.primer)
         if args.long_minutes > 0:
             path = long_session(work / "long.en.yaml", args.long_minutes)
             label = f"generated {args.long_minutes:g} min"
-            rows += first_sound_rows(label, str(path), "en", work)
+            rows += first_sound_rows(label, str(path), "en", work, args.primer)
     d = drift(args.minutes)
     rows.append(
         (

@@ -21,7 +21,7 @@ from audio_engine.errors import TimingError
 from audio_engine.model import SAMPLE_RATE
 from audio_engine.player import app, keys
 from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES, Stream
-from tests._disk_player import disk_stream, play_to_end
+from tests._disk_player import disk_stream, play_to_end, without_dropouts, zeros_from
 
 LINES = [
     "Settle in.",
@@ -147,25 +147,6 @@ def _play_growing(growing, gain, raw, during=None, timeout_s=40.0):
     return played, seen["stream"].dropouts
 
 
-def _zeros_from(frames: np.ndarray, i: int) -> int:
-    sounding = np.flatnonzero(frames[i:].any(axis=1))
-    return int(sounding[0]) if len(sounding) else len(frames) - i
-
-
-def _without_dropouts(played, at, expected, first, dropouts):
-    """`played` without the silence the device played while the stream's channel had run dry
-    (`Stream.dropouts`: the session samples where the sound resumed; a machine starved of CPU
-    time holds the feeder up longer than the queued chunk lasts). `expected[0]` is session sample
-    `first`, found at `played[at]`. At each dropout only the run of exact zeros before the
-    resumed chunk's own samples is taken out: everything else must still match, in order."""
-    for sample in sorted(d for d in dropouts if d > first):
-        i = at + sample - first
-        gap = _zeros_from(played, i) - _zeros_from(expected, sample - first)
-        assert gap >= 0, f"the sound resumed at {sample} with a sample missing"
-        played = np.concatenate([played[:i], played[i + gap :]])
-    return played
-
-
 def _exported(session, path):
     prepared = pipeline.prepare(session)
     gain = pipeline.gain(prepared)
@@ -222,7 +203,7 @@ def test_a_growing_session_plays_its_render_and_then_the_exports_gain(
         [render.to_int16(b) for b in render.blocks(prepared.timeline, prepared.sources, gain=gain)]
     )
     lead = _lead(played, heard)
-    played = _without_dropouts(played, lead, heard, 0, dropouts)
+    played = without_dropouts(played, lead, heard, 0, dropouts)
     body = played[lead : lead + len(heard)]
     assert np.array_equal(body, heard)
     assert not played[lead + len(heard) :].any()
@@ -274,11 +255,11 @@ def test_a_channel_run_dry_resumes_with_the_next_sample_and_says_where(
     dropouts = seen["stream"].dropouts
     assert late in dropouts
     lead = _lead(played, exported)  # (and any other dropout a loaded machine made, taken out)
-    played = _without_dropouts(played, lead, exported, 0, [d for d in dropouts if d != late])
-    silent = _zeros_from(played, lead + late) - _zeros_from(exported, late)
+    played = without_dropouts(played, lead, exported, 0, [d for d in dropouts if d != late])
+    silent = zeros_from(played, lead + late) - zeros_from(exported, late)
     assert silent >= app.MIXER_BUFFER_SAMPLES, "the channel did run dry there"
     assert not np.array_equal(played[lead : lead + len(exported)], exported)
-    resumed = _without_dropouts(played, lead, exported, 0, [late])
+    resumed = without_dropouts(played, lead, exported, 0, [late])
     assert np.array_equal(resumed[lead : lead + len(exported)], exported)
     assert not resumed[lead + len(exported) :].any()
 
@@ -392,7 +373,7 @@ def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache, monkeypat
         if np.array_equal(played[i : i + len(needle)], needle)
     ]
     assert at, "the section's sound is not in the played stream"
-    played = _without_dropouts(played, at[0], expected, middle + CROSSFADE_SAMPLES, dropouts)
+    played = without_dropouts(played, at[0], expected, middle + CROSSFADE_SAMPLES, dropouts)
     assert np.array_equal(played[at[0] : at[0] + len(expected)], expected)
     assert not played[at[0] + len(expected) :].any()
 

@@ -135,6 +135,10 @@ def _play(args, session, voice, growing) -> int:
         if growing.error is not None:
             raise growing.error
         start = growing.timeline.chapters[index].start_sample
+    if not growing.complete:
+        # pygame is imported while the speech engine loads and the first lines are made (the
+        # device itself opens once the gain is known), not after.
+        player.import_pygame()
     gain = growing.gain()
     try:
         # Opened once the session is ready: an open device plays silence until it starts.

@@ -13,6 +13,6 @@ loop). See docs/player.md.
 
 from __future__ import annotations
 
-from audio_engine.player.app import Controller, display_available, open_mixer, play
+from audio_engine.player.app import Controller, display_available, import_pygame, open_mixer, play
 
-__all__ = ["Controller", "display_available", "open_mixer", "play"]
+__all__ = ["Controller", "display_available", "import_pygame", "open_mixer", "play"]

@@ -46,6 +46,11 @@ def _pygame():
     return pygame
 
 
+def import_pygame() -> None:
+    """Import pygame now (about 50 ms), without opening anything."""
+    _pygame()
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
     """Silence C libraries (ALSA prints a dozen lines when there is no card) for a moment.

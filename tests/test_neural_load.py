@@ -1,0 +1,207 @@
+"""The neural voice's cold start: what loads it faster must not change a sample.
+
+The vocoder's FFTs through pocketfft's kernels give scipy.fft's very samples; the pronunciation
+tables kept in the cache folder answer what hibari's JSON answers, and a damaged copy is made
+again; a session with speech to make starts loading the voice at once (and one with all its
+speech cached does not); a cold start estimates the gain when the voice would take longer to
+make the speech than the budget, and measures it when the speech is quick to make.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.fft
+
+from audio_engine import neural, pipeline, render, timeline, tts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_vocoders_ffts_are_scipys_own_samples():
+    stand_in = neural._pocketfft()
+    assert stand_in is not None, "pocketfft's kernels load on their own"
+    rng = np.random.default_rng(7)
+    for frames in (1, 4, 37, 240, 811):  # hibari's shapes: [frames, 1200] and [601, frames].T
+        x = rng.standard_normal((frames, 1200)).astype(np.float32)
+        ours, theirs = stand_in.rfft(x.copy(), axis=1), scipy.fft.rfft(x.copy(), axis=1)
+        assert ours.dtype == theirs.dtype == np.complex64
+        assert np.array_equal(ours, theirs)
+        spec = rng.standard_normal((601, 2 * frames), dtype=np.float32).view(np.complex64)
+        ours, theirs = stand_in.irfft(spec.T, n=1200, axis=1), scipy.fft.irfft(spec.T, 1200, 1)
+        assert ours.dtype == theirs.dtype == np.float32
+        assert np.array_equal(ours, theirs)
+    with pytest.raises(TypeError):
+        stand_in.rfft(x, n=600)  # only the calls hibari makes
+
+
+def test_hibari_imported_by_the_voice_uses_the_stand_in_without_scipy_fft():
+    code = textwrap.dedent(
+        """
+        import sys
+        from audio_engine import neural
+        hibari = neural._import_hibari()
+        print("scipy.fft" in sys.modules, hibari.dsp.FFT_BACKEND, hibari.dsp._sf.__doc__)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    imported, backend, doc = done.stdout.split(" ", 2)
+    assert imported == "False" and backend == "scipy" and "pocketfft" in doc
+
+
+def _english_lines() -> list[str]:
+    lines = []
+    for name in ("quick-reset", "body-scan", "desk-stretches", "breathing-478"):
+        lines += [u.text for u in timeline.speech_order(pipeline.load(name, "en"))]
+    lines += ["It's 3:45 on Dec. 3rd; Dr. Smith read 1,250 words, re-read them, and used a pun."]
+    return list(dict.fromkeys(lines))
+
+
+def test_the_saved_pronunciation_tables_answer_as_hibaris_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(neural, "TABLES_WRITE_DELAY_S", 0.0)
+    voice = neural.VOICES[0]
+    plain = neural._g2p(voice, None)  # hibari's own JSON, no cache folder
+    first = neural._g2p(voice, tmp_path)  # the same, and the tables saved
+    for thread in threading.enumerate():
+        if thread.name == "relax-neural-tables":
+            thread.join(30)
+    path = neural._tables_file(tmp_path, voice)
+    saved = neural._read_tables(path)
+    assert saved is not None and any(isinstance(t, neural._Buckets) for t in saved.values()), (
+        "the large tables are kept in buckets"
+    )
+    again = neural._g2p(voice, tmp_path)  # from the saved tables
+    assert isinstance(again.lexicon.golds.d, neural._Buckets)
+    lines = _english_lines()
+    assert len(lines) > 60
+    for line in lines:
+        assert again(line) == first(line) == plain(line), line
+    # A bucketed table is the JSON object it was made from.
+    gold = neural._unpack(neural._pack(plain.lexicon.golds.d))
+    assert isinstance(gold, neural._Buckets) and len(gold) == len(plain.lexicon.golds.d)
+    assert dict(gold) == plain.lexicon.golds.d
+    assert gold.get("calm") == plain.lexicon.golds.d["calm"] and gold.get("zzzq") is None
+    assert 3 not in gold
+
+
+def test_damaged_tables_are_made_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(neural, "TABLES_WRITE_DELAY_S", 0.0)
+    voice = neural.VOICES[0]
+    path = neural._tables_file(tmp_path, voice)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(neural._TABLES_MAGIC + b"\0" * 32 + b"not marshal")
+    assert neural._read_tables(path) is None
+    made = neural._g2p(voice, tmp_path)
+    for thread in threading.enumerate():
+        if thread.name == "relax-neural-tables":
+            thread.join(30)
+    assert neural._read_tables(path) is not None
+    assert made("Let your shoulders drop.") == neural._g2p(voice, None)("Let your shoulders drop.")
+
+
+LINES = "".join(
+    f"  - say: Line {n}, let your {part} grow soft and quiet now.\n"
+    for n, part in enumerate(["jaw", "neck", "shoulders", "arms", "hands", "chest", "belly"], 1)
+)
+
+
+def _run(code: str, cache, *, timeout=120) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "RELAX_CACHE_DIR": str(cache)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_session_with_speech_to_make_starts_loading_the_voice_at_once(tmp_path):
+    path = tmp_path / "lines.en.yaml"
+    path.write_text(f"format: 1\ntitle: Lines\nlanguage: en\nsteps:\n{LINES}")
+    code = f"""
+        import threading
+        from audio_engine import neural, pipeline
+        growing = pipeline.Growing(pipeline.load({str(path)!r}))
+        names = {{t.name for t in threading.enumerate()}}
+        print(growing.missing_at_start, "relax-neural-g2p" in names or neural.loaded())
+        growing.prepared()
+        growing.close()
+        """
+    cache = tmp_path / "cache"
+    assert _run(code, cache) == "7 True"
+    # Everything cached: the voice is not loaded for nothing.
+    assert _run(code, cache) == "0 False"
+
+
+def test_a_cold_start_estimates_when_the_voice_would_make_it_wait(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tts, "engine_loaded", lambda engine: False)  # as in a new process
+    many = pipeline.load(str(_write(tmp_path, "many.en.yaml", LINES)))
+    order = timeline.speech_order(many)
+    assert pipeline.synthesis_cost_s(order, 2) > pipeline.EXACT_BUDGET_S
+    growing = pipeline.Growing(many)
+    try:
+        gain = growing.gain()
+        key = pipeline._gain_file(many, None, growing.sources)
+        assert pipeline._read_gain(key) == (gain, True), "estimated, and remembered as such"
+        prepared = growing.prepared()
+    finally:
+        growing.close()
+    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    assert abs(20 * math.log10(gain / measured)) < pipeline.ESTIMATE_ERROR_DB
+    # Two short lines are quick to make even with the load: measured, as an export does.
+    few = pipeline.load(str(_write(tmp_path, "few.en.yaml", "".join(LINES.splitlines(True)[:2]))))
+    assert pipeline.synthesis_cost_s(timeline.speech_order(few), 2) < pipeline.EXACT_BUDGET_S
+    growing = pipeline.Growing(few)
+    try:
+        gain = growing.gain()
+        assert pipeline._read_gain(pipeline._gain_file(few, None, growing.sources)) == (
+            gain,
+            False,
+        )
+    finally:
+        growing.close()
+
+
+def _write(folder, name, steps):
+    path = folder / name
+    path.write_text(f"format: 1\ntitle: {name}\nlanguage: en\nsteps:\n{steps}")
+    return path
+
+
+def test_the_session_without_its_memory_arena_computes_the_same_samples(monkeypatch):
+    import onnxruntime as ort
+
+    voice = neural.VOICES[0]
+    ours = neural._session(voice)
+    options = ours.get_session_options()
+    assert not options.enable_cpu_mem_arena and not options.enable_mem_pattern
+    assert options.intra_op_num_threads == options.inter_op_num_threads == 1
+    hibaris = ort.SessionOptions()  # as hibari makes it: arena and memory pattern on
+    hibaris.intra_op_num_threads = hibaris.inter_op_num_threads = 1
+    hibaris.log_severity_level = 3
+    theirs = ort.InferenceSession(
+        str(neural._model_file(voice)), hibaris, providers=["CPUExecutionProvider"]
+    )
+    engine = neural.load(voice)
+    lines = _english_lines()[:12]
+    made = {}
+    for name, session in (("ours", ours), ("theirs", theirs)):
+        monkeypatch.setattr(engine, "sess", session)
+        made[name] = [neural.speech(line, 140) for line in lines]
+    for line, a, b in zip(lines, made["ours"], made["theirs"], strict=True):
+        assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b), line
