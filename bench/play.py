@@ -145,7 +145,7 @@ class _SimChannel:
 def drift(minutes: float) -> dict:
     cycle = "{inhale: 4, hold: 4, exhale: 6, rest: 2, "
     cues = 'cues: {inhale: "", hold: "", exhale: "", rest: ""}'
-    cycles = int(minutes * 60 // 16)
+    cycles = max(1, int(minutes * 60 // 16))  # one 16 s cycle at least
     text = (
         "format: 1\ntitle: Drift\nlanguage: en\n"
         "background:\n  - drone: {frequency: 110, volume: 0.05}\n"
