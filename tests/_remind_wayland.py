@@ -8,7 +8,6 @@ import collections
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 import pytest
 
 from audio_engine.remind import wayland as wl
+from tests._remind_bus import terminate
 
 SWAY_CONFIG = "xwayland disable\n"
 NOBODY = 65534
@@ -84,13 +84,7 @@ class Sway:
         pytest.fail(f"sway did not start: {' / '.join(tail)}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.log.close()
         self._clean()
 
