@@ -327,8 +327,14 @@ class _FakeClient:
         self._send_lock = threading.Lock()
 
     def event(self, object_id: int, iface: wl.Interface, name: str, *args) -> None:
-        opcode = [m.name for m in iface.events].index(name)
-        data, _ = wl.pack(object_id, opcode, iface.events[opcode].signature, args)
+        self.events((object_id, iface, name, *args))
+
+    def events(self, *events) -> None:
+        """Events sent in one write, as libwayland-server flushes what one request made."""
+        data = b""
+        for object_id, iface, name, *args in events:
+            opcode = [m.name for m in iface.events].index(name)
+            data += wl.pack(object_id, opcode, iface.events[opcode].signature, args)[0]
         with self._send_lock, contextlib.suppress(OSError):
             self.sock.sendall(data)
 
@@ -358,8 +364,10 @@ class _FakeClient:
         if iface is wl.WL_DISPLAY and message.name == "sync" and self.server.mute:
             pass
         elif iface is wl.WL_DISPLAY and message.name == "sync":
-            self.event(args[0], wl.WL_CALLBACK, "done", 1)
-            self.event(1, wl.WL_DISPLAY, "delete_id", args[0])
+            # done and the callback's delete_id in one write: a round trip sees both at once
+            self.events(
+                (args[0], wl.WL_CALLBACK, "done", 1), (1, wl.WL_DISPLAY, "delete_id", args[0])
+            )
         elif iface is wl.WL_DISPLAY and message.name == "get_registry":
             self.objects[args[0]] = wl.WL_REGISTRY
             for number, (name, version) in enumerate(self.server.offers, 1):
