@@ -35,6 +35,26 @@ def root() -> Path:
     return ROOT
 
 
+@pytest.fixture
+def bus():
+    """A private D-Bus session bus (dbus-daemon) for the reminder's tests."""
+    from tests._remind_bus import SessionBus
+
+    b = SessionBus()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def server(bus):
+    """A notification server on that bus that records the calls and presses the buttons."""
+    from tests._remind_bus import NotificationServer
+
+    s = NotificationServer(bus.address)
+    yield s
+    s.stop()
+
+
 def pytest_collection_modifyitems(config, items):
     """The few long tests (marked `heavy`) first: with the suite spread over the cores, one of
     them starts at once while the rest of the suite runs beside it, instead of running alone at

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from audio_engine.remind import install
-from tests._remind_bus import NotificationServer, SessionBus
+from tests._remind_bus import NotificationServer
 
 RELAX = [sys.executable, "-m", "audio_engine", "remind"]
 
@@ -30,13 +30,6 @@ def env(tmp_path):
     for name in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY"):
         e.pop(name, None)
     return e
-
-
-@pytest.fixture
-def bus():
-    b = SessionBus()
-    yield b
-    b.stop()
 
 
 def _run(args, env, timeout=60):

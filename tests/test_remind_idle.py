@@ -93,15 +93,6 @@ def test_a_fullscreen_active_window_is_seen(xvfb):
         d.close()
 
 
-@pytest.fixture
-def bus():
-    from tests._remind_bus import SessionBus
-
-    b = SessionBus()
-    yield b
-    b.stop()
-
-
 def test_gnome_mutter_idle_time_and_the_screen_lock_over_the_bus(bus, monkeypatch):
     from audio_engine.remind.notify import connect
     from tests._remind_bus import Service

@@ -8,21 +8,7 @@ import pytest
 
 from audio_engine.remind import notify
 from audio_engine.remind.schedule import BREAK, Config, Reminder
-from tests._remind_bus import NotificationServer, SessionBus
-
-
-@pytest.fixture
-def bus():
-    b = SessionBus()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def server(bus):
-    s = NotificationServer(bus.address)
-    yield s
-    s.stop()
+from tests._remind_bus import NotificationServer
 
 
 def _reminder(can_snooze=True, note=None):

@@ -15,7 +15,7 @@ import pytest
 from audio_engine.remind import notify, runner, stats
 from audio_engine.remind.idle import Reading, X11Idle
 from audio_engine.remind.settings import Settings
-from tests._remind_bus import NotificationServer, SessionBus, Xvfb
+from tests._remind_bus import Xvfb
 
 SHORT = """\
 format: 1
@@ -29,20 +29,6 @@ steps:
 
 
 GONE = ("relax: the session bus was lost (", "relax: the notification server left the session bus")
-
-
-@pytest.fixture
-def bus():
-    b = SessionBus()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def server(bus):
-    s = NotificationServer(bus.address)
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -21,14 +21,7 @@ from audio_engine.remind.idle import Reading
 from audio_engine.remind.settings import Settings, SettingsError
 from tests._mutter import Caster, Mutter
 from tests._pipewire import CAMERA, KWIN, XDPW, PipeWire
-from tests._remind_bus import NotificationServer, SessionBus
-
-
-@pytest.fixture
-def bus():
-    b = SessionBus()
-    yield b
-    b.stop()
+from tests._remind_bus import NotificationServer
 
 
 @pytest.fixture
