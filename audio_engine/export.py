@@ -34,7 +34,7 @@ from pathlib import Path
 
 import soundfile
 
-from audio_engine import __version__, render
+from audio_engine import __version__, fsio, render
 from audio_engine.errors import ExportError, RelaxError
 from audio_engine.model import primary_language
 
@@ -148,33 +148,55 @@ def export(
     frames = timeline.total_samples - start
     if form.name == "wav" and frames * 2 * (4 if float32 else 2) > _WAV_LIMIT_BYTES:
         raise ExportError(f"{path}: too long for a WAV file (over 4 GiB); use FLAC")
+    _check_name(path)
+    _remove_stale_parts(folder, path.name)
+    if transcript:
+        _remove_stale_parts(folder, transcript_path(path).name)
     temps: list[Path] = []
+    held: list[int] = []
     try:
-        audio_tmp = _temp_in(folder, path.name, temps)
+        audio_tmp = _temp_in(folder, path.name, temps, held)
         _encode(prepared, audio_tmp, form, float32, quality, gain, progress, start)
         _tag(audio_tmp, form, timeline, start)
         vtt_tmp = None
         if transcript:
-            vtt_tmp = _temp_in(folder, transcript_path(path).name, temps)
-            vtt_tmp.write_text(transcript_vtt(timeline, start), encoding="utf-8")
+            vtt_tmp = _temp_in(folder, transcript_path(path).name, temps, held)
+            vtt_tmp.write_bytes(transcript_vtt(timeline, start).encode("utf-8"))
         # Audio last: a transcript without its audio would be the stranger leftover.
         if vtt_tmp is not None:
             os.replace(vtt_tmp, transcript_path(path))
         os.replace(audio_tmp, path)
     except OSError as exc:
         _remove(temps)
-        raise ExportError(f"{path}: {exc.strerror or exc}") from exc
+        raise ExportError(f"cannot write {path}: {fsio.describe(exc)}") from exc
     except (soundfile.LibsndfileError, _mutagen_error()) as exc:
         _remove(temps)
         reason = str(exc)
         with contextlib.suppress(OSError):
             if shutil.disk_usage(folder).free < _FULL_BYTES:  # libsndfile says "System error."
-                reason = "no space left on the device"
-        raise ExportError(f"{path}: could not write {form.name.upper()}: {reason}") from exc
+                reason = "the disk is full"
+        raise ExportError(f"cannot write {path} ({form.name.upper()}): {reason}") from exc
     except BaseException:
         _remove(temps)
         raise
+    finally:
+        for fd in held:
+            with contextlib.suppress(OSError):
+                os.close(fd)
     return path
+
+
+def _check_name(path: Path) -> None:
+    """A file name the file system cannot spell (`ö` under an ASCII locale) is one clear error."""
+    try:
+        os.fsencode(path)
+    except UnicodeError:
+        import sys
+
+        raise ExportError(
+            f"cannot write {ascii(str(path))}: the name cannot be written in this system's file "
+            f"name encoding ({sys.getfilesystemencoding()}); use another name or a UTF-8 locale"
+        ) from None
 
 
 def lossy_quality(form: Format, quality: float | None = None) -> float | None:
@@ -303,17 +325,78 @@ def _note_text(text: str) -> str:
 # ---- encoding ----------------------------------------------------------------------------------
 
 
-def _temp_in(folder: Path, name: str, temps: list[Path]) -> Path:
+def _temp_in(folder: Path, name: str, temps: list[Path], held: list[int]) -> Path:
     # Listed in `temps` before it exists, so a Ctrl-C at any moment leaves nothing behind;
-    # created with the ordinary permissions (the umask's) that the finished file keeps.
+    # created with the ordinary permissions (the umask's) that the finished file keeps. The
+    # descriptor in `held` keeps a lock on it while this process writes: a `.part` that nobody
+    # holds is a killed export's, which the next export to the same file removes. It is locked
+    # under a name that cleaning ignores, then linked to its `.part` name, so no other export
+    # ever sees it unlocked.
     while True:
-        tmp = folder / f".{name}.{secrets.token_hex(4)}.part"
-        temps.append(tmp)
+        token = secrets.token_hex(4)
+        tmp = folder / f".{name}.{token}.part"
+        claim = folder / f".{name}.{token}.new"
+        temps += [tmp, claim]
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
         except FileExistsError:
-            temps.remove(tmp)  # someone else's: try another name
+            del temps[-2:]  # someone else's: try another name
+            continue
+        held.append(fd)
+        with contextlib.suppress(OSError):
+            _lock_part(fd, block=True)
+        try:
+            os.link(claim, tmp)
+        except FileExistsError:
+            os.unlink(claim)
+            del temps[-2:]
+            continue
+        except OSError:  # a file system without hard links
+            os.replace(claim, tmp)
+        else:
+            os.unlink(claim)
+        temps.remove(claim)
+        return tmp
+
+
+def _lock_part(fd: int, *, block: bool) -> bool:
+    """An exclusive lock on a `.part` file; False when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks here: every `.part` looks held
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def _remove_stale_parts(folder: Path, name: str) -> None:
+    """Remove the `.part` files of earlier exports to `name` in `folder` whose writer is gone
+    (killed with SIGKILL, or the machine stopped): no process holds their lock."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    prefix = f".{name}."
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".part")):
+            continue
+        middle = entry.name[len(prefix) : -len(".part")]
+        if len(middle) != 8 or not all(c in "0123456789abcdef" for c in middle):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            if os.path.samestat(os.fstat(fd), os.lstat(entry.path)) and _lock_part(fd, block=False):
+                os.unlink(entry.path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _remove(paths: Sequence[Path]) -> None:
@@ -385,6 +468,7 @@ def _to_int24(block):
 # ---- tags and chapters -------------------------------------------------------------------------
 
 # ISO 639-2 codes for ID3 (TLAN and COMM want three letters); others fall back to "und".
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _FULL_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
 
 # fmt: off
@@ -695,8 +779,11 @@ def _worker_init(messages, cancel) -> None:
     # Ctrl-C reaches the whole process group; the parent decides and tells workers via `cancel`,
     # so no worker dies with a traceback while it waits for work.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # SIGTERM to the group ends a worker through its cleanup: no temporary file stays behind.
+    # SIGTERM (or SIGHUP: the terminal closed) to the group ends a worker through its cleanup:
+    # no temporary file stays behind.
     signal.signal(signal.SIGTERM, _worker_terminated)
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, _worker_terminated)
     _progress_queue = messages
     _cancel = cancel
 

@@ -39,7 +39,14 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class FsError(RelaxError):
-    """A file or folder of relax's could not be made, written or read."""
+    """A file or folder of relax's could not be made, written or read.
+
+    `reason` is the message without the file's name ("the disk is full", "it is a pipe (FIFO),
+    not a regular file"), for callers that say the name their own way."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 # ---- where things are --------------------------------------------------------------------------
@@ -222,20 +229,24 @@ def read_checked(path: Path | str, limit: int, *, follow: bool = True) -> bytes:
     cannot take more memory. With `follow=False` a symlink is refused too. Raises `FsError`."""
     path = Path(path)
     flags = os.O_RDONLY | _NONBLOCK | _BINARY | _CLOEXEC | (0 if follow else _NOFOLLOW)
+
+    def fail(reason: str) -> FsError:
+        return FsError(f"cannot read {path}: {reason}", reason)
+
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise FsError(f"cannot read {path}: {describe(exc)}") from None
+        raise fail(describe(exc)) from None
     with os.fdopen(fd, "rb") as f:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FsError(f"cannot read {path}: it is {kind_of(mode)}, not a regular file")
+            raise fail(f"it is {kind_of(mode)}, not a regular file")
         if _NONBLOCK:
             os.set_blocking(fd, True)
         try:
             data = f.read(limit + 1)
         except OSError as exc:
-            raise FsError(f"cannot read {path}: {describe(exc)}") from None
+            raise fail(describe(exc)) from None
     if len(data) > limit:
-        raise FsError(f"cannot read {path}: it is larger than the limit of {limit:,} bytes")
+        raise fail(f"it is larger than the limit of {limit:,} bytes")
     return data

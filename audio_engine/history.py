@@ -39,8 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import platformdirs
-
+from audio_engine import fsio
 from audio_engine.errors import RelaxError
 
 FILE_NAME = "history.sqlite3"
@@ -104,8 +103,7 @@ class Play:
 
 def data_dir() -> Path:
     """The user's data folder for relax: RELAX_DATA_DIR, else platformdirs' user data dir."""
-    env = os.environ.get("RELAX_DATA_DIR")
-    return Path(env) if env else Path(platformdirs.user_data_dir("relax"))
+    return fsio.data_dir()
 
 
 def db_path() -> Path:
@@ -114,27 +112,27 @@ def db_path() -> Path:
 
 
 def _settings_dir() -> Path:
-    from audio_engine import safety  # the settings folder is defined there
-
-    return safety.settings_dir()
+    return fsio.settings_dir()
 
 
 def _marker_set(name: str) -> bool:
-    return (_settings_dir() / name).exists()
+    # A marker is there when its name is taken, even by a (dangling) symlink: the safe reading of
+    # "history-off" is off.
+    return os.path.lexists(_settings_dir() / name)
 
 
 def _set_marker(name: str, present: bool) -> None:
     marker = _settings_dir() / name
     try:
         if present:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+            if not os.path.lexists(marker):
+                fsio.atomic_write(marker, b"")
         else:
-            marker.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)  # a link is removed, never what it points to
+    except fsio.FsError as exc:
+        raise HistoryError(f"cannot change the setting: {exc}") from None
     except OSError as exc:
-        raise HistoryError(
-            f"cannot change the setting in {marker}: {exc.strerror or exc}"
-        ) from None
+        raise HistoryError(f"cannot change the setting in {marker}: {fsio.describe(exc)}") from None
 
 
 def recording_on() -> bool:
@@ -173,6 +171,8 @@ def _reason(exc: BaseException, path: Path) -> str:
     """An sqlite3 or OS error as the short reason a user can act on."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
+    if isinstance(exc, fsio.FsError):
+        return text
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
         return f"{path} is locked by another program (waited {BUSY_TIMEOUT_S:g} s)"
     if name.startswith("SQLITE_FULL") or "full" in text:
@@ -182,20 +182,36 @@ def _reason(exc: BaseException, path: Path) -> str:
     if name.startswith("SQLITE_READONLY"):
         return f"{path} is read-only"
     if isinstance(exc, OSError):
-        return f"cannot write {path}: {exc.strerror or exc}"
+        return f"cannot write {path}: {fsio.describe(exc)}"
     return f"{path}: {text}"
+
+
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def _refuse_links(path: Path) -> None:
+    """Raise `FsError` when the history file or one of SQLite's files beside it is a symbolic
+    link: SQLite would write through it, outside relax's folders."""
+    for name in (path.name, *(path.name + suffix for suffix in SQLITE_SIDE_FILES)):
+        if (path.parent / name).is_symlink():
+            raise fsio.FsError(
+                f"{path.parent / name} is a symbolic link, which relax does not follow in its "
+                "own folders: remove it (relax makes the file again)"
+            )
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are begun explicitly), with a busy timeout."""
+    _refuse_links(path)
     if readonly:
-        uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+        os.close(fsio.open_private(path, os.O_RDONLY))  # a regular file, not a link or a FIFO
+        uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Made readable by its owner only (SQLite gives its journal the same mode); an empty
-        # file is an empty database.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        fsio.private_dir(path.parent)
+        # Made readable by its owner only, never through a link (SQLite gives its journal the
+        # same mode); an empty file is an empty database.
+        os.close(fsio.open_private(path, os.O_CREAT | os.O_WRONLY))
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     return conn
@@ -217,7 +233,7 @@ def _transaction(path: Path):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-    except (sqlite3.Error, OSError) as exc:
+    except (sqlite3.Error, OSError, fsio.FsError) as exc:
         raise HistoryError(_reason(exc, path)) from None
     finally:
         if conn is not None:
@@ -275,7 +291,7 @@ def record(play: Play, path: Path | None = None) -> None:
 @contextlib.contextmanager
 def _reading(path: Path):
     """A read-only connection, or None when there is no history yet."""
-    if not path.exists():
+    if not os.path.lexists(path):
         yield None
         return
     conn = None
@@ -286,7 +302,7 @@ def _reading(path: Path):
             yield None
         else:
             yield conn
-    except (sqlite3.Error, OSError) as exc:
+    except (sqlite3.Error, OSError, fsio.FsError) as exc:
         raise HistoryError(_reason(exc, path)) from None
     finally:
         if conn is not None:
@@ -344,7 +360,7 @@ def forget(path: Path | None = None) -> int:
     try:
         with contextlib.closing(_connect(path)) as conn:
             conn.execute("VACUUM")
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError, fsio.FsError) as exc:
         raise HistoryError(_reason(exc, path)) from None
     return n
 

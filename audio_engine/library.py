@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import locale
 import os
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import platformdirs
 
+from audio_engine import fsio
 from audio_engine.errors import SessionNotFound
 from audio_engine.model import primary_language
 
@@ -119,8 +121,15 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
     English; else the first.
     """
     path = Path(arg).expanduser()
-    if path.is_file():
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        mode = None
+    if mode is not None and stat.S_ISREG(mode):
         return path
+    if mode is not None and (not stat.S_ISDIR(mode) or os.sep in arg or arg.endswith(SUFFIXES)):
+        # A FIFO or /dev/zero is never read: it could block, or never end.
+        raise SessionNotFound(f"cannot use {arg}: it is {fsio.kind_of(mode)}, not a regular file")
     if os.sep in arg or arg.endswith(SUFFIXES):
         raise SessionNotFound(f"no such file: {arg}")
     found = variants(arg, extra_dirs)

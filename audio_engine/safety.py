@@ -17,8 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
+from audio_engine import fsio
 from audio_engine.model import primary_language
 
 LANGUAGES = ("en", "nl")
@@ -106,20 +105,17 @@ def safety_text(language: str | None = "en") -> str:
 
 def settings_dir() -> Path:
     """The folder for small per-user settings: RELAX_SETTINGS_DIR, else the config folder."""
-    env = os.environ.get("RELAX_SETTINGS_DIR")
-    return Path(env) if env else Path(platformdirs.user_config_dir("relax"))
+    return fsio.settings_dir()
 
 
 def mark_pointer_shown() -> bool:
     """Record that the pointer was shown; True if this call recorded it (it was not yet shown)."""
-    folder = settings_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / POINTER_MARKER, "x", encoding="utf-8") as marker:
-            marker.write("The first-run pointer to `relax safety` has been shown.\n")
-    except FileExistsError:
+    marker = settings_dir() / POINTER_MARKER
+    if os.path.lexists(marker):  # a link counts as shown: nothing is written through it
         return False
-    except OSError:
+    try:
+        fsio.atomic_write(marker, b"The first-run pointer to `relax safety` has been shown.\n")
+    except fsio.FsError:
         # A read-only or missing home must not stop a session; showing the pointer again is the
         # safe side of that trade.
         return True

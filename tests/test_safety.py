@@ -85,7 +85,9 @@ def test_first_run_pointer_uses_the_config_folder_without_the_variable(tmp_path,
         calls.append(app)
         return str(tmp_path / "config")
 
-    monkeypatch.setattr(safety.platformdirs, "user_config_dir", fake_config_dir)
+    import platformdirs
+
+    monkeypatch.setattr(platformdirs, "user_config_dir", fake_config_dir)
     assert safety.first_run_pointer("en") is not None
     assert calls == ["relax"]
     assert (tmp_path / "config" / safety.POINTER_MARKER).is_file()

@@ -51,11 +51,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     first = next((w for w in words if not w.startswith("-")), None)
-    # SIGTERM (a `kill`, a logout) ends the command like an error does: through every `finally`,
-    # so no temporary file is left behind; exit status 143 as for a plain SIGTERM.
-    old_term = None
+    # SIGTERM (a `kill`, a logout) and SIGHUP (the terminal closed) end the command like an
+    # error does: through every `finally`, so no temporary file is left behind and a play is
+    # recorded; exit status 128 + the signal's number (143, 129) as for the plain signal.
+    old = {}
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        old_term = signal.signal(signal.SIGTERM, _terminated)
+        for signum in ending_signals():
+            old[signum] = signal.signal(signum, _terminated)
     try:
         # Building the parser imports the command's modules (numpy, pygame, ...): a Ctrl-C may
         # come in there too.
@@ -81,8 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+
+
+def ending_signals() -> list[int]:
+    """SIGTERM, and SIGHUP unless it is ignored (`nohup relax export ...` keeps running)."""
+    found = [signal.SIGTERM]
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        found.append(hup)
+    return found
 
 
 def _terminated(signum, frame) -> None:

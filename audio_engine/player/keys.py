@@ -148,7 +148,7 @@ class TerminalKeys:
         self._fd = fd
         tty.setcbreak(fd)
         if threading.current_thread() is threading.main_thread():
-            self._old_term = signal.signal(signal.SIGTERM, _exit_on_term)
+            self._old_term = {s: signal.signal(s, _exit_on_term) for s in _ending_signals()}
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -159,7 +159,8 @@ class TerminalKeys:
                 termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
             self._fd = None
         if self._old_term is not None:
-            signal.signal(signal.SIGTERM, self._old_term)
+            for signum, handler in self._old_term.items():
+                signal.signal(signum, handler)
             self._old_term = None
 
     @property
@@ -204,6 +205,15 @@ class TerminalKeys:
             if not out:
                 time.sleep(0.02)
         return out
+
+
+def _ending_signals() -> list[int]:
+    """SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (`nohup`)."""
+    found = [signal.SIGTERM]
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None and signal.getsignal(hup) not in (signal.SIG_IGN, None):
+        found.append(hup)
+    return found
 
 
 def _exit_on_term(signum, frame):

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from audio_engine import fsio
 from audio_engine.errors import RelaxError
 
 LOCK_NAME = "remind.lock"
@@ -26,8 +27,9 @@ class InstanceLock:
 
     def acquire(self) -> bool:
         """Take the lock; False when another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        # Never through a symlink planted there: truncating it would empty the file it points to.
+        fsio.private_dir(self.path.parent)
+        f = os.fdopen(fsio.open_private(self.path), "r+", encoding="utf-8")
         try:
             _lock(f)
         except OSError:
@@ -42,8 +44,8 @@ class InstanceLock:
 
     def holder(self) -> str:
         try:
-            return self.path.read_text(encoding="utf-8").strip() or "?"
-        except OSError:
+            return fsio.read_checked(self.path, 64, follow=False).decode("utf-8").strip() or "?"
+        except (fsio.FsError, UnicodeDecodeError):
             return "?"
 
     def release(self) -> None:
@@ -74,8 +76,8 @@ def is_running(path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        f = open(path, "a+", encoding="utf-8")  # noqa: SIM115
-    except OSError:
+        f = os.fdopen(fsio.open_private(path, os.O_RDWR), "r+", encoding="utf-8")
+    except fsio.FsError:
         return False
     try:
         _lock(f)

@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from audio_engine import model
+from audio_engine import fsio, model
 from audio_engine.errors import Diagnostic, ScriptError
 from audio_engine.script._check import Checker, default_id, sort_diagnostics, split_file_name
 from audio_engine.script._schema import json_schema
@@ -44,6 +44,17 @@ def _too_big(file: str, size: int) -> Diagnostic:
     return Diagnostic(
         file, 1, 1, "", f"the file is {size} bytes; the limit is 1 MiB ({MAX_BYTES} bytes)"
     )
+
+
+def _unreadable(file: str, source: Path, exc: fsio.FsError) -> Diagnostic:
+    if not os.path.lexists(source):
+        return Diagnostic(file, 1, 1, "", "no such file")
+    if "larger than the limit" in exc.reason:
+        try:
+            return _too_big(file, source.stat().st_size)
+        except OSError:
+            pass
+    return Diagnostic(file, 1, 1, "", f"cannot read the file: {exc.reason}")
 
 
 def _check_text(
@@ -155,14 +166,11 @@ def check(
     file = str(path)
     source = Path(path)
     try:
-        size = source.stat().st_size
-        if size > MAX_BYTES:
-            return None, (_too_big(file, size),)
-        data = source.read_bytes()
-    except FileNotFoundError:
-        return None, (Diagnostic(file, 1, 1, "", "no such file"),)
-    except OSError as exc:
-        return None, (Diagnostic(file, 1, 1, "", f"cannot read the file: {exc.strerror}"),)
+        # A regular file only (a FIFO or /dev/zero is refused without waiting), and never more
+        # than the limit read, whatever its size claims.
+        data = fsio.read_checked(source, MAX_BYTES)
+    except fsio.FsError as exc:
+        return None, (_unreadable(file, source, exc),)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

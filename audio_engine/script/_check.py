@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from audio_engine import model
+from audio_engine import fsio, model
 from audio_engine.errors import Diagnostic
 from audio_engine.script._breathe import BREATHE_KEYS, check_breathe  # noqa: F401 (a table)
 from audio_engine.script._yaml import BAD_TAG, MERGE_TAG
@@ -140,17 +141,23 @@ def _join(path: str, name: str | int) -> str:
 
 
 def _format_seconds(seconds: float) -> str:
+    """`45 s`, `12 min 30 s`, `4 h 0.001 s`: never rounded to a value that hides a limit's
+    excess, and never a 300-digit count (a huge value is said in powers of ten)."""
     if not math.isfinite(seconds):
         return "forever"
     if seconds < 60:
         return f"{seconds:g} s"
-    hours, rest = divmod(int(round(seconds)), 3600)
+    if seconds >= 1e9:
+        return f"{seconds:.3g} s"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
+    fraction = round(seconds - whole, 6)
     parts = [f"{hours} h"] if hours else []
-    if minutes or (hours and secs):
+    if minutes:
         parts.append(f"{minutes} min")
-    if secs and not hours:
-        parts.append(f"{secs} s")
+    if secs or fraction:
+        parts.append(f"{secs + fraction:g} s")
     return " ".join(parts)
 
 
@@ -474,6 +481,15 @@ class Checker:
             return BAD
         if not math.isfinite(value):
             self.report(node, path, f"expected {DURATION_HINT}, found a value too large")
+            return BAD
+        if value > MAX_SESSION_S:
+            # Said here, at the value, in words: no sum of such values can fit a session.
+            self.report(
+                node,
+                path,
+                f"expected a duration of at most {_format_seconds(MAX_SESSION_S)} (the "
+                f"session limit), found {describe(node)}",
+            )
             return BAD
         if value < 0:
             wanted = "longer than zero" if positive else "of zero or more"
@@ -889,7 +905,7 @@ class Checker:
             full = (written if written.is_absolute() else self.base_dir / written).resolve()
             resolved_roots = [r.resolve() for r in roots]
             inside = any(full.is_relative_to(r) for r in resolved_roots)
-            exists = full.is_file()
+            mode = full.stat().st_mode if full.exists() else None
         except (OSError, ValueError, RuntimeError) as exc:
             self.report(node, path, f"cannot use the sound file {describe(node)}: {exc}")
             return BAD
@@ -901,8 +917,16 @@ class Checker:
                 "sessions folder; copy it next to the script",
             )
             return BAD
-        if not exists:
+        if mode is None:
             self.report(node, path, f"the sound file {describe(node)} does not exist ({full})")
+            return BAD
+        if not stat.S_ISREG(mode):
+            # A FIFO or a device is never opened: it could block, or never end.
+            self.report(
+                node,
+                path,
+                f"the sound file {describe(node)} is {fsio.kind_of(mode)}, not a regular file",
+            )
             return BAD
         return full
 
