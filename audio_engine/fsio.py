@@ -152,18 +152,21 @@ def atomic_write(
     *,
     make_folder: bool = True,
     fsync: bool = True,
+    mode: int = FILE_MODE,
 ) -> Path:
     """Write `data` (bytes, or a function that writes to the open binary file) to `path` whole.
 
-    The file appears complete or not at all, with mode 0600; a symlink at `path` is replaced, not
-    followed. Raises `FsError` (the disk is full, ...) naming the file; nothing is left behind."""
+    The file appears complete or not at all, with mode 0600 (a wider `mode`, for a file that is
+    the user's rather than relax's, is narrowed by the umask as usual); a symlink at `path` is
+    replaced, not followed. Raises `FsError` (the disk is full, ...) naming the file; nothing is
+    left behind."""
     path = Path(path)
     if make_folder:
         private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY | _CLOEXEC
     try:
-        fd = os.open(tmp, flags, FILE_MODE)
+        fd = os.open(tmp, flags, mode)
     except OSError as exc:
         raise FsError(f"cannot write {path}: {describe(exc)}") from None
     try:

@@ -189,7 +189,7 @@ def _reason(exc: BaseException, path: Path) -> str:
 SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
-def _refuse_links(path: Path) -> None:
+def refuse_links(path: Path) -> None:
     """Raise `FsError` when the history file or one of SQLite's files beside it is a symbolic
     link: SQLite would write through it, outside relax's folders."""
     for name in (path.name, *(path.name + suffix for suffix in SQLITE_SIDE_FILES)):
@@ -202,7 +202,7 @@ def _refuse_links(path: Path) -> None:
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are begun explicitly), with a busy timeout."""
-    _refuse_links(path)
+    refuse_links(path)
     if readonly:
         os.close(fsio.open_private(path, os.O_RDONLY))  # a regular file, not a link or a FIFO
         uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
@@ -215,6 +215,17 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     return conn
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to the history file (shared with the reminders' statistics): never through
+    a symlink, private whatever the umask. Raises `fsio.FsError`, `sqlite3.Error`, `OSError`."""
+    return _connect(path, readonly=readonly)
+
+
+def reason(exc: BaseException, path: Path) -> str:
+    """An sqlite3, OS or file error on the history file as the short reason a user can act on."""
+    return _reason(exc, path)
 
 
 @contextlib.contextmanager

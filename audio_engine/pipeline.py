@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_engine import assets, library, loudness, render, script, synth, timeline, tts
+from audio_engine import assets, fsio, library, loudness, render, script, synth, timeline, tts
 from audio_engine.errors import Diagnostic, ScriptError
 from audio_engine.model import (
     NO_ORIGIN,
@@ -559,13 +559,13 @@ def _read_table(path: Path, magic: bytes) -> np.ndarray | None:
 def _write_table(path: Path, magic: bytes, table: np.ndarray) -> None:
     """Save `table` at `path` (atomically; a cache that cannot be written is only slower)."""
     payload = np.ascontiguousarray(table, dtype="<f4")
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(magic + zlib.crc32(payload).to_bytes(4, "little"))
-            f.write(memoryview(payload).cast("B"))
-        os.replace(tmp, path)
+
+    def write(f) -> None:
+        f.write(magic + zlib.crc32(payload).to_bytes(4, "little"))
+        f.write(memoryview(payload).cast("B"))
+
+    with contextlib.suppress(fsio.FsError):
+        fsio.atomic_write(path, write, fsync=False)
 
 
 def _chime_names(steps) -> set[str]:
@@ -742,8 +742,6 @@ def _read_gain(path: Path) -> tuple[float, bool] | None:
 
 
 def _write_gain(path: Path, value: float, *, estimated: bool) -> None:
-    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"gain": value, "estimated": estimated}))
-        os.replace(tmp, path)
+    with contextlib.suppress(fsio.FsError):  # a cache that cannot be written is only slower
+        data = json.dumps({"gain": value, "estimated": estimated}).encode()
+        fsio.atomic_write(path, data, fsync=False)

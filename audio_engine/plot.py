@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_engine import render
+from audio_engine import fsio, render
 from audio_engine.model import Binaural, Drone, Noise, SoundFile
 from audio_engine.timeline import CHIME, PHASE_KINDS, SPEECH, TONE, Timeline
 
@@ -285,11 +285,14 @@ def save(
     pygame = _pygame()
     target = Path(path)
     plot = draw(timeline, sound_lengths, width)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.png")
-    try:
-        pygame.image.save(plot.surface, str(tmp))
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    if target.is_symlink():  # write through a link to the file it names, as an export does
+        target = target.resolve()
+    # The user's own file, so the umask's permissions; written whole or not at all.
+    fsio.atomic_write(
+        target,
+        lambda f: pygame.image.save(plot.surface, f, "plot.png"),
+        make_folder=False,
+        fsync=False,
+        mode=0o666,
+    )
     return plot

@@ -141,6 +141,15 @@ def _switch(on: bool) -> int:
     return 0
 
 
+def _is_terminal(stream) -> bool:
+    """Whether `stream` is a terminal; False for a closed one (`relax history --forget <&-`,
+    where Python's stream is None)."""
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 def _forget(yes: bool) -> int:
     path = history.db_path()
     n = history.count()
@@ -148,7 +157,7 @@ def _forget(yes: bool) -> int:
         print("Nothing to forget: no sessions are recorded.")
         return 0
     if not yes:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not (_is_terminal(sys.stdin) and _is_terminal(sys.stdout)):
             raise UsageError(
                 "--forget deletes your practice history and asks first: run it in a terminal, "
                 "or add --yes"

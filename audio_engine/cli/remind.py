@@ -10,7 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from audio_engine import history
+from audio_engine import fsio, history
+from audio_engine.cli import ending_signals
 from audio_engine.errors import RelaxError, UsageError
 
 SETTING_FLAGS = (
@@ -151,8 +152,10 @@ def _status(settings) -> int:
     state = None
     if running:
         try:
-            state = json.loads((folder / runner.STATUS_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            state = json.loads(
+                fsio.read_checked(folder / runner.STATUS_NAME, 1 << 20, follow=False)
+            )
+        except (fsio.FsError, ValueError):
             state = None
     if running:
         pid = state["pid"] if state else lock.InstanceLock(folder / lock.LOCK_NAME).holder()
@@ -287,7 +290,9 @@ def _foreground(args, path, settings) -> int:
     def on_signal(signum, frame):
         stop.append(signum)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    # The terminal closing (SIGHUP) stops it like SIGTERM, unless started with `nohup`.
+    ending = [signal.SIGINT, *ending_signals()]
+    old = {s: signal.signal(s, on_signal) for s in ending}
     store = None
     conn = None
     source = None
@@ -346,6 +351,6 @@ def _foreground(args, path, settings) -> int:
             store.close()
         instance.release()
     signum = stop[0]
-    name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     _say(f"relax remind: stopped ({name}); today's counts are kept")
     return 130 if signum == signal.SIGINT else 128 + signum

@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from audio_engine import fsio
+
 UNIT = "relax-remind.service"
 AGENT = "org.relax.remind"
 
@@ -91,10 +93,8 @@ def _systemd_quote(word: str) -> str:
 
 
 def install(t: Target, say) -> None:
-    t.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = t.path.with_name(t.path.name + ".tmp")
-    tmp.write_text(t.text, encoding="utf-8", newline="")
-    os.replace(tmp, t.path)
+    # The unit file is the user's own, not relax's secret: readable like the other units there.
+    fsio.atomic_write(t.path, t.text.encode("utf-8"), mode=0o644)
     say(f"wrote {t.path}")
     if t.platform == "linux":
         if _systemctl(["daemon-reload"], say) and _systemctl(["enable", UNIT], say):

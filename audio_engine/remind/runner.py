@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from audio_engine import fsio
 from audio_engine.remind import schedule as sch
 from audio_engine.remind.idle import IdleUnavailable, Reading, WallClock
 from audio_engine.remind.notify import NotifyError
@@ -239,9 +240,5 @@ class Runner:
             "sharing": self.sharing.names if self.sharing is not None else None,
             "schedule": self.sched.status(),
         }
-        tmp = self.status_path.with_name(self.status_path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            os.replace(tmp, self.status_path)
-        except OSError:
-            pass  # the status is a courtesy; the schedule goes on
+        with contextlib.suppress(fsio.FsError):  # the status is a courtesy; the schedule goes on
+            fsio.atomic_write(self.status_path, json.dumps(data, indent=1).encode(), fsync=False)

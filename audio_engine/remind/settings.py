@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from audio_engine import fsio
 from audio_engine.errors import Diagnostic, ScriptError
 from audio_engine.remind.schedule import DAY_NAMES, Config
 from audio_engine.script import _yaml
+from audio_engine.script._yaml import MAX_BYTES
 
 FILE_NAME = "remind.yaml"
 EVERY_ADVISED_S = (30 * 60, 60 * 60)  # the guide: a break every 30 to 60 minutes of sitting
@@ -266,12 +269,13 @@ def settings_path() -> Path:
 def load(path: Path) -> tuple[Settings, list[Diagnostic]]:
     """The settings in `path` (the defaults when it does not exist) and the warnings found."""
     name = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return Settings(), []
-    except OSError as exc:
-        raise SettingsError([Diagnostic(name, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        # A regular file of at most 1 MiB, like a session script (a FIFO is never waited on).
+        data = fsio.read_checked(path, MAX_BYTES)
+    except fsio.FsError as exc:
+        raise SettingsError([Diagnostic(name, 1, 1, "", f"cannot read: {exc.reason}")]) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

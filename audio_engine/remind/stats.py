@@ -17,7 +17,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from audio_engine import history
+from audio_engine import fsio, history
 from audio_engine.errors import RelaxError
 from audio_engine.remind.schedule import EVENTS
 
@@ -49,13 +49,17 @@ class Stats:
         self.pending: list[tuple] = []
         self._warned = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Readable by its owner only, like the practice history that shares the file.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            # Readable by its owner only, like the practice history that shares the file, and
+            # never through a symlink (nor SQLite's files beside it).
+            history.refuse_links(self.path)
+            fsio.private_dir(self.path.parent)
+            os.close(fsio.open_private(self.path, os.O_CREAT | os.O_WRONLY))
             # One user at a time (the runner), possibly not the thread that opened it.
             self.db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
             self.db.executescript(_SCHEMA)
             self.db.commit()
+        except fsio.FsError as exc:
+            raise StatsError(f"cannot open the statistics file: {exc}") from None
         except (OSError, sqlite3.Error) as exc:
             raise StatsError(f"cannot open the statistics file {self.path}: {exc}") from None
 
@@ -106,19 +110,23 @@ class Stats:
 def read_day_counts(day: dt.date, path: Path | None = None) -> dict[str, dict[str, int]]:
     """Today's counts for `--status`, without creating anything when there is no file yet."""
     path = path or db_path()
-    if not path.exists():
+    if not os.path.lexists(path):
         return {}
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-    except sqlite3.Error as exc:
-        raise StatsError(f"cannot read the statistics file {path}: {exc}") from None
+        db = history.connect(path, readonly=True)
+    except (fsio.FsError, sqlite3.Error, OSError) as exc:
+        raise StatsError(f"cannot read the statistics: {history.reason(exc, path)}") from None
     try:
         rows = db.execute(
             "SELECT kind, event, COUNT(*) FROM remind_events WHERE day = ? GROUP BY kind, event",
             (day.isoformat(),),
         ).fetchall()
-    except sqlite3.OperationalError:  # no remind table yet (only the practice history)
-        return {}
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # no remind table yet (only the practice history)
+            return {}
+        raise StatsError(f"cannot read the statistics: {history.reason(exc, path)}") from None
+    except sqlite3.Error as exc:  # a damaged file
+        raise StatsError(f"cannot read the statistics: {history.reason(exc, path)}") from None
     finally:
         db.close()
     counts: dict[str, dict[str, int]] = {}
