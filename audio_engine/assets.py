@@ -1,20 +1,40 @@
 """Sound files for `sound:` background layers: decoded once, stereo float32 at the engine rate.
 
 Entry point: `load_sound(path) -> np.ndarray` shaped (n, 2). The format is read from the file's
-header (WAV, FLAC, OGG), never from its name; other rates are resampled once with soxr.
+header (WAV, FLAC, OGG), never from its name; other rates are resampled with soxr.
+
+A file is decoded block by block into the cache folder (`sounds/`, one file per source file and
+version of it) and mapped from there, so the memory a session takes does not grow with its sound
+files' length: the operating system pages the samples in as the render reaches them, and can drop
+them again. The folder is kept under `CACHE_LIMIT_BYTES` (the oldest entries go first). Where the
+cache cannot be written the file is decoded into memory for this run, still within
+`MAX_SOUND_S`.
+
+A file with NaN or infinite samples is refused (`AssetError`, said at the layer's `file:` value):
+such a value would turn into noise or garbage when the mix is written as integers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from audio_engine import fsio
 from audio_engine.errors import RelaxError
 from audio_engine.model import SAMPLE_RATE
 
-MAX_SOUND_S = 30 * 60  # a background file is held in memory; longer files are refused
+MAX_SOUND_S = 30 * 60  # a background file may last this long; longer files are refused
+CACHE_LIMIT_BYTES = 2 << 30  # the decoded sounds kept in the cache folder, all together
+CACHE_VERSION = 1
+_MAGIC = b"RELAXSD1"
+_HEAD = 16  # magic, then the frame count as a little-endian uint64
+_BLOCK = 1 << 16  # frames decoded at a time
 
 
 class AssetError(RelaxError):
@@ -23,26 +43,148 @@ class AssetError(RelaxError):
 
 @lru_cache(maxsize=16)
 def load_sound(path: Path) -> np.ndarray:
+    """The file at `path` as read-only float32 (n, 2) at `SAMPLE_RATE` (mapped from the cache)."""
     import soundfile  # only sessions with sound files need these
-    import soxr
 
     try:
-        info = soundfile.info(str(path))
-        if info.frames > MAX_SOUND_S * info.samplerate:
-            raise AssetError(
-                f"{path}: background sound lasts {info.frames / info.samplerate:.0f} s; "
-                f"the limit is {MAX_SOUND_S // 60} minutes (loop a shorter file instead)"
-            )
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        st = os.stat(path)
+    except OSError as exc:
+        raise AssetError(f"{path}: cannot read background sound: {fsio.describe(exc)}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise AssetError(
+            f"{path}: cannot read background sound: it is {fsio.kind_of(st.st_mode)}, "
+            "not a regular file"
+        )
+    cached = _cache_file(path, st)
+    if cached is not None and (data := _read_cached(cached)) is not None:
+        return data
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            if f.frames > MAX_SOUND_S * f.samplerate:
+                raise AssetError(
+                    f"{path}: background sound lasts {f.frames / f.samplerate:.0f} s; "
+                    f"the limit is {MAX_SOUND_S // 60} minutes (loop a shorter file instead)"
+                )
+            if f.frames == 0:
+                raise AssetError(f"{path}: background sound is empty")
+            if cached is not None:
+                try:
+                    fsio.atomic_write(cached, lambda out: _decode(f, path, out), fsync=False)
+                except fsio.FsError:
+                    f.seek(0)  # the cache cannot be written: decode into memory this once
+                else:
+                    _trim_cache(cached)
+                    data = _read_cached(cached)
+                    if data is not None:
+                        return data
+                    f.seek(0)
+            chunks: list[np.ndarray] = []
+            _decode(f, path, chunks)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
         raise AssetError(f"{path}: cannot read background sound: {exc}") from None
-    if data.shape[0] == 0:
+    data = np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
+    if len(data) == 0:
         raise AssetError(f"{path}: background sound is empty")
-    if data.shape[1] == 1:
-        data = np.repeat(data, 2, axis=1)
-    elif data.shape[1] > 2:
-        data = data[:, :2]
-    if rate != SAMPLE_RATE:
-        data = soxr.resample(data, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     data.setflags(write=False)
     return data
+
+
+def _decode(f, path: Path, out) -> None:
+    """Decode the open soundfile `f` block by block, stereo at `SAMPLE_RATE`, into `out`: a
+    binary file (header first) or a list of arrays. Raises `AssetError` at a non-finite sample."""
+    import soxr
+
+    to_file = not isinstance(out, list)
+    if to_file:
+        out.write(_MAGIC + bytes(8))
+    stream = None
+    if f.samplerate != SAMPLE_RATE:
+        stream = soxr.ResampleStream(f.samplerate, SAMPLE_RATE, 2, dtype="float32", quality="HQ")
+    frames = 0
+    read = 0
+    while True:
+        block = f.read(_BLOCK, dtype="float32", always_2d=True)
+        last = len(block) < _BLOCK
+        if len(block):
+            bad = ~np.isfinite(block)
+            if bad.any():
+                at = (read + int(np.argmax(bad.any(axis=1)))) / f.samplerate
+                raise AssetError(
+                    f"{path}: the background sound has NaN or infinite samples (the first at "
+                    f"{at:.3f} s); relax does not play them: export the file again from your "
+                    "editor"
+                )
+            read += len(block)
+        if block.shape[1] == 1:
+            block = np.repeat(block, 2, axis=1)
+        elif block.shape[1] > 2:
+            block = block[:, :2]
+        if stream is not None:
+            block = stream.resample_chunk(np.ascontiguousarray(block), last=last)
+        block = np.ascontiguousarray(block, dtype="<f4")
+        if len(block):
+            frames += len(block)
+            if to_file:
+                out.write(memoryview(block).cast("B"))
+            else:
+                out.append(block.astype(np.float32, copy=False))
+        if last:
+            break
+    if to_file:
+        out.seek(len(_MAGIC))
+        out.write(frames.to_bytes(8, "little"))
+
+
+def _cache_file(path: Path, st: os.stat_result) -> Path | None:
+    """Where the decoded `path` is kept: one entry per file and version of it."""
+    try:
+        real = str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return None
+    what = (real, st.st_size, st.st_mtime_ns, st.st_ino, SAMPLE_RATE, CACHE_VERSION)
+    key = hashlib.sha256(repr(what).encode()).hexdigest()
+    return fsio.cache_root() / "sounds" / f"{key}.f32"
+
+
+def _read_cached(cached: Path) -> np.ndarray | None:
+    """The cached samples mapped read-only, or None when missing or damaged (wrong size)."""
+    try:
+        with open(cached, "rb") as f:
+            head = f.read(_HEAD)
+            size = os.fstat(f.fileno()).st_size
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+    except OSError:
+        return None
+    if len(head) != _HEAD or head[:8] != _MAGIC:
+        return None
+    frames = int.from_bytes(head[8:], "little")
+    if frames <= 0 or size != _HEAD + frames * 8:
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(cached)  # recently used: trimmed last
+    try:
+        return np.memmap(cached, dtype="<f4", mode="r", offset=_HEAD, shape=(frames, 2))
+    except (OSError, ValueError):
+        return None
+
+
+def _trim_cache(keep: Path) -> None:
+    """Remove the least recently used decoded sounds until the folder is under the limit."""
+    try:
+        entries = [
+            (e.stat().st_mtime_ns, e.stat().st_size, Path(e.path))
+            for e in os.scandir(keep.parent)
+            if e.name.endswith(".f32") and e.is_file(follow_symlinks=False)
+        ]
+    except OSError:
+        return
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= CACHE_LIMIT_BYTES:
+            break
+        if path == keep:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()  # a mapping already open keeps its pages until it is closed
+            total -= size

@@ -461,7 +461,8 @@ def _to_int24(block):
     import numpy as np
 
     # libsndfile takes 24-bit PCM as int32 with the sample in the top three bytes.
-    scaled = np.round(np.clip(block, -1.0, 1.0) * 8388607.0).astype(np.int32)
+    finite = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)  # never cast NaN
+    scaled = np.round(np.clip(finite, -1.0, 1.0) * 8388607.0).astype(np.int32)
     return scaled << 8
 
 

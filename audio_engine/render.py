@@ -547,8 +547,11 @@ def _measure_forked(measure, spans, jobs: int, finished) -> None:
 
 
 def to_int16(block: np.ndarray) -> np.ndarray:
-    """Float samples in [-1, 1] to 16-bit PCM, rounding to nearest (no dither: deterministic)."""
-    return np.round(np.clip(block, -1.0, 1.0) * 32767.0).astype(np.int16)
+    """Float samples in [-1, 1] to 16-bit PCM, rounding to nearest (no dither: deterministic).
+    A non-finite value is never cast (that gives an undefined integer): NaN is silence, an
+    infinity the full scale of its sign."""
+    x = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
 # ---- internals ---------------------------------------------------------------------------------
