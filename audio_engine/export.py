@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import multiprocessing
 import os
 import queue
@@ -28,6 +29,7 @@ import secrets
 import shutil
 import signal
 import struct
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,8 +193,6 @@ def _check_name(path: Path) -> None:
     try:
         os.fsencode(path)
     except UnicodeError:
-        import sys
-
         raise ExportError(
             f"cannot write {ascii(str(path))}: the name cannot be written in this system's file "
             f"name encoding ({sys.getfilesystemencoding()}); use another name or a UTF-8 locale"
@@ -334,8 +334,8 @@ def _temp_in(folder: Path, name: str, temps: list[Path], held: list[int]) -> Pat
     # ever sees it unlocked.
     while True:
         token = secrets.token_hex(4)
-        tmp = folder / f".{name}.{token}.part"
-        claim = folder / f".{name}.{token}.new"
+        tmp = folder / f".{_temp_stem(name)}.{token}.part"
+        claim = folder / f".{_temp_stem(name)}.{token}.new"
         temps += [tmp, claim]
         try:
             fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666)
@@ -359,6 +359,16 @@ def _temp_in(folder: Path, name: str, temps: list[Path], held: list[int]) -> Pat
         return tmp
 
 
+def _temp_stem(name: str) -> str:
+    """The target's name, or a digest of it when the encoder could not spell it (libsndfile takes
+    names in the file system encoding, strictly: `ö` under an ASCII locale)."""
+    try:
+        name.encode(sys.getfilesystemencoding())
+    except UnicodeError:
+        return "relax-" + hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    return name
+
+
 def _lock_part(fd: int, *, block: bool) -> bool:
     """An exclusive lock on a `.part` file; False when another process holds it."""
     try:
@@ -379,7 +389,7 @@ def _remove_stale_parts(folder: Path, name: str) -> None:
         entries = list(os.scandir(folder))
     except OSError:
         return
-    prefix = f".{name}."
+    prefix = f".{_temp_stem(name)}."
     for entry in entries:
         if not (entry.name.startswith(prefix) and entry.name.endswith(".part")):
             continue

@@ -49,6 +49,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _replace_unencodable_output()
     words = sys.argv[1:] if argv is None else argv
     first = next((w for w in words if not w.startswith("-")), None)
     # SIGTERM (a `kill`, a logout) and SIGHUP (the terminal closed) end the command like an
@@ -94,6 +95,32 @@ def ending_signals() -> list[int]:
     if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
         found.append(hup)
     return found
+
+
+def _replace_unencodable_output() -> None:
+    """Text the terminal's encoding cannot show (`ë` under LC_ALL=C, `☃` in Latin-1) is printed
+    as `?`, never a crash; a file name's undecodable bytes are printed back as they came."""
+    import codecs
+
+    codecs.register_error("relax.replace", _replace)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            if stream is not None and stream.errors in (
+                "strict",
+                "surrogateescape",
+                "backslashreplace",
+            ):
+                stream.reconfigure(errors="relax.replace")
+
+
+def _replace(exc: UnicodeError):
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = bytearray()
+    for char in exc.object[exc.start : exc.end]:
+        code = ord(char)
+        out += bytes([code - 0xDC00]) if 0xDC80 <= code <= 0xDCFF else b"?"
+    return bytes(out), exc.end
 
 
 def _terminated(signum, frame) -> None:
