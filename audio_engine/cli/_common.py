@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -90,6 +92,14 @@ def load_session(args):
     return pipeline.load(args.session, args.language, tuple(args.dir))
 
 
+def _columns(stream) -> int:
+    """The terminal's width in columns (80 when it cannot be told)."""
+    try:
+        return max(1, os.get_terminal_size(stream.fileno()).columns)
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size().columns
+
+
 class Progress:
     """One status line on stderr while work goes on; nothing at all when stderr is not a terminal."""
 
@@ -108,12 +118,27 @@ class Progress:
             return
         self._last = now
         fraction = min(1.0, done / total)
-        width = 30
-        bar = "#" * int(fraction * width) + "-" * (width - int(fraction * width))
         elapsed = now - self.started
         left = elapsed / fraction - elapsed if fraction > 0 else 0.0
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {left:4.0f}s left ")
+        self.stream.write("\r" + self.line(fraction, left, _columns(self.stream)))
         self.stream.flush()
+
+    def line(self, fraction: float, left_s: float, columns: int) -> str:
+        """The status line, within `columns - 1` characters (a line as wide as the terminal
+        would wrap on some): the bar shrinks first, then the label is cut."""
+        tail = f" {fraction:4.0%} {left_s:4.0f}s left "
+        room = columns - 1 - len(tail)
+        width = min(30, room - len(self.label) - 3)
+        if width >= 5:
+            filled = int(fraction * width)
+            return f"{self.label} [{'#' * filled}{'-' * (width - filled)}]{tail}"
+        tail = tail.rstrip()
+        room = columns - 1 - len(tail)
+        if room >= len(self.label):
+            return f"{self.label}{tail}"
+        if room >= 4:
+            return f"{self.label[: room - 1]}…{tail}"
+        return tail.strip()[: max(0, columns - 1)]
 
     def done(self) -> None:
         if self.enabled:
