@@ -218,7 +218,7 @@ def compile(
         builder.problem(
             where,
             f"the session lasts {_fmt_s(builder.cursor)} with its speech, longer than the "
-            "limit of 4 hours",
+            f"limit of 4 hours (by {(builder.cursor - samples(MAX_SESSION_S)) / SAMPLE_RATE:.3g} s)",
         )
     elif builder.cursor > samples(WARN_SESSION_S):
         warnings.append(
