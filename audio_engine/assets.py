@@ -4,7 +4,7 @@ Entry point: `load_sound(path) -> np.ndarray` shaped (n, 2). The format is read 
 header (WAV, FLAC, OGG), never from its name; other rates are resampled with soxr.
 
 A file is decoded block by block into the cache folder (`sounds/`, one file per source file and
-version of it) and mapped from there, so the memory a session takes does not grow with its sound
+version of it, with a checksum) and mapped from there, so the memory a session takes does not grow with its sound
 files' length: the operating system pages the samples in as the render reaches them, and can drop
 them again. The folder is kept under `CACHE_LIMIT_BYTES` (the oldest entries go first). Where the
 cache cannot be written the file is decoded into memory for this run, still within
@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import stat
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,9 +32,9 @@ from audio_engine.model import SAMPLE_RATE
 
 MAX_SOUND_S = 30 * 60  # a background file may last this long; longer files are refused
 CACHE_LIMIT_BYTES = 2 << 30  # the decoded sounds kept in the cache folder, all together
-CACHE_VERSION = 1
-_MAGIC = b"RELAXSD1"
-_HEAD = 16  # magic, then the frame count as a little-endian uint64
+CACHE_VERSION = 2
+_MAGIC = b"RELAXSD2"
+_HEAD = 24  # magic, the frame count (little-endian uint64), CRC-32 of the samples, 4 zero bytes
 _BLOCK = 1 << 16  # frames decoded at a time
 
 
@@ -80,9 +81,14 @@ def load_sound(path: Path) -> np.ndarray:
                     f.seek(0)
             chunks: list[np.ndarray] = []
             _decode(f, path, chunks)
+            data = np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
         raise AssetError(f"{path}: cannot read background sound: {exc}") from None
-    data = np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
+    except MemoryError:
+        raise AssetError(
+            f"{path}: not enough memory to decode the background sound, and the cache folder "
+            f"{fsio.cache_root()} cannot hold it; free some space there or loop a shorter file"
+        ) from None
     if len(data) == 0:
         raise AssetError(f"{path}: background sound is empty")
     data.setflags(write=False)
@@ -96,7 +102,8 @@ def _decode(f, path: Path, out) -> None:
 
     to_file = not isinstance(out, list)
     if to_file:
-        out.write(_MAGIC + bytes(8))
+        out.write(_MAGIC + bytes(_HEAD - len(_MAGIC)))
+    crc = 0
     stream = None
     if f.samplerate != SAMPLE_RATE:
         stream = soxr.ResampleStream(f.samplerate, SAMPLE_RATE, 2, dtype="float32", quality="HQ")
@@ -125,6 +132,7 @@ def _decode(f, path: Path, out) -> None:
         if len(block):
             frames += len(block)
             if to_file:
+                crc = zlib.crc32(block, crc)
                 out.write(memoryview(block).cast("B"))
             else:
                 out.append(block.astype(np.float32, copy=False))
@@ -132,7 +140,7 @@ def _decode(f, path: Path, out) -> None:
             break
     if to_file:
         out.seek(len(_MAGIC))
-        out.write(frames.to_bytes(8, "little"))
+        out.write(frames.to_bytes(8, "little") + crc.to_bytes(4, "little"))
 
 
 def _cache_file(path: Path, st: os.stat_result) -> Path | None:
@@ -147,25 +155,31 @@ def _cache_file(path: Path, st: os.stat_result) -> Path | None:
 
 
 def _read_cached(cached: Path) -> np.ndarray | None:
-    """The cached samples mapped read-only, or None when missing or damaged (wrong size)."""
+    """The cached samples mapped read-only, or None when missing or damaged (wrong size or
+    checksum: a damaged entry is decoded again, never played)."""
     try:
         with open(cached, "rb") as f:
+            st = os.fstat(f.fileno())
             head = f.read(_HEAD)
-            size = os.fstat(f.fileno()).st_size
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            if not stat.S_ISREG(st.st_mode) or len(head) != _HEAD or head[:8] != _MAGIC:
+                return None
+            frames = int.from_bytes(head[8:16], "little")
+            if frames <= 0 or st.st_size != _HEAD + frames * 8:
+                return None
+            # Read through a small buffer, not the mapping: checking costs no memory.
+            crc = 0
+            buffer = bytearray(1 << 22)
+            while n := f.readinto(buffer):
+                crc = zlib.crc32(memoryview(buffer)[:n], crc)
+            if crc != int.from_bytes(head[16:20], "little"):
                 return None
     except OSError:
-        return None
-    if len(head) != _HEAD or head[:8] != _MAGIC:
-        return None
-    frames = int.from_bytes(head[8:], "little")
-    if frames <= 0 or size != _HEAD + frames * 8:
         return None
     with contextlib.suppress(OSError):
         os.utime(cached)  # recently used: trimmed last
     try:
         return np.memmap(cached, dtype="<f4", mode="r", offset=_HEAD, shape=(frames, 2))
-    except (OSError, ValueError):
+    except (OSError, ValueError, MemoryError):
         return None
 
 

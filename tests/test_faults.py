@@ -307,6 +307,26 @@ def test_a_long_sound_layer_is_decoded_to_the_cache_in_bounded_memory(tmp_path, 
     assert int(grown_mb) < decoded_mb / 4, (grown_mb, decoded_mb)
 
 
+def test_a_damaged_sound_cache_entry_is_decoded_again_never_played(tmp_path, folders):
+    wav = tmp_path / "rain.wav"
+    rng = np.random.default_rng(7)
+    soundfile.write(wav, (0.2 * rng.standard_normal((20000, 2))).astype(np.float32), 22050)
+    assets.load_sound.cache_clear()
+    clean = np.array(assets.load_sound(wav))
+    (cached,) = (folders["cache"] / "sounds").iterdir()
+    with open(cached, "r+b") as f:  # one flipped byte in the samples, the size unchanged
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0x40]))
+    assets.load_sound.cache_clear()
+    again = assets.load_sound(wav)
+    assert np.array_equal(np.asarray(again), clean)
+    with open(cached, "rb") as f:
+        f.seek(1000)
+        assert f.read(1) == byte  # written anew
+
+
 # ---- huge numbers ------------------------------------------------------------------------------
 
 
