@@ -111,6 +111,9 @@ def test_a_lock_file_linked_elsewhere_is_refused_and_its_target_kept(tmp_path, f
     instance.release()
     assert victim.read_text() == "keep me\n"
     assert not lock.is_running(folders["data"] / lock.LOCK_NAME)
+    done = _relax("remind", timeout=60)
+    _one_clear_line(done, 1, "remind.lock", "symbolic link, which relax does not follow")
+    assert victim.read_text() == "keep me\n"
 
 
 @pytest.mark.parametrize(

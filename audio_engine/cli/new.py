@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from audio_engine import library, model, script
+from audio_engine import fsio, library, model, script
 from audio_engine.errors import RelaxError, UsageError
 from audio_engine.script._check import ID_PATTERN, LANGUAGE_PATTERN
 
@@ -182,7 +182,11 @@ def run(args: argparse.Namespace) -> int:
         source = library.resolve(args.source, args.language)
         # The copy is a session of its own: its own id and title (the title from NAME, as
         # for the template), so that lists and players can tell the two apart.
-        text = with_fields(source.read_text(encoding="utf-8"), {"id": name, "title": _title(name)})
+        try:  # a regular file of at most 1 MiB, like any script
+            original = fsio.read_checked(source, script.MAX_BYTES).decode("utf-8")
+        except UnicodeDecodeError:
+            raise RelaxError(f"cannot copy {source}: it is not UTF-8 text") from None
+        text = with_fields(original, {"id": name, "title": _title(name)})
         try:
             language = str(yaml.safe_load(text).get("language") or "")
         except (yaml.YAMLError, AttributeError):
@@ -200,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if text is None:
         text = from_template(name, language, path)
-    folder.mkdir(parents=True, exist_ok=True)
+    fsio.private_dir(folder)  # relax's own: 0700 when it makes it, whatever the umask
     try:
         with open(path, "x", encoding="utf-8") as f:  # "x": never overwrite, even in a race
             f.write(text)
