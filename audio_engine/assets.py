@@ -158,7 +158,13 @@ def _read_cached(cached: Path) -> np.ndarray | None:
     """The cached samples mapped read-only, or None when missing or damaged (wrong size or
     checksum: a damaged entry is decoded again, never played)."""
     try:
-        with open(cached, "rb") as f:
+        fd = os.open(
+            cached, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        )
+    except OSError:
+        return None  # missing, or a link planted in the cache: decoded again, over it
+    try:
+        with open(fd, "rb") as f:
             st = os.fstat(f.fileno())
             head = f.read(_HEAD)
             if not stat.S_ISREG(st.st_mode) or len(head) != _HEAD or head[:8] != _MAGIC:
@@ -173,12 +179,10 @@ def _read_cached(cached: Path) -> np.ndarray | None:
                 crc = zlib.crc32(memoryview(buffer)[:n], crc)
             if crc != int.from_bytes(head[16:20], "little"):
                 return None
-    except OSError:
-        return None
-    with contextlib.suppress(OSError):
-        os.utime(cached)  # recently used: trimmed last
-    try:
-        return np.memmap(cached, dtype="<f4", mode="r", offset=_HEAD, shape=(frames, 2))
+            with contextlib.suppress(OSError):
+                os.utime(f.fileno())  # recently used: trimmed last
+            # The file checked is the file mapped: no second lookup of its name.
+            return np.memmap(f, dtype="<f4", mode="r", offset=_HEAD, shape=(frames, 2))
     except (OSError, ValueError, MemoryError):
         return None
 

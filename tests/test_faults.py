@@ -328,6 +328,17 @@ def test_a_damaged_sound_cache_entry_is_decoded_again_never_played(tmp_path, fol
     with open(cached, "rb") as f:
         f.seek(1000)
         assert f.read(1) == byte  # written anew
+    # A link planted there, to a valid entry of other samples: not followed, replaced.
+    other = tmp_path / "other.wav"
+    soundfile.write(other, np.full((20000, 2), 0.25, np.float32), 22050)
+    assets.load_sound.cache_clear()
+    assets.load_sound(other)
+    (planted,) = [p for p in (folders["cache"] / "sounds").iterdir() if p != cached]
+    cached.unlink()
+    cached.symlink_to(planted)
+    assets.load_sound.cache_clear()
+    assert np.array_equal(np.asarray(assets.load_sound(wav)), clean)
+    assert not cached.is_symlink()
 
 
 # ---- huge numbers ------------------------------------------------------------------------------
