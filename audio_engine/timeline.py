@@ -218,7 +218,7 @@ def compile(
         builder.problem(
             where,
             f"the session lasts {_fmt_s(builder.cursor)} with its speech, longer than the "
-            f"limit of 4 hours (by {(builder.cursor - samples(MAX_SESSION_S)) / SAMPLE_RATE:.3g} s)",
+            f"limit of 4 hours (by {_excess(builder.cursor - samples(MAX_SESSION_S))})",
         )
     elif builder.cursor > samples(WARN_SESSION_S):
         warnings.append(
@@ -293,8 +293,18 @@ def _file(session: Session) -> str:
     return str(session.source) if session.source else "<memory>"
 
 
+def _excess(n_samples: int) -> str:
+    """How far past a limit, in as few digits as say it: `0.001 s`, `2.29 s`, `1,234 h 5 min ...`."""
+    seconds = n_samples / SAMPLE_RATE
+    return f"{seconds:.3g} s" if seconds < 1000 else _fmt_s(n_samples)
+
+
 def _fmt_s(n_samples: int) -> str:
-    return f"{n_samples / SAMPLE_RATE:.2f} s"
+    seconds = n_samples / SAMPLE_RATE
+    if seconds < 1e6:
+        return f"{seconds:.2f} s"
+    hours, rest = divmod(seconds, 3600)  # never a 10-digit count of seconds
+    return f"{int(hours):,} h {int(rest // 60)} min {rest % 60:.2f} s"
 
 
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -369,6 +369,24 @@ def test_a_session_just_over_4_hours_says_by_how_much(tmp_path):
     assert "at least 4 h 0.001 s (before counting its speech); the limit is 4 hours" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "steps",
+    [
+        "  - breathe: {pattern: 4-7-8, unit: 1000, cycles: 1000}\n",
+        "  - repeat: 1000\n    steps:\n      - repeat: 1000\n        steps: [{pause: 4h}]\n",
+    ],
+    ids=["breathe", "repeats"],
+)
+def test_huge_sessions_are_said_at_the_script_in_readable_numbers(tmp_path, steps):
+    script = tmp_path / "huge.en.yaml"
+    script.write_text("format: 1\ntitle: T\nlanguage: en\nsteps:\n" + steps)
+    done = _relax("validate", str(script), timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    for line in done.stderr.splitlines():
+        assert line.startswith(str(script)), line  # never "<memory>:1:1"
+        assert not re.search(r"\d{7}", line), line
+
+
 # ---- damaged files, closed streams -------------------------------------------------------------
 
 
