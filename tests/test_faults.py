@@ -587,6 +587,31 @@ def test_the_atomic_writer_on_a_full_disk_leaves_nothing(full_disk):
     assert list((full_disk / "cache").iterdir()) == []
 
 
+def test_a_full_cache_disk_costs_nothing_but_time(full_disk, tmp_path):
+    # A sound layer (3.5 MB once decoded), noise and a chime: their caches do not fit in 2 MiB.
+    rng = np.random.default_rng(5)
+    soundfile.write(tmp_path / "rain.wav", 0.1 * rng.standard_normal((10 * 22050, 2)), 22050)
+    script = tmp_path / "cached.en.yaml"
+    script.write_text(
+        "format: 1\nid: cached\ntitle: T\nlanguage: en\nbackground:\n"
+        "  - sound: {file: rain.wav, volume: 0.3}\n  - noise: {color: brown, volume: 0.1}\n"
+        "steps:\n  - chime: soft\n  - pause: 12\n"
+    )
+    clean = _relax("export", str(script), "-o", str(tmp_path / "clean.wav"))
+    assert clean.returncode == 0, clean.stderr
+    done = _relax(
+        "export",
+        str(script),
+        "-o",
+        str(tmp_path / "full.wav"),
+        env={"RELAX_CACHE_DIR": str(full_disk / "cache")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "full.wav").read_bytes() == (tmp_path / "clean.wav").read_bytes()
+    left = [p.name for p in (full_disk / "cache").rglob("*") if p.is_file()]
+    assert not [name for name in left if name.endswith(".tmp")], left
+
+
 # ---- the progress line -------------------------------------------------------------------------
 
 
