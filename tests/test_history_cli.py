@@ -1,5 +1,5 @@
 """The practice history end to end: `relax play` through the real mixer (SDL's disk driver)
-records one row however the play ends (to the end, q, Ctrl-C, SIGTERM), with the samples heard
+records one row however the play ends (to the end, q, Ctrl-C, SIGTERM, SIGHUP), with the samples heard
 and the cycles done; when the file is damaged, locked, full or written by two plays at once the
 session still plays and at most one line says what was not recorded; `relax history` lists,
 exports, stops, resumes and forgets; the window shows today's minutes at the end."""
@@ -167,7 +167,7 @@ def _wait_for_sound(raw, proc, timeout_s=60.0):
     raise AssertionError("no sound reached the device")
 
 
-@pytest.mark.parametrize("how", ["q", "ctrl-c", "sigterm"])
+@pytest.mark.parametrize("how", ["q", "ctrl-c", "sigterm", "sighup"])
 def test_a_play_that_is_stopped_records_what_was_heard(tiny, home, tmp_path, how):
     path, prepared, _ = tiny
     raw = tmp_path / "stop.raw"
@@ -179,11 +179,12 @@ def test_a_play_that_is_stopped_records_what_was_heard(tiny, home, tmp_path, how
             "q": lambda: os.write(master, b"q"),
             "ctrl-c": lambda: proc.send_signal(signal.SIGINT),
             "sigterm": lambda: proc.send_signal(signal.SIGTERM),
+            "sighup": lambda: proc.send_signal(signal.SIGHUP),  # the terminal closed
         }[how]()
         _, err = proc.communicate(timeout=30)
     finally:
         os.close(master)
-    assert proc.returncode == {"q": 0, "ctrl-c": 130, "sigterm": 143}[how], err
+    assert proc.returncode == {"q": 0, "ctrl-c": 130, "sigterm": 143, "sighup": 129}[how], err
     assert "Traceback" not in err and "Today" not in err and "not recorded" not in err
     (play,) = _rows(home)
     assert play.completed is False
