@@ -195,6 +195,34 @@ def test_folders_are_0700_and_files_0600_under_umask_000(tmp_path, folders):
     assert _mode(cached) == 0o600
 
 
+def test_an_export_and_a_setting_under_umask_000_make_only_private_files(tmp_path, folders):
+    rng = np.random.default_rng(3)
+    soundfile.write(tmp_path / "rain.wav", 0.1 * rng.standard_normal((22050, 2)), 22050)
+    script = tmp_path / "private.en.yaml"
+    script.write_text(
+        "format: 1\nid: private\ntitle: T\nlanguage: en\nbackground:\n"
+        "  - sound: {file: rain.wav, volume: 0.3}\n  - noise: {color: pink, volume: 0.1}\n"
+        "steps:\n  - chime: soft\n  - pause: 2\n"
+    )
+    for args in (["export", str(script), "-o", str(tmp_path / "out.wav")], ["history", "--off"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "audio_engine", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            preexec_fn=lambda: os.umask(0),
+        )
+        assert done.returncode == 0, done.stderr
+    made = [p for name in ("cache", "settings") for p in [folders[name], *folders[name].rglob("*")]]
+    # (The speech engines' own cache files are checked with the speech engines.)
+    made = [p for p in made if not p.name.startswith(("neural-", "espeak-", "speech"))]
+    assert {p.name for p in made} >= {"gain", "noise", "chime", "sounds", "history-off"}
+    for path in made:
+        assert _mode(path) == (0o700 if path.is_dir() else 0o600), path
+    assert _mode(tmp_path / "out.wav") == 0o666  # the person's own file: the umask's choice
+
+
 def test_a_data_folder_that_is_a_regular_file_is_named(tmp_path, folders, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
