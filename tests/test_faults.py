@@ -467,6 +467,18 @@ def test_an_export_to_a_non_ascii_name_under_the_c_locale(tmp_path):
     assert not list(tmp_path.glob(".*"))
 
 
+def test_a_sound_file_name_the_locale_cannot_spell_is_a_located_error(tmp_path):
+    soundfile.write(tmp_path / "regen ö.wav", np.zeros((100, 2), np.float32), RATE)
+    script = tmp_path / "named.en.yaml"
+    script.write_text(
+        'format: 1\ntitle: T\nlanguage: en\nbackground:\n  - sound: {file: "regen ö.wav", volume: 0.5}\n'
+        "steps:\n  - pause: 1\n"
+    )
+    assert _relax("validate", "--no-voice", str(script)).returncode == 0
+    done = _relax("validate", "--no-voice", str(script), env=C_LOCALE, encoding="ascii")
+    _one_clear_line(done, 1, "named.en.yaml:5:19:", "file name encoding (ascii)", "UTF-8 locale")
+
+
 # ---- signals during an export and a play -------------------------------------------------------
 
 

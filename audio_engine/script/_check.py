@@ -14,6 +14,7 @@ import math
 import os
 import re
 import stat
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -906,6 +907,15 @@ class Checker:
             resolved_roots = [r.resolve() for r in roots]
             inside = any(full.is_relative_to(r) for r in resolved_roots)
             mode = full.stat().st_mode if full.exists() else None
+        except UnicodeError:
+            self.report(
+                node,
+                path,
+                f"cannot use the sound file {describe(node)}: its name cannot be written in this "
+                f"system's file name encoding ({sys.getfilesystemencoding()}); use a UTF-8 locale "
+                "(LANG=C.UTF-8) or rename the file",
+            )
+            return BAD
         except (OSError, ValueError, RuntimeError) as exc:
             self.report(node, path, f"cannot use the sound file {describe(node)}: {exc}")
             return BAD
