@@ -30,6 +30,7 @@ import shutil
 import signal
 import struct
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -725,6 +726,7 @@ def export_many(
     check_options(format_for(None, fmt), float32=float32, quality=quality)
     jobs = max(1, jobs or os.cpu_count() or 1)
     ctx = multiprocessing.get_context("spawn")
+    _start_resource_tracker()
     messages = ctx.Queue()
     cancel = ctx.Event()
     fractions = dict.fromkeys(range(len(scripts)), 0.0)
@@ -739,6 +741,13 @@ def export_many(
         initializer=_worker_init,
         initargs=(messages, cancel),
     )
+    # SIGTERM and SIGHUP are acted on between waits, not wherever they land (inside the pool's
+    # own locks, a shutdown would wait forever).
+    stop: list[int] = []
+    old_handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in _ending_signals():
+            old_handlers[signum] = signal.signal(signum, lambda n, f: stop.append(n))
     try:
         # Workers start with Ctrl-C blocked (a spawned process keeps the signal mask it was
         # started with), so one interrupted while it is still importing prints no traceback; a
@@ -756,6 +765,8 @@ def export_many(
                 signal.pthread_sigmask(signal.SIG_SETMASK, before)
         pending = set(futures)
         while pending:
+            if stop:
+                raise SystemExit(128 + stop[0])
             finished, pending = concurrent.futures.wait(pending, timeout=0.2)
             _drain(messages, fractions)
             for future in finished:
@@ -772,8 +783,38 @@ def export_many(
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
     pool.shutdown(wait=True)
+    if stop:
+        raise SystemExit(128 + stop[0])
     return [outcomes[i] for i in range(len(scripts))]
+
+
+def _ending_signals() -> list[int]:
+    """SIGTERM, and SIGHUP unless it is ignored (`nohup`)."""
+    found = [signal.SIGTERM]
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        found.append(hup)
+    return found
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker ignoring SIGHUP, as it ignores SIGINT and SIGTERM:
+    when the terminal closes, the whole process group gets SIGHUP, and a tracker that died of it
+    would be started again and print tracebacks about the workers' semaphores it never saw."""
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None or threading.current_thread() is not threading.main_thread():
+        return
+    from multiprocessing import resource_tracker
+
+    old = signal.signal(hup, signal.SIG_IGN)  # kept ignored across exec by the child
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(hup, old)
 
 
 def _drain(messages, fractions) -> None:
@@ -792,15 +833,21 @@ def _worker_init(messages, cancel) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # SIGTERM (or SIGHUP: the terminal closed) to the group ends a worker through its cleanup:
     # no temporary file stays behind.
-    signal.signal(signal.SIGTERM, _worker_terminated)
-    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, _worker_terminated)
+    for signum in _ending_signals():
+        signal.signal(signum, _worker_terminated)
     _progress_queue = messages
     _cancel = cancel
 
 
+_signalled: int | None = None  # SIGTERM or SIGHUP received by this worker
+
+
 def _worker_terminated(signum, frame) -> None:
-    raise SystemExit(128 + signum)
+    # Noted here, acted on in `report` between blocks: raising at an arbitrary point could leave
+    # a lock that the workers share (the queue's) held by a worker that is gone, and the others
+    # waiting for it forever.
+    global _signalled
+    _signalled = signum
 
 
 class _Cancelled(KeyboardInterrupt):
@@ -813,6 +860,8 @@ def _export_one(index: int, script: str, outdir: str, options: dict) -> Outcome:
     last = [0.0]
 
     def report(done: int, total: int, share: float, offset: float) -> None:
+        if _signalled is not None:
+            raise SystemExit(128 + _signalled)  # through `export`'s cleanup
         if _cancel is not None and _cancel.is_set():
             raise _Cancelled
         fraction = offset + share * (done / total if total else 1.0)

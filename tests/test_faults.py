@@ -521,6 +521,32 @@ def test_sighup_and_sigterm_end_an_export_cleanly(long_script, tmp_path, folders
     assert list(tmp_path.iterdir()) == []
 
 
+def test_sighup_to_the_process_group_ends_a_batch_export_cleanly(tmp_path, folders):
+    # Closing the terminal signals every process of the group: workers and multiprocessing's
+    # resource tracker too.
+    scripts = []
+    for name in ("one", "two"):
+        path = tmp_path / f"{name}.en.yaml"
+        path.write_text(QUIET.format(seconds=600).replace("id: quiet", f"id: {name}"))
+        scripts.append(str(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_engine", "export", "--all", *scripts, "--outdir", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    _wait_for_part(out, proc)
+    os.killpg(proc.pid, signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 129, err
+    assert "Traceback" not in err and "Error" not in err, err
+    assert list(out.iterdir()) == []
+
+
 def test_a_part_left_by_kill_9_is_removed_by_the_next_export_to_that_file(
     long_script, tmp_path, folders
 ):
