@@ -332,6 +332,12 @@ def estimate_gain(timeline: Timeline, sources: Sources, speech_energy=None) -> f
             profiles[key] = (loudness.energy_profile(signal, rate), len(signal))
         return profiles[key]
 
+    def file_profile(key, data: np.ndarray, volume: float) -> tuple[np.ndarray, int]:
+        # Weighed in blocks: a long file mapped from the cache is never copied whole.
+        if key not in profiles:
+            profiles[key] = (loudness.energy_profile_scaled(data, rate, volume), len(data))
+        return profiles[key]
+
     def clip_profile(utterance) -> tuple[np.ndarray, int]:
         if speech_energy is not None:
             return speech_energy(utterance)
@@ -393,13 +399,11 @@ def estimate_gain(timeline: Timeline, sources: Sources, speech_energy=None) -> f
                     # One period repeats: the file without the tail that crossfades into the
                     # next pass's start.
                     key = ("loop", layer.path, layer.volume)
-                    found = profile_of(
-                        key, lambda d=data[:period], v=layer.volume: d * np.float32(v)
-                    )
+                    found = file_profile(key, data[:period], layer.volume)
                     place(level, found, 0, total)
                 else:
                     key = ("file", layer.path, layer.volume)
-                    found = profile_of(key, lambda d=data, v=layer.volume: d * np.float32(v))
+                    found = file_profile(key, data, layer.volume)
                     place(level, found, 0, min(total, found[1]))
             else:
                 level += layer_level(layer)

@@ -338,6 +338,36 @@ def test_a_long_sound_layer_is_decoded_to_the_cache_in_bounded_memory(tmp_path, 
     assert int(grown_mb) < decoded_mb / 4, (grown_mb, decoded_mb)
 
 
+def test_the_gain_estimate_weighs_a_long_sound_file_in_blocks(tmp_path, folders):
+    import tracemalloc
+
+    from audio_engine import loudness, pipeline
+
+    rng = np.random.default_rng(2)
+    x = (0.3 * rng.standard_normal((200_003, 2))).astype(np.float32)
+    whole = loudness.energy_profile(x * np.float32(0.37), RATE)
+    assert np.array_equal(loudness.energy_profile_scaled(x, RATE, 0.37), whole)
+    # Five minutes at 8 kHz: 106 MB once decoded; the estimate holds far less at any time.
+    wav = tmp_path / "long.wav"
+    tone = (0.3 * np.sin(np.arange(8000 * 300) * 2 * np.pi * 220 / 8000)).astype(np.float32)
+    soundfile.write(wav, tone, 8000, subtype="PCM_16")
+    script = tmp_path / "long.en.yaml"
+    script.write_text(
+        "format: 1\ntitle: T\nlanguage: en\nbackground:\n"
+        "  - sound: {file: long.wav, volume: 0.5, loop: false}\nsteps:\n  - pause: 300\n"
+    )
+    assets.load_sound.cache_clear()
+    prepared = pipeline.prepare(pipeline.load(str(script)))
+    tracemalloc.start()
+    try:
+        gain = render.estimate_gain(prepared.timeline, prepared.sources)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert 0 < gain < 100
+    assert peak < 40 * 2**20, peak / 2**20
+
+
 def test_a_damaged_sound_cache_entry_is_decoded_again_never_played(tmp_path, folders):
     wav = tmp_path / "rain.wav"
     rng = np.random.default_rng(7)
