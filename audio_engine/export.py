@@ -28,6 +28,7 @@ import queue
 import secrets
 import shutil
 import signal
+import stat
 import struct
 import sys
 import threading
@@ -152,6 +153,9 @@ def export(
     if form.name == "wav" and frames * 2 * (4 if float32 else 2) > _WAV_LIMIT_BYTES:
         raise ExportError(f"{path}: too long for a WAV file (over 4 GiB); use FLAC")
     _check_name(path)
+    _refuse_special(path)
+    if transcript:
+        _refuse_special(transcript_path(path))
     _remove_stale_parts(folder, path.name)
     if transcript:
         _remove_stale_parts(folder, transcript_path(path).name)
@@ -187,6 +191,20 @@ def export(
             with contextlib.suppress(OSError):
                 os.close(fd)
     return path
+
+
+def _refuse_special(path: Path) -> None:
+    """A device, FIFO or folder at `path` is an error: the finished file is renamed over the
+    target, which would replace /dev/null itself, not write into it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise ExportError(
+            f"cannot write {path}: it is {fsio.kind_of(mode)}, not a regular file (an export is "
+            "written whole to a new file)"
+        )
 
 
 def _check_name(path: Path) -> None:

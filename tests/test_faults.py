@@ -283,6 +283,15 @@ def test_devices_and_fifos_are_refused_without_reading_them(command, target, fif
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_an_export_never_renames_over_a_fifo(tmp_path):
+    script = _quiet(tmp_path / "s")
+    os.mkfifo(tmp_path / "out.wav")
+    done = _relax("export", str(script), "-o", str(tmp_path / "out.wav"), timeout=60)
+    _one_clear_line(done, 1, "out.wav: it is a pipe (FIFO), not a regular file")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "out.wav").st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav", "s"]
+
+
 def test_a_sound_layer_that_is_a_fifo_is_said_as_one(tmp_path):
     os.mkfifo(tmp_path / "rain.wav")
     script = tmp_path / "s.en.yaml"
