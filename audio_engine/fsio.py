@@ -168,7 +168,7 @@ def atomic_write(
     try:
         fd = os.open(tmp, flags, mode)
     except OSError as exc:
-        raise FsError(f"cannot write {path}: {describe(exc)}") from None
+        raise FsError(f"cannot write {path}: {describe(exc)}", describe(exc)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(data):
@@ -183,7 +183,7 @@ def atomic_write(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise FsError(f"cannot write {path}: {describe(exc)}") from None
+            raise FsError(f"cannot write {path}: {describe(exc)}", describe(exc)) from None
         raise
     return path
 
@@ -196,10 +196,12 @@ def open_private(path: Path | str, flags: int = os.O_RDWR | os.O_CREAT) -> int:
     try:
         fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | _CLOEXEC, FILE_MODE)
     except OSError as exc:
-        raise FsError(f"cannot open {path}: {describe(exc)}") from None
+        raise FsError(f"cannot open {path}: {describe(exc)}", describe(exc)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FsError(f"cannot open {path}: it is not a regular file")
+            raise FsError(
+                f"cannot open {path}: it is not a regular file", "it is not a regular file"
+            )
         if _NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:

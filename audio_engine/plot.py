@@ -20,8 +20,10 @@ An edge module: it imports pygame. The pure stages never import it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,6 +289,11 @@ def save(
     plot = draw(timeline, sound_lengths, width)
     if target.is_symlink():  # write through a link to the file it names, as an export does
         target = target.resolve()
+    with contextlib.suppress(OSError):
+        mode = os.stat(target).st_mode
+        if not stat.S_ISREG(mode):  # never renamed over a FIFO or a device
+            reason = f"it is {fsio.kind_of(mode)}, not a regular file"
+            raise fsio.FsError(f"cannot write {target}: {reason}", reason)
     # The user's own file, so the umask's permissions; written whole or not at all.
     fsio.atomic_write(
         target,

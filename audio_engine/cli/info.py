@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             picture = plot.save(prepared.timeline, args.plot, lengths)
         except Exception as exc:  # OSError, pygame.error: a folder we may not write, a full disk
-            raise ExportError(f"cannot write {args.plot}: {exc}") from None
+            reason = getattr(exc, "reason", None) or exc  # fsio's errors: without the name
+            raise ExportError(f"cannot write {args.plot}: {reason}") from None
         w, h = picture.surface.get_size()
         print(f"{args.plot}: the timeline, {w}x{h} px", file=sys.stderr)
     if args.json:
