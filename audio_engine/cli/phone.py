@@ -143,20 +143,24 @@ def run(args: argparse.Namespace) -> int:
     if serving is None:
         return 1 if failed else 0
     try:
-        if host.startswith("127."):
-            line = _(
-                "relax: serving {count} sessions to this computer only; stop with Ctrl-C"
-            ).format(count=len(result.episodes))
-        else:
-            line = _(
-                "relax: serving {count} sessions on {host}: anyone on this network who has the "
-                "link can listen; stop with Ctrl-C"
-            ).format(count=len(result.episodes), host=host)
+        line = start_line(host, len(result.episodes))
         print(line, file=sys.stderr, flush=True)
         serving.serve_forever()
     finally:
         serving.close()
     return 0
+
+
+def start_line(host: str, count: int) -> str:
+    """The line that says who can listen now and how to stop."""
+    if host.startswith("127.") or host == "::1":
+        return _("relax: serving {count} sessions to this computer only; stop with Ctrl-C").format(
+            count=count
+        )
+    return _(
+        "relax: serving {count} sessions on {host}: anyone on this network who has the link can "
+        "listen; stop with Ctrl-C"
+    ).format(count=count, host=host)
 
 
 def _weight(script: Path) -> float:

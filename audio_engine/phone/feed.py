@@ -17,6 +17,7 @@ episode's, not the time it was written.
 from __future__ import annotations
 
 import functools
+import html
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -86,7 +87,8 @@ def render(episodes: Sequence[Episode], base_url: str, language: str) -> bytes:
         fe = fg.add_entry(order="append")
         fe.guid(guid(episode), permalink=False)
         fe.title(episode.title)
-        fe.description(episode.description or episode.title)
+        # Podcast apps read a description as HTML: the script's text is shown as it is written.
+        fe.description(html.escape(episode.description or episode.title, quote=False))
         fe.enclosure(url_for(base_url, episode.audio), str(episode.size_bytes), AUDIO_TYPE)
         fe.pubDate(when)
         fe.podcast.itunes_duration(round(episode.duration_s))

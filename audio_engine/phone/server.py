@@ -142,6 +142,10 @@ def _send(handle, file: Path, environ, respond):
         # A unit other than bytes, or several ranges at once: the whole file (RFC 9110 14.2).
         if unit != "bytes" or (parsed is not None and len(parsed.ranges) > 1):
             environ = {k: v for k, v in environ.items() if k != "HTTP_RANGE"}
+        elif parsed is not None and parsed.ranges[0][1] is None:
+            start = parsed.ranges[0][0]
+            if start < 0 and -start > info.st_size:  # a suffix longer than the file: all of it
+                environ = {**environ, "HTTP_RANGE": "bytes=0-"}
     response = Response(
         wrap_file(environ, handle),
         mimetype=None,
