@@ -194,6 +194,32 @@ def test_a_changed_script_is_exported_again_and_only_it(made, tmp_path):
     assert (folder / "kort-een.nl.vtt").is_file()
 
 
+def test_an_interrupted_run_keeps_the_sessions_it_finished(tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    short = _script(scripts, "kort", "Kort", "Hallo.", "Kort.")
+    long = _script(scripts, "lang", "Lang", "Hallo.", "Lang.")
+    long.write_text(long.read_text() + "  - pause: 900s\n")  # minutes to encode
+    folder = tmp_path / "feed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "audio_engine", "phone", str(short), str(long), "-l", "nl",
+         "--dir", str(folder), "--local", "--no-serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (folder / "kort.nl.mp3").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    assert not (folder / "lang.nl.mp3").exists()
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".part")] == []
+    again = _relax("phone", str(short), "-l", "nl", "--dir", str(folder), "--local", "--no-serve")
+    assert "0 exported, 1 unchanged" in again.stderr, again.stderr
+
+
 def test_the_key_follows_the_script_bytes_and_nothing_else(tmp_path):
     from audio_engine import pipeline
 

@@ -18,7 +18,7 @@ Entry points:
 - `load_state(folder)`, `save_state(folder, state)`: that state file.
 
 Exports go through `export.export_many` (worker processes, atomic files): an interrupted run
-leaves the episodes it finished and no partial file.
+leaves no partial file, and the sessions it finished are recorded (not made again next time).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import os
 import platform
 import re
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -302,28 +303,36 @@ def update(
             kept.append(name)
         else:
             to_make.append((script, session, key))
-    made = []
+    made: list[str] = []
     if to_make:
-        outcomes = export.export_many(
-            [str(script) for script, _, _ in to_make],
-            folder,
-            fmt=FORMAT,
-            language=language,
-            transcript=True,
-            jobs=jobs,
-            progress=progress,
-            weights=None if weight is None else [weight(script) for script, _, _ in to_make],
-        )
+        started_ns = time.time_ns()
+        try:
+            outcomes = export.export_many(
+                [str(script) for script, _, _ in to_make],
+                folder,
+                fmt=FORMAT,
+                language=language,
+                transcript=True,
+                jobs=jobs,
+                progress=progress,
+                weights=None if weight is None else [weight(s) for s, _, _ in to_make],
+            )
+        except BaseException:
+            # Interrupted: the sessions finished meanwhile are complete files (each renamed into
+            # place at its end), kept for the next run.
+            for _script, session, key in to_make:
+                audio = folder / export.default_name(session, FORMAT)
+                with contextlib.suppress(OSError):
+                    if audio.stat().st_mtime_ns >= started_ns:
+                        _record(folder, session, key, audio, known, made)
+            with contextlib.suppress(PhoneError):
+                save_state(folder, state)
+            raise
         for (script, session, key), outcome in zip(to_make, outcomes, strict=True):
             if outcome.error is not None:
                 failed.append((str(script), outcome.error))
                 continue
-            episode = _made(folder, session, key, outcome)
-            # A script changed while it was exported: its next run makes it again.
-            if _key_now(session) != key:
-                episode = Episode(**{**asdict(episode), "key": "changed"})
-            known[episode.name] = asdict(episode)
-            made.append(episode.name)
+            _record(folder, session, key, Path(outcome.path), known, made)
     save_state(folder, state)
     episodes = []
     for _script, session, _key in wanted:
@@ -331,6 +340,15 @@ def update(
         if episode is not None and _files_ok(folder, episode):
             episodes.append(episode)
     return Update(episodes, made, kept, failed)
+
+
+def _record(folder: Path, session, key: str, audio: Path, known: dict, made: list) -> None:
+    episode = _made(folder, session, key, audio)
+    # A script changed while it was exported: its next run makes it again.
+    if _key_now(session) != key:
+        episode = Episode(**{**asdict(episode), "key": "changed"})
+    known[episode.name] = asdict(episode)
+    made.append(episode.name)
 
 
 def _reason(exc: RelaxError) -> str:
@@ -363,10 +381,12 @@ def _files_ok(folder: Path, episode: Episode) -> bool:
         return False
 
 
-def _made(folder: Path, session, key: str, outcome) -> Episode:
+def _made(folder: Path, session, key: str, audio: Path) -> Episode:
+    import soundfile
+
     from audio_engine import export
 
-    audio = Path(outcome.path)
+    info = soundfile.info(str(audio))
     chapters = read_chapters(audio)
     chapters_name = f"{session.id}.{session.language}{CHAPTERS_SUFFIX}"
     document = {
@@ -387,7 +407,7 @@ def _made(folder: Path, session, key: str, outcome) -> Episode:
         transcript=export.transcript_path(audio).name,
         chapters=chapters_name,
         size_bytes=audio.stat().st_size,
-        duration_s=round(float(outcome.duration_s), 3),
+        duration_s=round(info.frames / info.samplerate, 3),
         published=datetime.now(UTC).replace(microsecond=0).isoformat(),
         key=key,
         chapter_count=len(chapters),
