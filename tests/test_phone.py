@@ -581,6 +581,7 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path):
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(1500)
 def test_the_dutch_library_becomes_a_feed_and_a_second_run_makes_nothing(tmp_path):
     folder = tmp_path / "feed"
     args = ("phone", "-l", "nl", "--dir", str(folder), "--local", "--no-serve")
@@ -598,5 +599,34 @@ def test_the_dutch_library_becomes_a_feed_and_a_second_run_makes_nothing(tmp_pat
         assert int(entry.enclosures[0].length) == (folder / name).stat().st_size
         assert entry.podcast_chapters["url"] and entry.podcast_transcript["url"]
         assert json.loads((folder / name.replace(".mp3", ".chapters.json")).read_text())["chapters"]
-    again = _relax(*args)
+    again = _relax(*args, timeout=300)
     assert f"0 exported, {len(ids)} unchanged" in again.stderr
+
+
+def test_the_page_names_the_programs_files_and_options(root):
+    import re
+
+    from audio_engine.cli import build_parser
+
+    page = (root / "docs" / "phone.md").read_text()
+    for name in (feed.FEED, feed.ICON, qr.PNG_NAME, episodes.STATE_FILE, "<id>.<lang>.vtt"):
+        assert f"| `{name}` |" in page, name
+    assert f"`<id>.<lang>{episodes.CHAPTERS_SUFFIX}`" in page
+    synopsis = page.split("```")[1]
+    (sub,) = [
+        a
+        for a in build_parser("phone")._actions
+        if getattr(a, "choices", None) and "phone" in a.choices
+    ]
+    options = {
+        o for a in sub.choices["phone"]._actions for o in a.option_strings if o.startswith("--")
+    }
+    assert set(re.findall(r"--[a-z-]+", synopsis)) == options - {"--help", "--language"}
+    from audio_engine.phone import server
+
+    assert str(server.DEFAULT_PORT) in page and f"up to {server.THREADS} downloads" in page
+
+
+def test_the_default_folder_is_feed_in_the_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELAX_DATA_DIR", str(tmp_path))
+    assert episodes.default_folder() == tmp_path / "feed"
