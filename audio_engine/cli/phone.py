@@ -132,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
         port = serving.port
     if args.port:  # a port asked for is the next run's default: the phone's link keeps working
         state["port"] = args.port
-    episodes.save_state(folder, state)
     base = server.base_url(host, port, state["token"])
-    feed.write(folder, result.episodes, base, language)
+    feed.write(folder, result.episodes, base, language, state)
+    episodes.save_state(folder, state)
     url = base + feed.FEED
     qr.write_png(url, folder / qr.PNG_NAME)
     print(qr.terminal_text(url), end="")

@@ -102,11 +102,22 @@ def render(episodes: Sequence[Episode], base_url: str, language: str) -> bytes:
     return fg.rss_str(pretty=True)
 
 
-def write(folder: Path, episodes: Sequence[Episode], base_url: str, language: str) -> Path:
-    """`feed.xml` and the picture in `folder` (each rewritten only when its bytes change)."""
+def write(
+    folder: Path, episodes: Sequence[Episode], base_url: str, language: str, state=None
+) -> Path:
+    """`feed.xml` and the picture in `folder` (each rewritten only when its bytes change).
+
+    `state` (the folder's, `episodes.load_state`) remembers which drawing of the picture the
+    folder has, so that it is drawn only when that changes."""
+    import hashlib
+
     from audio_engine.phone import icon
 
-    write_bytes(folder / ICON, icon.icon_png())
+    drawing = hashlib.sha256(Path(icon.__file__).read_bytes()).hexdigest()
+    if state is None or state.get("icon") != drawing or not (folder / ICON).is_file():
+        write_bytes(folder / ICON, icon.icon_png())
+        if state is not None:
+            state["icon"] = drawing
     path = folder / FEED
     write_bytes(path, render(episodes, base_url, language))
     return path
