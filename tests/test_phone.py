@@ -575,6 +575,8 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path):
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1].startswith(f"relax: error: port {port} on 127.0.0.1")
     assert "Traceback" not in done.stderr
+    # Said before exporting anything.
+    assert not (tmp_path / "f" / "k.nl.mp3").exists() and "exported" not in done.stderr
 
 
 # ---- the whole library -------------------------------------------------------------------------

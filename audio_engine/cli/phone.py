@@ -68,7 +68,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from audio_engine import library
-    from audio_engine.phone import episodes, feed, qr, server
+    from audio_engine.phone import episodes, server
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0-65535, not {args.port}")
@@ -91,6 +91,29 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    # The address and port first: one that cannot be had is said before minutes of exporting.
+    host = "127.0.0.1" if args.local else server.lan_address()
+    if host is None:
+        print(
+            _("relax: no local network found; only this computer can listen (127.0.0.1)"),
+            file=sys.stderr,
+        )
+        host = "127.0.0.1"
+    port = args.port if args.port is not None else int(state.get("port", server.DEFAULT_PORT))
+    serving = None
+    if not args.no_serve:
+        serving = server.Server(folder, state["token"], (), host, port, log=_log)
+        port = serving.port
+    try:
+        return _make_and_serve(args, selection, folder, state, language, host, port, serving)
+    finally:
+        if serving is not None:
+            serving.close()
+
+
+def _make_and_serve(args, selection, folder, state, language, host, port, serving) -> int:
+    from audio_engine.phone import episodes, feed, qr, server
+
     progress = _common.Progress(_("exporting sessions for your phone"))
     try:
         result = episodes.update(
@@ -111,25 +134,6 @@ def run(args: argparse.Namespace) -> int:
         ),
         file=sys.stderr,
     )
-    host = "127.0.0.1" if args.local else server.lan_address()
-    if host is None:
-        print(
-            _("relax: no local network found; only this computer can listen (127.0.0.1)"),
-            file=sys.stderr,
-        )
-        host = "127.0.0.1"
-    port = args.port if args.port is not None else int(state.get("port", server.DEFAULT_PORT))
-    serving = None
-    if not args.no_serve:
-        serving = server.Server(
-            folder,
-            state["token"],
-            feed.served_files(result.episodes),
-            host,
-            port,
-            log=_log,
-        )
-        port = serving.port
     if args.port:  # a port asked for is the next run's default: the phone's link keeps working
         state["port"] = args.port
     base = server.base_url(host, port, state["token"])
@@ -142,12 +146,9 @@ def run(args: argparse.Namespace) -> int:
     failed = bool(result.failed or selection.missing)
     if serving is None:
         return 1 if failed else 0
-    try:
-        line = start_line(host, len(result.episodes))
-        print(line, file=sys.stderr, flush=True)
-        serving.serve_forever()
-    finally:
-        serving.close()
+    serving.app.set_files(feed.served_files(result.episodes))
+    print(start_line(host, len(result.episodes)), file=sys.stderr, flush=True)
+    serving.serve_forever()
     return 0
 
 

@@ -65,14 +65,15 @@ def render(episodes: Sequence[Episode], base_url: str, language: str) -> bytes:
     fg.register_extension("podcastindex", *_extension_classes())
     title = _("relax sessions")
     fg.title(title)
+    # No web page goes with it: the feed itself is its link.
     fg.link(href=url_for(base_url, FEED), rel="self")
-    fg.link(href=base_url, rel="alternate")
+    fg.link(href=url_for(base_url, FEED), rel="alternate")
     fg.description(
         _("Voice-guided relaxation sessions from relax on your computer, for your own listening.")
     )
     fg.language(language)
     fg.generator(f"relax {__version__} (python-feedgen)")
-    fg.image(url=icon, title=title, link=base_url)
+    fg.image(url=icon, title=title, link=url_for(base_url, FEED))
     fg.podcast.itunes_image(icon)
     fg.podcast.itunes_author("relax")
     fg.podcast.itunes_category("Health & Fitness", "Mental Health")

@@ -60,8 +60,12 @@ class FeedApp:
     ):
         self.folder = Path(folder).resolve()
         self._token = token.encode("ascii")
-        self._files = {name: self.folder / name for name in files if "/" not in name}
         self._log = log
+        self.set_files(files)
+
+    def set_files(self, files: Iterable[str]) -> None:
+        """The names served from now on (file names in the folder; others are ignored)."""
+        self._files = {name: self.folder / name for name in files if "/" not in name}
 
     def __call__(self, environ, start_response):
         method = environ.get("REQUEST_METHOD", "")
