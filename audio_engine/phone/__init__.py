@@ -23,3 +23,12 @@ import gettext
 def _(message: str) -> str:
     """Interface text, translated where relax has a catalog for the reader's language."""
     return gettext.dgettext("relax", message)
+
+
+def translator(language: str):
+    """`_` for text a listener reads in `language` (the feed's title and description), from
+    relax's catalog for that language where there is one, else as written."""
+    from audio_engine.model import primary_language
+
+    wanted = [language.replace("-", "_"), primary_language(language)]
+    return gettext.translation("relax", languages=wanted, fallback=True).gettext

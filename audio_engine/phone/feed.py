@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from audio_engine import __version__
-from audio_engine.phone import _
+from audio_engine.phone import translator
 from audio_engine.phone.episodes import AUDIO_TYPE, Episode, write_bytes
 
 FEED = "feed.xml"
@@ -58,6 +58,7 @@ def render(episodes: Sequence[Episode], base_url: str, language: str) -> bytes:
     """The feed as bytes; `base_url` ends with `/` and every file's URL is it plus the name."""
     from feedgen.feed import FeedGenerator
 
+    _ = translator(language)  # the listener's language, not this computer's
     icon = url_for(base_url, ICON)
     fg = FeedGenerator()
     fg.load_extension("podcast")
