@@ -215,7 +215,7 @@ def test_an_interrupted_run_keeps_the_sessions_it_finished(tmp_path):
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130
     assert not (folder / "lang.nl.mp3").exists()
-    assert [p.name for p in folder.iterdir() if p.name.endswith(".part")] == []
+    assert [p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp"))] == []
     again = _relax("phone", str(short), "-l", "nl", "--dir", str(folder), "--local", "--no-serve")
     assert "0 exported, 1 unchanged" in again.stderr, again.stderr
 
@@ -556,7 +556,7 @@ def test_ctrl_c_stops_it_cleanly_with_130(made):
     assert served.errors[-1] == "relax: interrupted"
     with pytest.raises(ConnectionRefusedError):
         served.request("GET", served.base + "feed.xml")
-    leftovers = [p.name for p in made["folder"].iterdir() if p.name.endswith(".part")]
+    leftovers = [p.name for p in made["folder"].iterdir() if p.name.endswith((".part", ".tmp"))]
     assert leftovers == []
 
 
@@ -629,6 +629,21 @@ def test_the_page_names_the_programs_files_and_options(root):
     assert str(server.DEFAULT_PORT) in page and f"up to {server.THREADS} downloads" in page
 
 
-def test_the_default_folder_is_feed_in_the_data_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("RELAX_DATA_DIR", str(tmp_path))
-    assert episodes.default_folder() == tmp_path / "feed"
+def test_the_default_folder_is_feed_in_the_data_folder_and_private(tmp_path, monkeypatch):
+    import stat
+
+    monkeypatch.setenv("RELAX_DATA_DIR", str(tmp_path / "data"))
+    assert episodes.default_folder() == tmp_path / "data" / "feed"
+    episodes.make_folder(episodes.default_folder())
+    state = episodes.load_state(episodes.default_folder())
+    episodes.save_state(episodes.default_folder(), state)
+    assert stat.S_IMODE((tmp_path / "data" / "feed").stat().st_mode) == 0o700
+    saved = tmp_path / "data" / "feed" / episodes.STATE_FILE
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert episodes.load_state(episodes.default_folder())["token"] == state["token"]
+    # A state file that is a symlink is not read (a fresh state, with a new token).
+    other = tmp_path / "other.json"
+    other.write_bytes(saved.read_bytes())
+    saved.unlink()
+    saved.symlink_to(other)
+    assert episodes.load_state(episodes.default_folder())["token"] != state["token"]

@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import re
 import secrets
@@ -37,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from audio_engine import __version__
+from audio_engine import __version__, fsio
 from audio_engine.errors import RelaxError
 
 STATE_FILE = ".relax-phone.json"
@@ -46,13 +45,14 @@ FORMAT = "mp3"
 AUDIO_TYPE = "audio/mpeg"
 CHAPTERS_SUFFIX = ".chapters.json"
 CHAPTERS_VERSION = "1.2.0"  # the Podcasting 2.0 JSON chapters format
+_STATE_LIMIT = 16 << 20  # the state file: a few hundred bytes per session
 TOKEN_BYTES = 24  # the link's secret: 192 bits, as URL-safe base64 (32 characters)
 # Subpackages whose code does not shape an exported file's bytes (left out of `export_key`).
 _NOT_SOUND = ("cli", "phone", "player", "remind")
 
 
 class PhoneError(RelaxError):
-    """The feed folder cannot be made, read or written."""
+    """The feed cannot be made or served (a port in use, ...)."""
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,7 @@ class Update:
 
 def default_folder() -> Path:
     """`feed` in the user's data folder (`RELAX_DATA_DIR`, else platformdirs' data folder)."""
-    from audio_engine import history
-
-    return history.data_dir() / "feed"
+    return fsio.data_dir() / "feed"
 
 
 # ---- which sessions ----------------------------------------------------------------------------
@@ -217,12 +215,12 @@ def _library_versions() -> dict[str, str | None]:
 def load_state(folder: Path) -> dict:
     """The state file's contents (a fresh one, with a new token, when there is none)."""
     try:
-        data = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        data = json.loads(fsio.read_checked(folder / STATE_FILE, _STATE_LIMIT, follow=False))
         if data.get("version") == STATE_VERSION and isinstance(data.get("episodes"), dict):
             if not _token_ok(data.get("token")):
                 data["token"] = new_token()
             return data
-    except (OSError, ValueError, AttributeError):
+    except (fsio.FsError, ValueError, AttributeError):
         pass
     return {"version": STATE_VERSION, "token": new_token(), "episodes": {}}
 
@@ -237,28 +235,12 @@ def _token_ok(token) -> bool:
 
 def save_state(folder: Path, state: dict) -> None:
     """Write the state file atomically, readable by its owner only (it holds the link's token)."""
-    path = folder / STATE_FILE
-    tmp = folder / f".{STATE_FILE}.{secrets.token_hex(4)}.part"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(state, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise PhoneError(f"{path}: {exc.strerror or exc}") from None
+    fsio.atomic_write(folder / STATE_FILE, json.dumps(state, indent=1, sort_keys=True).encode())
 
 
 def make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise PhoneError(f"{folder}: there is a file of that name, not a folder") from None
-    except OSError as exc:
-        raise PhoneError(f"{folder}: cannot make the folder: {exc.strerror or exc}") from None
+    """The feed folder and its missing parents, readable by their owner only."""
+    fsio.private_dir(folder)
 
 
 # ---- exporting ---------------------------------------------------------------------------------
@@ -325,7 +307,7 @@ def update(
                 with contextlib.suppress(OSError):
                     if audio.stat().st_mtime_ns >= started_ns:
                         _record(folder, session, key, audio, known, made)
-            with contextlib.suppress(PhoneError):
+            with contextlib.suppress(fsio.FsError):
                 save_state(folder, state)
             raise
         for (script, session, key), outcome in zip(to_make, outcomes, strict=True):
@@ -397,7 +379,8 @@ def _made(folder: Path, session, key: str, audio: Path) -> Episode:
             for title, start_ms, end_ms in chapters
         ],
     }
-    _write_text(folder / chapters_name, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    fsio.atomic_write(folder / chapters_name, text.encode("utf-8"))
     return Episode(
         id=session.id,
         language=session.language,
@@ -425,28 +408,10 @@ def read_chapters(audio: Path) -> list[tuple[str, int, int]]:
     return sorted(found, key=lambda c: c[1])
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise PhoneError(f"{path}: {exc.strerror or exc}") from None
-
-
 def write_bytes(path: Path, data: bytes) -> bool:
     """Write `data` atomically unless the file already holds exactly that; True if written."""
     with contextlib.suppress(OSError):
         if path.read_bytes() == data:
             return False
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise PhoneError(f"{path}: {exc.strerror or exc}") from None
+    fsio.atomic_write(path, data)
     return True
