@@ -54,12 +54,13 @@ def _script(folder: Path, session_id: str, title: str, words: str, description: 
     return path
 
 
-def _relax(*args, timeout=240):
+def _relax(*args, timeout=240, **env):
     return subprocess.run(
         [sys.executable, "-m", "audio_engine", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=dict(os.environ, **env),
     )
 
 
@@ -587,7 +588,9 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path):
 def test_the_dutch_library_becomes_a_feed_and_a_second_run_makes_nothing(tmp_path):
     folder = tmp_path / "feed"
     args = ("phone", "-l", "nl", "--dir", str(folder), "--local", "--no-serve")
-    done = _relax(*args, timeout=1500)
+    own = tmp_path / "own"  # the built-in library only, not what other tests put in the user's
+    own.mkdir()
+    done = _relax(*args, timeout=1500, RELAX_SESSIONS_DIR=str(own))
     assert done.returncode == 0, done.stderr
     parsed = feedparser.parse((folder / "feed.xml").read_bytes())
     from audio_engine import library
@@ -600,8 +603,9 @@ def test_the_dutch_library_becomes_a_feed_and_a_second_run_makes_nothing(tmp_pat
         name = urlsplit(entry.enclosures[0].href).path.split("/")[-1]
         assert int(entry.enclosures[0].length) == (folder / name).stat().st_size
         assert entry.podcast_chapters["url"] and entry.podcast_transcript["url"]
+        assert entry.language == "nl" and int(entry.itunes_duration) >= 30
         assert json.loads((folder / name.replace(".mp3", ".chapters.json")).read_text())["chapters"]
-    again = _relax(*args, timeout=300)
+    again = _relax(*args, timeout=300, RELAX_SESSIONS_DIR=str(own))
     assert f"0 exported, {len(ids)} unchanged" in again.stderr
 
 
