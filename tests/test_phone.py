@@ -193,6 +193,15 @@ def test_a_changed_script_is_exported_again_and_only_it(made, tmp_path):
     (folder / "kort-een.nl.vtt").unlink()
     assert "1 exported, 1 unchanged" in _relax(*args).stderr
     assert (folder / "kort-een.nl.vtt").is_file()
+    # The link stays from run to run; --new-link changes it (and exports nothing).
+    first = _relax(*args).stdout.splitlines()[-1]
+    assert _relax(*args).stdout.splitlines()[-1] == first
+    renewed = _relax(*args, "--new-link")
+    assert "0 exported, 2 unchanged" in renewed.stderr
+    link = renewed.stdout.splitlines()[-1]
+    token = urlsplit(link).path.split("/")[1]
+    assert link != first and token not in first
+    assert f"/{token}/feed.xml".encode() in (folder / "feed.xml").read_bytes()
 
 
 def test_an_interrupted_run_keeps_the_sessions_it_finished(tmp_path):
