@@ -325,6 +325,26 @@ def test_the_guid_is_the_same_for_the_same_session_and_language():
     assert feed.guid(make("a", "nl")) != feed.guid(make("b", "nl"))
 
 
+def test_the_feed_is_the_same_bytes_for_the_same_episodes_and_link():
+    def make(session_id, published):
+        return episodes.Episode(
+            session_id, "nl", "T", "D", f"{session_id}.nl.mp3", f"{session_id}.nl.vtt",
+            f"{session_id}.nl.chapters.json", 1000, 61.4, published, "k",
+        )  # fmt: skip
+
+    items = [make("één", "2026-01-01T10:00:00+00:00"), make("b", "2026-02-01T10:00:00+00:00")]
+    base = "http://127.0.0.1:8478/token/"
+    first = feed.render(items, base, "nl")
+    assert feed.render(items, base, "nl") == first
+    parsed = podcastparser.parse(base + feed.FEED, io.BytesIO(first))
+    assert sorted(e["enclosures"][0]["url"] for e in parsed["episodes"]) == [
+        base + "%C3%A9%C3%A9n.nl.mp3",
+        base + "b.nl.mp3",
+    ]
+    assert [e["total_time"] for e in parsed["episodes"]] == [61, 61]
+    assert b"<lastBuildDate>Sun, 01 Feb 2026 10:00:00 +0000</lastBuildDate>" in first
+
+
 def test_the_json_chapters_are_the_mp3s_own_id3_chapters(made):
     from mutagen.id3 import ID3
 
