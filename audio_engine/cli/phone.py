@@ -141,6 +141,11 @@ def _make_and_serve(args, selection, folder, state, language, host, port, servin
     episodes.save_state(folder, state)
     url = base + feed.FEED
     qr.write_png(url, folder / qr.PNG_NAME)
+    print(
+        _("relax: in a podcast app on your phone, scan this code or add the link under it:"),
+        file=sys.stderr,
+        flush=True,
+    )
     print(qr.terminal_text(url), end="")
     print(url, flush=True)
     failed = bool(result.failed or selection.missing)
