@@ -622,7 +622,12 @@ class _Builder:
 
     def stretch(self, step: Stretch) -> None:
         if step.name:
-            self.chapters.append(Chapter(step.name, self.cursor))
+            last = self.chapters[-1] if self.chapters else None
+            if last is not None and last.start_sample == self.cursor:
+                # A section followed at once by a named stretch: one chapter, one name.
+                self.chapters[-1] = Chapter(chapter_title(last.title, step.name), self.cursor)
+            else:
+                self.chapters.append(Chapter(step.name, self.cursor))
         hold = samples(step.hold_s)
         for i, text in enumerate(step.sides):
             if i > 0:
@@ -643,6 +648,17 @@ class _Builder:
                     step.voice,
                 )
             self.cursor = hold_end
+
+
+def chapter_title(section: str, stretch: str) -> str:
+    """The one chapter of a section followed at once by a named stretch: "Section: Stretch", or
+    only the longer title when one contains the other ("Neck" + "Neck stretch": "Neck stretch")."""
+    a, b = section.casefold(), stretch.casefold()
+    if a in b:
+        return stretch
+    if b in a:
+        return section
+    return f"{section}: {stretch}"
 
 
 def _short(text: str, limit: int = 60) -> str:
