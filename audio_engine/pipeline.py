@@ -93,7 +93,8 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     return Prepared(session, compiled, sources, voice_override, rates)
 
 
-FIT_STEPS = 4  # halvings of the range between the asked and the script's rate (to ~2-14 wpm)
+FIT_STEPS = 4  # rounds of synthesis after the asked rate's, at most
+FIT_NEAR_WPM = 2  # a rate found to fit is tried again this much slower, once
 
 
 def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
@@ -101,10 +102,14 @@ def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
     override sets a rate (docs/authoring.md, "Speaking rate").
 
     The asked rate when the line fits at it; else the slowest of a few rates tried between the
-    asked and the script's own rate (bisection, `FIT_STEPS` halvings) at which it fits; never
-    faster than the script's own rate (a line that does not fit even at that is spoken at it,
-    and `timeline.compile` reports it). Every candidate's clip is synthesized into the speech
-    cache, all the lines of one round at once: at most 1 + `FIT_STEPS` rounds.
+    asked and the script's own rate at which it fits; never faster than the script's own rate
+    (a line that does not fit even at that is spoken at it, and `timeline.compile` reports it).
+
+    The search, per line: the asked rate; then the rate its clip's length there predicts (speech
+    lasts about inversely as long as its rate); then `FIT_NEAR_WPM` to the other side of that,
+    which usually closes the range; then halving what is left. Every candidate's clip is
+    synthesized into the speech cache, all the lines of one round at once: at most
+    1 + `FIT_STEPS` rounds, usually 3.
     """
     slots = timeline.slots(session, voice_override)
     if not slots:
@@ -123,19 +128,34 @@ def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
         found = tts.clip_lengths(sorted({s.at(r) for s, r in wanted.items()}, key=_order))
         return {s: found[s.at(r)] for s, r in wanted.items()}
 
-    # First round: the asked rate; what fits at it is done.
+    # First round: the asked rate; what fits at it is done; the rest get a predicted rate.
+    probe = {}
     for slot, n in lengths_at({s: lo for s, (lo, _) in bounds.items()}).items():
         if n <= slot.room:
             rates[slot] = asked
             del bounds[slot]
-    # The rest: bisection below the script's own rate (where a valid script's lines fit).
-    for _ in range(FIT_STEPS):
-        middle = {s: (lo + hi) // 2 for s, (lo, hi) in bounds.items() if hi - lo > 1}
-        if not middle:
-            break
-        for slot, n in lengths_at(middle).items():
+        else:
             lo, hi = bounds[slot]
-            bounds[slot] = (lo, middle[slot]) if n <= slot.room else (middle[slot], hi)
+            probe[slot] = min(hi - 1, max(lo + 1, -(-lo * n // max(1, slot.room))))
+    near = True
+    for _ in range(FIT_STEPS):
+        probe = {s: r for s, r in probe.items() if bounds[s][0] < r < bounds[s][1]}
+        if not probe:
+            break
+        fitted = {}
+        for slot, n in lengths_at(probe).items():
+            lo, hi = bounds[slot]
+            fitted[slot] = n <= slot.room
+            bounds[slot] = (lo, probe[slot]) if fitted[slot] else (probe[slot], hi)
+        probe = {}
+        for slot, (lo, hi) in bounds.items():
+            if hi - lo <= 1:
+                continue
+            if near and slot in fitted:  # just to the other side of the last probe, once
+                probe[slot] = hi - FIT_NEAR_WPM if fitted[slot] else lo + FIT_NEAR_WPM
+            else:  # then halving
+                probe[slot] = (lo + hi) // 2
+        near = False
     for slot, (_, hi) in bounds.items():
         rates[slot] = hi
     return rates

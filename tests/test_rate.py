@@ -116,6 +116,19 @@ def test_a_slow_rate_slows_every_line_and_fitted_lines_only_as_far_as_they_fit(
         timeline.compile(session, lengths, Voice(rate_wpm=asked), rates=at_asked)
 
 
+def test_a_player_starting_at_once_gets_the_same_rates(tmp_path):
+    session = tight(tmp_path, "en", "espeak")
+    asked = Voice(rate_wpm=90)
+    growing = pipeline.Growing(session, asked)
+    try:
+        played = growing.prepared()
+    finally:
+        growing.close()
+    exported = pipeline.prepare(session, asked)
+    assert played.rates == exported.rates and played.rates
+    assert played.timeline.events == exported.timeline.events
+
+
 def test_a_faster_rate_speeds_up_only_the_lines_without_a_set_time(tmp_path):
     session = tight(tmp_path, "en", "espeak")
     prepared = pipeline.prepare(session, Voice(rate_wpm=250))
