@@ -456,6 +456,8 @@ class _Builder:
         head = f'{what} "{_short(text)}" lasts {shown} when spoken'
         if self.asked is None:
             return f"{head}, longer than {has}{where}"
+        if rate == self.asked:  # (not fitted: `compile` without `rates`)
+            return f"{head} at --rate {rate}, longer than {has}{where}"
         if self.asked < rate:
             return (
                 f"{head}, longer than {has}{where}, even at the script's own rate of {rate} "

@@ -193,9 +193,28 @@ def test_a_script_that_does_not_fit_even_at_its_own_rate_names_rate(tmp_path):
     line = next(x for x in done.stderr.splitlines() if ": error:" in x)
     assert line.startswith(f"{path}:10:22: error: steps[0].breathe.cues.inhale: ")
     assert "--rate 100" in line and "150 words a minute" in line
+    assert line.endswith(
+        "even at the script's own rate of 150 words a minute instead of --rate 100"
+    )
     faster = relax("validate", str(path), "--rate", "200")
     line = next(x for x in faster.stderr.splitlines() if ": error:" in x)
-    assert "--rate 200" in line and "150 words a minute" in line
+    assert "at the script's own rate of 150 words a minute" in line
+    assert "(--rate 200 never makes a line that must fit its time faster)" in line
+
+
+def test_a_line_placed_at_the_asked_rate_says_so():
+    # Compiled without fitted rates (a pure timeline, fake lengths): at the asked rate.
+    session = script.loads(
+        "format: 1\ntitle: T\nlanguage: en\nsteps:\n  - say: Hello.\n    duration: 1\n",
+        filename="t.en.yaml",
+    )
+    asked = Voice(rate_wpm=80)
+    lengths = {u: 2 * 44100 for u in timeline.speech_requests(session, asked)}
+    with pytest.raises(TimingError) as info:
+        timeline.compile(session, lengths, asked)
+    assert 'say "Hello." lasts 2.00 s when spoken at --rate 80, longer than its duration 1 s' in (
+        str(info.value)
+    )
 
 
 def test_the_readme_example_plays(tmp_path):
