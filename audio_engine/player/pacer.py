@@ -316,6 +316,16 @@ def fit_caption(pygame, text: str, box_w: int, box_h: int, largest_px: int) -> C
     return fit
 
 
+def keys_px(unit: int) -> int:
+    """The key hints' size where they fit on one or two lines (else smaller, to KEYS_MIN_PX)."""
+    return max(KEYS_MIN_PX, int(unit * 0.6))
+
+
+def label_min_px(unit: int) -> int:
+    """The smallest the phase label is drawn: a caption's smallest size, or the key hints'."""
+    return max(CAPTION_MIN_PX, keys_px(unit))
+
+
 def _disc(pygame, surface, center, radius, colour):
     import pygame.gfxdraw as gfx  # smooth edges; present in pygame and pygame-ce
 
@@ -384,10 +394,12 @@ def draw(surface, state: PacerState) -> list[Placed]:
     cx, cy = geo.center
     label = ""
     if state.phase is not None:
-        # The phase label is never smaller than a caption: the circle stays large enough to
-        # hold it at that size (its smallest size grows by as much, up to its largest).
+        # The phase label is never smaller than a caption can be, nor than the key hints: the
+        # circle stays large enough to hold it at that size (its smallest size grows by as
+        # much, up to its largest).
         label = state.cue or _PHASE_LABEL[state.phase]
-        needed = math.ceil(_font(pygame, CAPTION_MIN_PX, True).size(label)[0] / LABEL_WIDTH)
+        label_min = label_min_px(unit)
+        needed = math.ceil(_font(pygame, label_min, True).size(label)[0] / LABEL_WIDTH)
         radius = max(radius, min(geo.radius_max_px, needed))
     # Guide ring at full size, a soft halo, then the breath itself.
     gfx.aacircle(surface, cx, cy, geo.radius_max_px + 2, GUIDE)
@@ -397,11 +409,11 @@ def draw(surface, state: PacerState) -> list[Placed]:
         label_px = _fitting_size(
             pygame,
             label,
-            max(CAPTION_MIN_PX, min(int(unit * 0.85), int(radius * 0.34))),
+            max(label_min, min(int(unit * 0.85), int(radius * 0.34))),
             int(radius * LABEL_WIDTH),
             True,
         )
-        label_px = max(CAPTION_MIN_PX, label_px)
+        label_px = max(label_min, label_px)
         count_px = max(MIN_TEXT_PX, min(int(unit * 1.7), int(radius * 0.62)))
         label_h = _font(pygame, label_px, True).get_ascent()
         count_h = _font(pygame, count_px, True).get_ascent()
@@ -459,7 +471,7 @@ def _draw_hints(pygame, surface, placed, unit, left, right, times_y, small, elap
     # either side; left out when there is no room anywhere. Never smaller than KEYS_MIN_PX.
     w, h = surface.get_size()
     clock_font = _font(pygame, small)
-    largest, smallest = max(KEYS_MIN_PX, int(unit * 0.6)), KEYS_MIN_PX
+    largest, smallest = keys_px(unit), KEYS_MIN_PX
     groups = KEYS_HINT.split(_KEYS_GAP)
     half = (len(groups) + 1) // 2
     below = times_y + clock_font.get_height() + unit // 3
