@@ -127,3 +127,13 @@ def test_every_counted_stretch_of_cycles_lasts_what_the_page_says(timelines):
                 assert total == pytest.approx(said), f"{sid} {chapter.title}: {cells[2]}"
                 checked += 1
     assert checked >= 5
+
+
+def test_the_espeak_length_the_page_gives_is_what_info_says():
+    said = re.search(r"with `--engine espeak` the English desk-stretches lasts (\d+:\d\d)", DOC)
+    assert said
+    session = script.load(library.resolve("desk-stretches", "en"))
+    from audio_engine.model import Voice
+
+    actual = pipeline.prepare(session, Voice(engine="espeak")).timeline.duration_s
+    assert close(seconds(said[1]), actual), f"page {said[1]}, info {actual:.1f} s"
