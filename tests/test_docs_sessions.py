@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from audio_engine import library, pipeline, script
-from audio_engine.model import SAMPLE_RATE
+from audio_engine.model import SAMPLE_RATE, Voice
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "sessions.md").read_text(encoding="utf-8")
 SLACK_S = 1.0
@@ -133,7 +133,5 @@ def test_the_espeak_length_the_page_gives_is_what_info_says():
     said = re.search(r"with `--engine espeak` the English desk-stretches lasts (\d+:\d\d)", DOC)
     assert said
     session = script.load(library.resolve("desk-stretches", "en"))
-    from audio_engine.model import Voice
-
     actual = pipeline.prepare(session, Voice(engine="espeak")).timeline.duration_s
     assert close(seconds(said[1]), actual), f"page {said[1]}, info {actual:.1f} s"
