@@ -144,7 +144,6 @@ def test_the_fit_takes_a_few_rounds_of_synthesis(tmp_path, monkeypatch):
     monkeypatch.setattr(
         tts, "clip_lengths", lambda us, **kw: rounds.append(len(list(us))) or real(us, **kw)
     )
-    monkeypatch.setattr(pipeline.tts, "clip_lengths", tts.clip_lengths)
     rates = pipeline.fit_rates(session, Voice(rate_wpm=80))
     assert 2 <= len(rounds) <= 1 + pipeline.FIT_STEPS
     assert sum(rounds) <= len(rates) * (1 + pipeline.FIT_STEPS)
