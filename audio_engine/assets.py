@@ -83,6 +83,8 @@ def load_sound(path: Path) -> np.ndarray:
             _decode(f, path, chunks)
             data = np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
+        if "format not recognised" in str(exc).casefold():  # whatever its name says
+            raise AssetError(f"{path}: not a WAV, FLAC or OGG file") from None
         raise AssetError(f"{path}: cannot read background sound: {exc}") from None
     except MemoryError:
         raise AssetError(
