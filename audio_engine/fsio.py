@@ -196,12 +196,16 @@ def open_private(path: Path | str, flags: int = os.O_RDWR | os.O_CREAT) -> int:
     try:
         fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK | _CLOEXEC, FILE_MODE)
     except OSError as exc:
-        raise FsError(f"cannot open {path}: {describe(exc)}", describe(exc)) from None
+        reason = describe(exc)
+        if exc.errno == errno.ENXIO:  # a FIFO opened for writing with no reader, a device
+            with contextlib.suppress(OSError):
+                reason = f"it is {kind_of(os.lstat(path).st_mode)}, not a regular file"
+        raise FsError(f"cannot open {path}: {reason}", reason) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FsError(
-                f"cannot open {path}: it is not a regular file", "it is not a regular file"
-            )
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            reason = f"it is {kind_of(mode)}, not a regular file"
+            raise FsError(f"cannot open {path}: {reason}", reason)
         if _NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:

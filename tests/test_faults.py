@@ -233,6 +233,18 @@ def test_a_data_folder_that_is_a_regular_file_is_named(tmp_path, folders, monkey
     assert blocker.read_text() == "x"
 
 
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_history_file_that_is_a_fifo_or_a_folder_is_said_without_waiting(folders, kind):
+    folders["data"].mkdir()
+    target = folders["data"] / history.FILE_NAME
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    done = _relax("history", timeout=30)
+    said = "a pipe (FIFO), not a regular file" if kind == "fifo" else "it is a folder"
+    _one_clear_line(done, 1, "history.sqlite3", said)
+    with pytest.raises(history.HistoryError, match=re.escape(said)):
+        history.record(_play())
+
+
 # ---- non-finite samples ------------------------------------------------------------------------
 
 
@@ -715,6 +727,19 @@ def test_a_full_cache_disk_costs_nothing_but_time(full_disk, tmp_path):
     assert (tmp_path / "full.wav").read_bytes() == (tmp_path / "clean.wav").read_bytes()
     left = [p.name for p in (full_disk / "cache").rglob("*") if p.is_file()]
     assert not [name for name in left if name.endswith(".tmp")], left
+
+
+def test_a_cache_folder_that_is_a_file_costs_nothing_but_time(tmp_path):
+    script = _quiet(tmp_path / "s", seconds=2)
+    clean = _relax("export", str(script), "-o", str(tmp_path / "clean.wav"))
+    assert clean.returncode == 0, clean.stderr
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("not a folder")
+    env = {"RELAX_CACHE_DIR": str(blocker)}
+    done = _relax("export", str(script), "-o", str(tmp_path / "odd.wav"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "odd.wav").read_bytes() == (tmp_path / "clean.wav").read_bytes()
+    assert blocker.read_text() == "not a folder"
 
 
 # ---- the progress line -------------------------------------------------------------------------
