@@ -10,8 +10,9 @@ them again. The folder is kept under `CACHE_LIMIT_BYTES` (the oldest entries go 
 cache cannot be written the file is decoded into memory for this run, still within
 `MAX_SOUND_S`.
 
-A file with NaN or infinite samples is refused (`AssetError`, said at the layer's `file:` value):
-such a value would turn into noise or garbage when the mix is written as integers.
+A file with NaN or infinite samples, or float samples beyond ±`MAX_SAMPLE`, is refused
+(`AssetError`, said at the layer's `file:` value): such values would turn the mix into noise,
+garbage or silence.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from audio_engine.errors import RelaxError
 from audio_engine.model import SAMPLE_RATE
 
 MAX_SOUND_S = 30 * 60  # a background file may last this long; longer files are refused
+MAX_SAMPLE = 1000.0  # a float file's largest sample (60 dB over full scale): more is damage
 CACHE_LIMIT_BYTES = 2 << 30  # the decoded sounds kept in the cache folder, all together
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _MAGIC = b"RELAXSD2"
 _HEAD = 24  # magic, the frame count (little-endian uint64), CRC-32 of the samples, 4 zero bytes
 _BLOCK = 1 << 16  # frames decoded at a time
@@ -122,6 +124,14 @@ def _decode(f, path: Path, out) -> None:
                     f"{path}: the background sound has NaN or infinite samples (the first at "
                     f"{at:.3f} s); relax does not play them: export the file again from your "
                     "editor"
+                )
+            loud = np.abs(block) > MAX_SAMPLE
+            if loud.any():
+                at = (read + int(np.argmax(loud.any(axis=1)))) / f.samplerate
+                raise AssetError(
+                    f"{path}: the background sound has samples of {float(np.abs(block).max()):.3g}"
+                    f" (the first at {at:.3f} s), far outside -1 to 1; relax plays float files up "
+                    f"to ±{MAX_SAMPLE:g} (a damaged file? export it again from your editor)"
                 )
             read += len(block)
         if block.shape[1] == 1:
