@@ -45,6 +45,7 @@ from audio_engine.model import (
     Voice,
 )
 from audio_engine.render import Sources
+from audio_engine.speech import voices as speech_voices
 from audio_engine.timeline import Timeline
 
 
@@ -345,12 +346,14 @@ def synthesis_cost_s(utterances, jobs: int) -> float:
     process, each by the length of its text, after its model has loaded (`NEURAL_LOAD_S`,
     unless it is loaded already)."""
     utterances = list(utterances)
-    neural = [u for u in utterances if _engine_of(u) == "neural"]
+    engines = {u: speech_voices.engine_of(u) for u in utterances}
+    neural = [u for u in utterances if engines[u].in_process]
     espeak = len(utterances) - len(neural)
     cost = espeak * SYNTHESIS_S_PER_CLIP / min(max(1, jobs), 2)
     if neural:
         cost += sum(NEURAL_S_PER_CLIP + NEURAL_S_PER_CHAR * len(u.text) for u in neural)
-        cost += 0.0 if tts.engine_loaded("neural") else NEURAL_LOAD_S
+        loaded = all(engines[u].loaded() for u in neural)
+        cost += 0.0 if loaded else NEURAL_LOAD_S
     return cost
 
 
@@ -385,7 +388,7 @@ def stand_ins(tl: Timeline, profiles: dict):
         volume = 1.0 if u.voice.volume is None else u.voice.volume
         if volume <= 0:
             continue  # a silent line says nothing about the voice's level
-        engine = _engine_of(u)
+        engine = speech_voices.engine_of(u)
         for key in ((engine, u.voice.name, u.voice.rate_wpm), (engine, u.voice.name), ()):
             pools.setdefault(key, []).append((profile / volume**2, n))
     longest = max((e.duration_samples for e in tl.transcript()), default=1)
@@ -398,7 +401,7 @@ def stand_ins(tl: Timeline, profiles: dict):
         if found is not None:
             return found
         voice = utterance.voice
-        engine = _engine_of(utterance)
+        engine = speech_voices.engine_of(utterance)
         key = (engine, voice.name, voice.rate_wpm, voice.volume)
         if key not in made:
             pieces = []
@@ -407,7 +410,7 @@ def stand_ins(tl: Timeline, profiles: dict):
                     pieces = pools[pool]
                     break
             volume = 1.0 if voice.volume is None else voice.volume
-            if engine == "neural" and pieces:
+            if engine.pauses_in_lines and pieces:
                 profile, length = _joined_profile(pieces)
                 made[key] = profile * volume**2, length
             else:
@@ -417,15 +420,6 @@ def stand_ins(tl: Timeline, profiles: dict):
         return made[key]
 
     return speech_energy
-
-
-def _engine_of(utterance) -> str:
-    try:
-        return tts.voice_for(
-            utterance.language, utterance.voice.name, utterance.voice.engine
-        ).engine
-    except tts.TTSError:
-        return "espeak"
 
 
 def _joined_profile(pieces):

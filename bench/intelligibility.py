@@ -253,7 +253,7 @@ def main(argv=None) -> int:
         if args.lines:
             utterances = utterances[: args.lines]
         for engine in args.voices.split(","):
-            if engine == "neural" and not tts.neural.speaks(language):
+            if not any(tts.speaks(v, language) for v in tts.list_voices(engine)):
                 continue
             row = measure(asr, utterances, language, engine)
             print(

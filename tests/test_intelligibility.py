@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_engine import neural
+from audio_engine.speech import neural
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("intelligibility", ROOT / "bench/intelligibility.py")
