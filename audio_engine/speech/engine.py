@@ -88,11 +88,15 @@ class Engine(Protocol):
     pauses_in_lines : bool
         Its lines hold pauses of their own (between sentences), so a stand-in for a line's
         loudness is made of its clips end to end rather than a steady level.
+    synthetic : bool
+        Its voices are made by a program (one version for all of them); False: each voice is a
+        recording, whose id belongs in every key that depends on the sound.
     """
 
     name: str
     in_process: bool
     pauses_in_lines: bool
+    synthetic: bool
 
     def available(self) -> bool:
         """Whether it is installed and can speak."""

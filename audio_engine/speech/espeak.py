@@ -93,6 +93,7 @@ class Espeak:
     name = NAME
     in_process = False
     pauses_in_lines = False
+    synthetic = True
 
     def __init__(
         self,

@@ -576,6 +576,7 @@ class Neural:
     name = ENGINE
     in_process = True
     pauses_in_lines = True
+    synthetic = True
 
     def available(self) -> bool:
         return available()

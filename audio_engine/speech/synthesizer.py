@@ -134,6 +134,8 @@ class Synthesizer:
 
     def request(self, utterances: Iterable[model.Utterance]) -> None:
         """Queue `utterances` (in this order, after earlier requests) and return at once."""
+        utterances = list(utterances)
+        voices.warn_fallbacks(utterances)
         with self._cond:
             if self._closed:
                 raise TTSError("the synthesizer is closed")
@@ -257,8 +259,8 @@ def synthesize_many(
         A language has no voice, or a text could not be synthesized (naming it).
     """
     wanted = list(dict.fromkeys(utterances))
-    for u in wanted:  # fail on a missing voice before any synthesis starts
-        voices.check_utterance(u)
+    voices.check_all(wanted)  # fail on a missing voice before any synthesis starts
+    voices.warn_fallbacks(wanted)
     total = len(wanted)
     if progress is not None:
         progress(0, total)
@@ -286,6 +288,8 @@ def clip_lengths(
     Lengths of cached clips come from their headers alone.
     """
     wanted = list(dict.fromkeys(utterances))
+    voices.check_all(wanted)
+    voices.warn_fallbacks(wanted)
     lengths: dict[model.Utterance, int] = {}
     missing = []
     for u in wanted:  # fail on a missing voice before any synthesis starts

@@ -7,7 +7,12 @@ engine in an engine's place with `swapped(engine)`.
 - `default_engine(language)`: the neural voice for English where it is installed, espeak-ng for
   every other language.
 - `voice_for(language, name=None, engine=None)`: the installed voice a line speaks with.
+- `voice_of(utterance)`: the voice that speaks a line: a recording of it where the line's voice
+  is the recorded voice and its folder holds one, else its fallback.
 - `engine_of(utterance)`: the engine that speaks a line.
+- `check_all(utterances)`: every line has a voice (one error listing the lines a recorded voice
+  without fallback has no recording of); `warn_fallbacks(utterances)`: says once which lines
+  the fallback speaks.
 - `list_voices(engine=None)`, `speaks(voice, language)`, `version_of(voice)`,
   `engine_versions(utterances)`, `warm(language, voice)`, `preload(language, voice)`.
 """
@@ -16,13 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from collections.abc import Iterable, Iterator
+from gettext import gettext as _
 
 from audio_engine import model
 from audio_engine.errors import TTSError
 from audio_engine.speech.engine import Engine, VoiceInfo, speaks
 from audio_engine.speech.espeak import Espeak
 from audio_engine.speech.neural import Neural
+from audio_engine.speech.recorded import Recorded, line_key, recording_voice
 
 __all__ = [
     "Engine",
@@ -43,8 +51,9 @@ __all__ = [
 
 NEURAL = "neural"
 ESPEAK = "espeak"
-_engines: dict[str, Engine] = {NEURAL: Neural(), ESPEAK: Espeak()}
-assert tuple(_engines) == model.ENGINES
+RECORDED = model.RECORDED
+_engines: dict[str, Engine] = {NEURAL: Neural(), ESPEAK: Espeak(), RECORDED: Recorded()}
+assert tuple(_engines) == model.SCRIPT_ENGINES
 
 
 def _lookup(name: str) -> Engine:
@@ -117,11 +126,46 @@ def voice_for(language: str, name: str | None = None, engine: str | None = None)
     return _engines[ESPEAK].voice_for(language, name, explicit=True)
 
 
+def _recorded(utterance: model.Utterance) -> bool:
+    return utterance.voice.engine == RECORDED and utterance.voice.folder is not None
+
+
+def _fallback(utterance: model.Utterance) -> str | None:
+    """The engine that speaks a line the recorded voice has no recording of (None: the
+    language's usual one); `TTSError` with `fallback: none`."""
+    fallback = utterance.voice.fallback
+    if fallback == model.NO_FALLBACK:
+        raise TTSError(
+            _(
+                "the recorded voice in {folder} has no recording of {text!r} (key {key}) and no "
+                "fallback; `relax record` records it"
+            ).format(
+                folder=utterance.voice.folder,
+                text=utterance.text,
+                key=line_key(utterance.text, utterance.language),
+            )
+        )
+    return fallback
+
+
+def voice_of(utterance: model.Utterance) -> VoiceInfo:
+    """The voice that speaks `utterance`: its recording where its voice is the recorded voice
+    and the folder holds one; else the voice its engine (or the recorded voice's fallback)
+    picks for its language and name. Raises `TTSError`."""
+    voice = utterance.voice
+    if _recorded(utterance):
+        found = recording_voice(utterance)
+        if found is not None:
+            return found
+        return voice_for(utterance.language, voice.name, _fallback(utterance))
+    return voice_for(utterance.language, voice.name, voice.engine)
+
+
 def engine_of(utterance: model.Utterance) -> Engine:
     """The engine that speaks `utterance` (espeak-ng where its voice cannot be found: the error
     comes when the line is made)."""
     try:
-        voice = voice_for(utterance.language, utterance.voice.name, utterance.voice.engine)
+        voice = voice_of(utterance)
     except TTSError:
         return _engines[ESPEAK]
     return _engines[voice.engine]
@@ -152,13 +196,60 @@ def check_utterance(utterance: model.Utterance) -> VoiceInfo:
         raise TTSError(f"nothing to speak in {utterance.text!r}")
     if utterance.voice.rate_wpm is None or utterance.voice.volume is None:
         raise TTSError(f"voice for {utterance.text!r} is not resolved (rate and volume unset)")
-    return voice_for(utterance.language, utterance.voice.name, utterance.voice.engine)
+    return voice_of(utterance)
+
+
+def check_all(utterances: Iterable[model.Utterance]) -> None:
+    """Every line has a voice; lines a recorded voice with `fallback: none` has no recording of
+    are one error that lists them all."""
+    missing: dict = {}
+    for u in utterances:
+        if _recorded(u) and u.voice.fallback == model.NO_FALLBACK and not recording_voice(u):
+            missing.setdefault(u.voice.folder, {})[line_key(u.text, u.language)] = u.text
+            continue
+        check_utterance(u)
+    for folder, lines in missing.items():
+        listed = "; ".join(f"{key} {text!r}" for key, text in lines.items())
+        raise TTSError(
+            _(
+                "the recorded voice in {folder} has no recording of {count} line(s) and no "
+                "fallback: {listed}; `relax record` records them"
+            ).format(folder=folder, count=len(lines), listed=listed)
+        )
+
+
+_warned: set = set()
+
+
+def warn_fallbacks(utterances: Iterable[model.Utterance]) -> None:
+    """Say once per folder (on stderr) which lines the recorded voice's fallback speaks."""
+    missing: dict = {}
+    for u in utterances:
+        if _recorded(u) and u.voice.fallback != model.NO_FALLBACK and not recording_voice(u):
+            missing.setdefault((u.voice.folder, u.language, u.voice.fallback), {})[u.text] = None
+    for (folder, language, fallback), texts in missing.items():
+        if (folder, tuple(texts)) in _warned:
+            continue
+        _warned.add((folder, tuple(texts)))
+        engine = fallback or default_engine(language)
+        message = _(
+            "relax: warning: the recorded voice in {folder} has no recording of {count} line(s); "
+            "{engine} speaks them: {listed}"
+        ).format(folder=folder, count=len(texts), engine=engine, listed="; ".join(map(repr, texts)))
+        with contextlib.suppress(OSError, ValueError):
+            print(message, file=sys.stderr, flush=True)
 
 
 def engine_versions(utterances: Iterable[model.Utterance]) -> tuple[str, ...]:
     """The versions of every engine these utterances are spoken by (sorted, each once)."""
-    engines = {check_utterance(u).engine for u in utterances}
-    return tuple(sorted({_engines[name].version() for name in engines}))
+    found = set()
+    for u in utterances:
+        voice = check_utterance(u)
+        engine = _engines[voice.engine]
+        found.add(engine.version())
+        if not engine.synthetic:
+            found.add(voice.id)
+    return tuple(sorted(found))
 
 
 def warm(language: str, voice: model.Voice | None = None) -> None:
@@ -174,5 +265,6 @@ def preload(language: str, voice: model.Voice | None = None) -> None:
     half a second); the first clip then waits for it. Nothing for espeak-ng (a worker per clip)."""
     voice = voice or model.Voice()
     with contextlib.suppress(TTSError):  # the voice's own error comes from the synthesis
-        chosen = voice_for(language, voice.name, voice.engine)
+        engine = voice.fallback if voice.engine == RECORDED else voice.engine
+        chosen = voice_for(language, voice.name, engine)
         _engines[chosen.engine].load(chosen)
