@@ -150,6 +150,15 @@ def speech_order(session: Session, voice_override: Voice | None = None) -> list[
     return list(dict.fromkeys(builder.requested))
 
 
+def slots(session: Session, voice_override: Voice | None = None) -> dict[Utterance, int]:
+    """The samples each line whose slot is fixed may last (a `say` with a `duration`, a cue in
+    its phase, a count in its second, ...): the tightest wherever it is spoken. Lines that make
+    their own room (a plain `say`) are not in it."""
+    builder = _Builder(session, _AnyLength(), voice_override, check=False)
+    builder.run()
+    return dict(builder.rooms)
+
+
 @dataclass(frozen=True)
 class Partial:
     """A session compiled before every clip length is known (`compile_partial`).
@@ -318,6 +327,7 @@ class _Builder:
         self.chapters: list[Chapter] = []
         self.problems: list[Diagnostic] = []
         self.requested: list[Utterance] = []
+        self.rooms: dict[Utterance, int] = {}
         self.pauses: list[tuple[int, int]] = []
         self.inherited: Voice | None = None  # the voice of the repeats around the current step
         # Only the words matter to `speech_requests`: it places chimes without their length.
@@ -363,10 +373,15 @@ class _Builder:
             resolved = self._voices[key] = merged.resolved()
         return Utterance(text=text, language=self.session.language, voice=resolved)
 
-    def speak(self, start: int, text: str, voice: Voice | None = None) -> int:
-        """Place a spoken line at `start`; returns its length in samples."""
+    def speak(
+        self, start: int, text: str, voice: Voice | None = None, room: int | None = None
+    ) -> int:
+        """Place a spoken line at `start` (that must end within `room` samples, if given);
+        returns its length in samples."""
         utt = self.utterance(text, voice)
         self.requested.append(utt)
+        if room is not None:  # the tightest slot a line has, wherever it is spoken
+            self.rooms[utt] = min(room, self.rooms.get(utt, room))
         length = int(self.lengths[utt])
         self.events.append(Event(SPEECH, start, start + length, text=text, utterance=utt))
         return length
@@ -382,7 +397,7 @@ class _Builder:
         notes: tuple[Diagnostic, ...] = (),
     ) -> None:
         """Place a line that must end within `room` samples of its start."""
-        length = self.speak(start, text, voice)
+        length = self.speak(start, text, voice, room)
         if self.check and length > room:
             self.problem(
                 origin,
@@ -409,7 +424,7 @@ class _Builder:
                 self.cursor += self.speak(start, text, voice)
             case Say(text=text, duration_s=duration_s, voice=voice):
                 room = samples(duration_s)
-                length = self.speak(start, text, voice)
+                length = self.speak(start, text, voice, room)
                 if self.check and length > room:
                     self.problem(
                         self.at(step, "duration"),
@@ -476,7 +491,7 @@ class _Builder:
         def fit(
             what: str, name: str, at: int, text: str, room: int, cycle: int, seconds: float
         ) -> None:
-            length = self.speak(at, text, step.voice)
+            length = self.speak(at, text, step.voice, room)
             key = (what, name, text)
             if self.check and length > room and (key not in tightest or room < tightest[key][0]):
                 tightest[key] = (room, length, cycle, seconds)

@@ -115,6 +115,8 @@ def process(signal: np.ndarray, rate_hz: int) -> np.ndarray:
 
     data = np.asarray(signal, dtype=np.float64)
     mono = data.mean(axis=1) if data.ndim == 2 else data
+    if mono.size < round(FRAME_S * rate_hz):
+        raise ClipRejected("the recording is shorter than 10 ms")
     if not np.all(np.isfinite(mono)):
         raise ClipRejected("the recording holds samples that are not numbers")
     if rate_hz != model.SAMPLE_RATE:
