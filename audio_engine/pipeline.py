@@ -469,7 +469,7 @@ def check_voice_names(session: Session, voice_override: Voice | None = None) -> 
         # The voice these lines get: the command line over the step over the session.
         merged = override.over(voice.over(session.voice))
         try:
-            tts.voice_for(session.language, merged.name, merged.engine)
+            speech_voices.check_voice(session.language, merged)
         except tts.TTSError as exc:
             where = session.origin_of(path, where)  # at the name itself where the script says
             problem = Diagnostic(where.file, where.line, where.col, path, str(exc))

@@ -32,7 +32,7 @@ import numpy as np
 
 from audio_engine import fsio, model, timeline
 from audio_engine.errors import RelaxError
-from audio_engine.speech import recorded
+from audio_engine.speech import recorded, voices
 
 SILENCE_STOP_S = 1.5  # a take ends after this much silence once the voice has begun
 SILENCE_DBFS = -45.0  # quieter than this (RMS of 10 ms) is silence to the stop detector
@@ -71,11 +71,11 @@ def lines(session: model.Session, folder: Path) -> list[Line]:
     order the session first speaks it. With no recorded voice in the script: every line."""
     order = timeline.speech_order(session)
     room = timeline.slots(session)
-    any_recorded = any(u.voice.engine == model.RECORDED for u in order)
+    any_recorded = any(voices.uses_recordings(u.voice) for u in order)
     found: dict[str, Line] = {}
     slots: dict[str, int] = {}
     for u in order:
-        if any_recorded and u.voice.engine != model.RECORDED:
+        if any_recorded and not voices.uses_recordings(u.voice):
             continue
         key = recorded.line_key(u.text, u.language)
         if u in room:

@@ -272,3 +272,10 @@ def test_a_recorded_session_plays_what_it_exports(tmp_path):
     boundaries = range(CHUNK_SAMPLES, len(exported), CHUNK_SAMPLES)
     played = without_dropouts(played, lead, exported, 0, boundaries)
     assert np.array_equal(played[lead : lead + len(exported)], exported)
+
+
+def test_a_fallback_that_cannot_speak_the_language_is_an_error_at_the_voice(tmp_path):
+    path = write_session(tmp_path, ", fallback: neural")
+    with pytest.raises(ScriptError) as raised:
+        pipeline.check_voice_names(script.load(path))
+    assert f"{path}:5:" in str(raised.value) and "only English" in str(raised.value)

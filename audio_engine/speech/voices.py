@@ -126,8 +126,23 @@ def voice_for(language: str, name: str | None = None, engine: str | None = None)
     return _engines[ESPEAK].voice_for(language, name, explicit=True)
 
 
+def uses_recordings(voice: model.Voice) -> bool:
+    """Whether lines in `voice` are spoken by recordings (the recorded voice, with its folder)."""
+    return voice.engine == RECORDED and voice.folder is not None
+
+
 def _recorded(utterance: model.Utterance) -> bool:
-    return utterance.voice.engine == RECORDED and utterance.voice.folder is not None
+    return uses_recordings(utterance.voice)
+
+
+def check_voice(language: str, voice: model.Voice) -> VoiceInfo:
+    """The voice `voice` (a script's or the command line's settings) gives a session in
+    `language`; for the recorded voice, the voice its fallback speaks with. `TTSError` when there
+    is none."""
+    found = voice_for(language, voice.name, voice.engine)
+    if voice.engine == RECORDED and voice.fallback in model.ENGINES:
+        return voice_for(language, voice.name, voice.fallback)
+    return found
 
 
 def _fallback(utterance: model.Utterance) -> str | None:
@@ -264,7 +279,8 @@ def preload(language: str, voice: model.Voice | None = None) -> None:
     background, where that takes long (the neural voice's model and pronunciation tables: about
     half a second); the first clip then waits for it. Nothing for espeak-ng (a worker per clip)."""
     voice = voice or model.Voice()
+    if uses_recordings(voice):  # recordings load in moments; a fallback loads when it speaks
+        return
     with contextlib.suppress(TTSError):  # the voice's own error comes from the synthesis
-        engine = voice.fallback if voice.engine == RECORDED else voice.engine
-        chosen = voice_for(language, voice.name, engine)
+        chosen = voice_for(language, voice.name, voice.engine)
         _engines[chosen.engine].load(chosen)
