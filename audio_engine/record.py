@@ -70,7 +70,7 @@ def lines(session: model.Session, folder: Path) -> list[Line]:
     """Every distinct line the recorded voice speaks in `session` (each once, by key), in the
     order the session first speaks it. With no recorded voice in the script: every line."""
     order = timeline.speech_order(session)
-    room = timeline.slots(session)
+    room = timeline.rooms(session)
     any_recorded = any(voices.uses_recordings(u.voice) for u in order)
     found: dict[str, Line] = {}
     slots: dict[str, int] = {}

@@ -418,7 +418,7 @@ class _ServerBroken(Exception):
 
 
 class _ForkServer:
-    """One `python -m audio_engine._tts_worker --serve`; each request runs in a child forked from it.
+    """One `python -m audio_engine.speech._espeak_worker --serve`; each request runs in a child forked from it.
 
     The server has imported pyttsx3 and loaded espeak-ng without initializing it, so a child
     starts in the state of a fresh worker process for a fraction of the cost. Not thread-safe: one
