@@ -20,9 +20,9 @@ import pytest
 import soundfile
 
 from audio_engine import library, model, pipeline, script, timeline, tts
-from audio_engine.speech import neural
 from audio_engine.errors import TimingError
 from audio_engine.model import Voice
+from audio_engine.speech import neural
 
 ROOT = Path(__file__).resolve().parent.parent
 
