@@ -250,11 +250,15 @@ def test_engine_in_a_script_and_its_errors(tmp_path):
     with pytest.raises(ScriptError) as caught:
         script.load(bad)
     assert str(caught.value.diagnostics[0]).startswith(
-        f"{bad}:4:17: error: voice.engine: expected a speech engine: one of neural, espeak, "
+        f"{bad}:4:17: error: voice.engine: expected a speech engine: one of neural, espeak, recorded, "
         "found \"nueral\"; did you mean 'neural'?"
     )
     schema = script.json_schema()
-    assert schema["$defs"]["voice"]["properties"]["engine"]["enum"] == ["neural", "espeak"]
+    assert schema["$defs"]["voice"]["properties"]["engine"]["enum"] == [
+        "neural",
+        "espeak",
+        "recorded",
+    ]
 
 
 def test_a_neural_voice_for_dutch_is_an_error_at_its_line(tmp_path):
