@@ -166,7 +166,7 @@ def test_missing_lines_fall_back_with_one_warning_listing_them(tmp_path, fresh_c
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1, done.stderr
-    assert "2 line(s); espeak speaks them: 'Adem uit'; 'En weer uit, langzaam.'" in warnings[0]
+    assert "2 lines; espeak speaks them: 'Adem uit'; 'En weer uit, langzaam.'" in warnings[0]
     prepared = pipeline.prepare(script.load(path))
     engines = {u.text: voices.check_utterance(u).engine for u in prepared.sources.speech}
     assert engines["Adem uit"] == "espeak" and engines["Adem in"] == "recorded"

@@ -24,6 +24,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from gettext import gettext as _
+from gettext import ngettext
 
 from audio_engine import model
 from audio_engine.errors import TTSError
@@ -226,9 +227,12 @@ def check_all(utterances: Iterable[model.Utterance]) -> None:
     for folder, lines in missing.items():
         listed = "; ".join(f"{key} {text!r}" for key, text in lines.items())
         raise TTSError(
-            _(
-                "the recorded voice in {folder} has no recording of {count} line(s) and no "
-                "fallback: {listed}; `relax record` records them"
+            ngettext(
+                "the recorded voice in {folder} has no recording of {count} line and no "
+                "fallback: {listed}; `relax record` records it",
+                "the recorded voice in {folder} has no recording of {count} lines and no "
+                "fallback: {listed}; `relax record` records them",
+                len(lines),
             ).format(folder=folder, count=len(lines), listed=listed)
         )
 
@@ -247,9 +251,12 @@ def warn_fallbacks(utterances: Iterable[model.Utterance]) -> None:
             continue
         _warned.add((folder, tuple(texts)))
         engine = fallback or default_engine(language)
-        message = _(
-            "relax: warning: the recorded voice in {folder} has no recording of {count} line(s); "
-            "{engine} speaks them: {listed}"
+        message = ngettext(
+            "relax: warning: the recorded voice in {folder} has no recording of {count} line; "
+            "{engine} speaks it: {listed}",
+            "relax: warning: the recorded voice in {folder} has no recording of {count} lines; "
+            "{engine} speaks them: {listed}",
+            len(texts),
         ).format(folder=folder, count=len(texts), engine=engine, listed="; ".join(map(repr, texts)))
         with contextlib.suppress(OSError, ValueError):
             print(message, file=sys.stderr, flush=True)
