@@ -69,19 +69,28 @@ class Origins(Mapping):
 
 # Speech engines: the neural English voice (hibari-tts) and espeak-ng (through pyttsx3).
 ENGINES = ("neural", "espeak")
+# A human voice recorded line by line (`voice: {engine: recorded, folder: ...}` in a script).
+RECORDED = "recorded"
+SCRIPT_ENGINES = (*ENGINES, RECORDED)
+# What speaks a line the recorded voice has no recording of: an engine, or nothing (an error).
+NO_FALLBACK = "none"
+FALLBACKS = (*ENGINES, NO_FALLBACK)
 
 
 @dataclass(frozen=True)
 class Voice:
     """Voice settings; `None` means "inherit" (step from session, session from defaults).
 
-    `engine` is one of `ENGINES`; None: the language decides (English: the neural voice where it
-    is installed; every other language: espeak-ng)."""
+    `engine` is one of `SCRIPT_ENGINES`; None: the language decides (English: the neural voice
+    where it is installed; every other language: espeak-ng). `folder` (absolute) and `fallback`
+    (one of `FALLBACKS`; None: the language's usual engine) belong to the recorded voice."""
 
     name: str | None = None
     rate_wpm: int | None = None
     volume: float | None = None
     engine: str | None = None
+    folder: Path | None = None
+    fallback: str | None = None
 
     def over(self, base: Voice | None) -> Voice:
         """These settings, with unset fields taken from `base`."""
@@ -92,6 +101,8 @@ class Voice:
             rate_wpm=self.rate_wpm if self.rate_wpm is not None else base.rate_wpm,
             volume=self.volume if self.volume is not None else base.volume,
             engine=self.engine if self.engine is not None else base.engine,
+            folder=self.folder if self.folder is not None else base.folder,
+            fallback=self.fallback if self.fallback is not None else base.fallback,
         )
 
     def resolved(self) -> Voice:
@@ -102,6 +113,8 @@ class Voice:
             rate_wpm=self.rate_wpm if self.rate_wpm is not None else DEFAULT_RATE_WPM,
             volume=self.volume if self.volume is not None else DEFAULT_VOLUME,
             engine=self.engine,
+            folder=self.folder,
+            fallback=self.fallback,
         )
 
 

@@ -48,6 +48,7 @@ from audio_engine.model import (
     Voice,
 )
 from audio_engine.render import Sources
+from audio_engine.speech import voices as speech_voices
 from audio_engine.timeline import Timeline
 
 
@@ -427,12 +428,14 @@ def synthesis_cost_s(utterances, jobs: int) -> float:
     process, each by the length of its text, after its model has loaded (`NEURAL_LOAD_S`,
     unless it is loaded already)."""
     utterances = list(utterances)
-    neural = [u for u in utterances if _engine_of(u) == "neural"]
+    engines = {u: speech_voices.engine_of(u) for u in utterances}
+    neural = [u for u in utterances if engines[u].in_process]
     espeak = len(utterances) - len(neural)
     cost = espeak * SYNTHESIS_S_PER_CLIP / min(max(1, jobs), 2)
     if neural:
         cost += sum(NEURAL_S_PER_CLIP + NEURAL_S_PER_CHAR * len(u.text) for u in neural)
-        cost += 0.0 if tts.engine_loaded("neural") else NEURAL_LOAD_S
+        loaded = all(engines[u].loaded() for u in neural)
+        cost += 0.0 if loaded else NEURAL_LOAD_S
     return cost
 
 
@@ -467,7 +470,7 @@ def stand_ins(tl: Timeline, profiles: dict):
         volume = 1.0 if u.voice.volume is None else u.voice.volume
         if volume <= 0:
             continue  # a silent line says nothing about the voice's level
-        engine = _engine_of(u)
+        engine = speech_voices.engine_of(u)
         for key in ((engine, u.voice.name, u.voice.rate_wpm), (engine, u.voice.name), ()):
             pools.setdefault(key, []).append((profile / volume**2, n))
     longest = max((e.duration_samples for e in tl.transcript()), default=1)
@@ -480,7 +483,7 @@ def stand_ins(tl: Timeline, profiles: dict):
         if found is not None:
             return found
         voice = utterance.voice
-        engine = _engine_of(utterance)
+        engine = speech_voices.engine_of(utterance)
         key = (engine, voice.name, voice.rate_wpm, voice.volume)
         if key not in made:
             pieces = []
@@ -489,7 +492,7 @@ def stand_ins(tl: Timeline, profiles: dict):
                     pieces = pools[pool]
                     break
             volume = 1.0 if voice.volume is None else voice.volume
-            if engine == "neural" and pieces:
+            if engine.pauses_in_lines and pieces:
                 profile, length = _joined_profile(pieces)
                 made[key] = profile * volume**2, length
             else:
@@ -499,15 +502,6 @@ def stand_ins(tl: Timeline, profiles: dict):
         return made[key]
 
     return speech_energy
-
-
-def _engine_of(utterance) -> str:
-    try:
-        return tts.voice_for(
-            utterance.language, utterance.voice.name, utterance.voice.engine
-        ).engine
-    except tts.TTSError:
-        return "espeak"
 
 
 def _joined_profile(pieces):
@@ -557,7 +551,7 @@ def check_voice_names(session: Session, voice_override: Voice | None = None) -> 
         # The voice these lines get: the command line over the step over the session.
         merged = override.over(voice.over(session.voice))
         try:
-            tts.voice_for(session.language, merged.name, merged.engine)
+            speech_voices.check_voice(session.language, merged)
         except tts.TTSError as exc:
             where = session.origin_of(path, where)  # at the name itself where the script says
             problem = Diagnostic(where.file, where.line, where.col, path, str(exc))

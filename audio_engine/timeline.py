@@ -190,6 +190,15 @@ def slots(session: Session, voice_override: Voice | None = None) -> list[Slot]:
     return list(dict.fromkeys(builder.slots))
 
 
+def rooms(session: Session, voice_override: Voice | None = None) -> dict[Utterance, int]:
+    """The samples each line whose time is set may last (a `say` with a `duration`, a cue in
+    its phase, a count in its second, ...): the tightest wherever it is spoken. Lines that make
+    their own room (a plain `say`) are not in it."""
+    builder = _Builder(session, _AnyLength(), voice_override, check=False)
+    builder.run()
+    return dict(builder.rooms)
+
+
 @dataclass(frozen=True)
 class Partial:
     """A session compiled before every clip length is known (`compile_partial`).
@@ -386,6 +395,7 @@ class _Builder:
         self.problems: list[Diagnostic] = []
         self.requested: list[Utterance] = []
         self.slots: list[Slot] = []
+        self.rooms: dict[Utterance, int] = {}  # the tightest room of each line
         self.last_rate = 0  # the rate of the line `speak` placed last
         self.rates = rates or {}
         self.asked = voice_override.rate_wpm if voice_override is not None else None
@@ -450,6 +460,8 @@ class _Builder:
                 rate = min(self.asked, slot.utterance.voice.rate_wpm)
             utt = slot.at(rate)
         self.requested.append(utt)
+        if room is not None:
+            self.rooms[utt] = min(room, self.rooms.get(utt, room))
         length = int(self.lengths[utt])
         self.events.append(Event(SPEECH, start, start + length, text=text, utterance=utt))
         self.last_rate = utt.voice.rate_wpm

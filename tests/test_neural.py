@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from audio_engine import model, neural, pipeline, render, script, tts
+from audio_engine import model, pipeline, render, script, tts
 from audio_engine.errors import ScriptError, TTSError
 from audio_engine.player.stream import CHUNK_SAMPLES
+from audio_engine.speech import cache, neural, voices
 from tests._disk_player import without_dropouts
 
 pytestmark = pytest.mark.skipif(not neural.available(), reason="hibari-tts is not installed")
@@ -126,12 +127,17 @@ def test_the_cache_key_carries_the_engine_and_model_versions(fresh_cache, monkey
     voice = tts.voice_for("en")
     version = tts.version_of(voice)
     assert "hibari-tts " in version and "onnxruntime " in version and "model " in version
-    first = tts._cache_path(tts._cache_key(u, voice, version))
+    first = cache.path_of(cache.key(u, voice.id, version))
     tts.synthesize(u)
     assert first.is_file()
-    monkeypatch.setattr(neural, "_version", version + " (upgraded)")
-    assert tts.cached(u) is None  # another model or engine version: not this clip
-    assert tts.engine_versions([u]) == (version + " (upgraded)",)
+
+    class Upgraded(neural.Neural):
+        def version(self):
+            return version + " (upgraded)"
+
+    with voices.swapped(Upgraded()):
+        assert tts.cached(u) is None  # another model or engine version: not this clip
+        assert tts.engine_versions([u]) == (version + " (upgraded)",)
 
 
 WPM_LINES = [
@@ -244,11 +250,15 @@ def test_engine_in_a_script_and_its_errors(tmp_path):
     with pytest.raises(ScriptError) as caught:
         script.load(bad)
     assert str(caught.value.diagnostics[0]).startswith(
-        f"{bad}:4:17: error: voice.engine: expected a speech engine: one of neural, espeak, "
+        f"{bad}:4:17: error: voice.engine: expected a speech engine: one of neural, espeak, recorded, "
         "found \"nueral\"; did you mean 'neural'?"
     )
     schema = script.json_schema()
-    assert schema["$defs"]["voice"]["properties"]["engine"]["enum"] == ["neural", "espeak"]
+    assert schema["$defs"]["voice"]["properties"]["engine"]["enum"] == [
+        "neural",
+        "espeak",
+        "recorded",
+    ]
 
 
 def test_a_neural_voice_for_dutch_is_an_error_at_its_line(tmp_path):
@@ -339,7 +349,7 @@ def test_play_equals_export_and_a_second_export_from_an_empty_cache_is_the_same(
     # Spoken by the neural voice, at -16 LUFS.
     session = script.load(path)
     prepared = pipeline.prepare(session)
-    assert {tts._check_utterance(u).engine for u in prepared.sources.speech} == {"neural"}
+    assert {voices.check_utterance(u).engine for u in prepared.sources.speech} == {"neural"}
     import pyloudnorm
 
     meter = pyloudnorm.Meter(RATE)

@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from audio_engine import neural, pipeline, render, timeline, tts
+from audio_engine import pipeline, render, timeline
+from audio_engine.speech import _hibari_compat, neural, voices
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_vocoders_ffts_are_scipys_own_samples():
-    stand_in = neural._pocketfft()
+    stand_in = _hibari_compat._pocketfft()
     assert stand_in is not None, "pocketfft's kernels load on their own"
     rng = np.random.default_rng(7)
     for frames in (1, 4, 37, 240, 811):  # hibari's shapes: [frames, 1200] and [601, frames].T
@@ -47,8 +48,8 @@ def test_hibari_imported_by_the_voice_uses_the_stand_in_without_scipy_fft():
     code = textwrap.dedent(
         """
         import sys
-        from audio_engine import neural
-        hibari = neural._import_hibari()
+        from audio_engine.speech import _hibari_compat
+        hibari = _hibari_compat.import_hibari()
         print("scipy.fft" in sys.modules, hibari.dsp.FFT_BACKEND, hibari.dsp._sf.__doc__)
         """
     )
@@ -134,7 +135,8 @@ def test_a_session_with_speech_to_make_starts_loading_the_voice_at_once(tmp_path
     path.write_text(f"format: 1\ntitle: Lines\nlanguage: en\nsteps:\n{LINES}")
     code = f"""
         import threading
-        from audio_engine import neural, pipeline
+        from audio_engine import pipeline
+        from audio_engine.speech import neural
         growing = pipeline.Growing(pipeline.load({str(path)!r}))
         names = {{t.name for t in threading.enumerate()}}
         print(growing.missing_at_start, "relax-neural-g2p" in names or neural.loaded())
@@ -149,7 +151,16 @@ def test_a_session_with_speech_to_make_starts_loading_the_voice_at_once(tmp_path
 
 def test_a_cold_start_estimates_when_the_voice_would_make_it_wait(tmp_path, monkeypatch):
     monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(tts, "engine_loaded", lambda engine: False)  # as in a new process
+
+    class NotLoaded(neural.Neural):  # as in a new process
+        def loaded(self):
+            return False
+
+    with voices.swapped(NotLoaded()):
+        _estimates_the_wait(tmp_path)
+
+
+def _estimates_the_wait(tmp_path):
     many = pipeline.load(str(_write(tmp_path, "many.en.yaml", LINES)))
     order = timeline.speech_order(many)
     assert pipeline.synthesis_cost_s(order, 2) > pipeline.EXACT_BUDGET_S

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from audio_engine import library, model, neural, pipeline, script, timeline, tts
+from audio_engine import library, model, pipeline, script, timeline, tts
 from audio_engine.errors import TimingError
 from audio_engine.model import Voice
+from audio_engine.speech import neural
 
 ROOT = Path(__file__).resolve().parent.parent
 

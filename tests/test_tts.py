@@ -26,6 +26,7 @@ import pytest
 from audio_engine import model, tts
 from audio_engine.cli import voices as voices_cli
 from audio_engine.errors import TTSError
+from audio_engine.speech import cache, espeak, voices
 
 RATE = model.SAMPLE_RATE
 TEN_MS = RATE // 100
@@ -168,8 +169,8 @@ def test_dutch_session_speaks_dutch(fresh_cache):
     assert dutch.size != english.size or not np.allclose(
         dutch[:same_size], english[:same_size], atol=0.01
     )
-    key_nl = tts._cache_key(utt("Adem rustig in", "nl"), tts.voice_for("nl"), tts.engine_version())
-    assert tts._cache_load(tts._cache_path(key_nl)).tobytes() == dutch.tobytes()
+    key_nl = cache.key(utt("Adem rustig in", "nl"), tts.voice_for("nl").id, tts.engine_version())
+    assert cache.load(cache.path_of(key_nl)).tobytes() == dutch.tobytes()
 
 
 def test_unknown_language_is_a_clear_error(fresh_cache):
@@ -226,19 +227,20 @@ def test_voices_command_aligns_columns(capsys):
 
 def _cached_file(u: model.Utterance):
     voice = tts.voice_for(u.language, u.voice.name, u.voice.engine)
-    return tts._cache_path(tts._cache_key(u, voice, tts.engine_version()))
+    return cache.path_of(cache.key(u, voice.id, tts.engine_version()))
 
 
 def test_warm_cache_is_used(fresh_cache, monkeypatch):
     u = utt("Soften your jaw")
     first = tts.synthesize(u)
 
-    def no_synthesis(*args, **kwargs):
-        raise AssertionError("synthesized although the clip was cached")
+    class NoSynthesis(espeak.Espeak):
+        def make_clip(self, *args, **kwargs):
+            raise AssertionError("synthesized although the clip was cached")
 
-    monkeypatch.setattr(tts, "_make_clip", no_synthesis)
-    assert tts.synthesize(u).tobytes() == first.tobytes()
-    assert tts.synthesize_many([u])[u].tobytes() == first.tobytes()
+    with voices.swapped(NoSynthesis()):
+        assert tts.synthesize(u).tobytes() == first.tobytes()
+        assert tts.synthesize_many([u])[u].tobytes() == first.tobytes()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
@@ -254,10 +256,10 @@ def test_corrupt_cache_file_is_synthesized_again(fresh_cache, damage):
     else:
         data = bytearray(b"not a clip")
     path.write_bytes(bytes(data))
-    assert tts._cache_load(path) is None
+    assert cache.load(path) is None
     again = tts.synthesize(u)
     assert again.tobytes() == good.tobytes()
-    assert tts._cache_load(path).tobytes() == good.tobytes()  # repaired on disk
+    assert cache.load(path).tobytes() == good.tobytes()  # repaired on disk
 
 
 def test_cache_leaves_no_temporary_files(fresh_cache):
@@ -329,7 +331,9 @@ def test_synthesizer_timeout_and_close(fresh_cache):
 
 # ---- fork servers (Linux): a fresh child per clip, byte-identical to a fresh process -----------
 
-needs_fork_server = pytest.mark.skipif(not tts.FORK_SERVER, reason="fork servers are Linux-only")
+needs_fork_server = pytest.mark.skipif(
+    not espeak.Espeak().fork_server, reason="fork servers are Linux-only"
+)
 
 # Different texts in both languages, with "Hold" after others: in one engine, "Hold" as the 2nd or
 # 3rd utterance sounds different from "Hold" alone (see PITFALLS.md).
@@ -350,12 +354,12 @@ def _request(text: str, voice_id: str, out) -> dict:
 
 def _fresh_worker_wav(text: str, voice_id: str, out) -> bytes:
     done = subprocess.run(
-        [sys.executable, "-m", "audio_engine._tts_worker"],
+        [sys.executable, "-m", "audio_engine.speech._espeak_worker"],
         input=json.dumps(_request(text, voice_id, out)),
         capture_output=True,
         text=True,
         timeout=60,
-        env=tts._worker_env(),
+        env=espeak.worker_env(),
     )
     assert done.returncode == 0, done.stderr
     return out.read_bytes()
@@ -364,7 +368,7 @@ def _fresh_worker_wav(text: str, voice_id: str, out) -> bytes:
 def _one_engine_wavs(texts, tmp_path) -> list[bytes]:
     """The files one engine writes for `texts` in a row (what the fork server must avoid)."""
     code = (
-        "import json, sys; from audio_engine import _tts_worker as w; w._load_espeak();"
+        "import json, sys; from audio_engine.speech import _espeak_worker as w; w._load_espeak();"
         "e = w._engine(); e.setProperty('rate', 150)\n"
         "for i, (text, voice) in enumerate(json.loads(sys.argv[1])):\n"
         "    e.setProperty('voice', voice); e.save_to_file(text, sys.argv[2] + f'/{i}.wav')\n"
@@ -374,7 +378,7 @@ def _one_engine_wavs(texts, tmp_path) -> list[bytes]:
         [sys.executable, "-c", code, json.dumps(texts), str(tmp_path)],
         capture_output=True,
         timeout=60,
-        env=tts._worker_env(),
+        env=espeak.worker_env(),
     )
     assert done.returncode == 0, done.stderr
     return [(tmp_path / f"{i}.wav").read_bytes() for i in range(len(texts))]
@@ -412,7 +416,7 @@ def _wait_until(condition, timeout_s: float) -> bool:
 
 @needs_fork_server
 def test_fork_server_files_are_byte_identical_to_fresh_processes(tmp_path):
-    server = tts._ForkServer(tts._server_key())
+    server = espeak._ForkServer(espeak._server_key())
     try:
         forked = []
         for i, (text, voice_id) in enumerate(SEQUENCE):
@@ -445,7 +449,7 @@ def test_every_forked_clip_gets_its_rate(tmp_path):
     reference = _fresh_worker_wav("Rest", "gmw/en", tmp_path / "fresh.wav")
 
     def many(server_index: int) -> list[bytes]:
-        server = tts._ForkServer(tts._server_key())
+        server = espeak._ForkServer(espeak._server_key())
         made = []
         try:
             for n in range(60):
@@ -473,16 +477,16 @@ def test_clips_from_fork_servers_equal_clips_from_fresh_workers(fresh_cache, tmp
         utt("Hold", "nl"),
     ]
 
-    def no_fresh_worker(*args, **kwargs):
-        raise AssertionError("a fresh worker process was used")
+    class NoFreshWorker(espeak.Espeak):
+        def _run_worker(self, request, running):
+            raise AssertionError("a fresh worker process was used")
 
-    with monkeypatch.context() as patch:
-        patch.setattr(tts, "_run_worker", no_fresh_worker)
+    with voices.swapped(NoFreshWorker()):
         forked = tts.synthesize_many(texts, jobs=1)
 
-    monkeypatch.setattr(tts, "FORK_SERVER", False)
     monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "fresh"))
-    fresh = tts.synthesize_many(texts, jobs=2)
+    with voices.swapped(espeak.Espeak(fork_server=False)):
+        fresh = tts.synthesize_many(texts, jobs=2)
     for u in texts:
         assert forked[u].size > 0.2 * RATE
         assert forked[u].tobytes() == fresh[u].tobytes(), u.text
@@ -490,19 +494,20 @@ def test_clips_from_fork_servers_equal_clips_from_fresh_workers(fresh_cache, tmp
 
 @needs_fork_server
 def test_hung_child_is_killed_at_the_timeout_and_the_server_kept(fresh_cache, monkeypatch):
-    tts._SERVERS.close()
-    monkeypatch.setattr(tts, "SYNTH_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(tts, "MAX_ATTEMPTS", 2)
+    espeak._SERVERS.close()
     monkeypatch.setenv("RELAX_TTS_FAULT", "hang")
     start = time.monotonic()
-    with pytest.raises(TTSError, match=r"'Rest'.*no answer within 0.5 s; no answer within 0.5 s"):
-        tts.synthesize(utt("Rest"))
-    assert time.monotonic() - start < 5.0
-    [server] = tts._SERVERS._idle
-    assert server.alive() and not _children(server.proc.pid)
-    monkeypatch.delenv("RELAX_TTS_FAULT")
-    assert tts.synthesize(utt("Rest")).size > 0
-    assert tts._SERVERS._idle == [server]  # the same server made it
+    with voices.swapped(espeak.Espeak(timeout_s=0.5, max_attempts=2)):
+        with pytest.raises(
+            TTSError, match=r"'Rest'.*no answer within 0.5 s; no answer within 0.5 s"
+        ):
+            tts.synthesize(utt("Rest"))
+        assert time.monotonic() - start < 5.0
+        [server] = espeak._SERVERS._idle
+        assert server.alive() and not _children(server.proc.pid)
+        monkeypatch.delenv("RELAX_TTS_FAULT")
+        assert tts.synthesize(utt("Rest")).size > 0
+    assert espeak._SERVERS._idle == [server]  # the same server made it
 
 
 @needs_fork_server
@@ -510,36 +515,36 @@ def test_dead_server_falls_back_to_a_fresh_worker(fresh_cache, tmp_path, monkeyp
     u = utt("Let your shoulders drop")
     reference = tts.synthesize(u)
     monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "again"))
-    real_run = tts._ForkServer.run
     fresh_runs = []
-    real_worker = tts._run_worker
 
-    def dying_run(self, request, timeout_s):
-        self.kill()
-        self.proc.wait()
-        return real_run(self, request, timeout_s)
+    class DyingServers(espeak.Espeak):
+        def _run_in_server(self, server, request, running):
+            server.kill()
+            server.proc.wait()
+            return super()._run_in_server(server, request, running)
 
-    def counted_worker(request, procs):
-        fresh_runs.append(request["text"])
-        return real_worker(request, procs)
+        def _run_worker(self, request, running):
+            fresh_runs.append(request["text"])
+            return super()._run_worker(request, running)
 
-    monkeypatch.setattr(tts._ForkServer, "run", dying_run)
-    monkeypatch.setattr(tts, "_run_worker", counted_worker)
-    assert tts.synthesize(u).tobytes() == reference.tobytes()
+    with voices.swapped(DyingServers()):
+        assert tts.synthesize(u).tobytes() == reference.tobytes()
     assert fresh_runs == [u.text]
-    assert all(s.alive() for s in tts._SERVERS._idle)  # the dead one was not kept
+    assert all(s.alive() for s in espeak._SERVERS._idle)  # the dead one was not kept
 
 
 @needs_fork_server
 def test_close_stops_the_server_and_its_running_child(fresh_cache, monkeypatch):
-    tts._SERVERS.close()
+    espeak._SERVERS.close()
     monkeypatch.setenv("RELAX_TTS_FAULT", "hang")
     synth = tts.Synthesizer(jobs=1)
     synth.request([utt("Hold")])
     busy = []
 
     def child_running() -> bool:
-        busy[:] = [(s.proc.pid, c) for s in list(tts._SERVERS._all) for c in _children(s.proc.pid)]
+        busy[:] = [
+            (s.proc.pid, c) for s in list(espeak._SERVERS._all) for c in _children(s.proc.pid)
+        ]
         return bool(busy)
 
     assert _wait_until(child_running, 10.0)
@@ -584,17 +589,14 @@ def test_interrupt_leaves_no_process_behind(tmp_path):
 
 
 @pytest.mark.skipif(
-    not tts.FORK_SERVER or ctypes.util.find_library("espeak-ng") is not None,
+    not espeak.Espeak().fork_server or ctypes.util.find_library("espeak-ng") is not None,
     reason="needs Linux without a system espeak-ng",
 )
 def test_system_espeak_missing_is_a_clear_error(fresh_cache, monkeypatch):
     monkeypatch.setenv("RELAX_ESPEAK", "system")
-    tts._engine_info_cached.cache_clear()
-    try:
-        with pytest.raises(TTSError, match="install espeak-ng"):
-            tts.synthesize(utt("Hold"))
-    finally:
-        tts._engine_info_cached.cache_clear()
+    fresh = espeak.Espeak()  # one that has not asked the engine what it is yet
+    with voices.swapped(fresh), pytest.raises(TTSError, match="install espeak-ng"):
+        tts.synthesize(utt("Hold"))
     monkeypatch.delenv("RELAX_ESPEAK")
     assert tts.synthesize(utt("Hold")).size > 0  # servers for the wheel's library still work
 
@@ -605,11 +607,11 @@ def test_a_worker_nobody_waits_for_ends_itself(tmp_path):
     request = {**_request("Hold", "gmw/en", tmp_path / "x.wav"), "fault": "hang"}
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "audio_engine._tts_worker"],
+        [sys.executable, "-m", "audio_engine.speech._espeak_worker"],
         input=json.dumps({**request, "timeout_s": 0.5, "grace_s": 0.2}).encode(),
         capture_output=True,
         timeout=30,
-        env=tts._worker_env(),
+        env=espeak.worker_env(),
     )
     assert done.returncode == -signal.SIGALRM
     assert 0.6 < time.monotonic() - start < 5.0

@@ -19,6 +19,7 @@ from audio_engine.errors import RelaxError, ScriptError
 COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
 COMMANDS += ("history",)
 COMMANDS += ("remind",)
+COMMANDS += ("record",)
 COMMANDS += ("phone",)
 
 

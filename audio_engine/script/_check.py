@@ -76,7 +76,7 @@ TOP_KEYS = (
     "steps",
 )
 TOP_REQUIRED = ("format", "title", "language", "steps")
-VOICE_KEYS = ("engine", "name", "rate", "volume")
+VOICE_KEYS = ("engine", "name", "rate", "volume", "folder", "fallback")
 ACTIONS = ("say", "pause", "chime", "section", "breathe", "stretch", "scan", "repeat")
 STEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "say": ("duration", "voice"),
@@ -757,11 +757,12 @@ class Checker:
         if pairs is None:
             return BAD
         got = self.known(pairs, path, VOICE_KEYS, "voice")
-        name = rate = volume = engine = None
+        name = rate = volume = engine = folder = fallback = None
         if "engine" in got:
             engine = self.choice(
-                got["engine"].value, _join(path, "engine"), model.ENGINES, "a speech engine"
+                got["engine"].value, _join(path, "engine"), model.SCRIPT_ENGINES, "a speech engine"
             )
+        folder, fallback = self._recorded_voice(got, path, engine)
         if "name" in got:
             name = self.text(got["name"].value, _join(path, "name"), what="a voice name")
         if "rate" in got:
@@ -777,9 +778,76 @@ class Checker:
                 rate = int(math.floor(rate + 0.5))  # the engine's unit: whole words per minute
         if "volume" in got:
             volume = self.volume(got["volume"].value, _join(path, "volume"))
-        if BAD in (name, rate, volume, engine):
+        if BAD in (name, rate, volume, engine, folder, fallback):
             return BAD
-        return model.Voice(name=name, rate_wpm=rate, volume=volume, engine=engine)
+        return model.Voice(
+            name=name, rate_wpm=rate, volume=volume, engine=engine, folder=folder, fallback=fallback
+        )
+
+    def _recorded_voice(self, got: dict[str, _Pair], path: str, engine: Any) -> tuple[Any, Any]:
+        """A recorded voice's `folder` (absolute, inside the script's folder or the sessions
+        folder, as sound files) and `fallback`; both only with `engine: recorded`."""
+        folder = fallback = None
+        if "fallback" in got:
+            fallback = self.choice(
+                got["fallback"].value, _join(path, "fallback"), model.FALLBACKS, "a fallback"
+            )
+        if "folder" in got:
+            folder = self.recording_folder(got["folder"].value, _join(path, "folder"))
+        if engine is BAD:
+            return folder, fallback
+        for key in ("folder", "fallback"):
+            if key in got and engine != model.RECORDED:
+                self.report(
+                    got[key].key,
+                    _join(path, key),
+                    f"'{key}' belongs to the recorded voice: add `engine: recorded`",
+                )
+                return BAD, BAD
+        if engine == model.RECORDED and "folder" not in got:
+            self.report(
+                got["engine"].key,
+                _join(path, "engine"),
+                "the recorded voice needs `folder:`, the folder of its recordings (relative to "
+                "the script)",
+            )
+            return BAD, BAD
+        return folder, fallback
+
+    def recording_folder(self, node: Node, path: str) -> Any:
+        raw = self.text(node, path, what="a folder of recordings")
+        if raw is BAD:
+            return BAD
+        written = Path(raw)
+        if not written.is_absolute() and self.base_dir is None:
+            self.report(
+                node,
+                path,
+                "a recordings folder is relative to the script's folder, but this script was "
+                "not read from a file",
+            )
+            return BAD
+        roots = [] if self.base_dir is None else [self.base_dir]
+        roots += [Path(d) for d in self.allowed_dirs]
+        try:
+            full = (written if written.is_absolute() else self.base_dir / written).resolve()
+            inside = any(full.is_relative_to(r.resolve()) for r in roots)
+            clash = full.exists() and not full.is_dir()
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.report(node, path, f"cannot use the recordings folder {describe(node)}: {exc}")
+            return BAD
+        if not inside:
+            self.report(
+                node,
+                path,
+                f"the recordings folder {describe(node)} is outside the script's folder and the "
+                "sessions folder; move it next to the script",
+            )
+            return BAD
+        if clash:
+            self.report(node, path, f"the recordings folder {describe(node)} is not a folder")
+            return BAD
+        return full
 
     # ---- background ------------------------------------------------------------------------
 

@@ -50,6 +50,14 @@ def _object(properties: dict, required: tuple[str, ...] = (), description: str =
     return schema
 
 
+# `folder` and `fallback` belong to the recorded voice, which needs its folder.
+_RECORDED_VOICE = {
+    "if": {"required": ["engine"], "properties": {"engine": {"const": model.RECORDED}}},
+    "then": {"required": ["folder"]},
+    "else": {"not": {"anyOf": [{"required": ["folder"]}, {"required": ["fallback"]}]}},
+}
+
+
 def _ref(name: str) -> dict:
     return {"$ref": f"#/$defs/{name}"}
 
@@ -161,16 +169,26 @@ def json_schema() -> dict:
         "voice": _object(
             {
                 "engine": {
-                    "enum": list(model.ENGINES),
-                    "description": "neural (hibari-tts, English only) or espeak (espeak-ng, every "
-                    "language); default: neural for English where installed, else espeak",
+                    "enum": list(model.SCRIPT_ENGINES),
+                    "description": "neural (hibari-tts, English only), espeak (espeak-ng, every "
+                    "language) or recorded (a person's recordings, one per line, in `folder`); "
+                    "default: neural for English where installed, else espeak",
                 },
                 "name": _text(description="an installed voice by id, name or language"),
                 "rate": _range(low_rate, high_rate, "words per minute (rounded to a whole number)"),
                 "volume": volume,
+                "folder": _text(
+                    description="the recorded voice's folder of recordings, relative to the script"
+                ),
+                "fallback": {
+                    "enum": list(model.FALLBACKS),
+                    "description": "what speaks a line the recorded voice has no recording of; "
+                    "none: such a line is an error; default: the language's usual engine",
+                },
             },
             description="voice settings",
-        ),
+        )
+        | _RECORDED_VOICE,
         "say": _object(
             {
                 "say": _text(description="the text to speak"),

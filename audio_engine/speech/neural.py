@@ -1,6 +1,7 @@
 """The neural English voice: hibari-tts (an ONNX model inside its wheel, run by onnxruntime).
 
-The second speech engine beside pyttsx3 (`tts.py`), used by `tts` behind the same clip interface.
+The speech engine `Neural` (`engine.Engine`) beside espeak-ng (`espeak.py`); hibari's private
+parts that it relies on are in `_hibari_compat`.
 Entry points:
 
 - `available()`: hibari-tts and onnxruntime are installed and the voice's model is in the wheel.
@@ -8,7 +9,7 @@ Entry points:
 - `version()`: the versions that decide a clip's sound (hibari-tts, onnxruntime, the model file's
   SHA-256, `DELIVERY_VERSION`); part of every neural clip's cache key.
 - `speech(text, rate_wpm, voice_id, cache_folder)`: the raw clip, float32 mono at
-  `model.SAMPLE_RATE`, before `tts` trims, ramps and scales it.
+  `model.SAMPLE_RATE`, before `Neural.make_clip` trims, ramps and scales it.
 - `start_loading(voice_id, cache_folder)`: begin loading the model in the background (a session
   with speech to make calls it as it starts); `load()` loads it now, or waits for that.
 
@@ -18,7 +19,7 @@ and the vocoder's noise from a generator seeded with `SEED` for every clip. Load
 onnxruntime session (about 0.2 s with one short run to set it up, mostly outside the GIL) and
 hibari's pronunciation stage (its lexicons and tagger: 0.4 s from hibari's JSON, under 0.1 s
 from the tables `_g2p` keeps in the cache folder) load at once on two threads; hibari is
-imported without `scipy.fft`'s public layer (`_import_hibari`: 0.2 s less). In all about 0.25 s
+imported without `scipy.fft`'s public layer (`_hibari_compat.import_hibari`: 0.2 s less). In all about 0.25 s
 once the tables are kept, 0.6 s the first time. A line then takes about 1/100 of its length on
 one core of this machine. Runs in the calling process: unlike espeak-ng, hibari keeps no state
 from one clip to the next (tested), and onnxruntime with one thread starts none of its own (the
@@ -43,13 +44,11 @@ import atexit
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import json
 import marshal
 import os
 import sys
 import threading
-import types
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,7 +56,20 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_engine import model
+from audio_engine import fsio, model
+from audio_engine.errors import TTSError
+from audio_engine.speech import _hibari_compat, cache
+from audio_engine.speech.engine import (
+    ClipRejected,
+    Running,
+    VoiceInfo,
+    check_length,
+    name_matches,
+    package_stamp,
+    scaled,
+    spec_origin,
+    trim_and_ramp,
+)
 
 ENGINE = "neural"
 SEED = 0
@@ -105,19 +117,8 @@ VOICES = (
 
 
 @functools.cache
-def _spec_origin(package: str) -> str | None:
-    # Remembered: asked for every line of a session (where the packages are does not change
-    # while a process runs; an install or upgrade takes a new process).
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    return spec.origin if spec and spec.origin else None
-
-
-@functools.cache
 def _model_file(voice: NeuralVoice) -> Path | None:
-    origin = _spec_origin("hibari")
+    origin = spec_origin("hibari")
     if origin is None:
         return None
     path = Path(origin).parent / "assets" / "hibari.onnx"
@@ -128,7 +129,7 @@ def available() -> bool:
     """hibari-tts and onnxruntime are installed, with the voice's model in the package."""
     if os.environ.get("RELAX_NEURAL", "").lower() == "off":  # a test hook: as if not installed
         return False
-    return _spec_origin("onnxruntime") is not None and _model_file(VOICES[0]) is not None
+    return spec_origin("onnxruntime") is not None and _model_file(VOICES[0]) is not None
 
 
 def speaks(language: str) -> bool:
@@ -152,39 +153,27 @@ _version_lock = threading.Lock()
 _version: str | None = None
 
 
-def package_stamp(package: str) -> list:
-    """Where `package` is installed and when its files were written (an upgrade rewrites them):
-    a cheap stand-in for its version (importlib.metadata costs ~50 ms of every start)."""
-    origin = _spec_origin(package)
-    try:
-        stat = os.stat(origin) if origin else None
-    except OSError:
-        stat = None
-    return [package, origin, stat and stat.st_mtime_ns, stat and stat.st_size]
-
-
 def _fingerprint() -> str:
     parts: list = [DELIVERY_VERSION]
     parts += [package_stamp(package) for package in ("hibari", "onnxruntime", "soxr")]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
 
-def version(cache_folder: Path) -> str:
+def version(cache_folder: Path | None = None) -> str:
     """e.g. ``"hibari-tts 0.2.1; onnxruntime 1.32.0; model 5f70741d4e90; delivery 1"``.
 
     Found once (package metadata and a hash of the model file) and kept in the cache folder under
-    a fingerprint of the installed packages, like espeak-ng's answer in `tts` (`cache_folder`).
+    a fingerprint of the installed packages, like espeak-ng's answer (`cache.remember`).
     """
     global _version
     with _version_lock:
         if _version is not None:
             return _version
-        remembered = Path(cache_folder) / f"neural-{_fingerprint()}.json"
-        try:
-            _version = str(json.loads(remembered.read_text(encoding="utf-8"))["version"])
+        name = f"neural-{_fingerprint()}.json"
+        remembered = cache.recall(name)
+        if remembered is not None and isinstance(remembered.get("version"), str):
+            _version = remembered["version"]
             return _version
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
         from importlib.metadata import version as dist_version
 
         digest = hashlib.sha256(_model_file(VOICES[0]).read_bytes()).hexdigest()[:12]
@@ -192,11 +181,7 @@ def version(cache_folder: Path) -> str:
             f"hibari-tts {dist_version('hibari-tts')}; onnxruntime {dist_version('onnxruntime')}; "
             f"soxr {dist_version('soxr')}; model {digest}; delivery {DELIVERY_VERSION}"
         )
-        with contextlib.suppress(OSError):
-            remembered.parent.mkdir(parents=True, exist_ok=True)
-            tmp = remembered.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"version": found}), encoding="utf-8")
-            os.replace(tmp, remembered)
+        cache.remember(name, {"version": found})
         _version = found
         return found
 
@@ -206,117 +191,10 @@ def version(cache_folder: Path) -> str:
 _load_lock = threading.Lock()  # one load at a time (the others wait for it)
 _state_lock = threading.Lock()  # `_engines` and `_loading` (held only for a moment)
 _g2p_lock = threading.Lock()  # the pronunciation stage is plain Python with caches: one at a time
-_import_lock = threading.Lock()
-_tables_lock = threading.Lock()
 _engines: dict[str, object] = {}
 _loading: dict[str, _Loading] = {}
 G2P_TABLES_VERSION = 1  # bump when the saved form of the pronunciation tables changes
 _TABLES_MAGIC = b"RELAXG2P"
-
-
-def _import_hibari():
-    """The `hibari` package, imported without `scipy.fft`'s public layer.
-
-    hibari's vocoder (`hibari.dsp`) calls `scipy.fft.rfft` and `scipy.fft.irfft`, and importing
-    `scipy.fft` costs about 0.2 s of every cold start (its array-API layer imports numpy.f2py,
-    numpy.testing and scipy.special). Both calls end in pocketfft's kernels
-    (`scipy.fft._pocketfft.pypocketfft.r2c` and `c2r`) with the arguments `_PocketFFT` passes,
-    so hibari is handed that instead: the same kernels, the same samples (tested against the
-    public `scipy.fft`). Where anything of that is missing, hibari imports `scipy.fft` itself.
-    """
-    with _import_lock:
-        if "hibari.tts" in sys.modules or "scipy.fft" in sys.modules:
-            import hibari
-
-            return hibari
-        fft = _pocketfft()
-        if fft is None:
-            import hibari
-
-            return hibari
-        sys.modules["scipy.fft"] = fft
-        try:
-            import hibari
-        finally:
-            if sys.modules.get("scipy.fft") is fft:
-                del sys.modules["scipy.fft"]
-            scipy = sys.modules.get("scipy")
-            if scipy is not None and getattr(scipy, "__dict__", {}).get("fft") is fft:
-                del scipy.fft
-        return hibari
-
-
-def _pocketfft():
-    """A stand-in `scipy.fft` module with `rfft` and `irfft` on pocketfft's kernels (loaded on
-    their own, like `loudness` loads its filter kernel, where `scipy.fft` is not imported yet),
-    or None."""
-    try:
-        if "scipy.fft" in sys.modules:
-            kernels = importlib.import_module("scipy.fft._pocketfft.pypocketfft")
-        else:
-            kernels = _kernels_alone()
-        fft = types.ModuleType("scipy.fft")
-        fft.__doc__ = "rfft and irfft on pocketfft's kernels (see neural._import_hibari)"
-        fft.rfft, fft.irfft = _PocketFFT(kernels).rfft, _PocketFFT(kernels).irfft
-        return fft
-    except (ImportError, AttributeError, OSError, TypeError):
-        return None
-
-
-def _kernels_alone():
-    """scipy's pocketfft extension module, without running `scipy.fft`'s package code."""
-    import scipy
-
-    folder = Path(scipy.__file__).parent / "fft"
-    stubs = {}
-    for name, path in (("scipy.fft", folder), ("scipy.fft._pocketfft", folder / "_pocketfft")):
-        stub = types.ModuleType(name)
-        stub.__path__ = [str(path)]
-        stubs[name] = stub
-    sys.modules.update(stubs)
-    try:
-        return importlib.import_module("scipy.fft._pocketfft.pypocketfft")
-    finally:
-        for name in stubs:
-            sys.modules.pop(name, None)
-        sys.modules.pop("scipy.fft._pocketfft.pypocketfft", None)
-
-
-class _PocketFFT:
-    """What `scipy.fft.rfft(x, axis=a)` and `scipy.fft.irfft(x, n=n, axis=a)` do for a float32 or
-    complex64 numpy array (scipy's `_pocketfft.basic.r2c` and `c2r`, without their checks for
-    other input): native byte order and aligned data, the default "backward" norm, one worker."""
-
-    def __init__(self, kernels):
-        self._kernels = kernels
-
-    @staticmethod
-    def _aligned(x: np.ndarray) -> np.ndarray:
-        if x.dtype.kind not in "fc" or x.dtype == np.float16:
-            raise TypeError(f"unexpected FFT input {x.dtype}")
-        dtype = x.dtype.newbyteorder("=")
-        return np.array(x, dtype=dtype, copy=True if not x.flags["ALIGNED"] else None)
-
-    def rfft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
-        if n is not None or norm is not None or workers is not None:
-            raise TypeError("only the calls hibari makes")
-        tmp = self._aligned(np.asarray(x))
-        if not np.isrealobj(tmp) or tmp.shape[axis] < 1:
-            raise TypeError("x must be a real sequence")
-        return self._kernels.r2c(tmp, (axis,), True, 0, None, 1)
-
-    def irfft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
-        if n is None or norm is not None or workers is not None:
-            raise TypeError("only the calls hibari makes")
-        tmp = self._aligned(np.asarray(x))
-        if np.isrealobj(tmp):
-            tmp = tmp + 0.0j
-        keep = n // 2 + 1
-        if tmp.shape[axis] < keep:
-            raise TypeError("only the calls hibari makes")
-        index = [slice(None)] * tmp.ndim
-        index[axis] = slice(0, keep)
-        return self._kernels.c2r(tmp[tuple(index)], (axis,), n, False, 2, None, 1)
 
 
 def _session(voice: NeuralVoice):
@@ -428,14 +306,14 @@ def _read_tables(path: Path) -> dict | None:
 
 def _write_tables(path: Path, packed: dict) -> None:
     """Save tables in their saved form (`_pack`) at `path`, atomically."""
-    with contextlib.suppress(OSError, ValueError):  # a cache that cannot be written is only slower
+    try:
         payload = marshal.dumps(packed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(_TABLES_MAGIC + hashlib.sha256(payload).digest())
-            f.write(payload)
-        os.replace(tmp, path)
+    except ValueError:
+        return
+    with contextlib.suppress(fsio.FsError):  # a cache that cannot be written is only slower
+        fsio.atomic_write(
+            path, _TABLES_MAGIC + hashlib.sha256(payload).digest() + payload, fsync=False
+        )
 
 
 def _g2p(voice: NeuralVoice, cache_folder: Path | None):
@@ -447,7 +325,7 @@ def _g2p(voice: NeuralVoice, cache_folder: Path | None):
     15 MiB instead of 100, and answers the same (tested). They are written there after the first
     load, in the background; that load uses them packed too.
     """
-    _import_hibari()
+    _hibari_compat.import_hibari()
     import hibari.g2p as g2p_module
     from hibari.voices import VOICES as HIBARI_VOICES
 
@@ -467,12 +345,8 @@ def _g2p(voice: NeuralVoice, cache_folder: Path | None):
         read[name] = _pack(original(name))
         return _unpack(read[name])
 
-    with _tables_lock:  # (the stand-in loader is the module's for this moment)
-        g2p_module._load_json = load_json
-        try:
-            made = g2p_module.G2P(british=british)
-        finally:
-            g2p_module._load_json = original
+    with _hibari_compat.tables_loaded_by(g2p_module, load_json):
+        made = g2p_module.G2P(british=british)
     if read and saved is None:
         _write_later(path, read)
     return made
@@ -502,7 +376,7 @@ def _write_later(path: Path, tables: dict) -> None:
 
 
 def _vocab() -> dict:
-    hibari = _import_hibari()
+    hibari = _hibari_compat.import_hibari()
     with open(Path(hibari.tts.ASSETS) / "vocab.json", encoding="utf-8") as f:
         return json.load(f)
 
@@ -526,15 +400,14 @@ def _ready_session(voice: NeuralVoice):
 
 def _assemble(voice: NeuralVoice, ready, g2p):
     """A `hibari.Hibari` on this session and pronunciation stage (what its `__init__` makes)."""
-    hibari = _import_hibari()
     session, vocab = ready
-    engine = hibari.Hibari.__new__(hibari.Hibari)
-    engine.voice = voice.hibari_name
-    engine.model_path = str(_model_file(voice))
-    engine.sess = session
-    engine.vocab = vocab
-    engine._g2p = g2p
-    return engine
+    return _hibari_compat.assemble(
+        voice=voice.hibari_name,
+        model_path=str(_model_file(voice)),
+        session=session,
+        vocab=vocab,
+        g2p=g2p,
+    )
 
 
 class _Loading:
@@ -691,3 +564,76 @@ def speech(
     soft = _soften(raw, dsp.SR)
     clip = soxr.resample(soft, dsp.SR, model.SAMPLE_RATE, quality="HQ")
     return (np.asarray(clip, dtype=np.float32) * np.float32(LEVEL)).astype(np.float32)
+
+
+# ---- the engine --------------------------------------------------------------------------------
+
+
+class Neural:
+    """The neural English voice as a speech engine (`engine.Engine`): clips made in this process,
+    one after another (the model keeps no state between clips), after the model has loaded."""
+
+    name = ENGINE
+    in_process = True
+    pauses_in_lines = True
+    synthetic = True
+
+    def available(self) -> bool:
+        return available()
+
+    def voices(self) -> list[VoiceInfo]:
+        if not available():
+            return []
+        return [VoiceInfo(v.id, v.name, v.languages, engine=self.name) for v in VOICES]
+
+    def voice_for(self, language: str, name: str | None, *, explicit: bool) -> VoiceInfo | None:
+        if not available():
+            raise TTSError(
+                "the neural voice is not installed (hibari-tts with onnxruntime); reinstall "
+                "relax's dependencies (the launchers do), or use `engine: espeak` / "
+                "`--engine espeak`"
+            )
+        if not speaks(language):
+            raise TTSError(
+                f"the neural voice speaks only English, not {language!r}; use `engine: espeak` "
+                "(or leave `engine` out: espeak-ng speaks every other language)"
+            )
+        voices = self.voices()
+        if name is None:
+            return voices[0]
+        matches = name_matches(voices, name)
+        if matches:
+            return matches[0]
+        if explicit:
+            raise TTSError(
+                f"no neural voice matches {name!r}; `relax voices --language {language}` lists them"
+            )
+        return None
+
+    def version(self) -> str:
+        return version()
+
+    def load(self, voice: VoiceInfo) -> None:
+        start_loading(voice.id, cache.cache_dir())
+
+    def loaded(self) -> bool:
+        return loaded()
+
+    def make_clip(
+        self, utterance: model.Utterance, voice: VoiceInfo, running: Running | None = None
+    ) -> np.ndarray:
+        """One clip, trimmed, ramped, checked for a plausible length and scaled by the volume,
+        as espeak-ng's are."""
+        try:
+            raw = speech(utterance.text, int(utterance.voice.rate_wpm), voice.id, cache.cache_dir())
+            clip = check_length(trim_and_ramp(raw), utterance.text, int(utterance.voice.rate_wpm))
+        except ClipRejected as exc:
+            raise TTSError(
+                f"could not synthesize {utterance.text!r} with voice {voice.id}: {exc}"
+            ) from exc
+        except Exception as exc:  # onnxruntime and the model raise anything; name the text
+            raise TTSError(
+                f"could not synthesize {utterance.text!r} with voice {voice.id}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        return scaled(clip, utterance)

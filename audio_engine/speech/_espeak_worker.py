@@ -1,6 +1,6 @@
-"""Runs pyttsx3 in a fresh engine state: `python -m audio_engine._tts_worker [--serve]`.
+"""Runs pyttsx3 in a fresh engine state: `python -m audio_engine.speech._espeak_worker [--serve]`.
 
-`audio_engine.tts` needs every clip made from a fresh engine state (espeak-ng's output for a text
+`audio_engine.speech.espeak` needs every clip made from a fresh engine state (espeak-ng's output for a text
 depends on what the same process synthesized before). Two ways to get one:
 
 - Without arguments: one request, one process. Reads one JSON request on stdin and exits.

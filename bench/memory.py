@@ -1,0 +1,105 @@
+"""Memory of an export, summed over relax's processes: `python bench/memory.py [--session
+body-scan] [--languages en,nl]`.
+
+Runs `relax export SESSION -l LANG` cold (an empty cache folder: every line synthesized, the
+neural voice's pronunciation tables packed for the first time) and then warm (the same folder
+again), and samples every 20 ms the proportional set size (PSS, `/proc/PID/smaps_rollup`) of the
+relax process and every process under it (espeak-ng's fork servers and their children). Prints
+per run the peak of the sum, the peak of the main process alone, how many processes were seen
+and the wall time. PSS counts a page shared by N processes as 1/N in each, so the sum is what
+the export takes from the machine. Linux only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def measure(args: list[str], env: dict[str, str]) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak_sum = peak_main = 0
+    seen: set[int] = set()
+    while proc.poll() is None:
+        pids = descendants(proc.pid)
+        seen.update(pids)
+        sizes = {pid: pss_kib(pid) for pid in pids}
+        peak_sum = max(peak_sum, sum(sizes.values()))
+        peak_main = max(peak_main, sizes.get(proc.pid, 0))
+        time.sleep(0.02)
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"export failed ({proc.returncode}): {err.strip()[-300:]}")
+    return {
+        "sum_mib": peak_sum / 1024,
+        "main_mib": peak_main / 1024,
+        "processes": len(seen),
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--session", default="body-scan")
+    parser.add_argument("--languages", default="en,nl")
+    args = parser.parse_args(argv)
+    print(
+        f"{'session':<12} {'lang':<5} {'cache':<6} {'PSS sum':>9} {'main':>9} {'procs':>6} {'s':>6}"
+    )
+    with tempfile.TemporaryDirectory(prefix="relax-bench-memory-") as work:
+        for language in args.languages.split(","):
+            cache = Path(work) / f"cache-{language}"
+            env = {**os.environ, "RELAX_CACHE_DIR": str(cache)}
+            out = Path(work) / f"out-{language}.wav"
+            command = [sys.executable, "-m", "audio_engine", "export", args.session]
+            command += ["-l", language, "-o", str(out)]
+            for kind in ("cold", "warm"):
+                row = measure(command, env)
+                print(
+                    f"{args.session:<12} {language:<5} {kind:<6} {row['sum_mib']:>6.0f} MiB "
+                    f"{row['main_mib']:>5.0f} MiB {row['processes']:>6} {row['wall_s']:>6.1f}",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
