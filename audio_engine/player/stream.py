@@ -31,6 +31,7 @@ still the same, only later; `Stream.dropouts` records where the sound resumed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -245,8 +246,13 @@ class Stream:
             self._finished = True
             self.channel.stop()
             self._playing = self._queued = None
-        if self._feeder is not None and self._feeder is not threading.current_thread():
-            self._feeder.join()
+        feeder = self._feeder
+        if feeder is not None and feeder is not threading.current_thread():
+            # A signal (SIGTERM's exit) can land inside `start_feeder` after the thread was
+            # launched but before it said it runs: join() refuses such a thread, which sees the
+            # stop flag and ends by itself (it is a daemon).
+            with contextlib.suppress(RuntimeError):
+                feeder.join()
 
     # ---- feeding the mixer ---------------------------------------------------------------------
 
