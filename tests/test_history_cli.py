@@ -430,6 +430,23 @@ def test_history_lists_totals_and_streaks(home):
     assert _history(home, "--limit", "0").stdout.splitlines()[0] == "4 sessions:"
 
 
+def test_streaks_can_be_hidden_everywhere_and_the_day_end_set(home):
+    _seed(home)
+    done = _history(home, "--streaks", "off")
+    assert done.returncode == 0 and "hidden" in done.stdout, done.stderr
+    text = _history(home).stdout
+    assert "Today:" in text and "Streak" not in text
+    assert "streak" not in json.loads(_history(home, "--json").stdout)
+    assert _history(home, "--streaks", "on").returncode == 0
+    assert "Streak:    3 days" in _history(home).stdout
+    assert json.loads(_history(home, "--json").stdout)["day_ends_h"] == 4
+    assert _history(home, "--day-ends", "0").returncode == 0
+    assert json.loads(_history(home, "--json").stdout)["day_ends_h"] == 0
+    for bad in ("24", "-1", "four"):
+        done = _history(home, "--day-ends", bad)
+        assert done.returncode == 2 and "not an hour" in done.stderr, done.stderr
+
+
 def test_history_exports_json_and_csv_and_filters_by_date(home):
     seeded = _seed(home)
     data = json.loads(_history(home, "--json").stdout)
