@@ -19,6 +19,7 @@ from audio_engine.errors import RelaxError, ScriptError
 COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
 COMMANDS += ("history",)
 COMMANDS += ("remind",)
+COMMANDS += ("install-launcher",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,14 +35,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog="Run `relax COMMAND --help` for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"relax {__version__}")
+    parser.add_argument(
+        "--ui-language",
+        metavar="LANG",
+        help="the language of the interface (the library window, reminders, summaries): en or "
+        "nl; default: your locale's. A session shows its own language while it plays",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         if only is not None and name != only:
             continue
         try:
-            module = importlib.import_module(f"audio_engine.cli.{name}")
+            module = importlib.import_module(f"audio_engine.cli.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"audio_engine.cli.{name}":
+            if exc.name != f"audio_engine.cli.{name.replace('-', '_')}":
                 raise
             continue
         module.register(sub)
@@ -50,7 +57,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    first = next((w for w in words if not w.startswith("-")), None)
+    first = _command_word(words)
     # SIGTERM (a `kill`, a logout) ends the command like an error does: through every `finally`,
     # so no temporary file is left behind; exit status 143 as for a plain SIGTERM.
     old_term = None
@@ -61,7 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         # come in there too.
         parser = build_parser(first if first in COMMANDS else None)
         args = parser.parse_args(argv)
+        _launcher_hint(first)
+        if args.ui_language:
+            from audio_engine import i18n
+
+            i18n.set_language(args.ui_language)
         if not getattr(args, "run", None):
+            if first is None and "-h" not in words and _library_window():
+                from audio_engine.app import window
+
+                return window.main()
             parser.print_help()
             return 2
         return int(args.run(args) or 0)
@@ -83,6 +99,45 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+
+
+def _command_word(words: list[str]) -> str | None:
+    """The command in `words`: the first word that is not an option or --ui-language's value."""
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--ui-language":
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _library_window() -> bool:
+    """Whether `relax` alone opens the library window: a display exists (not the tests' dummy)."""
+    import os
+
+    if os.environ.get("SDL_VIDEODRIVER", "").lower() in ("dummy", "offscreen"):
+        return False
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _launcher_hint(command: str | None) -> None:
+    # The first run from the checkout's launcher (scripts/relax) says, once, how to add relax
+    # to the app menu.
+    import os
+
+    launcher = os.environ.get("RELAX_LAUNCHER")
+    if not launcher or command == "install-launcher" or not sys.stderr.isatty():
+        return
+    from audio_engine.app.launcher import hint_once
+
+    line = hint_once(launcher)
+    if line:
+        print(line, file=sys.stderr)
 
 
 def _terminated(signum, frame) -> None:

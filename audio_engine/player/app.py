@@ -215,6 +215,7 @@ def play(
     heard: list[tuple[int, int]] | None = None,
     end_text=None,
     surface=None,
+    background: bool = True,
 ) -> str:
     """Play a prepared session until it ends or the listener quits.
 
@@ -233,6 +234,7 @@ def play(
         "" for none) is shown in the window's caption for `END_TEXT_S` (a key or closing the
         window ends that sooner), or printed as one line to `status` without a window.
     surface : draw into this window (the library's) instead of opening one; it stays open.
+    background : False starts with the background off (as the `m` key does).
 
     Every text the player adds (flags, key hints, phase words, the end text) is in the
     session's language when relax has a catalog for it (`i18n.using`).
@@ -265,6 +267,8 @@ def play(
     try:
         with i18n.using(language):
             controller = Controller(stream, volume)
+            if not background:
+                controller.handle(keys.MUTE)
             stream.start_feeder()  # sound first: the window may take a moment to open
             first = None
             if window:
