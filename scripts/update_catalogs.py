@@ -43,7 +43,9 @@ def extract(package: Path = PACKAGE) -> dict[tuple[str, str | None], list[str]]:
                 continue
             name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
             args = node.args
-            strings = [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            strings = [
+                a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            ]
             if name in ("_", "gettext_") and len(args) == 1 and len(strings) == 1:
                 key = (strings[0], None)
             elif name == "ngettext" and len(args) == 3 and len(strings) == 2:
