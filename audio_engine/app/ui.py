@@ -21,6 +21,7 @@ from audio_engine.player import pacer
 
 TARGET_MIN_PX = 44  # the smallest a control is, either way
 TEXT_MIN_PX = 12
+SHRINK = 0.8  # a line too long for its box gets at most this much smaller, then is cut
 BACKGROUND = pacer.BACKGROUND
 TEXT = pacer.TEXT
 MUTED = pacer.MUTED
@@ -93,10 +94,11 @@ class Kit:
     # ---- text -------------------------------------------------------------------------------
 
     def fit(self, text: str, size_px: int, width_px: int, bold: bool = False) -> tuple[str, int]:
-        """`text` at `size_px` or smaller (not under TEXT_MIN_PX) to fit `width_px`; cut with an
-        ellipsis when even that is too wide."""
+        """`text` at `size_px` or a little smaller (down to `SHRINK` of it, never under
+        TEXT_MIN_PX) to fit `width_px`; cut with an ellipsis when even that is too wide."""
         size = max(TEXT_MIN_PX, int(size_px))
-        while size > TEXT_MIN_PX and font(size, bold).size(text)[0] > width_px:
+        smallest = max(TEXT_MIN_PX, int(size_px * SHRINK))
+        while size > smallest and font(size, bold).size(text)[0] > width_px:
             size -= 1
         f = font(size, bold)
         if f.size(text)[0] <= width_px:
