@@ -201,7 +201,7 @@ def test_open_choose_dutch_play_to_the_summary_and_save_for_the_phone(xvfb, tmp_
             lambda s: "Korte reset" in _texts(s) and s.get("focus") == "lang:nl", what="Dutch"
         )
         _check_screen(person.screenshot(size), state, tmp_path / "session-800x600.png")
-        # 4. Start (by keyboard: Tab from the language to Start).
+        # 4. Start.
         person.click("start")
         person.wait(lambda s: s.get("view") == "playing" or "Even klaarzetten\u2026" in _texts(s),
                     what="the start")  # fmt: skip
@@ -231,7 +231,9 @@ def test_open_choose_dutch_play_to_the_summary_and_save_for_the_phone(xvfb, tmp_
             "the MP3",
         )
         assert "error" not in state["save"], state["save"]
+        assert [c["id"] for c in state["controls"]] == ["back", "open-folder"]
         mp3 = Path(state["save"]["path"])
+        assert "".join(t["text"] for t in state["texts"] if t["role"] == "path") == str(mp3)
         assert mp3 == home / "Music" / "relax" / "quick-reset.nl.mp3"
         _check_screen(person.screenshot(size), state, tmp_path / "saved-800x600.png")
         person.key("Escape")

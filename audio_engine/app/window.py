@@ -88,6 +88,7 @@ class App:
         self.message = ""
         self.summary: tuple[str, str, str] | None = None  # language, title, text
         self.save_state: dict = {}
+        self.saving: dict = {}
         self.remind_form: dict = {}
         self.running = True
         self._trace = os.environ.get("RELAX_APP_TRACE")
@@ -176,6 +177,8 @@ class App:
         import pygame
 
         surface = pygame.display.get_surface()
+        # One look at the export's progress per frame: what is drawn is what the trace says.
+        self.saving = dict(self.save_state)
         kit = ui.Kit(surface, self.focus)
         language = self.summary[0] if self.view == "summary" and self.summary else None
         with i18n.using(language) if language else contextlib.nullcontext():
@@ -205,7 +208,7 @@ class App:
             ],
             "boxes": [[role, list(rect)] for role, rect in kit.boxes],
             "message": self.message,
-            "save": {k: str(v) for k, v in self.save_state.items() if k != "thread"},
+            "save": {k: str(v) for k, v in self.saving.items() if k != "thread"},
         }
         text = json.dumps(data, ensure_ascii=False)
         if text == self._traced:
@@ -331,11 +334,13 @@ class App:
 
         for view, label, rect in header_controls:
             kit.button(view, label, rect, lambda v=view: self.go(v))
-        for kind, ry, rh, data in rows:
+        shown = [top <= top + ry - self.scroll and top + ry - self.scroll + rh <= bottom
+                 for _kind, ry, rh, _data in rows]  # fmt: skip
+        for n, (kind, ry, rh, data) in enumerate(rows):
             y = top + ry - self.scroll
-            visible = y >= top and y + rh <= bottom
+            visible = shown[n]
             if kind == "group":
-                if visible:
+                if visible and n + 1 < len(rows) and shown[n + 1]:  # not alone at the bottom
                     kit.text("group", _group_name(data), (left, y, width, rh), int(unit * 0.9),
                              ui.MUTED, bold=True)  # fmt: skip
                 continue
@@ -621,7 +626,7 @@ class App:
             state["busy"] = False
 
     def _draw_saving(self, kit: ui.Kit) -> None:
-        state = self.save_state
+        state = self.saving
         pad, unit = kit.pad, kit.unit
         y = self._header(kit, _("Save for your phone"))
         left, width = pad * 2, kit.w - pad * 4
