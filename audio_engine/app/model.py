@@ -204,3 +204,10 @@ def save_prefs(prefs: Prefs) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
+
+
+def replace_new(item: Item, new: bool) -> Item:
+    """`item`, marked new or not."""
+    from dataclasses import replace
+
+    return replace(item, new=new)
