@@ -316,3 +316,79 @@ def test_the_app_menu_entry_validates_and_names_the_window_class(tmp_path, monke
         timeout=60,
     )
     assert done.returncode == 0 and not entry.exists() and not icon.exists()
+
+
+def test_relax_alone_opens_the_library_where_there_is_a_display_else_prints_help(xvfb, tmp_path):
+    env = dict(
+        os.environ,
+        DISPLAY=xvfb.display,
+        SDL_VIDEODRIVER="x11",
+        RELAX_SETTINGS_DIR=str(tmp_path / "settings"),
+        RELAX_APP_TRACE=str(tmp_path / "trace.json"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_engine", "--ui-language", "nl"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        person = Person(xvfb.display, tmp_path / "trace.json")
+        state = person.wait(lambda s: s.get("view") == "safety", what="the window")
+        assert any("arts" in t for t in _texts(state))  # the Dutch safety text: "huisarts"
+        person.key("Return")
+        state = person.wait(lambda s: s.get("view") == "library", what="the library")
+        assert "Geschiedenis" in [c["label"] for c in state["controls"]]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    env.pop("DISPLAY")
+    env["SDL_VIDEODRIVER"] = "dummy"
+    done = subprocess.run(
+        [sys.executable, "-m", "audio_engine"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "usage: relax" in done.stdout
+
+
+def test_the_launchers_first_run_says_once_how_to_add_relax_to_the_app_menu(tmp_path):
+    import pty
+
+    env = dict(
+        os.environ,
+        RELAX_LAUNCHER="scripts/relax",
+        RELAX_SETTINGS_DIR=str(tmp_path / "settings"),
+        XDG_DATA_HOME=str(tmp_path / "share"),
+    )
+
+    def run():
+        main, secondary = pty.openpty()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "audio_engine", "schema"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=secondary,
+                timeout=60,
+            )
+            os.close(secondary)
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return done.returncode, b"".join(chunks).decode()
+        finally:
+            os.close(main)
+
+    code, err = run()
+    assert code == 0
+    assert err.strip() == (
+        "relax: to add relax to your app menu, run: scripts/relax install-launcher"
+    )
+    assert run() == (0, "")
