@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     os.environ["RELAX_DATA_DIR"] = str(private / "data")
     os.environ["RELAX_SESSIONS_DIR"] = str(private / "sessions")
     (private / "settings").mkdir()
-    (private / "settings" / "safety-pointer-shown").write_text("shown\n")
+    (private / "settings" / "safety-shown-in-window").write_text("shown\n")
 
     import pygame
 

@@ -262,7 +262,7 @@ def test_open_choose_dutch_play_to_the_summary_and_save_for_the_phone(xvfb, tmp_
 def test_the_library_at_1920x1080(xvfb, tmp_path):
     size = (1920, 1080)
     (tmp_path / "settings").mkdir()
-    (tmp_path / "settings" / "safety-pointer-shown").write_text("shown\n")
+    (tmp_path / "settings" / "safety-shown-in-window").write_text("shown\n")
     proc, person, _home = _start(xvfb, tmp_path, size)
     try:
         state = person.wait(lambda s: s.get("view") == "library", what="the library")

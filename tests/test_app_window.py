@@ -5,6 +5,8 @@ reminders' settings written as `relax remind` reads them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -221,3 +223,28 @@ def test_the_reminders_view_writes_the_settings_and_installs_the_login_unit(app,
     click("remind:off")
     click("remind:save")
     assert not unit.exists()
+
+
+class _CancelWhileWriting(dict):
+    """A save state whose `cancel` turns on once the MP3 is being written (the window closed)."""
+
+    def get(self, key, default=None):
+        if key == "cancel":
+            return dict.get(self, "stage") == "file" and dict.get(self, "fraction", 0) > 0.6
+        return dict.get(self, key, default)
+
+
+def test_closing_the_window_while_saving_leaves_no_partial_file(tmp_path, monkeypatch):
+    from audio_engine import pipeline
+
+    music = tmp_path / "Music"
+    monkeypatch.setenv("XDG_MUSIC_DIR", str(music))
+    path = pipeline.load("quick-reset", "nl").source
+    state = _CancelWhileWriting(busy=True)
+    window.App._save_work(state, path, False)
+    assert state["error"] == "cancelled" and state["busy"] is False
+    assert list((music / "relax").iterdir()) == []
+    state = {"busy": True}
+    window.App._save_work(state, path, True)
+    assert "error" not in state and Path(state["path"]).parent == music / "relax"
+    assert [p.name for p in (music / "relax").iterdir()] == ["quick-reset.nl.mp3"]

@@ -36,6 +36,16 @@ DEFAULT_SIZE = (960, 720)
 FPS = 30
 LANGUAGE_NAMES = {"en": "English", "nl": "Nederlands"}
 EVERY_MIN, EVERY_MAX, EVERY_STEP = 30, 60, 5
+SAFETY_SHOWN = "safety-shown-in-window"  # marker: the window showed the safety text once
+# Where Esc goes from each view.
+PARENT = {
+    "session": "library",
+    "summary": "library",
+    "safety": "library",
+    "history": "library",
+    "reminders": "library",
+    "saving": "session",
+}
 
 
 def _group_name(group: str) -> str:
@@ -71,13 +81,16 @@ def open_folder(folder: Path) -> None:
     )
 
 
+class _Cancelled(Exception):
+    """Raised in the export's progress callback when the window closes while it writes."""
+
+
 class App:
     def __init__(self, screen):
         self.screen = screen
         self.view = "library"
         self.focus: str | None = None
         self.controls: list[ui.Control] = []
-        self.back_to: dict[str, str] = {}
         self.prefs = model.load_prefs()
         self.items = self._load_items()
         self.item: model.Item | None = None
@@ -93,9 +106,7 @@ class App:
         self.running = True
         self._trace = os.environ.get("RELAX_APP_TRACE")
         self._traced = None
-        from audio_engine import safety
-
-        if safety.mark_pointer_shown():  # the first start: the safety text, once
+        if _first_time(SAFETY_SHOWN):  # the first start: the safety text, once
             self.go("safety")
 
     # ---- data -------------------------------------------------------------------------------
@@ -110,8 +121,6 @@ class App:
     # ---- navigation -------------------------------------------------------------------------
 
     def go(self, view: str, focus: str | None = None) -> None:
-        if view != self.view:
-            self.back_to[view] = self.view
         self.view = view
         self.focus = focus
         self.text_scroll = 0
@@ -120,15 +129,12 @@ class App:
             self._load_remind_form()
 
     def back(self) -> None:
+        """Esc and the Back buttons: up to the view this one was opened from."""
         if self.view == "library":
             return
         if self.view == "saving" and self.save_state.get("busy"):
             return  # the file is being written; Back comes when it is done
-        target = "library" if self.view in ("summary", "safety", "session") else None
-        came = self.back_to.get(self.view, "library")
-        target = target or came
-        if self.view == "safety":
-            target = came if came != "safety" else "library"
+        target = PARENT[self.view]
         focus = None
         if target == "library" and self.item is not None:
             focus = f"item:{self.item.id}"
@@ -171,7 +177,14 @@ class App:
                 continue
             self.frame()
             clock.tick(FPS)
+        self._stop_saving()
         return 0
+
+    def _stop_saving(self) -> None:
+        thread = self.save_state.get("thread")
+        if thread is not None and thread.is_alive():
+            self.save_state["cancel"] = True
+            thread.join(30)
 
     def frame(self) -> ui.Kit:
         import pygame
@@ -519,7 +532,7 @@ class App:
                     result = player.play(
                         growing,
                         gain,
-                        surface=self.screen,
+                        surface=pygame.display.get_surface(),
                         heard=heard,
                         stdin=io.StringIO(),
                         background=self.prefs.background,
@@ -597,6 +610,8 @@ class App:
 
         def stage(name, low, high):
             def progress(done, total):
+                if state.get("cancel"):
+                    raise _Cancelled  # the window closed: the export removes its temporary file
                 state["stage"] = name
                 state["fraction"] = low + (high - low) * (done / total if total else 1.0)
 
@@ -616,12 +631,19 @@ class App:
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / export.default_name(session, form)
             written = export.export(
-                prepared, target, gain=gain, fmt="mp3", progress=stage("file", 0.5, 1.0)
+                prepared,
+                target,
+                gain=gain,
+                fmt="mp3",
+                transcript=False,  # a music folder: the audio alone (its chapters are in it)
+                progress=stage("file", 0.5, 1.0),
             )
             state["path"] = str(written)
             state["fraction"] = 1.0
         except (RelaxError, OSError) as exc:
             state["error"] = str(exc)
+        except _Cancelled:
+            state["error"] = "cancelled"
         finally:
             state["busy"] = False
 
@@ -882,6 +904,24 @@ class App:
                      kit.target), int(unit * 0.8), ui.MUTED, align="right")  # fmt: skip
 
 
+def _first_time(marker: str) -> bool:
+    """True the first time it is asked about `marker` on this user account (a file in the
+    settings folder records it); a folder that cannot be written answers True (the safe side)."""
+    from audio_engine import safety
+
+    path = safety.settings_dir() / marker
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as f:
+            f.write("The library window has shown this once.\n")
+    except FileExistsError:
+        return False
+    except OSError:
+        return True
+    safety.mark_pointer_shown()  # the whole text was shown: the terminal's pointer is not needed
+    return True
+
+
 def pacer_wrap(font, text: str, width: int) -> list[str]:
     from audio_engine.player import pacer
 
@@ -908,6 +948,8 @@ def main(argv: list[str] | None = None) -> int:
         i18n.set_language(args.ui_language)
     # The window's class names the app-menu entry's StartupWMClass (X11 and Wayland).
     os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", WM_CLASS)
+    # Windows: sharp at the screen's own scale, not scaled up blurred (untested there).
+    os.environ.setdefault("SDL_WINDOWS_DPI_AWARENESS", "permonitorv2")
     os.environ.setdefault("SDL_VIDEO_WAYLAND_WMCLASS", WM_CLASS)
     from audio_engine.app import icon
     from audio_engine.player.app import import_pygame
