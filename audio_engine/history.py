@@ -188,17 +188,18 @@ def set_day_ends_h(hour: int) -> None:
     """Practice days end at `hour` (0-23) from now on; `DAY_ENDS_H` removes the setting."""
     if not 0 <= hour <= 23:
         raise ValueError(f"an hour is 0-23, not {hour}")
+    from audio_engine import fsio
+
     path = _settings_dir() / DAY_ENDS_FILE
     try:
         if hour == DAY_ENDS_H:
             path.unlink(missing_ok=True)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(f"{hour}\n", encoding="utf-8")
-            os.replace(tmp, path)
+            fsio.atomic_write(path, f"{hour}\n".encode())
     except OSError as exc:
         raise HistoryError(f"cannot change the setting in {path}: {exc.strerror or exc}") from None
+    except fsio.FsError as exc:
+        raise HistoryError(str(exc)) from None
 
 
 def local(instant: datetime) -> datetime:

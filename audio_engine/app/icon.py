@@ -36,6 +36,18 @@ def draw(size_px: int):
     return pygame.transform.smoothscale(surface, (size_px, size_px))
 
 
+def png_bytes(size_px: int) -> bytes:
+    """The icon at `size_px` as the bytes of a PNG file."""
+    import io
+
+    surface = draw(size_px)
+    import pygame
+
+    out = io.BytesIO()
+    pygame.image.save(surface, out, "icon.png")
+    return out.getvalue()
+
+
 def save_png(path: Path, size_px: int) -> Path:
     """Write the icon at `size_px` to `path` (PNG); returns `path`."""
     surface = draw(size_px)

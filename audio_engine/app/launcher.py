@@ -89,10 +89,10 @@ def _paths(home: Path) -> tuple[Path, list[tuple[int, Path]]]:
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from audio_engine import fsio
+
+    path.parent.mkdir(parents=True, exist_ok=True)  # shared folders: their modes are the user's
+    fsio.atomic_write(path, data, make_folder=False)
 
 
 def _refresh(home: Path) -> None:
@@ -113,9 +113,7 @@ def install(home: Path | None = None) -> list[Path]:
     entry, icons = _paths(home)
     written = []
     for size, path in icons:
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        icon.save_png(tmp, size)
-        os.replace(tmp, path)
+        _write(path, icon.png_bytes(size))
         written.append(path)
     _write(entry, desktop_entry(command()).encode("utf-8"))
     written.append(entry)

@@ -13,8 +13,8 @@ Entry points:
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -194,16 +194,12 @@ def load_prefs() -> Prefs:
 def save_prefs(prefs: Prefs) -> None:
     """Remember `prefs` (written whole or not at all); a folder that cannot be written is ignored:
     the choices then last for this run."""
-    path = _prefs_path()
+    from audio_engine import fsio
+
     data = asdict(prefs)
     data.pop("extra", None)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    with contextlib.suppress(fsio.FsError):
+        fsio.atomic_write(_prefs_path(), (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def replace_new(item: Item, new: bool) -> Item:

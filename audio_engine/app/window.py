@@ -849,20 +849,18 @@ class App:
         form = self.remind_form
         hours = (form["start"] * 60, form["end"] * 60) if form["hours_on"] else None
         new = replace(form["settings"], every_s=form["every"] * 60.0, hours=hours)
+        from audio_engine import fsio
+
         lines: list[str] = []
         try:
-            path = st.settings_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(st.template(new), encoding="utf-8")
-            os.replace(tmp, path)
+            fsio.atomic_write(st.settings_path(), st.template(new).encode("utf-8"))
             form["settings"] = new
             target = install.target(sys.platform, [])
             if form["on"]:
                 install.install(target, lines.append)
             elif target.path.exists():
                 install.uninstall(target, lines.append)
-        except OSError as exc:
+        except (OSError, fsio.FsError) as exc:
             lines.append(str(exc))
         self.message = _("Saved.") + " " + " ".join(lines)
 
