@@ -15,7 +15,7 @@ from audio_engine.app import model, ui, window
 
 pygame = pytest.importorskip("pygame")
 
-SIZES = [(800, 600), (1920, 1080)]
+SIZES = [(800, 600), (1920, 1080), (2880, 1800)]  # the last: a HiDPI laptop screen
 VIEWS = ["library", "session", "history", "reminders", "safety", "summary", "saving"]
 
 

@@ -150,6 +150,15 @@ def test_a_play_records_one_row_with_local_times_seconds_heard_and_cycles(tiny, 
     assert [p.completed for p in _rows(home)] == [True, True, True]
 
 
+def test_a_dutch_session_ends_with_a_dutch_summary_line(tmp_path, home):
+    path = tmp_path / "kort.yaml"
+    path.write_text(TINY.replace("language: en", "language: nl").replace("Good.", "Goed."))
+    proc = _play(path, home, tmp_path / "nl.raw")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1] == "Vandaag: minder dan 1 min geoefend"
+
+
 def _start_on_a_terminal(path, home, raw):
     master, slave = pty.openpty()
     proc = _play(path, home, raw, stdin=slave)
