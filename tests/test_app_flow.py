@@ -232,6 +232,7 @@ def test_open_choose_dutch_play_to_the_summary_and_save_for_the_phone(xvfb, tmp_
         )
         assert "error" not in state["save"], state["save"]
         assert [c["id"] for c in state["controls"]] == ["back", "open-folder"]
+        assert state["focus"] == "open-folder"
         mp3 = Path(state["save"]["path"])
         assert "".join(t["text"] for t in state["texts"] if t["role"] == "path") == str(mp3)
         assert mp3 == home / "Music" / "relax" / "quick-reset.nl.mp3"

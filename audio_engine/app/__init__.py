@@ -21,10 +21,15 @@ import sys
 
 def run() -> None:
     """Open the library window; exit with its status (130 after Ctrl-C)."""
+    from audio_engine.errors import RelaxError
+
     try:
         from audio_engine.app import window
 
         code = window.main(sys.argv[1:])
+    except RelaxError as exc:
+        print(f"relax: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)

@@ -192,6 +192,9 @@ class App:
         surface = pygame.display.get_surface()
         # One look at the export's progress per frame: what is drawn is what the trace says.
         self.saving = dict(self.save_state)
+        if self.view == "saving" and self.saving.get("path") and not self.saving.get("focused"):
+            self.save_state["focused"] = True  # done: the next thing to do has the focus
+            self.focus = "open-folder"
         kit = ui.Kit(surface, self.focus)
         language = self.summary[0] if self.view == "summary" and self.summary else None
         with i18n.using(language) if language else contextlib.nullcontext():
@@ -955,9 +958,9 @@ def main(argv: list[str] | None = None) -> int:
     import_pygame()
     import pygame
 
-    pygame.display.init()
-    pygame.font.init()
     try:
+        pygame.display.init()
+        pygame.font.init()
         pygame.display.set_icon(icon.draw(64))
         pygame.display.set_caption("relax")
         size = args.size or DEFAULT_SIZE
@@ -966,6 +969,15 @@ def main(argv: list[str] | None = None) -> int:
                 desktop = pygame.display.get_desktop_sizes()[0]
                 size = (min(size[0], desktop[0] * 9 // 10), min(size[1], desktop[1] * 9 // 10))
         screen = pygame.display.set_mode(size, pygame.RESIZABLE)
+        driver = pygame.display.get_driver()
+        asked = os.environ.get("SDL_VIDEODRIVER", "").strip().lower()
+        if driver in ("offscreen", "dummy") and driver != asked:
+            # SDL fell back to drawing into memory: nobody would see the window.
+            raise pygame.error("the display cannot be reached")
+    except pygame.error as exc:
+        pygame.display.quit()
+        raise RelaxError(f"cannot open the library window ({exc}); see relax --help") from None
+    try:
         return App(screen).run()
     finally:
         pygame.display.quit()
