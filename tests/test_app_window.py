@@ -248,3 +248,43 @@ def test_closing_the_window_while_saving_leaves_no_partial_file(tmp_path, monkey
     window.App._save_work(state, path, True)
     assert "error" not in state and Path(state["path"]).parent == music / "relax"
     assert [p.name for p in (music / "relax").iterdir()] == ["quick-reset.nl.mp3"]
+
+
+def test_a_setting_that_cannot_be_written_is_one_line_in_the_window(app, tmp_path, monkeypatch):
+    a = app()
+    a.go("history")
+    a.frame()
+    settings = tmp_path / "settings"
+    monkeypatch.setenv("RELAX_SETTINGS_DIR", str(settings / "history-streaks-off" / "x"))
+    settings.mkdir(exist_ok=True)
+    (settings / "history-streaks-off").write_text("a file where a folder must be")
+    _key(a, "K_TAB")  # from Back to Hide streaks
+    kit = _key(a, "K_RETURN")
+    assert a.focus == "streaks"
+    assert "cannot change the setting" in a.message
+    assert any(t.role == "message" and "cannot" in t.text for t in kit.texts)
+    _check_frame(kit)
+
+
+def test_the_reminders_view_says_when_the_next_break_is_while_the_reminder_runs(app, tmp_path):
+    import json
+
+    from audio_engine.remind import lock, runner
+
+    data = tmp_path / "data"
+    held = lock.InstanceLock(data / lock.LOCK_NAME)
+    assert held.acquire()
+    try:
+        schedule = {"in_working_hours": True, "showing": None, "break_in_s": 1250.0}
+        (data / runner.STATUS_NAME).write_text(json.dumps({"schedule": schedule}))
+        i18n.set_language("nl")
+        a = app()
+        a.go("reminders")
+        kit = a.frame()
+        status = next(t.text for t in kit.texts if t.role == "status")
+        assert status == "De herinneringen lopen nu: de volgende pauze na 21 min activiteit."
+    finally:
+        held.release()
+    assert next(t.text for t in a.frame().texts if t.role == "status") == (
+        "De herinneringen lopen nu niet."
+    )

@@ -36,6 +36,7 @@ DEFAULT_SIZE = (960, 720)
 FPS = 30
 LANGUAGE_NAMES = {"en": "English", "nl": "Nederlands"}
 EVERY_MIN, EVERY_MAX, EVERY_STEP = 30, 60, 5
+OWN_MESSAGE = ("session", "saving", "reminders")  # views that show `message` in their own place
 SAFETY_SHOWN = "safety-shown-in-window"  # marker: the window showed the safety text once
 # Where Esc goes from each view.
 PARENT = {
@@ -197,18 +198,27 @@ class App:
             self.focus = "open-folder"
         kit = ui.Kit(surface, self.focus)
         language = self.summary[0] if self.view == "summary" and self.summary else None
-        with i18n.using(language) if language else contextlib.nullcontext():
-            getattr(self, f"_draw_{self.view}")(kit)
+        self._draw(kit, language)
         ids = [c.id for c in kit.controls]
         if kit.controls and self.focus not in ids:
             self.focus = kit.controls[0].id
             kit = ui.Kit(surface, self.focus)  # draw again with the focus ring
-            with i18n.using(language) if language else contextlib.nullcontext():
-                getattr(self, f"_draw_{self.view}")(kit)
+            self._draw(kit, language)
         self.controls = kit.controls
         pygame.display.flip()
         self._write_trace(kit)
         return kit
+
+    def _draw(self, kit: ui.Kit, language: str | None) -> None:
+        with i18n.using(language) if language else contextlib.nullcontext():
+            getattr(self, f"_draw_{self.view}")(kit)
+        if self.message and self.view not in OWN_MESSAGE:
+            # At the bottom, over whatever is there: the message matters more than a last row.
+            line_h = int(kit.unit * 1.6)
+            box = (0, kit.h - line_h - kit.pad, kit.w, line_h + kit.pad)
+            kit.panel("message", box, ui.PANEL, radius=1)
+            kit.text("message", self.message, (kit.pad * 2, box[1] + kit.pad // 2,
+                     kit.w - kit.pad * 4, line_h), int(kit.unit * 0.85), ui.NEW)  # fmt: skip
 
     def _write_trace(self, kit: ui.Kit) -> None:
         if not self._trace:
@@ -246,7 +256,7 @@ class App:
             for control in self.controls:
                 if control.rect and pygame.Rect(control.rect).collidepoint(event.pos):
                     self.focus = control.id
-                    control.action()
+                    self._activate(control)
                     return
         elif event.type == pygame.MOUSEWHEEL:
             self._scroll_by(-event.y)
@@ -260,7 +270,7 @@ class App:
         elif key in (pygame.K_RETURN, pygame.K_KP_ENTER, pygame.K_SPACE):
             control = next((c for c in self.controls if c.id == self.focus), None)
             if control is not None:
-                control.action()
+                self._activate(control)
         elif self.view == "safety" and key in (pygame.K_UP, pygame.K_DOWN):
             self._scroll_by(-1 if key == pygame.K_UP else 1)
         elif key == pygame.K_PAGEDOWN or key == pygame.K_PAGEUP:
@@ -270,6 +280,14 @@ class App:
                 key == pygame.K_TAB and event.mod & pygame.KMOD_SHIFT
             )
             self._move(-1 if backwards else 1)
+
+    def _activate(self, control: ui.Control) -> None:
+        # A setting that cannot be written, a history that cannot be read: one line in the
+        # window, never a traceback.
+        try:
+            control.action()
+        except RelaxError as exc:
+            self.message = str(exc)
 
     def _move(self, step: int) -> None:
         ids = [c.id for c in self.controls]
@@ -774,22 +792,32 @@ class App:
             "end": (hours[1] // 60) if hours else 17,
         }
 
-    def _remind_running(self) -> bool:
-        from audio_engine.remind import lock
+    def _remind_status(self) -> str:
+        """Whether the reminder runs, and when the next break is: what `relax remind --status`
+        reads (its lock and its status file)."""
+        from audio_engine.remind import lock, runner
 
-        return lock.is_running(history.data_dir() / lock.LOCK_NAME)
+        folder = history.data_dir()
+        if not lock.is_running(folder / lock.LOCK_NAME):
+            return _("Reminders are not running now.")
+        try:
+            state = json.loads((folder / runner.STATUS_NAME).read_text(encoding="utf-8"))
+            schedule = state["schedule"]
+            if schedule["in_working_hours"] and not schedule["showing"]:
+                minutes = max(1, round(schedule["break_in_s"] / 60))
+                return _(
+                    "Reminders are running now: the next break after {minutes} min of activity."
+                ).format(minutes=minutes)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return _("Reminders are running now.")
 
     def _draw_reminders(self, kit: ui.Kit) -> None:
         form = self.remind_form
         pad, unit = kit.pad, kit.unit
         y = self._header(kit, _("Reminders"))
         left, width = pad * 2, kit.w - pad * 4
-        status = (
-            _("Reminders are running now.")
-            if self._remind_running()
-            else _("Reminders are not running now.")
-        )
-        kit.text("status", status, (left, y, width, int(unit * 1.5)), unit, ui.MUTED)
+        kit.text("status", self._remind_status(), (left, y, width, int(unit * 1.5)), unit, ui.MUTED)
         y += int(unit * 1.5) + pad
         label_w = min(int(unit * 11), width // 3)
 
