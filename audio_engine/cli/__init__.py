@@ -32,7 +32,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="relax",
         description="Voice-guided relaxation sessions: play them, export them, write your own.",
-        epilog="Run `relax COMMAND --help` for the options of a command.",
+        epilog="Run `relax COMMAND --help` for the options of a command. Without a COMMAND, "
+        "relax opens the library window where there is a display.",
     )
     parser.add_argument("--version", action="version", version=f"relax {__version__}")
     parser.add_argument(
