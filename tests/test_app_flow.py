@@ -109,6 +109,13 @@ class Person:
         from Xlib import XK, X
         from Xlib.ext import xtest
 
+        # Without a window manager the keyboard follows the pointer: it goes over the window.
+        win = self.window()
+        if win is not None:
+            ox, oy = self.origin()
+            geometry = win.get_geometry()
+            x, y = ox + geometry.width // 2, oy + geometry.height // 2
+            xtest.fake_input(self.d, X.MotionNotify, x=x, y=y)
         code = self.d.keysym_to_keycode(XK.string_to_keysym(name))
         xtest.fake_input(self.d, X.KeyPress, code)
         xtest.fake_input(self.d, X.KeyRelease, code)
@@ -324,6 +331,7 @@ def test_relax_alone_opens_the_library_where_there_is_a_display_else_prints_help
         os.environ,
         DISPLAY=xvfb.display,
         SDL_VIDEODRIVER="x11",
+        SDL_VIDEO_WINDOW_POS="0,0",
         RELAX_SETTINGS_DIR=str(tmp_path / "settings"),
         RELAX_APP_TRACE=str(tmp_path / "trace.json"),
     )
