@@ -141,8 +141,8 @@ def installed(home: Path | None = None) -> bool:
 
 
 def _shortcut() -> Path:
-    # macOS (.app in ~/Applications) and Windows (Start menu .lnk): pyshortcuts writes both.
-    # Untested on those systems.
+    # macOS (.app in ~/Applications) and Windows (Start menu .lnk): pyshortcuts writes both, with
+    # its own icon (it wants .icns or .ico). Untested on those systems.
     try:
         import pyshortcuts
     except ImportError:
@@ -152,14 +152,17 @@ def _shortcut() -> Path:
             "on this system the app-menu entry is made by pyshortcuts: pip install pyshortcuts"
         ) from None
     cmd = command()
-    folder = Path(__file__).resolve().parent
-    png = folder.parent / ".relax-icon.png"  # pyshortcuts converts it as the system needs
-    icon.save_png(png, 256)
-    script = " ".join(cmd[1:]) if len(cmd) > 1 else cmd[0]
-    made = pyshortcuts.make_shortcut(
-        script, name="relax", icon=str(png), terminal=False, desktop=False, startmenu=True
+    script, executable = (" ".join(cmd[1:]), cmd[0]) if len(cmd) > 1 else (cmd[0], None)
+    pyshortcuts.make_shortcut(
+        script,
+        name="relax",
+        description="Voice-guided breathing, body scans and desk stretches",
+        terminal=False,
+        desktop=False,
+        startmenu=True,
+        executable=executable,
     )
-    return Path(str(getattr(made, "target", "") or "relax"))
+    return Path(cmd[0])
 
 
 def hint_once(launcher: str) -> str | None:
