@@ -108,7 +108,8 @@ def _refresh(home: Path) -> None:
 def install(home: Path | None = None) -> list[Path]:
     """Add relax to the app menu; returns the files written."""
     if sys.platform in ("darwin", "win32"):
-        return [_shortcut()]
+        _shortcut()
+        return []  # pyshortcuts chose where
     home = home or data_home()
     entry, icons = _paths(home)
     written = []
@@ -140,7 +141,7 @@ def installed(home: Path | None = None) -> bool:
     return _paths(home or data_home())[0].exists()
 
 
-def _shortcut() -> Path:
+def _shortcut() -> None:
     # macOS (.app in ~/Applications) and Windows (Start menu .lnk): pyshortcuts writes both, with
     # its own icon (it wants .icns or .ico). Untested on those systems.
     try:
@@ -162,7 +163,6 @@ def _shortcut() -> Path:
         startmenu=True,
         executable=executable,
     )
-    return Path(cmd[0])
 
 
 def hint_once(launcher: str) -> str | None:
