@@ -33,7 +33,8 @@ from audio_engine.errors import RelaxError
 from audio_engine.i18n import _
 
 DEFAULT_SIZE = (960, 720)
-FPS = 30
+FPS = 30  # while something moves (the export's progress bar)
+IDLE_REDRAW_MS = 500
 LANGUAGE_NAMES = {"en": "English", "nl": "Nederlands"}
 EVERY_MIN, EVERY_MAX, EVERY_STEP = 30, 60, 5
 OWN_MESSAGE = ("session", "saving", "reminders")  # views that show `message` in their own place
@@ -169,7 +170,15 @@ class App:
 
         clock = pygame.time.Clock()
         while self.running:
-            for event in pygame.event.get():
+            events = pygame.event.get()
+            if not events and not self.save_state.get("busy"):
+                # Nothing moves: sleep until something happens (a key, the mouse, an expose);
+                # only the reminder's status changes by itself, and is looked at again.
+                event = pygame.event.wait(IDLE_REDRAW_MS)
+                if event.type == pygame.NOEVENT and self.view != "reminders":
+                    continue
+                events = [] if event.type == pygame.NOEVENT else [event]
+            for event in events:
                 self.handle(event)
             if self.pending is not None:
                 work, self.pending = self.pending, None
