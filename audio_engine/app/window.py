@@ -169,9 +169,11 @@ class App:
         import pygame
 
         clock = pygame.time.Clock()
+        drawn = False  # the frame on screen shows the state as it is
         while self.running:
             events = pygame.event.get()
-            if not events and not self.save_state.get("busy"):
+            still = drawn and self.saving == self.save_state  # the export's progress is shown
+            if not events and still and not self.save_state.get("busy"):
                 # Nothing moves: sleep until something happens (a key, the mouse, an expose);
                 # only the reminder's status changes by itself, and is looked at again.
                 event = pygame.event.wait(IDLE_REDRAW_MS)
@@ -184,8 +186,10 @@ class App:
                 work, self.pending = self.pending, None
                 work()
                 pygame.event.clear()
+                drawn = False
                 continue
             self.frame()
+            drawn = True
             clock.tick(FPS)
         self._stop_saving()
         return 0
