@@ -20,6 +20,7 @@ COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voic
 COMMANDS += ("history",)
 COMMANDS += ("remind",)
 COMMANDS += ("install-launcher",)
+COMMANDS += ("phone",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         # Building the parser imports the command's modules (numpy, pygame, ...): a Ctrl-C may
         # come in there too.
         parser = build_parser(first if first in COMMANDS else None)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the command's own parser: it points to `relax COMMAND --help`
+            _command_parser(parser, getattr(args, "command", None)).error(
+                f"unrecognized arguments: {' '.join(extra)}"
+            )
         _launcher_hint(first)
         if args.ui_language:
             from audio_engine import i18n
@@ -139,6 +144,14 @@ def _launcher_hint(command: str | None) -> None:
     line = hint_once(launcher)
     if line:
         print(line, file=sys.stderr)
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str | None):
+    """The parser of `command` (`relax play`), else `parser` itself."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
 
 
 def _terminated(signum, frame) -> None:
