@@ -248,6 +248,13 @@ def test_closing_the_window_while_saving_leaves_no_partial_file(tmp_path, monkey
     window.App._save_work(state, path, True)
     assert "error" not in state and Path(state["path"]).parent == music / "relax"
     assert [p.name for p in (music / "relax").iterdir()] == ["quick-reset.nl.mp3"]
+    # "Slower" is the --rate path: in this session every line must fit a set time, so each is
+    # spoken as slowly as still fits, between 0.85 of the script's rate and its own.
+    session = pipeline.load(str(path))
+    slower = model.slower_voice(session)
+    rates = pipeline.prepare(session, slower).rates
+    assert rates and all(slower.rate_wpm <= r <= 140 for r in rates.values())
+    assert min(rates.values()) < 140
 
 
 def test_a_setting_that_cannot_be_written_is_one_line_in_the_window(app, tmp_path, monkeypatch):
