@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make the README's opening picture: the library window, drawn off-screen, saved as a PNG.
 
-    .venv/bin/python scripts/screenshot_library.py                 # docs/library.png, 960x600
+    .venv/bin/python scripts/screenshot_library.py                 # docs/library.png, 960x720
     .venv/bin/python scripts/screenshot_library.py --size 800x600 --ui-language nl -o nl.png
 
 It draws the window with SDL's dummy video driver in a private settings and data folder (no
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="960x600", metavar="WxH")
+    parser.add_argument("--size", default="960x720", metavar="WxH")
     parser.add_argument("--ui-language", default="en", metavar="LANG")
     parser.add_argument("--view", default="library", choices=("library", "session"))
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "library.png")
