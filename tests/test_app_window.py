@@ -295,3 +295,22 @@ def test_the_reminders_view_says_when_the_next_break_is_while_the_reminder_runs(
     assert next(t.text for t in a.frame().texts if t.role == "status") == (
         "De herinneringen lopen nu niet."
     )
+
+
+def test_the_readme_picture_can_be_made_again(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "library.png"
+    done = subprocess.run(
+        [sys.executable, str(root / "scripts" / "screenshot_library.py"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    made = pygame.image.load(str(out))
+    committed = pygame.image.load(str(root / "docs" / "library.png"))
+    assert made.get_size() == committed.get_size() == (960, 720)
+    assert "docs/library.png" in (root / "README.md").read_text().split("\n\n")[1]
