@@ -210,8 +210,10 @@ def test_open_choose_dutch_play_to_the_summary_and_save_for_the_phone(xvfb, tmp_
         _check_screen(person.screenshot(size), state, tmp_path / "session-800x600.png")
         # 4. Start.
         person.click("start")
-        person.wait(lambda s: s.get("view") == "playing" or "Even klaarzetten\u2026" in _texts(s),
-                    what="the start")  # fmt: skip
+        person.wait(
+            lambda s: s.get("view") == "playing" or "Even klaarzetten\u2026" in _texts(s),
+            what="the start",
+        )
         time.sleep(2.0)
         # 5. Skip to the last section; it plays to its end.
         for _ in range(3):

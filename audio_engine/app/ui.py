@@ -180,8 +180,9 @@ class Kit:
         if chosen and not primary:
             self.pg.draw.rect(self.surface, PRIMARY, r, width=2, border_radius=self.pad)
         inner = r.inflate(-2 * self.pad, -4)
-        self.text("button", label, inner, size_px or self.unit, text_colour, bold=primary,
-                  align="center")  # fmt: skip
+        self.text(
+            "button", label, inner, size_px or self.unit, text_colour, bold=primary, align="center"
+        )
         self.boxes.append(("button", tuple(r)))
         self.controls.append(Control(id, tuple(r), action, label))
         if id == self.focus:

@@ -230,8 +230,13 @@ class App:
             line_h = int(kit.unit * 1.6)
             box = (0, kit.h - line_h - kit.pad, kit.w, line_h + kit.pad)
             kit.panel("message", box, ui.PANEL, radius=1)
-            kit.text("message", self.message, (kit.pad * 2, box[1] + kit.pad // 2,
-                     kit.w - kit.pad * 4, line_h), int(kit.unit * 0.85), ui.NEW)  # fmt: skip
+            kit.text(
+                "message",
+                self.message,
+                (kit.pad * 2, box[1] + kit.pad // 2, kit.w - kit.pad * 4, line_h),
+                int(kit.unit * 0.85),
+                ui.NEW,
+            )
 
     def _write_trace(self, kit: ui.Kit) -> None:
         if not self._trace:
@@ -326,8 +331,13 @@ class App:
             width = kit.button_width(label)
             kit.button("back", label, (x, y, width, kit.target), self.back)
             x += width + pad * 2
-        kit.text("heading", title, (x, y, kit.w - x - pad * 2, kit.target), int(kit.unit * 1.3),
-                 bold=True)  # fmt: skip
+        kit.text(
+            "heading",
+            title,
+            (x, y, kit.w - x - pad * 2, kit.target),
+            int(kit.unit * 1.3),
+            bold=True,
+        )
         return y + kit.target + pad
 
     # ---- library ----------------------------------------------------------------------------
@@ -381,15 +391,23 @@ class App:
 
         for view, label, rect in header_controls:
             kit.button(view, label, rect, lambda v=view: self.go(v))
-        shown = [top <= top + ry - self.scroll and top + ry - self.scroll + rh <= bottom
-                 for _kind, ry, rh, _data in rows]  # fmt: skip
+        shown = [
+            top <= top + ry - self.scroll and top + ry - self.scroll + rh <= bottom
+            for _kind, ry, rh, _data in rows
+        ]
         for n, (kind, ry, rh, data) in enumerate(rows):
             y = top + ry - self.scroll
             visible = shown[n]
             if kind == "group":
                 if visible and n + 1 < len(rows) and shown[n + 1]:  # not alone at the bottom
-                    kit.text("group", _group_name(data), (left, y, width, rh), int(unit * 0.9),
-                             ui.MUTED, bold=True)  # fmt: skip
+                    kit.text(
+                        "group",
+                        _group_name(data),
+                        (left, y, width, rh),
+                        int(unit * 0.9),
+                        ui.MUTED,
+                        bold=True,
+                    )
                 continue
             item = data
             cid = f"item:{item.id}"
@@ -412,8 +430,9 @@ class App:
         x, y, w, h = rect
         version = item.version(i18n.language())
         r = pygame.Rect(rect)
-        pygame.draw.rect(kit.surface, ui.PANEL if cid != self.focus else ui.BUTTON, r,
-                         border_radius=pad)  # fmt: skip
+        pygame.draw.rect(
+            kit.surface, ui.PANEL if cid != self.focus else ui.BUTTON, r, border_radius=pad
+        )
         kit.boxes.append(("row", tuple(r)))
         kit.controls.append(ui.Control(cid, tuple(r), lambda: self.open_item(item), version.title))
         if cid == self.focus:
@@ -428,18 +447,36 @@ class App:
         )
         meta_w = ui.font(int(unit * 0.85)).size(meta)[0] + pad
         title_w = inner_w - meta_w - pad
-        used = kit.text("title", version.title, (inner_x, y + pad // 2, title_w, line_h),
-                        unit, bold=True)  # fmt: skip
+        used = kit.text(
+            "title", version.title, (inner_x, y + pad // 2, title_w, line_h), unit, bold=True
+        )
         if item.new:
             badge = _("new")
             room = title_w - used - pad
             if room > ui.font(int(unit * 0.75)).size(badge)[0]:
-                kit.text("new", badge, (inner_x + used + pad, y + pad // 2, room, line_h),
-                         int(unit * 0.75), ui.NEW, bold=True)  # fmt: skip
-        kit.text("meta", meta, (inner_x + inner_w - meta_w, y + pad // 2, meta_w, line_h),
-                 int(unit * 0.85), ui.MUTED, align="right")  # fmt: skip
-        kit.text("description", version.description, (inner_x, y + pad // 2 + line_h, inner_w,
-                 line_h), int(unit * 0.8), ui.MUTED)  # fmt: skip
+                kit.text(
+                    "new",
+                    badge,
+                    (inner_x + used + pad, y + pad // 2, room, line_h),
+                    int(unit * 0.75),
+                    ui.NEW,
+                    bold=True,
+                )
+        kit.text(
+            "meta",
+            meta,
+            (inner_x + inner_w - meta_w, y + pad // 2, meta_w, line_h),
+            int(unit * 0.85),
+            ui.MUTED,
+            align="right",
+        )
+        kit.text(
+            "description",
+            version.description,
+            (inner_x, y + pad // 2 + line_h, inner_w, line_h),
+            int(unit * 0.8),
+            ui.MUTED,
+        )
 
     # ---- one session ------------------------------------------------------------------------
 
@@ -454,8 +491,9 @@ class App:
         )
         kit.text("meta", meta, (left, y, width, int(unit * 1.5)), int(unit * 0.9), ui.MUTED)
         y += int(unit * 1.5) + pad
-        used = kit.paragraph("description", version.description,
-                             (left, y, width, int(unit * 1.3) * 4), unit)  # fmt: skip
+        used = kit.paragraph(
+            "description", version.description, (left, y, width, int(unit * 1.3) * 4), unit
+        )
         y += used + pad * 2
         label_w = min(int(unit * 10), width // 3)
 
@@ -476,7 +514,7 @@ class App:
                     LANGUAGE_NAMES.get(lang, lang),
                     lang == self.language,
                     lambda lang=lang: self.choose_language(lang),
-                )  # fmt: skip
+                )
                 for lang in item.languages
             ],
             y,
@@ -489,13 +527,13 @@ class App:
                     _("Normal"),
                     not self.prefs.slower,
                     lambda: self.set_pref(slower=False),
-                ),  # fmt: skip
+                ),
                 (
                     "voice:slower",
                     _("Slower"),
                     self.prefs.slower,
                     lambda: self.set_pref(slower=True),
-                ),  # fmt: skip
+                ),
             ],
             y,
         )
@@ -507,13 +545,13 @@ class App:
                     _("On"),
                     self.prefs.background,
                     lambda: self.set_pref(background=True),
-                ),  # fmt: skip
+                ),
                 (
                     "bg:off",
                     _("Off"),
                     not self.prefs.background,
                     lambda: self.set_pref(background=False),
-                ),  # fmt: skip
+                ),
             ],
             y,
         )
@@ -522,12 +560,17 @@ class App:
         sw = max(kit.button_width(start, bold=True), int(unit * 8))
         kit.button("start", start, (left, y, sw, kit.target), self._start, primary=True)
         save = _("Save for your phone")
-        kit.button("save", save, (left + sw + pad * 2, y, kit.button_width(save), kit.target),
-                   self._save)  # fmt: skip
+        kit.button(
+            "save", save, (left + sw + pad * 2, y, kit.button_width(save), kit.target), self._save
+        )
         if self.message:
-            kit.paragraph("message", self.message,
-                          (left, y + kit.target + pad, width, kit.h - y - kit.target - 2 * pad),
-                          unit, ui.NEW)  # fmt: skip
+            kit.paragraph(
+                "message",
+                self.message,
+                (left, y + kit.target + pad, width, kit.h - y - kit.target - 2 * pad),
+                unit,
+                ui.NEW,
+            )
 
     # ---- playing ----------------------------------------------------------------------------
 
@@ -538,8 +581,9 @@ class App:
         import pygame
 
         kit = ui.Kit(pygame.display.get_surface(), None)
-        kit.text("status", text, (0, 0, kit.w, kit.h), int(kit.unit * 1.2), ui.MUTED,
-                 align="center")  # fmt: skip
+        kit.text(
+            "status", text, (0, 0, kit.w, kit.h), int(kit.unit * 1.2), ui.MUTED, align="center"
+        )
         pygame.display.flip()
         self._write_trace(kit)
 
@@ -605,20 +649,38 @@ class App:
         pad, unit = kit.pad, kit.unit
         w, h = kit.w, kit.h
         y = int(h * 0.22)
-        kit.text("title", title, (pad * 2, y, w - pad * 4, int(unit * 1.6)), unit, ui.MUTED,
-                 align="center")  # fmt: skip
+        kit.text(
+            "title",
+            title,
+            (pad * 2, y, w - pad * 4, int(unit * 1.6)),
+            unit,
+            ui.MUTED,
+            align="center",
+        )
         y += int(unit * 1.6) + pad
-        kit.text("heading", _("Well done."), (pad * 2, y, w - pad * 4, int(unit * 2.6)),
-                 int(unit * 2), bold=True, align="center")  # fmt: skip
+        kit.text(
+            "heading",
+            _("Well done."),
+            (pad * 2, y, w - pad * 4, int(unit * 2.6)),
+            int(unit * 2),
+            bold=True,
+            align="center",
+        )
         y += int(unit * 2.6) + pad * 2
         if text:
-            kit.text("summary", text, (pad * 2, y, w - pad * 4, int(unit * 1.8)),
-                     int(unit * 1.1), align="center")  # fmt: skip
+            kit.text(
+                "summary",
+                text,
+                (pad * 2, y, w - pad * 4, int(unit * 1.8)),
+                int(unit * 1.1),
+                align="center",
+            )
         y += int(unit * 1.8) + pad * 4
         label = _("Back to the library")
         bw = kit.button_width(label, bold=True)
-        kit.button("library", label, ((w - bw) // 2, y, bw, kit.target), self._to_library,
-                   primary=True)  # fmt: skip
+        kit.button(
+            "library", label, ((w - bw) // 2, y, bw, kit.target), self._to_library, primary=True
+        )
 
     def _to_library(self) -> None:
         self.view = "library"
@@ -686,8 +748,7 @@ class App:
         pad, unit = kit.pad, kit.unit
         y = self._header(kit, _("Save for your phone"))
         left, width = pad * 2, kit.w - pad * 4
-        kit.text("title", state.get("title", ""), (left, y, width, int(unit * 1.6)), unit,
-                 ui.MUTED)  # fmt: skip
+        kit.text("title", state.get("title", ""), (left, y, width, int(unit * 1.6)), unit, ui.MUTED)
         y += int(unit * 1.6) + pad * 2
         if state.get("busy"):
             stage = {
@@ -703,18 +764,29 @@ class App:
             kit.paragraph("error", state["error"], (left, y, width, unit * 6), unit, ui.NEW)
             return
         path = Path(state["path"])
-        kit.text("status", _("Saved, with chapters, in your music folder:"),
-                 (left, y, width, int(unit * 1.6)), unit)  # fmt: skip
+        kit.text(
+            "status",
+            _("Saved, with chapters, in your music folder:"),
+            (left, y, width, int(unit * 1.6)),
+            unit,
+        )
         y += int(unit * 1.6) + pad
-        used = kit.paragraph("path", str(path), (left, y, width, int(unit * 1.3) * 3), unit,
-                             ui.MUTED)  # fmt: skip
+        used = kit.paragraph(
+            "path", str(path), (left, y, width, int(unit * 1.3) * 3), unit, ui.MUTED
+        )
         y += used + pad * 3
         label = _("Open folder")
-        kit.button("open-folder", label, (left, y, kit.button_width(label), kit.target),
-                   lambda: self._open(path.parent), primary=True)  # fmt: skip
+        kit.button(
+            "open-folder",
+            label,
+            (left, y, kit.button_width(label), kit.target),
+            lambda: self._open(path.parent),
+            primary=True,
+        )
         if self.message:
-            kit.paragraph("message", self.message, (left, y + kit.target + pad, width, unit * 4),
-                          unit, ui.NEW)  # fmt: skip
+            kit.paragraph(
+                "message", self.message, (left, y + kit.target + pad, width, unit * 4), unit, ui.NEW
+            )
 
     def _open(self, folder: Path) -> None:
         try:
@@ -738,8 +810,13 @@ class App:
         days = history.minutes_per_day(played, today, 14, day_ends)
         show_streaks = history.streaks_on()
         # 14 bars: minutes per day, today on the right.
-        kit.text("label", _("Minutes per day, the last 14 days"), (left, y, width, unit * 2),
-                 unit, ui.MUTED)  # fmt: skip
+        kit.text(
+            "label",
+            _("Minutes per day, the last 14 days"),
+            (left, y, width, unit * 2),
+            unit,
+            ui.MUTED,
+        )
         y += unit * 2
         chart_h = max(unit * 4, int(kit.h * 0.22))
         label_h = int(unit * 1.4)
@@ -753,9 +830,14 @@ class App:
             kit.panel("track", (bx, y, bw, chart_h - label_h), ui.TRACK, radius=3)
             if bar_h > 0:
                 kit.panel("day", (bx, y + chart_h - label_h - bar_h, bw, bar_h), ui.BAR, radius=3)
-            kit.text("day", str(day.day), (x, y + chart_h - label_h, slot, label_h),
-                     int(unit * 0.75), ui.TEXT if day == today else ui.MUTED,
-                     align="center")  # fmt: skip
+            kit.text(
+                "day",
+                str(day.day),
+                (x, y + chart_h - label_h, slot, label_h),
+                int(unit * 0.75),
+                ui.TEXT if day == today else ui.MUTED,
+                align="center",
+            )
         y += chart_h + pad * 2
         if show_streaks:
             streaks = history.summary(played, today, day_ends).streaks
@@ -770,8 +852,12 @@ class App:
             kit.text("streak", line, (left, y, width, int(unit * 1.6)), unit)
             y += int(unit * 1.6) + pad
         label = _("Hide streaks") if show_streaks else _("Show streaks")
-        kit.button("streaks", label, (left, y, kit.button_width(label), kit.target),
-                   lambda: history.set_streaks(not show_streaks))  # fmt: skip
+        kit.button(
+            "streaks",
+            label,
+            (left, y, kit.button_width(label), kit.target),
+            lambda: history.set_streaks(not show_streaks),
+        )
         y += kit.target + pad * 2
         titles = {i.id: i.version(i18n.language()).title for i in self.items}
         kit.text("label", _("Last sessions"), (left, y, width, int(unit * 1.6)), unit, ui.MUTED)
@@ -844,47 +930,102 @@ class App:
         x = row(_("Break reminders"), y)
         for cid, text, value in (("remind:on", _("On"), True), ("remind:off", _("Off"), False)):
             bw = kit.button_width(text)
-            kit.button(cid, text, (x, y, bw, kit.target), lambda v=value: set_form(on=v),
-                       chosen=form["on"] == value)  # fmt: skip
+            kit.button(
+                cid,
+                text,
+                (x, y, bw, kit.target),
+                lambda v=value: set_form(on=v),
+                chosen=form["on"] == value,
+            )
             x += bw + pad
         y += kit.target + pad * 2
 
         def stepper(cid, label, value, low, high, step, key, y, fmt):
             x = row(label, y)
-            kit.button(f"{cid}:less", "\u2212", (x, y, kit.target, kit.target),
-                       lambda: set_form(**{key: max(low, form[key] - step)}))  # fmt: skip
+            kit.button(
+                f"{cid}:less",
+                "\u2212",
+                (x, y, kit.target, kit.target),
+                lambda: set_form(**{key: max(low, form[key] - step)}),
+            )
             x += kit.target + pad
             vw = int(unit * 5)
             kit.text("value", fmt(value), (x, y, vw, kit.target), unit, align="center")
             x += vw + pad
-            kit.button(f"{cid}:more", "+", (x, y, kit.target, kit.target),
-                       lambda: set_form(**{key: min(high, form[key] + step)}))  # fmt: skip
+            kit.button(
+                f"{cid}:more",
+                "+",
+                (x, y, kit.target, kit.target),
+                lambda: set_form(**{key: min(high, form[key] + step)}),
+            )
             return y + kit.target + pad * 2
 
-        y = stepper("every", _("Every"), form["every"], EVERY_MIN, EVERY_MAX, EVERY_STEP, "every",
-                    y, lambda v: _("{minutes} min").format(minutes=v))  # fmt: skip
+        y = stepper(
+            "every",
+            _("Every"),
+            form["every"],
+            EVERY_MIN,
+            EVERY_MAX,
+            EVERY_STEP,
+            "every",
+            y,
+            lambda v: _("{minutes} min").format(minutes=v),
+        )
         x = row(_("Working hours"), y)
         for cid, text, value in (
             ("hours:on", _("Only then"), True),
             ("hours:off", _("All day"), False),
         ):
             bw = kit.button_width(text)
-            kit.button(cid, text, (x, y, bw, kit.target), lambda v=value: set_form(hours_on=v),
-                       chosen=form["hours_on"] == value)  # fmt: skip
+            kit.button(
+                cid,
+                text,
+                (x, y, bw, kit.target),
+                lambda v=value: set_form(hours_on=v),
+                chosen=form["hours_on"] == value,
+            )
             x += bw + pad
         y += kit.target + pad * 2
         if form["hours_on"]:
-            y = stepper("from", _("From"), form["start"], 0, form["end"] - 1, 1, "start", y,
-                        lambda v: f"{v:02d}:00")  # fmt: skip
-            y = stepper("until", _("Until"), form["end"], form["start"] + 1, 24, 1, "end", y,
-                        lambda v: f"{v:02d}:00")  # fmt: skip
+            y = stepper(
+                "from",
+                _("From"),
+                form["start"],
+                0,
+                form["end"] - 1,
+                1,
+                "start",
+                y,
+                lambda v: f"{v:02d}:00",
+            )
+            y = stepper(
+                "until",
+                _("Until"),
+                form["end"],
+                form["start"] + 1,
+                24,
+                1,
+                "end",
+                y,
+                lambda v: f"{v:02d}:00",
+            )
         label = _("Save")
-        kit.button("remind:save", label, (left, y, max(kit.button_width(label), unit * 6),
-                   kit.target), self._save_reminders, primary=True)  # fmt: skip
+        kit.button(
+            "remind:save",
+            label,
+            (left, y, max(kit.button_width(label), unit * 6), kit.target),
+            self._save_reminders,
+            primary=True,
+        )
         y += kit.target + pad
         if self.message:
-            kit.paragraph("message", self.message, (left, y, width, kit.h - y - pad),
-                          int(unit * 0.85), ui.MUTED)  # fmt: skip
+            kit.paragraph(
+                "message",
+                self.message,
+                (left, y, width, kit.h - y - pad),
+                int(unit * 0.85),
+                ui.MUTED,
+            )
 
     def _save_reminders(self) -> None:
         from audio_engine.remind import install
@@ -937,13 +1078,24 @@ class App:
             if line:
                 kit.text("safety", line, (left, y + i * line_h, width, line_h), size)
         label = _("I have read this")
-        kit.button("ok", label, (left, kit.h - kit.target - pad * 2, kit.button_width(label),
-                   kit.target), self.back, primary=True)  # fmt: skip
+        kit.button(
+            "ok",
+            label,
+            (left, kit.h - kit.target - pad * 2, kit.button_width(label), kit.target),
+            self.back,
+            primary=True,
+        )
         if len(lines) > room:
             hint = _("\u2191/\u2193 or the wheel: more text")
             x = left + kit.button_width(label) + pad * 2
-            kit.text("hint", hint, (x, kit.h - kit.target - pad * 2, kit.w - x - pad * 2,
-                     kit.target), int(unit * 0.8), ui.MUTED, align="right")  # fmt: skip
+            kit.text(
+                "hint",
+                hint,
+                (x, kit.h - kit.target - pad * 2, kit.w - x - pad * 2, kit.target),
+                int(unit * 0.8),
+                ui.MUTED,
+                align="right",
+            )
 
 
 def _first_time(marker: str) -> bool:
