@@ -25,6 +25,7 @@ import contextlib
 import functools
 import gettext
 import io
+import threading
 from pathlib import Path
 
 DOMAIN = "relax"
@@ -33,6 +34,7 @@ SOURCE_LANGUAGE = "en"
 
 _chosen: str | None = None  # set_language's; None: the system locale's
 _current: tuple[str, gettext.NullTranslations] | None = None
+_local = threading.local()  # `using`'s language, for the thread inside the block only
 
 
 def catalog_path(tag: str) -> Path:
@@ -75,6 +77,9 @@ def _resolve(tag: str | None) -> str:
 
 def _active() -> tuple[str, gettext.NullTranslations]:
     global _current
+    inside = getattr(_local, "current", None)
+    if inside is not None:
+        return inside
     if _current is None:
         lang = _resolve(_chosen)
         _current = (lang, _translations(lang))
@@ -96,15 +101,15 @@ def set_language(tag: str | None) -> str:
 
 @contextlib.contextmanager
 def using(tag: str | None):
-    """The interface in `tag` inside the block (a session's language), then as it was."""
-    global _current
-    saved = _current
+    """The interface in `tag` inside the block (a session's language), then as it was; in this
+    thread only (an export writing in the background keeps the interface's language)."""
+    saved = getattr(_local, "current", None)
     lang = _resolve(tag) if tag is not None else _resolve(_chosen)
-    _current = (lang, _translations(lang))
+    _local.current = (lang, _translations(lang))
     try:
         yield lang
     finally:
-        _current = saved
+        _local.current = saved
 
 
 def _(message: str) -> str:

@@ -175,3 +175,15 @@ def test_reminders_speak_dutch(dutch):
     assert texts[0] == "Tijd voor een pauze" and "50 minuten" in texts[1]
     assert [label for _key, label in actions_for(r)] == ["Start", "Later", "Overslaan"]
     _assert_no_english(texts)
+
+
+def test_a_sessions_language_holds_in_its_own_thread_only():
+    import threading
+
+    seen = []
+    with i18n.using("nl"):
+        worker = threading.Thread(target=lambda: seen.append(i18n._("paused")))
+        worker.start()
+        worker.join()
+        assert i18n._("paused") == "gepauzeerd"
+    assert seen == ["paused"] and i18n._("paused") == "paused"
