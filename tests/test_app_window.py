@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from audio_engine import history, i18n
-from audio_engine.app import model, ui, window
+from audio_engine.app import model, saving, ui, window
 
 pygame = pytest.importorskip("pygame")
 
@@ -241,11 +241,11 @@ def test_closing_the_window_while_saving_leaves_no_partial_file(tmp_path, monkey
     monkeypatch.setenv("XDG_MUSIC_DIR", str(music))
     path = pipeline.load("quick-reset", "nl").source
     state = _CancelWhileWriting(busy=True)
-    window.App._save_work(state, path, False)
+    saving.work(state, path, False)
     assert state["error"] == "cancelled" and state["busy"] is False
     assert list((music / "relax").iterdir()) == []
     state = {"busy": True}
-    window.App._save_work(state, path, True)
+    saving.work(state, path, True)
     assert "error" not in state and Path(state["path"]).parent == music / "relax"
     assert [p.name for p in (music / "relax").iterdir()] == ["quick-reset.nl.mp3"]
     # "Slower" is the --rate path: in this session every line must fit a set time, so each is

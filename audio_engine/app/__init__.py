@@ -7,7 +7,9 @@ Entry points:
   arguments opens the same window where a display exists.
 - Modules: `model` (the library grouped, the remembered choices; no pygame), `ui` (drawing:
   text in boxes, buttons with a visible focus, every drawn box recorded), `window` (the views
-  and the event loop), `launcher` (the app-menu entry), `icon` (the icon, drawn).
+  and the event loop), `saving` (save for your phone: the MP3 in a thread), `reminders` (the
+  Reminders view's settings, through remind's own functions), `launcher` (the app-menu entry),
+  `icon` (the icon, drawn).
 
 An edge module like the player: it uses the pipeline, the player, history and remind through
 their public functions; the pure stages never import it (import-linter). docs/player.md

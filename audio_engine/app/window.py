@@ -20,14 +20,11 @@ import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 from audio_engine import history, i18n
-from audio_engine.app import model, ui
+from audio_engine.app import model, reminders, saving, ui
 from audio_engine.app.launcher import WM_CLASS
 from audio_engine.errors import RelaxError
 from audio_engine.i18n import _
@@ -59,32 +56,6 @@ def _group_name(group: str) -> str:
         "your own": _("Your own"),
     }
     return names[group]
-
-
-def music_dir() -> Path:
-    """Where "save for your phone" writes: the user's music folder, in `relax`."""
-    import platformdirs
-
-    return Path(platformdirs.user_music_dir()) / "relax"
-
-
-def open_folder(folder: Path) -> None:
-    """Show `folder` in the system's file manager."""
-    if sys.platform == "win32":
-        os.startfile(str(folder))  # noqa: S606 - the documented way on Windows
-        return
-    opener = "open" if sys.platform == "darwin" else "xdg-open"
-    subprocess.Popen(
-        [opener, str(folder)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-class _Cancelled(Exception):
-    """Raised in the export's progress callback when the window closes while it writes."""
 
 
 class App:
@@ -128,7 +99,7 @@ class App:
         self.text_scroll = 0
         self.message = ""
         if view == "reminders":
-            self._load_remind_form()
+            self.remind_form = reminders.load_form()
 
     def back(self) -> None:
         """Esc and the Back buttons: up to the view this one was opened from."""
@@ -694,54 +665,11 @@ class App:
         self.save_state = state
         slower = self.prefs.slower
         thread = threading.Thread(
-            target=self._save_work, args=(state, version.path, slower), daemon=True
+            target=saving.work, args=(state, version.path, slower), daemon=True
         )
         state["thread"] = thread
         self.go("saving")
         thread.start()
-
-    @staticmethod
-    def _save_work(state: dict, path: Path, slower: bool) -> None:
-        from audio_engine import export, pipeline
-
-        def stage(name, low, high):
-            def progress(done, total):
-                if state.get("cancel"):
-                    raise _Cancelled  # the window closed: the export removes its temporary file
-                state["stage"] = name
-                state["fraction"] = low + (high - low) * (done / total if total else 1.0)
-
-            return progress
-
-        try:
-            session = pipeline.load(str(path))
-            voice = model.slower_voice(session) if slower else None
-            prepared = pipeline.prepare(session, voice, progress=stage("speech", 0.0, 0.4))
-            form = export.format_for(None, "mp3")
-            gain = pipeline.gain(
-                prepared,
-                progress=stage("loudness", 0.4, 0.5),
-                lossy_quality=export.lossy_quality(form, None),
-            )
-            folder = music_dir()
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / export.default_name(session, form)
-            written = export.export(
-                prepared,
-                target,
-                gain=gain,
-                fmt="mp3",
-                transcript=False,  # a music folder: the audio alone (its chapters are in it)
-                progress=stage("file", 0.5, 1.0),
-            )
-            state["path"] = str(written)
-            state["fraction"] = 1.0
-        except (RelaxError, OSError) as exc:
-            state["error"] = str(exc)
-        except _Cancelled:
-            state["error"] = "cancelled"
-        finally:
-            state["busy"] = False
 
     def _draw_saving(self, kit: ui.Kit) -> None:
         state = self.saving
@@ -790,7 +718,7 @@ class App:
 
     def _open(self, folder: Path) -> None:
         try:
-            open_folder(folder)
+            saving.open_folder(folder)
         except OSError as exc:
             self.message = _("Could not open the folder: {reason}").format(reason=exc)
 
@@ -873,50 +801,14 @@ class App:
 
     # ---- reminders --------------------------------------------------------------------------
 
-    def _load_remind_form(self) -> None:
-        from audio_engine.remind import install
-        from audio_engine.remind import settings as st
-
-        try:
-            current, _warnings = st.load(st.settings_path())
-        except st.SettingsError:
-            current = st.Settings()
-        hours = current.hours
-        self.remind_form = {
-            "settings": current,
-            "on": install.target(sys.platform, []).path.exists(),
-            "every": int(round(current.every_s / 60)),
-            "hours_on": hours is not None,
-            "start": (hours[0] // 60) if hours else 9,
-            "end": (hours[1] // 60) if hours else 17,
-        }
-
-    def _remind_status(self) -> str:
-        """Whether the reminder runs, and when the next break is: what `relax remind --status`
-        reads (its lock and its status file)."""
-        from audio_engine.remind import lock, runner
-
-        folder = history.data_dir()
-        if not lock.is_running(folder / lock.LOCK_NAME):
-            return _("Reminders are not running now.")
-        try:
-            state = json.loads((folder / runner.STATUS_NAME).read_text(encoding="utf-8"))
-            schedule = state["schedule"]
-            if schedule["in_working_hours"] and not schedule["showing"]:
-                minutes = max(1, round(schedule["break_in_s"] / 60))
-                return _(
-                    "Reminders are running now: the next break after {minutes} min of activity."
-                ).format(minutes=minutes)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        return _("Reminders are running now.")
-
     def _draw_reminders(self, kit: ui.Kit) -> None:
         form = self.remind_form
         pad, unit = kit.pad, kit.unit
         y = self._header(kit, _("Reminders"))
         left, width = pad * 2, kit.w - pad * 4
-        kit.text("status", self._remind_status(), (left, y, width, int(unit * 1.5)), unit, ui.MUTED)
+        kit.text(
+            "status", reminders.status_text(), (left, y, width, int(unit * 1.5)), unit, ui.MUTED
+        )
         y += int(unit * 1.5) + pad
         label_w = min(int(unit * 11), width // 3)
 
@@ -1028,26 +920,7 @@ class App:
             )
 
     def _save_reminders(self) -> None:
-        from audio_engine.remind import install
-        from audio_engine.remind import settings as st
-
-        form = self.remind_form
-        hours = (form["start"] * 60, form["end"] * 60) if form["hours_on"] else None
-        new = replace(form["settings"], every_s=form["every"] * 60.0, hours=hours)
-        from audio_engine import fsio
-
-        lines: list[str] = []
-        try:
-            fsio.atomic_write(st.settings_path(), st.template(new).encode("utf-8"))
-            form["settings"] = new
-            target = install.target(sys.platform, [])
-            if form["on"]:
-                install.install(target, lines.append)
-            elif target.path.exists():
-                install.uninstall(target, lines.append)
-        except (OSError, fsio.FsError) as exc:
-            lines.append(str(exc))
-        self.message = _("Saved.") + " " + " ".join(lines)
+        self.message = _("Saved.") + " " + " ".join(reminders.save(self.remind_form))
 
     # ---- safety -----------------------------------------------------------------------------
 
