@@ -38,8 +38,9 @@ from pathlib import Path
 
 import soundfile
 
-from audio_engine import __version__, fsio, render
+from audio_engine import __version__, fsio, i18n, render
 from audio_engine.errors import ExportError, RelaxError
+from audio_engine.i18n import _
 from audio_engine.model import primary_language
 
 EXPORT_BLOCK_SAMPLES = 1 << 16
@@ -269,7 +270,11 @@ def transcript_vtt(timeline, start_sample: int = 0) -> str:
     for start, kind, item in sorted(items, key=lambda it: (it[0], it[1])):
         out.append("")
         if kind == 0:
-            out += ["NOTE", _note_text(f"Section: {item.title} ({vtt_time(start, rate)})")]
+            with i18n.using(session.language):  # the words it adds: the session's language
+                note = _("Section: {title} ({time})").format(
+                    title=item.title, time=vtt_time(start, rate)
+                )
+            out += ["NOTE", _note_text(note)]
         else:
             number += 1
             end = item.end_sample - start_sample

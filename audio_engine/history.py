@@ -8,10 +8,12 @@ Entry points:
   writes its row once and returns the `Play`, or prints one line saying what was not recorded and
   returns None: the session plays whatever happens to the file.
 - `record(play)`, `plays(since=None)`, `count()`, `forget()`: the rows (raise `HistoryError`).
-- `recording_on()` / `set_recording(on)` and `summary_on()` / `set_summary(on)`: whether plays are
-  recorded and whether the player shows today's minutes at the end (marker files in the settings
-  folder, so `forget` leaves them alone).
-- Pure: `listened_s(heard, rate)`, `cycles_reached(events, heard)`, `day_of(play)`,
+- `recording_on()` / `set_recording(on)`, `summary_on()` / `set_summary(on)` and `streaks_on()` /
+  `set_streaks(on)`: whether plays are recorded, whether the player shows today's minutes at the
+  end, whether streaks are shown anywhere (marker files in the settings folder, so `forget` leaves
+  them alone); `day_ends_h()` / `set_day_ends_h(hour)`: when a practice day ends.
+- `today()`: the practice day it is now.
+- Pure: `listened_s(heard, rate)`, `cycles_reached(events, heard)`, `day_of(play, day_ends_h)`,
   `practice_days(plays)`, `streaks(days, today)`, `summary(plays, today)`, `end_text(...)`.
 
 The file: table `plays`, its schema version in `PRAGMA user_version` (`SCHEMA_VERSION`);
@@ -21,9 +23,12 @@ transaction with a busy timeout (`BUSY_TIMEOUT_S`): a locked, damaged or full fi
 write and leaves the file as it was, never half a row.
 
 Times are stored as ISO 8601 local time with its UTC offset (`2026-03-29T01:50:00+01:00`). A
-session belongs to the local date it started on (a session from 23:50 to 00:10 counts for the day
-it started), so streaks follow the listener's calendar, not UTC, and a day of 23 or 25 hours (a
-change to or from summer time) is one day like any other.
+session belongs to the practice day it started on, and a practice day ends at `DAY_ENDS_H`
+(04:00) on the listener's clock, not at midnight: a session at 00:30 counts for the evening
+before, as people live it (a session from 23:50 to 00:10 counts for the day it started). Streaks
+follow the listener's local clock, not UTC, and a day of 23 or 25 hours (a change to or from
+summer time) is one day like any other. The hour can be set (`relax history --day-ends H`, 0 for
+midnight).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from pathlib import Path
 
 from audio_engine import fsio
 from audio_engine.errors import RelaxError
+from audio_engine.i18n import _, ngettext
 
 FILE_NAME = "history.sqlite3"
 SCHEMA_VERSION = 1
@@ -48,6 +54,9 @@ BUSY_TIMEOUT_S = 3.0  # how long a write waits for another program's lock on the
 DAY_MIN_S = 60.0  # a day counts for a streak with this much listened, or a completed session
 RECORDING_OFF_MARKER = "history-off"
 SUMMARY_OFF_MARKER = "history-summary-off"
+STREAKS_OFF_MARKER = "history-streaks-off"
+DAY_ENDS_FILE = "history-day-ends"  # the hour a practice day ends, when not DAY_ENDS_H
+DAY_ENDS_H = 4  # a practice day ends at 04:00 local time: a session at 00:30 is the evening's
 PHASE_ORDER = ("inhale", "hold", "exhale", "rest")  # a breathing cycle's phases, in order
 
 _COLUMNS = ("started", "ended", "session_id", "language", "listened_s", "completed", "cycles")
@@ -151,6 +160,44 @@ def summary_on() -> bool:
 
 def set_summary(on: bool) -> None:
     _set_marker(SUMMARY_OFF_MARKER, not on)
+
+
+def streaks_on() -> bool:
+    """Whether streaks are shown (`relax history --streaks off` hides them everywhere)."""
+    return not _marker_set(STREAKS_OFF_MARKER)
+
+
+def set_streaks(on: bool) -> None:
+    _set_marker(STREAKS_OFF_MARKER, not on)
+
+
+def day_ends_h() -> int:
+    """The hour (0-23, local time) at which a practice day ends: `DAY_ENDS_H` unless set.
+
+    A setting that cannot be read gives the default."""
+    try:
+        text = (_settings_dir() / DAY_ENDS_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return DAY_ENDS_H
+    return int(text) if text.isdigit() and 0 <= int(text) <= 23 else DAY_ENDS_H
+
+
+def set_day_ends_h(hour: int) -> None:
+    """Practice days end at `hour` (0-23) from now on; `DAY_ENDS_H` removes the setting."""
+    if not 0 <= hour <= 23:
+        raise ValueError(f"an hour is 0-23, not {hour}")
+    from audio_engine import fsio
+
+    path = _settings_dir() / DAY_ENDS_FILE
+    try:
+        if hour == DAY_ENDS_H:
+            path.unlink(missing_ok=True)
+        else:
+            fsio.atomic_write(path, f"{hour}\n".encode())
+    except OSError as exc:
+        raise HistoryError(f"cannot change the setting in {path}: {exc.strerror or exc}") from None
+    except fsio.FsError as exc:
+        raise HistoryError(str(exc)) from None
 
 
 def local(instant: datetime) -> datetime:
@@ -320,9 +367,13 @@ def _reading(path: Path):
             conn.close()
 
 
-def plays(since: date | None = None, path: Path | None = None) -> list[Play]:
-    """Every recorded play, oldest first; with `since`, those on that local date or later."""
+def plays(
+    since: date | None = None, path: Path | None = None, day_ends: int | None = None
+) -> list[Play]:
+    """Every recorded play, oldest first; with `since`, those on that practice day or later
+    (days ending at `day_ends`, default the setting `day_ends_h()`)."""
     path = path or db_path()
+    day_ends = day_ends_h() if day_ends is None else day_ends
     with _reading(path) as conn:
         if conn is None:
             return []
@@ -343,7 +394,7 @@ def plays(since: date | None = None, path: Path | None = None) -> list[Play]:
                 raise ValueError("no UTC offset")
         except (TypeError, ValueError) as exc:
             raise HistoryError(f"{path}: row {row_id} is damaged ({exc})") from None
-        if since is None or day_of(play) >= since:
+        if since is None or day_of(play, day_ends) >= since:
             found.append(play)
     found.sort(key=lambda p: p.started)
     return found
@@ -486,9 +537,9 @@ def cycles_reached(events, heard: Iterable[tuple[int, int]]) -> int:
     """How many breathing cycles of `events` (a timeline's) the listener got through: those whose
     last phase's first sample lies in one of the `heard` (start, end) ranges."""
     ranges = _merged(heard)
-    starts = [s for s, _ in ranges]
+    starts = [s for s, _end in ranges]
     done = 0
-    for first, _ in _cycles(events):
+    for first, _last in _cycles(events):
         i = bisect.bisect_right(starts, first) - 1
         if i >= 0 and ranges[i][1] > first:
             done += 1
@@ -515,17 +566,29 @@ class Summary:
     streaks: Streaks
 
 
-def day_of(play: Play) -> date:
-    """The local date a play counts for: the date on the listener's clock when it started."""
-    return play.started.date()
+def practice_day(moment: datetime, day_ends: int = DAY_ENDS_H) -> date:
+    """The practice day of a local `moment`: its date, or the date before when the clock says
+    earlier than `day_ends` o'clock (wall-clock time, so a DST change moves nothing)."""
+    day = moment.date()
+    return day - timedelta(days=1) if moment.hour < day_ends else day
 
 
-def practice_days(played: Iterable[Play]) -> set[date]:
+def day_of(play: Play, day_ends: int = DAY_ENDS_H) -> date:
+    """The practice day a play counts for: the one on the listener's clock when it started."""
+    return practice_day(play.started, day_ends)
+
+
+def today(clock: Callable[[], datetime] = now, day_ends: int | None = None) -> date:
+    """The practice day it is now (until `day_ends` o'clock, default the setting, yesterday)."""
+    return practice_day(clock(), day_ends_h() if day_ends is None else day_ends)
+
+
+def practice_days(played: Iterable[Play], day_ends: int = DAY_ENDS_H) -> set[date]:
     """Days that count for a streak: `DAY_MIN_S` listened in all, or a session completed."""
     seconds: dict[date, float] = {}
     completed: set[date] = set()
     for play in played:
-        day = day_of(play)
+        day = day_of(play, day_ends)
         seconds[day] = seconds.get(day, 0.0) + play.listened_s
         if play.completed:
             completed.add(day)
@@ -553,12 +616,12 @@ def streaks(days: Iterable[date], today: date) -> Streaks:
     return Streaks(current, longest)
 
 
-def summary(played: Sequence[Play], today: date) -> Summary:
+def summary(played: Sequence[Play], today: date, day_ends: int = DAY_ENDS_H) -> Summary:
     """Today's and this week's (Monday to Sunday) minutes and sessions, and the streaks."""
     week_start = today - timedelta(days=today.weekday())
     week_end = week_start + timedelta(days=7)
-    on_today = [p for p in played if day_of(p) == today]
-    this_week = [p for p in played if week_start <= day_of(p) < week_end]
+    on_today = [p for p in played if day_of(p, day_ends) == today]
+    this_week = [p for p in played if week_start <= day_of(p, day_ends) < week_end]
     return Summary(
         today=today,
         today_s=sum(p.listened_s for p in on_today),
@@ -566,14 +629,28 @@ def summary(played: Sequence[Play], today: date) -> Summary:
         week_start=week_start,
         week_s=sum(p.listened_s for p in this_week),
         week_sessions=len(this_week),
-        streaks=streaks(practice_days(played), today),
+        streaks=streaks(practice_days(played, day_ends), today),
     )
 
 
+def minutes_per_day(played: Sequence[Play], last: date, days: int, day_ends: int = DAY_ENDS_H):
+    """[(day, seconds listened)] for the `days` practice days up to and including `last`."""
+    first = last - timedelta(days=days - 1)
+    seconds = {first + timedelta(days=k): 0.0 for k in range(days)}
+    for play in played:
+        day = day_of(play, day_ends)
+        if day in seconds:
+            seconds[day] += play.listened_s
+    return sorted(seconds.items())
+
+
 def minutes_text(seconds: float) -> str:
-    """`12 min` (rounded; half a minute rounds up), `under 1 min` for less than 30 s."""
+    """`12 min` (rounded; half a minute rounds up), `under 1 min` for less than 30 s; in the
+    interface language."""
     minutes = int(seconds / 60 + 0.5)
-    return f"{minutes} min" if minutes >= 1 or seconds <= 0 else "under 1 min"
+    if minutes >= 1 or seconds <= 0:
+        return _("{minutes} min").format(minutes=minutes)
+    return _("under 1 min")
 
 
 def clock_text(seconds: float) -> str:
@@ -586,30 +663,58 @@ def clock_text(seconds: float) -> str:
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def end_text(play: Play, played: Sequence[Play], today: date) -> str:
-    """What the player shows at the end of `play`: its day's minutes, and the streak from 2 days.
+def weekday_name(day: date) -> str:
+    """The name of `day`'s weekday in the interface language."""
+    names = (
+        _("Monday"),
+        _("Tuesday"),
+        _("Wednesday"),
+        _("Thursday"),
+        _("Friday"),
+        _("Saturday"),
+        _("Sunday"),
+    )
+    return names[day.weekday()]
 
-    `played` is the whole history (with `play` in it). A session that started before midnight
-    counts for the day it started, which is then named instead of "Today"."""
-    day = day_of(play)
-    seconds = sum(p.listened_s for p in played if day_of(p) == day)
-    label = "Today" if day == today else WEEKDAYS[day.weekday()]
-    text = f"{label}: {minutes_text(seconds)} of practice"
-    current = streaks(practice_days(played), today).current_days
-    if current >= 2:
-        text += f" · {current} days in a row"
+
+def end_text(
+    play: Play,
+    played: Sequence[Play],
+    today: date,
+    day_ends: int = DAY_ENDS_H,
+    show_streak: bool = True,
+) -> str:
+    """What the player shows at the end of `play`: its day's minutes, and the streak from 2 days
+    (unless `show_streak` is False), in the interface language.
+
+    `played` is the whole history (with `play` in it). A session that started before the day
+    ended (`day_ends` o'clock) counts for the day it started, which is then named instead of
+    "Today"."""
+    day = day_of(play, day_ends)
+    seconds = sum(p.listened_s for p in played if day_of(p, day_ends) == day)
+    if day == today:
+        text = _("Today: {minutes} of practice").format(minutes=minutes_text(seconds))
+    else:
+        text = _("{weekday}: {minutes} of practice").format(
+            weekday=weekday_name(day), minutes=minutes_text(seconds)
+        )
+    current = streaks(practice_days(played, day_ends), today).current_days
+    if show_streak and current >= 2:
+        text += " · " + ngettext("{n} day in a row", "{n} days in a row", current).format(n=current)
     return text
 
 
 def end_text_for(play: Play | None, path: Path | None = None, clock=now) -> str | None:
-    """`end_text` for a just-recorded `play` from the history file; None when that cannot be read."""
+    """`end_text` for a just-recorded `play` from the history file, with the settings (when a
+    day ends, whether streaks show); None when the file cannot be read."""
     if play is None:
         return None
+    day_ends = day_ends_h()
     try:
-        played = plays(path=path)
+        played = plays(path=path, day_ends=day_ends)
     except HistoryError:
         return None  # the reason was given when the play was (not) recorded
-    return end_text(play, played, clock().date())
+    return end_text(play, played, today(clock, day_ends), day_ends, streaks_on())
 
 
 __all__ = [
@@ -623,22 +728,29 @@ __all__ = [
     "count",
     "cycles_reached",
     "data_dir",
+    "day_ends_h",
     "day_of",
     "db_path",
     "end_text",
     "end_text_for",
     "forget",
     "listened_s",
+    "minutes_per_day",
+    "practice_day",
     "local",
     "now",
     "plays",
     "practice_days",
     "record",
     "recording_on",
+    "set_day_ends_h",
     "set_recording",
+    "set_streaks",
     "set_summary",
     "start",
     "streaks",
+    "streaks_on",
     "summary",
     "summary_on",
+    "today",
 ]

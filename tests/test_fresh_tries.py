@@ -53,6 +53,8 @@ def readme_outputs() -> set[str]:
     names = {"breathing-478.en.wav", "breathing-478.en.vtt"}  # `play` without a sound card
     for line in re.findall(r"^scripts/relax (.*)$", readme, flags=re.M):
         words = line.split("#")[0].split()
+        if not words:  # `scripts/relax` alone: the library window, it writes nothing here
+            continue
         if "-o" in words:
             target = words[words.index("-o") + 1]
             if "/" not in target:

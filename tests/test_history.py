@@ -109,12 +109,14 @@ def test_a_day_counts_with_a_minute_listened_or_a_completed_session():
 
 def test_streak_across_the_change_to_summer_time_follows_local_dates_not_utc(tmp_path):
     # 29 March 2026, Europe/Amsterdam: 02:00 CET becomes 03:00 CEST (a day of 23 hours).
+    # Days that end at midnight (--day-ends 0) here: the local calendar itself.
     saturday = _ams(2026, 3, 28, 0, 30)  # 27 March 23:30 in UTC
     sunday_night = _ams(2026, 3, 29, 23, 30)  # 29 March 21:30 UTC
     assert saturday.utcoffset() == timedelta(hours=1)
     assert sunday_night.utcoffset() == timedelta(hours=2)
     played = [_play(saturday), _play(sunday_night)]
-    assert history.streaks(history.practice_days(played), date(2026, 3, 29)).current_days == 2
+    days = history.practice_days(played, day_ends=0)
+    assert history.streaks(days, date(2026, 3, 29)).current_days == 2
     # Counted on UTC dates the same two sessions would be no streak at all (27 and 29 March).
     utc_days = {p.started.astimezone(UTC).date() for p in played}
     assert history.streaks(utc_days, date(2026, 3, 29)).current_days == 1
@@ -126,7 +128,8 @@ def test_streak_across_the_change_to_summer_time_follows_local_dates_not_utc(tmp
     assert back.started.isoformat() == "2026-03-29T01:50:00+01:00"
     assert back.ended.isoformat() == "2026-03-29T03:10:00+02:00"
     assert back.ended - back.started == timedelta(minutes=20)  # offsets stored: real time
-    assert history.day_of(back) == date(2026, 3, 29)
+    assert history.day_of(back, 0) == date(2026, 3, 29)
+    assert history.day_of(back) == date(2026, 3, 28)  # before 04:00: the evening before
 
 
 def test_streak_across_the_end_of_summer_time_and_the_day_of_25_hours(tmp_path):
@@ -152,12 +155,15 @@ def test_streak_across_the_end_of_summer_time_and_the_day_of_25_hours(tmp_path):
         "2026-10-26T00:05:00+01:00",
     ]
     assert [p.started.astimezone(UTC) for p in back] == [p.started.astimezone(UTC) for p in plays]
-    days = history.practice_days(back)
+    days = history.practice_days(back, day_ends=0)
     assert days == {date(2026, 10, 24), date(2026, 10, 25), date(2026, 10, 26)}
     assert history.streaks(days, date(2026, 10, 26)) == history.Streaks(3, 3)
-    today = history.summary(back, date(2026, 10, 25))
+    today = history.summary(back, date(2026, 10, 25), day_ends=0)
     assert (today.today_sessions, today.today_s) == (2, 1200.0)
-    assert history.plays(since=date(2026, 10, 25), path=path) == back[1:]
+    assert history.plays(since=date(2026, 10, 25), path=path, day_ends=0) == back[1:]
+    # With days ending at 04:00 both 02:30s belong to Saturday night, and 00:05 to Sunday.
+    assert history.practice_days(back) == {date(2026, 10, 24), date(2026, 10, 25)}
+    assert history.plays(since=date(2026, 10, 25), path=path) == back[3:]
 
 
 def test_a_session_from_2350_to_0010_counts_for_the_day_it_started():
@@ -185,15 +191,90 @@ def test_a_session_from_2350_to_0010_counts_for_the_day_it_started():
 def test_this_week_runs_from_monday_to_sunday():
     played = [
         _play(_ams(2026, 11, 29, 22, 0), minutes=7),  # Sunday before
-        _play(_ams(2026, 11, 30, 0, 1), minutes=3),  # Monday
-        _play(_ams(2026, 12, 6, 23, 59), minutes=4),  # Sunday
+        _play(_ams(2026, 11, 30, 0, 1), minutes=3),  # Sunday night, before the day ended
+        _play(_ams(2026, 11, 30, 4, 0), minutes=2),  # Monday
+        _play(_ams(2026, 12, 7, 3, 59), minutes=4),  # still Sunday night
     ]
     week = history.summary(played, date(2026, 12, 3))
     assert week.week_start == date(2026, 11, 30)
-    assert (week.week_sessions, week.week_s) == (2, 7 * 60.0)
+    assert (week.week_sessions, week.week_s) == (2, 6 * 60.0)
+    week = history.summary(played, date(2026, 12, 3), day_ends=0)
+    assert (week.week_sessions, week.week_s) == (2, 5 * 60.0)
     assert history.minutes_text(29.9) == "under 1 min"
     assert history.minutes_text(30) == "1 min"
     assert history.minutes_text(0) == "0 min"
+
+
+def test_a_practice_day_ends_at_four_in_the_morning_not_at_midnight():
+    monday = _play(_ams(2026, 11, 30, 22, 0))
+    after_midnight = _play(_ams(2026, 12, 1, 0, 30))  # counts for Monday evening
+    just_before = _play(_ams(2026, 12, 2, 3, 59))  # Tuesday's
+    at_four = _play(_ams(2026, 12, 2, 4, 0))  # Wednesday's
+    assert [history.day_of(p) for p in (monday, after_midnight, just_before, at_four)] == [
+        date(2026, 11, 30),
+        date(2026, 11, 30),
+        date(2026, 12, 1),
+        date(2026, 12, 2),
+    ]
+    played = [monday, after_midnight, just_before, at_four]
+    assert history.practice_days(played) == {
+        date(2026, 11, 30),
+        date(2026, 12, 1),
+        date(2026, 12, 2),
+    }
+    # At 02:00 on Thursday it is still Wednesday's practice day: the streak is 3 days.
+    night = lambda: _ams(2026, 12, 3, 2, 0)  # noqa: E731
+    assert history.today(night, day_ends=4) == date(2026, 12, 2)
+    assert history.today(night, day_ends=0) == date(2026, 12, 3)
+    assert history.streaks(history.practice_days(played), date(2026, 12, 2)).current_days == 3
+    # The end text names the evening the session counts for; its streak follows the same days.
+    assert history.end_text(after_midnight, played[:2], date(2026, 11, 30)) == (
+        "Today: 20 min of practice"
+    )
+    assert history.end_text(just_before, played[:3], date(2026, 12, 1)) == (
+        "Today: 10 min of practice · 2 days in a row"
+    )
+    assert history.end_text(just_before, played[:3], date(2026, 12, 1), show_streak=False) == (
+        "Today: 10 min of practice"
+    )
+
+
+def test_the_day_ends_at_four_on_the_wall_clock_through_both_dst_changes():
+    # 29 March 2026: 02:00 CET jumps to 03:00 CEST. 03:30 CEST is only 1.5 h after 01:00 CET,
+    # and still Saturday night; 04:00 CEST starts Sunday.
+    assert history.day_of(_play(_ams(2026, 3, 29, 1, 30))) == date(2026, 3, 28)
+    assert history.day_of(_play(_ams(2026, 3, 29, 3, 30))) == date(2026, 3, 28)
+    assert history.day_of(_play(_ams(2026, 3, 29, 4, 0))) == date(2026, 3, 29)
+    # 25 October 2026: 03:00 CEST falls back to 02:00 CET; 03:59 CET is 2 h after 02:59 CEST.
+    for moment in (
+        _ams(2026, 10, 25, 2, 30, fold=0),
+        _ams(2026, 10, 25, 2, 30, fold=1),
+        _ams(2026, 10, 25, 3, 59),
+    ):
+        assert history.day_of(_play(moment)) == date(2026, 10, 24)
+    assert history.day_of(_play(_ams(2026, 10, 25, 4, 0))) == date(2026, 10, 25)
+    nights = [_play(_ams(2026, 3, d, 23, 0)) for d in (27, 28)] + [
+        _play(_ams(2026, 3, 30, 2, 0))  # Sunday night, after the short day
+    ]
+    assert history.streaks(history.practice_days(nights), date(2026, 3, 29)) == history.Streaks(
+        3, 3
+    )
+
+
+def test_the_day_end_and_hidden_streaks_are_settings_that_outlive_forget(tmp_path):
+    assert history.day_ends_h() == 4 and history.streaks_on()
+    history.set_day_ends_h(0)
+    history.set_streaks(False)
+    history.record(_play(_ams(2026, 12, 1, 0, 30), minutes=5), tmp_path / "h.sqlite3")
+    history.record(_play(_ams(2026, 11, 30, 0, 30), minutes=5), tmp_path / "h.sqlite3")
+    history.forget(tmp_path / "h.sqlite3")
+    assert history.day_ends_h() == 0 and not history.streaks_on()
+    (history._settings_dir() / history.DAY_ENDS_FILE).write_text("twenty\n")
+    assert history.day_ends_h() == 4  # a setting that cannot be read: the default
+    history.set_day_ends_h(4)
+    history.set_streaks(True)
+    assert not (history._settings_dir() / history.DAY_ENDS_FILE).exists()
+    assert history.streaks_on()
 
 
 def test_local_time_follows_the_tz_of_the_process():

@@ -150,6 +150,15 @@ def test_a_play_records_one_row_with_local_times_seconds_heard_and_cycles(tiny, 
     assert [p.completed for p in _rows(home)] == [True, True, True]
 
 
+def test_a_dutch_session_ends_with_a_dutch_summary_line(tmp_path, home):
+    path = tmp_path / "kort.yaml"
+    path.write_text(TINY.replace("language: en", "language: nl").replace("Good.", "Goed."))
+    proc = _play(path, home, tmp_path / "nl.raw")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1] == "Vandaag: minder dan 1 min geoefend"
+
+
 def _start_on_a_terminal(path, home, raw):
     master, slave = pty.openpty()
     proc = _play(path, home, raw, stdin=slave)
@@ -429,6 +438,23 @@ def test_history_lists_totals_and_streaks(home):
     assert "Streak:    3 days (longest 3 days)" in lines
     assert _history(home, "--limit", "2").stdout.splitlines()[0] == "The last 2 of 4 sessions:"
     assert _history(home, "--limit", "0").stdout.splitlines()[0] == "4 sessions:"
+
+
+def test_streaks_can_be_hidden_everywhere_and_the_day_end_set(home):
+    _seed(home)
+    done = _history(home, "--streaks", "off")
+    assert done.returncode == 0 and "hidden" in done.stdout, done.stderr
+    text = _history(home).stdout
+    assert "Today:" in text and "Streak" not in text
+    assert "streak" not in json.loads(_history(home, "--json").stdout)
+    assert _history(home, "--streaks", "on").returncode == 0
+    assert "Streak:    3 days" in _history(home).stdout
+    assert json.loads(_history(home, "--json").stdout)["day_ends_h"] == 4
+    assert _history(home, "--day-ends", "0").returncode == 0
+    assert json.loads(_history(home, "--json").stdout)["day_ends_h"] == 0
+    for bad in ("24", "-1", "four"):
+        done = _history(home, "--day-ends", bad)
+        assert done.returncode == 2 and "not an hour" in done.stderr, done.stderr
 
 
 def test_history_exports_json_and_csv_and_filters_by_date(home):

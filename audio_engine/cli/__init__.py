@@ -20,6 +20,7 @@ COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voic
 COMMANDS += ("history",)
 COMMANDS += ("remind",)
 COMMANDS += ("record",)
+COMMANDS += ("install-launcher",)
 COMMANDS += ("phone",)
 
 
@@ -33,17 +34,24 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="relax",
         description="Voice-guided relaxation sessions: play them, export them, write your own.",
-        epilog="Run `relax COMMAND --help` for the options of a command.",
+        epilog="Run `relax COMMAND --help` for the options of a command. Without a COMMAND, "
+        "relax opens the library window where there is a display.",
     )
     parser.add_argument("--version", action="version", version=f"relax {__version__}")
+    parser.add_argument(
+        "--ui-language",
+        metavar="LANG",
+        help="the language of the interface (the library window, reminders, summaries): en or "
+        "nl; default: your locale's. A session shows its own language while it plays",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         if only is not None and name != only:
             continue
         try:
-            module = importlib.import_module(f"audio_engine.cli.{name}")
+            module = importlib.import_module(f"audio_engine.cli.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"audio_engine.cli.{name}":
+            if exc.name != f"audio_engine.cli.{name.replace('-', '_')}":
                 raise
             continue
         module.register(sub)
@@ -53,7 +61,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _replace_unencodable_output()
     words = sys.argv[1:] if argv is None else argv
-    first = next((w for w in words if not w.startswith("-")), None)
+    first = _command_word(words)
     # SIGTERM (a `kill`, a logout) and SIGHUP (the terminal closed) end the command like an
     # error does: through every `finally`, so no temporary file is left behind and a play is
     # recorded; exit status 128 + the signal's number (143, 129) as for the plain signal.
@@ -70,7 +78,16 @@ def main(argv: list[str] | None = None) -> int:
             _command_parser(parser, getattr(args, "command", None)).error(
                 f"unrecognized arguments: {' '.join(extra)}"
             )
+        _launcher_hint(first)
+        if args.ui_language:
+            from audio_engine import i18n
+
+            i18n.set_language(args.ui_language)
         if not getattr(args, "run", None):
+            if first is None and "-h" not in words and _library_window():
+                from audio_engine.app import window
+
+                return window.main()
             parser.print_help()
             return 2
         return int(args.run(args) or 0)
@@ -127,6 +144,45 @@ def _replace(exc: UnicodeError):
         code = ord(char)
         out += bytes([code - 0xDC00]) if 0xDC80 <= code <= 0xDCFF else b"?"
     return bytes(out), exc.end
+
+
+def _command_word(words: list[str]) -> str | None:
+    """The command in `words`: the first word that is not an option or --ui-language's value."""
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--ui-language":
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _library_window() -> bool:
+    """Whether `relax` alone opens the library window: a display exists (not the tests' dummy)."""
+    import os
+
+    if os.environ.get("SDL_VIDEODRIVER", "").lower() in ("dummy", "offscreen"):
+        return False
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _launcher_hint(command: str | None) -> None:
+    # The first run from the checkout's launcher (scripts/relax) says, once, how to add relax
+    # to the app menu.
+    import os
+
+    launcher = os.environ.get("RELAX_LAUNCHER")
+    if not launcher or command == "install-launcher" or not sys.stderr.isatty():
+        return
+    from audio_engine.app.launcher import hint_once
+
+    line = hint_once(launcher)
+    if line:
+        print(line, file=sys.stderr)
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str | None):

@@ -31,6 +31,16 @@ def _limit(text: str) -> int:
     return value
 
 
+def _hour(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 23:
+        raise argparse.ArgumentTypeError(f"not an hour (0-23): {text!r}")
+    return value
+
+
 def register(sub) -> None:
     parser = sub.add_parser(
         "history",
@@ -41,7 +51,8 @@ def register(sub) -> None:
         "listened (pauses excluded), whether it played to the end, and the breathing cycles "
         "done. Nothing leaves the machine. Without options: the last sessions, today's and this "
         "week's minutes (Monday to Sunday), and the current and longest streak of days, counted "
-        "on your local calendar (a session counts for the day it started; a day counts with 1 "
+        "on your local clock (a session counts for the day it started; a day ends at 04:00, so "
+        "a session at 00:30 counts for the evening before, see --day-ends; a day counts with 1 "
         "minute listened or a session completed).",
         epilog="examples: relax history --since 2026-11-01 | relax history --csv > plays.csv | "
         "relax history --off | relax history --forget --yes",
@@ -85,6 +96,19 @@ def register(sub) -> None:
         help="whether `relax play` shows today's minutes at the end of a session (default on; "
         "`relax play --no-summary` skips it once)",
     )
+    action.add_argument(
+        "--streaks",
+        choices=("on", "off"),
+        help="show streaks (default on) or hide them everywhere: here, at the end of a session "
+        "and in the window",
+    )
+    action.add_argument(
+        "--day-ends",
+        type=_hour,
+        metavar="HOUR",
+        help=f"the hour (0-23, local time) at which a practice day ends (default "
+        f"{history.DAY_ENDS_H}: a session at 00:30 counts for the evening before; 0 = midnight)",
+    )
     parser.add_argument(
         "--yes", "-y", action="store_true", help="with --forget: delete without asking"
     )
@@ -92,7 +116,9 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    listing = not (args.off or args.on or args.forget or args.summary)
+    listing = not (args.off or args.on or args.forget or args.summary or args.streaks) and (
+        args.day_ends is None
+    )
     if not listing and (args.since is not None or args.limit is not None):
         raise UsageError("--since and --limit go with the listing (or --json, --csv)")
     if args.yes and not args.forget:
@@ -106,12 +132,28 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("relax play no longer shows today's minutes at the end of a session.")
         return 0
+    if args.streaks:
+        history.set_streaks(args.streaks == "on")
+        if args.streaks == "on":
+            print("Streaks are shown again.")
+        else:
+            print(
+                "Streaks are hidden: in `relax history`, at the end of a session and in the window."
+            )
+        return 0
+    if args.day_ends is not None:
+        history.set_day_ends_h(args.day_ends)
+        print(f"A practice day ends at {args.day_ends:02d}:00 local time.")
+        return 0
     if args.forget:
         return _forget(args.yes)
-    everything = history.plays()
-    shown = [p for p in everything if args.since is None or history.day_of(p) >= args.since]
-    today = history.now().date()
-    totals = history.summary(everything, today)
+    day_ends = history.day_ends_h()
+    everything = history.plays(day_ends=day_ends)
+    shown = [
+        p for p in everything if args.since is None or history.day_of(p, day_ends) >= args.since
+    ]
+    today = history.today(day_ends=day_ends)
+    totals = history.summary(everything, today, day_ends)
     if args.json:
         _print_json(shown, totals, args.since)
     elif args.csv:
@@ -192,11 +234,13 @@ def _print_json(shown, totals: history.Summary, since) -> None:
             "listened_s": round(totals.week_s, 3),
             "sessions": totals.week_sessions,
         },
-        "streak": {
+        "day_ends_h": history.day_ends_h(),
+    }
+    if history.streaks_on():
+        data["streak"] = {
             "current_days": totals.streaks.current_days,
             "longest_days": totals.streaks.longest_days,
-        },
-    }
+        }
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
 
@@ -258,6 +302,8 @@ def _print_text(shown, totals: history.Summary, since, total: int) -> None:
         file=out,
     )
     streak = totals.streaks
+    if not history.streaks_on():
+        return
     print(
         f"Streak:    {_days(streak.current_days)} (longest {_days(streak.longest_days)})",
         file=out,

@@ -17,18 +17,20 @@ Entry points (each in its own module, imported when used):
 
 from __future__ import annotations
 
-import gettext
+from audio_engine import i18n
 
 
 def _(message: str) -> str:
-    """Interface text, translated where relax has a catalog for the reader's language."""
-    return gettext.dgettext("relax", message)
+    """Interface text, in the interface's language (`audio_engine.i18n`)."""
+    return i18n._(message)
 
 
 def translator(language: str):
     """`_` for text a listener reads in `language` (the feed's title and description), from
     relax's catalog for that language where there is one, else as written."""
-    from audio_engine.model import primary_language
 
-    wanted = [language.replace("-", "_"), primary_language(language)]
-    return gettext.translation("relax", languages=wanted, fallback=True).gettext
+    def gettext_(message: str) -> str:
+        with i18n.using(language):
+            return i18n._(message)
+
+    return gettext_

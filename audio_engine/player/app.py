@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from audio_engine import i18n
 from audio_engine.errors import AudioDeviceError
 from audio_engine.player import keys, pacer
 from audio_engine.player.stream import Stream
@@ -213,6 +214,8 @@ def play(
     stdin=None,
     heard: list[tuple[int, int]] | None = None,
     end_text=None,
+    surface=None,
+    background: bool = True,
 ) -> str:
     """Play a prepared session until it ends or the listener quits.
 
@@ -230,6 +233,11 @@ def play(
     end_text : called once when the session has played to its end; the text it returns (None or
         "" for none) is shown in the window's caption for `END_TEXT_S` (a key or closing the
         window ends that sooner), or printed as one line to `status` without a window.
+    surface : draw into this window (the library's) instead of opening one; it stays open.
+    background : False starts with the background off (as the `m` key does).
+
+    Every text the player adds (flags, key hints, phase words, the end text) is in the
+    session's language when relax has a catalog for it (`i18n.using`).
 
     Returns
     -------
@@ -255,29 +263,43 @@ def play(
         growing=prepared if hasattr(prepared, "final_until") else None,
         heard=heard,
     )
+    language = prepared.timeline.session.language
     try:
-        controller = Controller(stream, volume)
-        stream.start_feeder()  # sound first: the window may take a moment to open
-        first = None
-        if window:
-            first = controller.decorate(pacer.Pacer(stream.timeline).state_at(start_sample))
-        screen = _open_window(pygame, prepared.timeline, status, first) if window else None
-        with keys.TerminalKeys(stdin) as terminal:
-            if screen is not None:
-                result = _window_loop(pygame, stream, controller, terminal)
+        with i18n.using(language):
+            controller = Controller(stream, volume)
+            if not background:
+                controller.handle(keys.MUTE)
+            stream.start_feeder()  # sound first: the window may take a moment to open
+            first = None
+            if window:
+                first = controller.decorate(pacer.Pacer(stream.timeline).state_at(start_sample))
+            if surface is not None:
+                screen = surface
+            elif window:
+                screen = _open_window(pygame, prepared.timeline, status, first)
             else:
-                result = _terminal_loop(stream, controller, terminal, status)
-            text = end_text() if result == "end" and end_text is not None else None
-            if text and screen is not None:
-                _show_end_text(pygame, stream, controller, terminal, text)
-            elif text:
-                print(text, file=status, flush=True)
-            return result
+                screen = None
+            return _loops(pygame, stream, controller, screen, stdin, status, end_text)
     finally:
         stream.stop()
-        with contextlib.suppress(Exception):  # noqa: BLE001 - best effort on the way out
-            pygame.display.quit()
+        if surface is None:
+            with contextlib.suppress(Exception):  # noqa: BLE001 - best effort on the way out
+                pygame.display.quit()
         pygame.mixer.quit()
+
+
+def _loops(pygame, stream, controller, screen, stdin, status, end_text) -> str:
+    with keys.TerminalKeys(stdin) as terminal:
+        if screen is not None:
+            result = _window_loop(pygame, stream, controller, terminal)
+        else:
+            result = _terminal_loop(stream, controller, terminal, status)
+        text = end_text() if result == "end" and end_text is not None else None
+        if text and screen is not None:
+            _show_end_text(pygame, stream, controller, terminal, text)
+        elif text:
+            print(text, file=status, flush=True)
+        return result
 
 
 def _open_window(pygame, timeline, status, first: pacer.PacerState | None = None):

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from audio_engine.i18n import _
 from audio_engine.timeline import SPEECH, Timeline
 
 CAPTION_LINGER_S = 2.0  # a spoken line stays readable this long after it ends
@@ -39,12 +40,29 @@ FILL = (118, 172, 180)
 
 GUIDE_TEXT = (122, 140, 162)  # key hints: 5:1 contrast on the background, apart from MUTED
 _KEYS_GAP = "    "
-KEYS_HINT = _KEYS_GAP.join(
-    ["space pause", "\u2190/\u2192 section", "\u2191/\u2193 volume", "m background", "q quit"]
-)
 KEYS_MIN_PX = 12  # key hints are never drawn smaller
 
+
+def keys_hint() -> str:
+    """The key hints under the progress bar, in the interface language."""
+    return _KEYS_GAP.join(
+        [
+            _("space pause"),
+            _("\u2190/\u2192 section"),
+            _("\u2191/\u2193 volume"),
+            _("m background"),
+            _("q quit"),
+        ]
+    )
+
+
 _PHASE_LABEL = {"inhale": "in", "hold": "hold", "exhale": "out", "rest": "rest"}
+
+
+def phase_label(phase: str) -> str:
+    """The word the circle shows for a phase without a cue of its own, in the interface language."""
+    labels = {"inhale": _("in"), "hold": _("hold"), "exhale": _("out"), "rest": _("rest")}
+    return labels[phase]
 
 
 @dataclass(frozen=True)
@@ -377,11 +395,11 @@ def draw(surface, state: PacerState) -> list[Placed]:
     )
     flags = []
     if state.paused:
-        flags.append("paused")
+        flags.append(_("paused"))
     if state.muted:
-        flags.append("background off")
+        flags.append(_("background off"))
     if state.volume < 0.999:
-        flags.append(f"volume {round(state.volume * 100)}%")
+        flags.append(_("volume {percent}%").format(percent=round(state.volume * 100)))
     put(
         "flags",
         "  ·  ".join(flags),
@@ -397,7 +415,7 @@ def draw(surface, state: PacerState) -> list[Placed]:
         # The phase label is never smaller than a caption can be, nor than the key hints: the
         # circle stays large enough to hold it at that size (its smallest size grows by as
         # much, up to its largest).
-        label = state.cue or _PHASE_LABEL[state.phase]
+        label = state.cue or phase_label(state.phase)
         label_min = label_min_px(unit)
         needed = math.ceil(_font(pygame, label_min, True).size(label)[0] / LABEL_WIDTH)
         radius = max(radius, min(geo.radius_max_px, needed))
@@ -472,10 +490,11 @@ def _draw_hints(pygame, surface, placed, unit, left, right, times_y, small, elap
     w, h = surface.get_size()
     clock_font = _font(pygame, small)
     largest, smallest = keys_px(unit), KEYS_MIN_PX
-    groups = KEYS_HINT.split(_KEYS_GAP)
+    hint = keys_hint()
+    groups = hint.split(_KEYS_GAP)
     half = (len(groups) + 1) // 2
     below = times_y + clock_font.get_height() + unit // 3
-    for lines in ([KEYS_HINT], [_KEYS_GAP.join(groups[:half]), _KEYS_GAP.join(groups[half:])]):
+    for lines in ([hint], [_KEYS_GAP.join(groups[:half]), _KEYS_GAP.join(groups[half:])]):
         for size in range(largest, smallest - 1, -1):
             font = _font(pygame, size)
             line_px = font.get_linesize()
@@ -497,13 +516,13 @@ def _draw_hints(pygame, surface, placed, unit, left, right, times_y, small, elap
     room = (right - left) - clock_font.size(elapsed)[0] - clock_font.size(remaining)[0] - 2 * unit
     middle = times_y + clock_font.get_height() // 2
     for size in range(largest, smallest - 1, -1):
-        if _font(pygame, size).size(KEYS_HINT)[0] <= room:
+        if _font(pygame, size).size(hint)[0] <= room:
             _text(
                 pygame,
                 surface,
                 placed,
                 "keys",
-                KEYS_HINT,
+                hint,
                 size,
                 GUIDE_TEXT,
                 center=(w // 2, middle),
@@ -551,23 +570,23 @@ def status_line(state: PacerState, width: int = 80) -> str:
     gives way first when the caption would have fewer than CAPTION_MIN_CHARS."""
     times = f"{clock_text(state.elapsed_s)} / {clock_text(state.total_s)}"
     volume = round(state.volume * 100) if state.volume < 0.999 else None
-    paused = " paused" if state.paused else ""
+    paused = " " + _("paused") if state.paused else ""
     flags = (
         paused
-        + (" background off" if state.muted else "")
-        + (f" vol {volume}%" if volume is not None else "")
+        + (" " + _("background off") if state.muted else "")
+        + (" " + _("vol {percent}%").format(percent=volume) if volume is not None else "")
     )
     limit = max(0, width - 1)
     # The words keep CAPTION_MIN_CHARS: first the flags get short, then the total time goes.
     if len(times) + len(flags) + 1 + CAPTION_MIN_CHARS > limit:
-        flags = paused + (" bg off" if state.muted else "")
+        flags = paused + (" " + _("bg off") if state.muted else "")
         flags += f" {volume}%" if volume is not None else ""
     if len(times) + len(flags) + 1 + CAPTION_MIN_CHARS > limit:
         times = clock_text(state.elapsed_s)
     where = state.section or state.title
     caption = state.phase is None and bool(state.caption)
     if state.phase is not None:
-        what = f"{state.cue or _PHASE_LABEL[state.phase]} {state.phase_count}"
+        what = f"{state.cue or phase_label(state.phase)} {state.phase_count}"
     else:
         what = state.caption
     head = where + (" · " if where and what else "") + what
@@ -584,7 +603,7 @@ def status_line(state: PacerState, width: int = 80) -> str:
     if state.phase is not None and len(head) > room:
         # The cue and its count are what the line is for: the bar, the section, the flags (but
         # "paused") and the total time give way to them, in that order.
-        short = paused + (" bg off" if state.muted else "")
+        short = paused + (" " + _("bg off") if state.muted else "")
         short += f" {volume}%" if volume is not None else ""
         elapsed = clock_text(state.elapsed_s)
         for words, rest in (

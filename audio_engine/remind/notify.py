@@ -23,6 +23,7 @@ import time
 from collections import deque
 
 from audio_engine.errors import RelaxError
+from audio_engine.i18n import _
 
 NAME = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
@@ -49,10 +50,10 @@ class BusLost(NotifyError):
 
 def actions_for(reminder) -> list[tuple[str, str]]:
     """The buttons, as (answer, label)."""
-    buttons = [("start", "Start")]
+    buttons = [("start", _("Start"))]
     if reminder.can_snooze:
-        buttons.append(("snooze", "Snooze"))
-    buttons.append(("skip", "Skip"))
+        buttons.append(("snooze", _("Snooze")))
+    buttons.append(("skip", _("Skip")))
     return buttons
 
 

@@ -32,6 +32,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from audio_engine.i18n import _
+
 BREAK = "break"
 BREATHE = "breathe"
 
@@ -99,16 +101,18 @@ class Reminder:
 
     @property
     def title(self) -> str:
-        return "Time for a break" if self.kind == BREAK else "Time to breathe"
+        return _("Time for a break") if self.kind == BREAK else _("Time to breathe")
 
     def body(self, config: Config) -> str:
         if self.kind == BREAK:
             minutes = round(max(self.active_s, config.every_s) / 60)
-            text = f"You have been at it for {minutes} minutes: stand up, move, stretch."
+            text = _("You have been at it for {minutes} minutes: stand up, move, stretch.").format(
+                minutes=minutes
+            )
         else:
-            text = "A few rounds of 4-7-8 breathing: in for 4, hold for 7, out for 8."
+            text = _("A few rounds of 4-7-8 breathing: in for 4, hold for 7, out for 8.")
         if self.note:
-            text += f" (Postponed because {self.note}.)"
+            text += " " + _("(Postponed because {reason}.)").format(reason=self.note)
         return text
 
 

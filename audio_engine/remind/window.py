@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+from audio_engine.i18n import _
 from audio_engine.remind.notify import actions_for
 
 SIZE = (460, 200)
@@ -39,7 +40,7 @@ class WindowNotifier:
             pg.display.init()
         if not pg.font.get_init():
             pg.font.init()
-        pg.display.set_caption(f"relax: {reminder.title}")
+        pg.display.set_caption(_("relax: {title}").format(title=reminder.title))
         self.surface = pg.display.set_mode(SIZE)
         self.reminder = reminder
         self._draw(reminder, body)
@@ -63,8 +64,8 @@ class WindowNotifier:
         for i, (key, label) in enumerate(actions):
             rect = pg.Rect(x, SIZE[1] - 58, width, 38)
             pg.draw.rect(s, BUTTON_FIRST if i == 0 else BUTTON, rect, border_radius=8)
-            hint = {"start": "Enter", "snooze": "Z", "skip": "Esc"}[key]
-            text = font.render(f"{label} ({hint})", True, TEXT)
+            hint = {"start": _("Enter"), "snooze": "Z", "skip": _("Esc")}[key]
+            text = font.render(_("{label} ({key})").format(label=label, key=hint), True, TEXT)
             s.blit(text, text.get_rect(center=rect.center))
             self.buttons.append((key, rect))
             x += width + gap
@@ -98,7 +99,7 @@ class WindowNotifier:
             return "closed"
         if event.type == pg.KEYDOWN:
             name = pg.key.name(event.key)
-            offered = {key for key, _ in self.buttons}
+            offered = {key for key, _label in self.buttons}
             for answer, names in KEYS.items():
                 if name in names and answer in offered:
                     return answer
