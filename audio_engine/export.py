@@ -40,7 +40,9 @@ from audio_engine.model import primary_language
 
 EXPORT_BLOCK_SAMPLES = 1 << 16
 
-DEFAULT_QUALITY = 5  # 0-10, higher is better: Vorbis about q5 (~150 kbit/s), MP3 LAME about -V 4
+DEFAULT_QUALITY = round(
+    render.DEFAULT_LOSSY_QUALITY
+)  # 0-10, higher is better: Vorbis about q5 (~150 kbit/s), MP3 LAME about -V 4
 GENRE = "Meditation"
 _WAV_LIMIT_BYTES = 0xFFFFFFFF - (1 << 20)  # RIFF sizes are 32-bit; room for the header and tags
 ARTIST = "relax"
@@ -353,17 +355,16 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress,
         **extra,
     ) as out:
         done = 0
+        q = DEFAULT_QUALITY if quality is None else quality
         for block in render.blocks(
             timeline,
             prepared.sources,
             start_sample=start,
             block_samples=EXPORT_BLOCK_SAMPLES,
             gain=gain,
+            ceiling_dbtp=render.lossy_ceiling(q) if form.lossy else render.LIMIT_DBTP,
         ):
-            if form.lossy:
-                q = DEFAULT_QUALITY if quality is None else quality
-                out.write(render.lossy_headroom(block, q))
-            elif as_float:
+            if as_float:
                 out.write(block)
             elif subtype == "PCM_24":
                 out.write(_to_int24(block))

@@ -23,6 +23,7 @@ import pytest
 import soundfile
 import webvtt
 
+import audio_engine.gain as gain_stage
 from audio_engine import export, pipeline, render, script
 from audio_engine.cli import info
 from audio_engine.errors import ExportError
@@ -481,7 +482,7 @@ def test_lossy_exports_decode_with_peaks_under_minus_1_dbfs(tmp_path, name, qual
     # A guide tone brought up to -16 LUFS, then a bell: pure tones at the soft ceiling, what
     # makes an encoder overshoot the most.
     prepared = pipeline.prepare(script.loads(TONES, filename="tones.yaml"))
-    gain = render.measure_gain(prepared.timeline, prepared.sources)
+    gain = gain_stage.measure_gain(prepared.timeline, prepared.sources)
     wav = _wave_decode(export.export(prepared, tmp_path / "t.wav", gain=gain, transcript=False))
     wav = wav / 32768.0
     path = export.export(prepared, tmp_path / f"t.{name}", gain=gain, quality=quality)
