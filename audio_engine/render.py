@@ -55,7 +55,9 @@ _HALF = (
     0.019536803083894275, -0.007650904232903501, 0.0023134312537471517, -0.00040742461260341096,
 )  # fmt: skip
 _PHASES = np.array([_QUARTER, _HALF, _QUARTER[::-1]])  # output k + p/4 from x[k-7 .. k+8]
+_PHASES32 = _PHASES.astype(np.float32)  # the interpolator runs in float32, as the mix is
 _TAPS = _PHASES.shape[1]
+_LIMIT_CHUNK = 512  # the interpolator runs on the stretches of this many samples that need it
 # No oversampled value exceeds the largest sample near it times this (the phases' largest sum
 # of absolute taps): where every sample is under ceiling / LIMIT_OVERSHOOT the limiter does nothing.
 LIMIT_OVERSHOOT = float(np.abs(_PHASES).sum(axis=1).max())
@@ -239,33 +241,51 @@ def limit(mixed: np.ndarray, mixed_from: int, start: int, stop: int, ceiling: fl
     threshold = ceiling / LIMIT_OVERSHOOT
     if not len(near) or max(float(near.max()), -float(near.min())) <= threshold:
         return here.copy()
-    # The window [lo, hi), silence where the session has no samples.
-    x = np.zeros((hi - lo, 2), dtype=np.float64)
+    # The window [lo, hi), silence where the session has no samples; channels as rows.
+    size = hi - lo
+    x = np.zeros((2, size), dtype=np.float32)
     a = max(lo, mixed_from)
     b = min(hi, mixed_from + n)
-    x[a - lo : b - lo] = mixed[a - mixed_from : b - mixed_from]
-    size = len(x)
+    x[:, a - lo : b - lo] = mixed[a - mixed_from : b - mixed_from].T
     half = _TAPS // 2  # k's interpolated values read x[k - half + 1 .. k + half]
-    hot = np.maximum(np.abs(x[:, 0]), np.abs(x[:, 1])) > threshold
-    counts = np.concatenate([[0], np.cumsum(hot)])
-    k = np.arange(half, size - half)
-    k = k[counts[k + half + 1] - counts[k - half + 1] > 0]  # a loud sample within reach
-    peak = np.max(np.abs(x[k]), axis=1)
-    for phase in _PHASES:
-        value = np.zeros((len(k), 2))
-        for i, tap in enumerate(phase):
-            value += tap * x[k - half + 1 + i]
-        peak = np.maximum(peak, np.max(np.abs(value), axis=1))
+    loud = np.maximum(np.abs(x[0]), np.abs(x[1]))
+    counts = np.concatenate([[0], np.cumsum(loud > threshold)])
+    candidate = np.zeros(size, dtype=bool)  # a loud sample within reach of k's values
+    candidate[half : size - half] = counts[2 * half + 1 :] - counts[1 : size - 2 * half + 1] > 0
+    # The oversampled values, in slices over the stretches of _LIMIT_CHUNK samples that hold a
+    # candidate (the same arithmetic, value by value, however the stretches fall).
+    peak = np.zeros(size, dtype=np.float32)
+    chunks = np.flatnonzero(np.add.reduceat(candidate, np.arange(0, size, _LIMIT_CHUNK)))
+    if len(chunks):
+        breaks = np.flatnonzero(np.diff(chunks) > 1)
+        for first_chunk, last_chunk in zip(
+            np.r_[chunks[0], chunks[breaks + 1]], np.r_[chunks[breaks], chunks[-1]], strict=True
+        ):
+            k0 = max(half, first_chunk * _LIMIT_CHUNK)
+            k1 = min(size - half, (last_chunk + 1) * _LIMIT_CHUNK)
+            top = loud[k0:k1].copy()
+            for phase in _PHASES32:
+                value = phase[0] * x[:, k0 - half + 1 : k1 - half + 1]
+                for i in range(1, _TAPS):
+                    value += phase[i] * x[:, k0 - half + 1 + i : k1 - half + 1 + i]
+                np.maximum(top, np.maximum(np.abs(value[0]), np.abs(value[1])), out=top)
+            peak[k0:k1] = top
     need = np.full(size, _UNIT, dtype=np.int64)
-    over = peak > ceiling
-    need[k[over]] = np.floor(ceiling / peak[over] * _UNIT).astype(np.int64)
-    if not over.any():
+    over = np.flatnonzero(candidate & (peak > ceiling))
+    if not len(over):
         return here.copy()
-    # The least over [m - LIMIT_RELEASE, m + LIMIT_ATTACK], for m from start - 2 * smooth to
-    # stop + 2 * smooth, by van Herk/Gil-Werman (prefix and suffix minima in window-long runs).
+    need[over] = np.floor(ceiling / peak[over].astype(np.float64) * _UNIT).astype(np.int64)
+    # Only [n0, n1) can be turned down: the reach of the first and the last sample over.
+    n0 = max(start, lo + int(over[0]) - LIMIT_ATTACK - 2 * LIMIT_SMOOTH)
+    n1 = min(stop, lo + int(over[-1]) + LIMIT_RELEASE + 2 * LIMIT_SMOOTH + 1)
+    out = here.copy()
+    if n0 >= n1:
+        return out
+    # The least over [m - LIMIT_RELEASE, m + LIMIT_ATTACK], for m from n0 - 2 * smooth to
+    # n1 + 2 * smooth, by van Herk/Gil-Werman (prefix and suffix minima in window-long runs).
     width = LIMIT_RELEASE + LIMIT_ATTACK + 1
-    first = start - 2 * LIMIT_SMOOTH - LIMIT_RELEASE - lo  # the window of the first m
-    span = need[first : first + (stop - start) + 4 * LIMIT_SMOOTH + width - 1]
+    first = n0 - 2 * LIMIT_SMOOTH - LIMIT_RELEASE - lo  # the window of the first m
+    span = need[first : first + (n1 - n0) + 4 * LIMIT_SMOOTH + width - 1]
     runs = -(-len(span) // width)
     padded = np.full(runs * width, _UNIT, dtype=np.int64)
     padded[: len(span)] = span
@@ -278,9 +298,9 @@ def limit(mixed: np.ndarray, mixed_from: int, start: int, stop: int, ceiling: fl
         sums = np.concatenate([[0], np.cumsum(held)])
         held = sums[2 * LIMIT_SMOOTH + 1 :] - sums[: -2 * LIMIT_SMOOTH - 1]
     full = (2 * LIMIT_SMOOTH + 1) ** 2 * _UNIT
-    out = here.copy()
     down = np.flatnonzero(held < full)
-    out[down] = (here[down] * (held[down] / full)[:, None]).astype(np.float32)
+    part = out[n0 - start : n1 - start]
+    part[down] = (part[down] * (held[down] / full)[:, None]).astype(np.float32)
     return out
 
 
