@@ -1,18 +1,22 @@
-"""Export benchmark: real-time factor and peak memory per format and session length, and
-`relax export --all` on one core versus all cores.
+"""Export benchmark: each figure against its reference, measured in the same run, per format and
+session length (5, 20 and 60 minutes), cold and warm, with peak memory; then `relax export --all`
+on one core versus all cores.
 
 Run from the checkout: `.venv/bin/python bench/export.py` (all of it, about half an hour on two
-cores) or `--quick` (5 minutes of audio, WAV and MP3, the English library only).
+cores) or `--quick` (5 minutes of audio, every format, no --all).
 
-Every export runs in a fresh `python -m audio_engine export` subprocess, so each figure includes
-Python start-up and imports (about 2 s here). "cold" uses an empty cache folder (a fresh
-RELAX_CACHE_DIR: speech synthesis and the loudness measurement are part of the time, and so is
-what is made once per machine: the noise loops, the chimes, the neural voice's pronunciation
-tables); "warm" runs the same export again with that cache; "new speech" runs it once more in a
-cache folder that holds only what is made once per machine (the speech and the gain made again:
-a session exported for the first time on a machine that has exported another). Real-time factor = audio seconds / wall seconds (higher
-is faster). Peak RSS is the child's `ru_maxrss` from `os.wait4` (its own and its waited-for
-children's maximum), in MiB.
+relax: `python -m audio_engine export` in a fresh subprocess, so each figure includes Python
+start-up and imports. "cold" uses an empty cache folder (a fresh RELAX_CACHE_DIR: speech
+synthesis and the loudness measurement are part of the time, and so is what is made once per
+machine: the noise loops, the chimes); "warm" runs the same export again with that cache.
+
+The reference gets the same 16-bit PCM (relax's own WAV export of the session) and writes it the
+plainest way there is, in a fresh subprocess too: WAV by `soundfile.write` of the array already in
+memory (a bare write, timed around the write alone); FLAC, OGG and MP3 by ffmpeg (the static build
+of the imageio-ffmpeg wheel) from that WAV: `flac`, `libvorbis -q:a 5` and `libmp3lame -q:a 4.95`
+(LAME's `-V 4.95`, what relax's quality 5 is). Ratios: warm / reference (how close relax comes to
+the encoder alone), cold / warm. Peak RSS is relax's child `ru_maxrss` from `os.wait4` (its own
+and its waited-for children's maximum), in MiB; of the cold and the warm run, the larger.
 """
 
 from __future__ import annotations
@@ -82,43 +86,98 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-def _once_per_machine(cache: Path, work: Path) -> Path:
-    """A new cache folder with only what `cache` holds that is made once per machine (the noise
-    loops, the chimes, what the engines are, the neural voice's tables), no speech, no gain."""
-    kept = Path(tempfile.mkdtemp(prefix="cache-machine-", dir=work))
-    for item in cache.iterdir():
-        if item.is_dir() and item.name in ("noise", "chime", "neural"):
-            shutil.copytree(item, kept / item.name)
-        elif item.is_file() and item.suffix == ".json":
-            shutil.copy2(item, kept / item.name)
-    return kept
+REFERENCE = {
+    "flac": ["-c:a", "flac"],
+    "ogg": ["-c:a", "libvorbis", "-q:a", "5"],
+    "mp3": ["-c:a", "libmp3lame", "-q:a", "4.95"],
+}
+BARE_WRITE = """
+import sys, time
+import soundfile
+pcm, _ = soundfile.read(sys.argv[1], dtype="int16")
+started = time.monotonic()
+soundfile.write(sys.argv[2], pcm, 44100, subtype="PCM_16")
+print(time.monotonic() - started)
+"""
+
+
+def _reference_s(fmt: str, wav: Path, work: Path) -> float:
+    """Seconds the reference takes to write `wav`'s PCM as `fmt`."""
+    out = work / f"reference.{fmt}"
+    if fmt == "wav":
+        done = subprocess.run(
+            [sys.executable, "-c", BARE_WRITE, str(wav), str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out.unlink()
+        return float(done.stdout)
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    started = time.monotonic()
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-nostdin", "-y", "-i", str(wav), *REFERENCE[fmt], str(out)],
+        check=True,
+    )
+    took = time.monotonic() - started
+    out.unlink()
+    return took
 
 
 def bench_lengths(minutes_list, formats, work: Path) -> list[str]:
     rows = [
-        f"{'length':>7} {'format':>6} {'cold RTF':>9} {'warm RTF':>9} {'cold s':>7} {'warm s':>7}"
-        f" {'peak RSS MiB':>13} {'new speech MiB':>15} {'size MiB':>9}",
+        "| length | format | relax warm s | reference s | warm / reference | relax cold s"
+        " | cold / warm | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    print(rows[0], flush=True)
+    for row in rows:
+        print(row, flush=True)
     for minutes in minutes_list:
         script = work / f"bench-{minutes}m.en.yaml"
         script.write_text(session_text(minutes), encoding="utf-8")
-        audio_s = minutes * 60.0
+        pcm = work / "pcm.wav"
+        _run(["export", str(script), "-o", str(pcm), "--no-transcript"], _env(work / "pcm"), work)
         for fmt in formats:
             cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
             out = work / f"out.{fmt}"
             args = ["export", str(script), "-o", str(out), "--no-transcript"]
             cold_s, cold_rss = _run(args, _env(cache), work)
             warm_s, warm_rss = _run(args, _env(cache), work)
-            _, new_rss = _run(args, _env(_once_per_machine(cache, work)), work)
-            size = out.stat().st_size / 2**20
+            reference_s = _reference_s(fmt, pcm, work)
             out.unlink()
+            shutil.rmtree(cache)
             rows.append(
-                f"{minutes:>5} m {fmt:>6} {audio_s / cold_s:>9.1f} {audio_s / warm_s:>9.1f}"
-                f" {cold_s:>7.1f} {warm_s:>7.1f} {max(cold_rss, warm_rss):>13.0f}"
-                f" {new_rss:>15.0f} {size:>9.1f}"
+                f"| {minutes} min | {fmt.upper()} | {warm_s:.1f} | {reference_s:.1f}"
+                f" | {warm_s / reference_s:.2f}x | {cold_s:.1f} | {cold_s / warm_s:.2f}x"
+                f" | {max(cold_rss, warm_rss):.0f} |"
             )
             print(rows[-1], flush=True)
+        pcm.unlink()
+    return rows
+
+
+def bench_start(work: Path, repeats: int = 5) -> list[str]:
+    """`relax list` and `relax --help` against `python -c "import numpy"` (best of `repeats`)."""
+
+    def best(command: list[str]) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.monotonic()
+            subprocess.run(command, cwd=work, env=_env(work / "start"), capture_output=True)
+            times.append(time.monotonic() - started)
+        return min(times)
+
+    numpy_s = best([sys.executable, "-c", "import numpy"])
+    rows = ["| command | relax s | `import numpy` s | ratio |", "|---|---|---|---|"]
+    for words in (["list"], ["--help"], ["safety"]):
+        took = best([sys.executable, "-m", "audio_engine", *words])
+        rows.append(
+            f"| relax {' '.join(words)} | {took:.2f} | {numpy_s:.2f} | {took / numpy_s:.1f}x |"
+        )
+    for row in rows:
+        print(row, flush=True)
     return rows
 
 
@@ -143,7 +202,7 @@ def bench_all(language: str | None, fmt: str, work: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 min, wav and mp3, --all in en")
+    parser.add_argument("--quick", action="store_true", help="5 min only, no --all")
     parser.add_argument("--minutes", type=int, nargs="+", help="session lengths (default 5 20 60)")
     parser.add_argument("--formats", nargs="+", help="formats (default wav flac ogg mp3)")
     parser.add_argument("--no-all", action="store_true", help="skip the --all measurement")
@@ -151,16 +210,17 @@ def main(argv=None) -> int:
     parser.add_argument("--all-language", help="with --all: only this language")
     args = parser.parse_args(argv)
     minutes = args.minutes or ([5] if args.quick else [5, 20, 60])
-    formats = args.formats or (["wav", "mp3"] if args.quick else ["wav", "flac", "ogg", "mp3"])
-    language = args.all_language or ("en" if args.quick else None)
+    formats = args.formats or ["wav", "flac", "ogg", "mp3"]
     print(f"relax export benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="relax-bench-") as tmp:
         work = Path(tmp)
+        bench_start(work)
+        print()
         if not args.no_lengths:
             bench_lengths(minutes, formats, work)
-        if not args.no_all:
+        if not args.no_all and not args.quick:
             print()
-            bench_all(language, formats[0], work)
+            bench_all(args.all_language, formats[0], work)
     return 0
 
 
