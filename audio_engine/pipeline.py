@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import audio_engine.gain as gain_stage
-from audio_engine import assets, library, loudness, render, script, synth, timeline, tts
+from audio_engine import assets, fsio, library, loudness, render, script, synth, timeline, tts
 from audio_engine.errors import Diagnostic, ScriptError
 from audio_engine.model import (
     NO_ORIGIN,
@@ -558,15 +558,16 @@ def _read_table(path: Path, magic: bytes) -> np.ndarray | None:
 
 
 def _write_table(path: Path, magic: bytes, table: np.ndarray) -> None:
-    """Save `table` at `path` (atomically; a cache that cannot be written is only slower)."""
+    """Save `table` at `path` (whole or not at all, nothing left behind on a full disk; a cache
+    that cannot be written is only slower). Not synced: a read checks the CRC."""
     payload = np.ascontiguousarray(table, dtype="<f4")
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(magic + zlib.crc32(payload).to_bytes(4, "little"))
-            f.write(memoryview(payload).cast("B"))
-        os.replace(tmp, path)
+
+    def write(f) -> None:
+        f.write(magic + zlib.crc32(payload).to_bytes(4, "little"))
+        f.write(memoryview(payload).cast("B"))
+
+    with contextlib.suppress(fsio.FsError):
+        fsio.atomic_write(path, write, fsync=False)
 
 
 def _chime_names(steps) -> set[str]:
@@ -755,11 +756,11 @@ def _read_gain(path: Path) -> tuple[float, bool] | None:
     """(gain, estimated) from the cache folder, or None when it is missing or fails its check
     (its checksum, a gain in `GAIN_RANGE`): the caller measures again and replaces it."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(fsio.read_checked(path, 4096, follow=False))
         value = float(data["gain"])
         estimated = data["estimated"]
         check = data["check"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (fsio.FsError, ValueError, KeyError, TypeError):
         return None
     if not isinstance(estimated, bool) or not np.isfinite(value):
         return None
@@ -772,8 +773,6 @@ def _read_gain(path: Path) -> tuple[float, bool] | None:
 
 def _write_gain(path: Path, value: float, *, estimated: bool) -> None:
     check = _gain_check(path, value, estimated)
-    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"gain": value, "estimated": estimated, "check": check}))
-        os.replace(tmp, path)
+    data = json.dumps({"gain": value, "estimated": estimated, "check": check}).encode()
+    with contextlib.suppress(fsio.FsError):  # a cache that cannot be written is only slower
+        fsio.atomic_write(path, data, fsync=False)  # not synced: a read checks it

@@ -1,18 +1,14 @@
 """The true-peak ceiling: every format reads at most -1 dBTP on ffmpeg's true-peak meter, with no
 flat tops; the limiter gives the same samples whatever the blocks and the start, and leaves alone
-what it does not need to touch. And the gain kept in the cache folder is checked before it is used.
-(The whole library in every format is measured the same way in tests/test_export_library.py.)"""
+what it does not need to touch. (The whole library in every format is measured the same way in tests/test_export_library.py.)"""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 import soundfile
 
-import audio_engine.gain as gain_stage
-from audio_engine import export, pipeline, render, script
+from audio_engine import export, pipeline, render
 from tests import _ffmpeg
 
 # The session that read -0.9 dBTP as FLAC, with seven samples flat on the old ceiling at 43.615 s.
@@ -102,71 +98,3 @@ def test_samples_the_limiter_does_not_need_pass_as_they_are(hottest):
         list(render.mixed_blocks(hottest.timeline, hottest.sources, 0, 30 * 44100, 4096))
     )
     assert np.array_equal(out, mixed * np.float32(gain))
-
-
-# ---- the gain kept in the cache folder --------------------------------------------------------
-
-SHORT = """\
-format: 1
-id: short
-title: Short
-language: en
-background:
-  - drone: {frequency: 110, volume: 0.05}
-steps:
-  - say: Breathe in, and let it go.
-  - pause: 3s
-"""
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [
-        {"gain": 0.5, "estimated": False},  # valid JSON, a plausible gain, no checksum
-        "gain: 0.5 with the checksum of the true one",
-        "gain: 1e308 with its own checksum",
-        "not JSON",
-    ],
-)
-def test_a_damaged_gain_in_the_cache_is_measured_again(tmp_path, damage):
-    path = tmp_path / "short.en.yaml"
-    path.write_text(SHORT)
-    prepared = pipeline.prepare(script.load(path))
-    clean = export.export(prepared, tmp_path / "clean.wav", gain=pipeline.gain(prepared))
-    key = pipeline._gain_file(prepared.session, None, prepared.sources)
-    kept = json.loads(key.read_text())
-    assert kept["estimated"] is False and kept["check"]
-    if damage == "gain: 0.5 with the checksum of the true one":
-        key.write_text(json.dumps(dict(kept, gain=0.5)))
-    elif damage == "gain: 1e308 with its own checksum":
-        check = pipeline._gain_check(key, 1e308, False)
-        key.write_text(json.dumps({"gain": 1e308, "estimated": False, "check": check}))
-    elif damage == "not JSON":
-        key.write_bytes(b"\x00\xff{")
-    else:
-        key.write_text(json.dumps(damage))
-    again = pipeline.gain(prepared)
-    assert again == kept["gain"]  # measured again, not read
-    assert json.loads(key.read_text()) == kept  # and the damaged file replaced
-    redone = export.export(prepared, tmp_path / "again.wav", gain=again)
-    assert redone.read_bytes() == clean.read_bytes()
-
-
-def test_one_measure_keeps_the_gain_of_every_ceiling(tmp_path, monkeypatch):
-    path = tmp_path / "short.en.yaml"
-    path.write_text(SHORT)
-    prepared = pipeline.prepare(script.load(path))
-    passes = []
-    real = gain_stage.measure_gains
-    monkeypatch.setattr(
-        gain_stage, "measure_gains", lambda *a, **k: passes.append(1) or real(*a, **k)
-    )
-    lossless = pipeline.gain(prepared)
-    lossy = pipeline.gain(prepared, lossy_quality=export.DEFAULT_QUALITY)
-    assert len(passes) == 1  # the MP3's gain came with the WAV's: the session rendered once
-    direct = real(
-        prepared.timeline,
-        prepared.sources,
-        (render.LIMIT_DBTP, render.lossy_ceiling(export.DEFAULT_QUALITY)),
-    )
-    assert (lossless, lossy) == tuple(direct.values())
