@@ -35,7 +35,7 @@ from audio_engine.timeline import CHIME, SPEECH, TONE, Timeline
 TARGET_LUFS = -16.0
 MEASURE_PIECE_STEPS = 300  # the loudness pass measures the session in 30 s pieces
 MEASURE_PREROLL_STEPS = 5  # each piece's filters settle on the 0.5 s before it
-MEASURE_BLOCK = 1 << 15  # samples rendered and weighted at once
+MEASURE_BLOCK = 1 << 16  # samples rendered and weighted at once
 CEILING_PREROLL_STEPS = 1  # ... and a stretch measured again after the limiter on 0.1 s
 CEILING_TOLERANCE_LU = 0.01  # the gain is refined until the limiter's output is this close
 CEILING_MAX_PASSES = 4  # ... or after this many passes over what the limiter touches
@@ -198,6 +198,7 @@ def _measure_span(timeline, sources, start, stop, preroll, outputs):
     begin = max(0, start - preroll)
     count = len(outputs) or 1
     meters = [loudness.Meter(rate, 2) for _ in range(count)]
+    mixer = render.Mixer(timeline, sources)
     loudest = []
     for a, b in ((begin, start), (start, stop)):
         if a == start:
@@ -206,14 +207,14 @@ def _measure_span(timeline, sources, start, stop, preroll, outputs):
         for block_start in range(a, b, MEASURE_BLOCK):
             block_stop = min(block_start + MEASURE_BLOCK, b)
             if not outputs:
-                block = next(render.mixed_blocks(timeline, sources, block_start, block_stop))
+                block = mixer(block_start, block_stop)
                 meters[0].feed(block)
                 if a == start:
                     loudest.append(np.maximum(np.abs(block[:, 0]), np.abs(block[:, 1])))
                 continue
             lo = max(0, block_start - render.LIMIT_BEHIND)
             hi = min(timeline.total_samples, block_stop + render.LIMIT_AHEAD)
-            mixed = next(render.mixed_blocks(timeline, sources, lo, hi))
+            mixed = mixer(lo, hi)
             for meter, (gain, ceiling) in zip(meters, outputs, strict=True):
                 out = render.limit(
                     mixed * np.float32(gain), lo, block_start, block_stop, 10 ** (ceiling / 20)

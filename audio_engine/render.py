@@ -328,6 +328,24 @@ class _EventIndex:
         return [e for _, e in sorted(found, key=lambda item: item[0])]
 
 
+class Mixer:
+    """The mix of any [start, stop) before the gain and the limiter (what `gain` measures); its
+    event index and background made once, for as many ranges as are asked."""
+
+    def __init__(self, timeline: Timeline, sources: Sources, mix: Mix = Mix()):  # noqa: B008
+        self.timeline = timeline
+        self._sources = sources
+        self._index = _EventIndex(timeline)
+        self._background = _Background(timeline, sources, mix)
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) (clipped to the session), float32 (n, 2)."""
+        start = max(0, int(start))
+        stop = max(start, min(stop, self.timeline.total_samples))
+        mono = _foreground(self._sources, self._index, start, stop)
+        return self._background.under(mono, start, stop)
+
+
 def mixed_blocks(
     timeline: Timeline,
     sources: Sources,
@@ -337,17 +355,16 @@ def mixed_blocks(
     mix: Mix = Mix(),  # noqa: B008 - frozen value
 ) -> Iterator[np.ndarray]:
     """The mix of [start, stop) before the gain and the limiter, in blocks of `block_samples`
-    (default: one block); what `gain` measures."""
+    (default: one block)."""
     stop = min(stop, timeline.total_samples)
     block_samples = block_samples or max(1, stop - start)
     if block_samples <= 0:
         raise ValueError("block_samples must be positive")
-    index = _EventIndex(timeline)
-    background = _Background(timeline, sources, mix)
+    mixer = Mixer(timeline, sources, mix)
     position = max(0, int(start))
     while position < stop:
         end = min(position + block_samples, stop)
-        yield background.under(_foreground(sources, index, position, end), position, end)
+        yield mixer(position, end)
         position = end
 
 
