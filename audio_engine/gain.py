@@ -36,6 +36,10 @@ TARGET_LUFS = -16.0
 MEASURE_PIECE_STEPS = 300  # the loudness pass measures the session in 30 s pieces
 MEASURE_PREROLL_STEPS = 5  # each piece's filters settle on the 0.5 s before it
 MEASURE_BLOCK = 1 << 16  # samples rendered and weighted at once
+MEASURE_OVERSHOOT_DB = 3.0  # a step is measured again after the limiter when its largest sample
+# is this close to the ceiling: a peak between samples is rarely 1 dB over the samples beside it
+# (3 dB only near the Nyquist frequency); a step missed would move the loudness by far less
+# than the tolerance.
 CEILING_PREROLL_STEPS = 1  # ... and a stretch measured again after the limiter on 0.1 s
 CEILING_TOLERANCE_LU = 0.01  # the gain is refined until the limiter's output is this close
 CEILING_MAX_PASSES = 4  # ... or after this many passes over what the limiter touches
@@ -70,9 +74,9 @@ def measure_gains(
     largest sample.
 
     The limiter is not linear: where it turns a peak down it takes a little loudness. So every
-    100 ms step that has a sample the limiter may act on at that gain (over the ceiling divided
-    by the interpolator's largest overshoot), with the step before and after it (the limiter's
-    reach, the filters' ringing), is measured again after the gain and the limiter, exactly as
+    100 ms step whose largest sample comes within `MEASURE_OVERSHOOT_DB` of the ceiling at that
+    gain, with the step before and after it (the limiter's reach, the filters' ringing), is
+    measured again after the gain and the limiter, exactly as
     `render.blocks` makes it (the filters settled on the 0.1 s before: to about 1e-10), and the
     gain is corrected (a secant step on the measured loudness) until the result is within
     `CEILING_TOLERANCE_LU` of the target, in at most `CEILING_MAX_PASSES` passes; a correction
@@ -112,7 +116,7 @@ def measure_gains(
     for n in range(CEILING_MAX_PASSES):
         hot = np.zeros(len(peaks), dtype=bool)
         for c in list(active):
-            reach = peaks * gains[c] > 10 ** (c / 20) / render.LIMIT_OVERSHOOT * (1 - 1e-6)
+            reach = peaks * gains[c] > 10 ** ((c - MEASURE_OVERSHOOT_DB) / 20)
             if reach.any():
                 hot |= reach
             else:

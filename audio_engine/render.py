@@ -213,6 +213,71 @@ def to_int16(block: np.ndarray) -> np.ndarray:
 # ---- internals ---------------------------------------------------------------------------------
 
 
+# The three phases from the pairs of taps around the middle (i, 15 - i): the half phase is
+# symmetric, the quarter and three-quarter phases mirror each other: sums s and differences d
+# of the pairs give both (quarter = E + O, three-quarter = E - O).
+_PAIR_HALF = np.array([_HALF[i] for i in range(_TAPS // 2)], dtype=np.float32)
+_PAIR_EVEN = np.array(
+    [(_QUARTER[i] + _QUARTER[_TAPS - 1 - i]) / 2 for i in range(_TAPS // 2)], dtype=np.float32
+)
+_PAIR_ODD = np.array(
+    [(_QUARTER[i] - _QUARTER[_TAPS - 1 - i]) / 2 for i in range(_TAPS // 2)], dtype=np.float32
+)
+
+
+def _interpolated_peak(x: np.ndarray, first: int, n: int) -> np.ndarray:
+    """The largest absolute interpolated value (at 1/4, 1/2 and 3/4 of a sample) after each of n
+    samples of `x` (channels as rows), for the samples whose taps begin at `first`: float32 (n,).
+    Element by element in a fixed order: the same bits wherever the stretch falls."""
+    rows = x.shape[0]
+    even = np.zeros((rows, n), dtype=np.float32)
+    odd = np.zeros((rows, n), dtype=np.float32)
+    mid = np.zeros((rows, n), dtype=np.float32)
+    pair = np.empty((rows, n), dtype=np.float32)
+    term = np.empty((rows, n), dtype=np.float32)
+    for i in range(_TAPS // 2):
+        a = x[:, first + i : first + i + n]
+        b = x[:, first + _TAPS - 1 - i : first + _TAPS - 1 - i + n]
+        np.add(a, b, out=pair)
+        np.multiply(pair, _PAIR_EVEN[i], out=term)
+        even += term
+        np.multiply(pair, _PAIR_HALF[i], out=term)
+        mid += term
+        np.subtract(a, b, out=pair)
+        np.multiply(pair, _PAIR_ODD[i], out=term)
+        odd += term
+    np.abs(mid, out=mid)
+    np.add(even, odd, out=pair)
+    np.abs(pair, out=pair)
+    np.maximum(mid, pair, out=mid)
+    np.subtract(even, odd, out=pair)
+    np.abs(pair, out=pair)
+    np.maximum(mid, pair, out=mid)
+    return mid.max(axis=0)
+
+
+def _oversampled(x: np.ndarray, loud: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Per sample k of `x` (channels as rows): at the `candidate`s, the largest of |x[k]| and the
+    three interpolated values after it, over both channels; elsewhere `loud` (|x| at k), or 0
+    within reach of the edges. Computed in slices over the stretches of _LIMIT_CHUNK samples that
+    hold a candidate (the same arithmetic, value by value, however the stretches fall)."""
+    size = x.shape[1]
+    half = _TAPS // 2  # k's interpolated values read x[k - half + 1 .. k + half]
+    peak = np.zeros(size, dtype=np.float32)
+    chunks = np.flatnonzero(np.add.reduceat(candidate, np.arange(0, size, _LIMIT_CHUNK)))
+    if len(chunks):
+        breaks = np.flatnonzero(np.diff(chunks) > 1)
+        for first_chunk, last_chunk in zip(
+            np.r_[chunks[0], chunks[breaks + 1]], np.r_[chunks[breaks], chunks[-1]], strict=True
+        ):
+            k0 = max(half, first_chunk * _LIMIT_CHUNK)
+            k1 = min(size - half, (last_chunk + 1) * _LIMIT_CHUNK)
+            top = loud[k0:k1].copy()
+            np.maximum(top, _interpolated_peak(x, k0 - half + 1, k1 - k0), out=top)
+            peak[k0:k1] = top
+    return peak
+
+
 def limit(mixed: np.ndarray, mixed_from: int, start: int, stop: int, ceiling: float):
     """Samples [start, stop) of the gained mix `mixed` (which holds [mixed_from, ...): at least
     `LIMIT_BEHIND` before `start` and `LIMIT_AHEAD` past `stop` where the session has them),
@@ -252,24 +317,7 @@ def limit(mixed: np.ndarray, mixed_from: int, start: int, stop: int, ceiling: fl
     counts = np.concatenate([[0], np.cumsum(loud > threshold)])
     candidate = np.zeros(size, dtype=bool)  # a loud sample within reach of k's values
     candidate[half : size - half] = counts[2 * half + 1 :] - counts[1 : size - 2 * half + 1] > 0
-    # The oversampled values, in slices over the stretches of _LIMIT_CHUNK samples that hold a
-    # candidate (the same arithmetic, value by value, however the stretches fall).
-    peak = np.zeros(size, dtype=np.float32)
-    chunks = np.flatnonzero(np.add.reduceat(candidate, np.arange(0, size, _LIMIT_CHUNK)))
-    if len(chunks):
-        breaks = np.flatnonzero(np.diff(chunks) > 1)
-        for first_chunk, last_chunk in zip(
-            np.r_[chunks[0], chunks[breaks + 1]], np.r_[chunks[breaks], chunks[-1]], strict=True
-        ):
-            k0 = max(half, first_chunk * _LIMIT_CHUNK)
-            k1 = min(size - half, (last_chunk + 1) * _LIMIT_CHUNK)
-            top = loud[k0:k1].copy()
-            for phase in _PHASES32:
-                value = phase[0] * x[:, k0 - half + 1 : k1 - half + 1]
-                for i in range(1, _TAPS):
-                    value += phase[i] * x[:, k0 - half + 1 + i : k1 - half + 1 + i]
-                np.maximum(top, np.maximum(np.abs(value[0]), np.abs(value[1])), out=top)
-            peak[k0:k1] = top
+    peak = _oversampled(x, loud, candidate)
     need = np.full(size, _UNIT, dtype=np.int64)
     over = np.flatnonzero(candidate & (peak > ceiling))
     if not len(over):
