@@ -387,7 +387,8 @@ def test_the_gain_estimate_agrees_with_the_measure(name, language):
     prepared = pipeline.prepare(pipeline.load(name, language))
     measured = gain_stage.measure_gain(prepared.timeline, prepared.sources)
     estimated = gain_stage.estimate_gain(prepared.timeline, prepared.sources)
-    assert abs(20 * math.log10(estimated / measured)) < 0.05
+    # (The estimate leaves out the limiter's share: up to 0.06 dB on the built-in sessions.)
+    assert abs(20 * math.log10(estimated / measured)) < 0.08
 
 
 @pytest.mark.parametrize(("name", "language"), [("desk-stretches", "nl"), ("body-scan", "en")])
@@ -559,7 +560,7 @@ def test_the_final_edge_follows_a_clip_even_when_the_next_one_is_late(
     monkeypatch.setattr(tts, "_produce", two_close_then_a_late_one)
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=2)
-    ramps = 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE) + 1
+    ramps = 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE) + 1 + render.LIMIT_AHEAD
     try:
         # The edge takes in the second line (republished REPUBLISH_S after it was held back)
         # while the third is still being made.
