@@ -14,8 +14,10 @@ The reference gets the same 16-bit PCM (relax's own WAV export of the session) a
 plainest way there is, in a fresh subprocess too: WAV by `soundfile.write` of the array already in
 memory (a bare write, timed around the write alone); FLAC, OGG and MP3 by ffmpeg (the static build
 of the imageio-ffmpeg wheel) from that WAV: `flac`, `libvorbis -q:a 5` and `libmp3lame -q:a 4.95`
-(LAME's `-V 4.95`, what relax's quality 5 is). Ratios: warm / reference (how close relax comes to
-the encoder alone), cold / warm. Peak RSS is relax's child `ru_maxrss` from `os.wait4` (its own
+(LAME's `-V 4.95`, what relax's quality 5 is). Each time is wall seconds with CPU seconds (user and
+system, of the process and its waited-for children) in brackets: on a shared machine the CPU
+figures are the steadier. Ratios: warm / reference (how close relax comes to the encoder alone),
+cold / warm. Peak RSS is relax's child `ru_maxrss` from `os.wait4` (its own
 and its waited-for children's maximum), in MiB; of the cold and the warm run, the larger.
 """
 
@@ -60,23 +62,28 @@ def session_text(minutes: int) -> str:
     )
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Run `python -m audio_engine ARGS`; (wall seconds, peak RSS MiB). Fails loudly on error."""
+def _timed(command: list[str], env=None, cwd=None) -> tuple[float, float, float, str]:
+    """Run `command`; (wall seconds, CPU seconds (user + system, with its waited-for children),
+    peak RSS MiB, stdout). Fails loudly on error."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "audio_engine", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall_s = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        raise SystemExit(f"relax {' '.join(args)} failed ({proc.returncode}):\n{stderr}")
-    return wall_s, usage.ru_maxrss / 1024  # Linux reports KiB
+        raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{err}")
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return wall_s, cpu_s, usage.ru_maxrss / 1024, out  # Linux reports KiB
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """`python -m audio_engine ARGS`: (wall seconds, CPU seconds, peak RSS MiB)."""
+    wall_s, cpu_s, rss, _ = _timed([sys.executable, "-m", "audio_engine", *args], env, cwd)
+    return wall_s, cpu_s, rss
 
 
 def _env(cache: Path) -> dict[str, str]:
@@ -95,35 +102,27 @@ BARE_WRITE = """
 import sys, time
 import soundfile
 pcm, _ = soundfile.read(sys.argv[1], dtype="int16")
-started = time.monotonic()
+wall, cpu = time.monotonic(), time.process_time()
 soundfile.write(sys.argv[2], pcm, 44100, subtype="PCM_16")
-print(time.monotonic() - started)
+print(time.monotonic() - wall, time.process_time() - cpu)
 """
 
 
-def _reference_s(fmt: str, wav: Path, work: Path) -> float:
-    """Seconds the reference takes to write `wav`'s PCM as `fmt`."""
+def _reference_s(fmt: str, wav: Path, work: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds the reference takes to write `wav`'s PCM as `fmt`."""
     out = work / f"reference.{fmt}"
     if fmt == "wav":
-        done = subprocess.run(
-            [sys.executable, "-c", BARE_WRITE, str(wav), str(out)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        _, _, _, printed = _timed([sys.executable, "-c", BARE_WRITE, str(wav), str(out)])
         out.unlink()
-        return float(done.stdout)
+        wall_s, cpu_s = (float(v) for v in printed.split())
+        return wall_s, cpu_s
     import imageio_ffmpeg
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    started = time.monotonic()
-    subprocess.run(
-        [ffmpeg, "-v", "error", "-nostdin", "-y", "-i", str(wav), *REFERENCE[fmt], str(out)],
-        check=True,
-    )
-    took = time.monotonic() - started
+    command = [ffmpeg, "-v", "error", "-nostdin", "-y", "-i", str(wav), *REFERENCE[fmt], str(out)]
+    wall_s, cpu_s, _, _ = _timed(command)
     out.unlink()
-    return took
+    return wall_s, cpu_s
 
 
 def bench_lengths(minutes_list, formats, work: Path) -> list[str]:
@@ -143,19 +142,28 @@ def bench_lengths(minutes_list, formats, work: Path) -> list[str]:
             cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
             out = work / f"out.{fmt}"
             args = ["export", str(script), "-o", str(out), "--no-transcript"]
-            cold_s, cold_rss = _run(args, _env(cache), work)
-            warm_s, warm_rss = _run(args, _env(cache), work)
-            reference_s = _reference_s(fmt, pcm, work)
+            cold = _run(args, _env(cache), work)
+            warm = _run(args, _env(cache), work)
+            reference = _reference_s(fmt, pcm, work)
             out.unlink()
             shutil.rmtree(cache)
+            # wall (CPU) seconds; the ratios of both
             rows.append(
-                f"| {minutes} min | {fmt.upper()} | {warm_s:.1f} | {reference_s:.1f}"
-                f" | {warm_s / reference_s:.2f}x | {cold_s:.1f} | {cold_s / warm_s:.2f}x"
-                f" | {max(cold_rss, warm_rss):.0f} |"
+                f"| {minutes} min | {fmt.upper()} | {_pair(warm)} | {_pair(reference)}"
+                f" | {_ratio(warm, reference)} | {_pair(cold)} | {_ratio(cold, warm)}"
+                f" | {max(cold[2], warm[2]):.0f} |"
             )
             print(rows[-1], flush=True)
         pcm.unlink()
     return rows
+
+
+def _pair(timing) -> str:
+    return f"{timing[0]:.1f} ({timing[1]:.1f})"
+
+
+def _ratio(a, b) -> str:
+    return f"{a[0] / max(b[0], 1e-3):.2f}x ({a[1] / max(b[1], 1e-3):.2f}x)"
 
 
 def bench_start(work: Path, repeats: int = 5) -> list[str]:
@@ -194,7 +202,7 @@ def bench_all(language: str | None, fmt: str, work: Path) -> list[str]:
     ):
         out = Path(tempfile.mkdtemp(prefix="all-", dir=work))
         args = ["export", "--all", "--outdir", str(out), "--format", fmt, "--jobs", str(jobs)]
-        wall_s, _ = _run(args + extra, _env(cache), work)
+        wall_s, _, _ = _run(args + extra, _env(cache), work)
         rows.append(f"{label:>7} {jobs:>6} {wall_s:>9.1f}  {note}")
         print(rows[-1], flush=True)
     return rows
