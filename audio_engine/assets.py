@@ -35,6 +35,8 @@ def load_sound(path: Path) -> np.ndarray:
             )
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
+        if "format not recognised" in str(exc).casefold():  # whatever its name says
+            raise AssetError(f"{path}: not a WAV, FLAC or OGG file") from None
         raise AssetError(f"{path}: cannot read background sound: {exc}") from None
     if data.shape[0] == 0:
         raise AssetError(f"{path}: background sound is empty")

@@ -106,15 +106,30 @@ def _language_of(entry: Entry) -> str | None:
 
 
 def variants(session_id: str, extra_dirs=()) -> list[Entry]:
-    """Every file of one session id (all languages), user folders before the built-in library."""
-    return [e for e in find_all(extra_dirs) if e.id == session_id]
+    """Every file of one session id (all languages), user folders before the built-in library.
+
+    The id is the file name's (`slaap.nl.yaml`: `slaap`); when no file is named so, the one a
+    script sets with `id:` (what `relax list` shows), read from the scripts themselves."""
+    entries = find_all(extra_dirs)
+    named = [e for e in entries if e.id == session_id]
+    if named:
+        return named
+    from audio_engine import script
+
+    found = []
+    for entry in entries:
+        session, _ = script.check(entry.path, allowed_dirs=(user_dir(), *extra_dirs))
+        if session is not None and session.id == session_id:
+            found.append(Entry(session_id, session.language, entry.path, entry.builtin))
+    return found
 
 
 def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
     """Turn a SESSION argument into a script file.
 
-    A path to an existing file wins. Otherwise `arg` is a session id, looked up in the extra
-    folders, then the user's folder, then the built-in library. Among its language variants:
+    A path to an existing file wins. Otherwise `arg` is a session id (a file name's or a script's
+    `id:`, `variants`), looked up in the extra folders, then the user's folder, then the
+    built-in library. Among its language variants:
     `language` if given; else the user's locale language when there is such a variant; else
     English; else the first.
     """
@@ -125,7 +140,7 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
         raise SessionNotFound(f"no such file: {arg}")
     found = variants(arg, extra_dirs)
     if not found:
-        known = sorted({e.id for e in find_all(extra_dirs)})
+        known = sorted({e.id for e in find_all(extra_dirs)})  # (the file names' ids)
         hint = f"; known sessions: {', '.join(known)}" if known else ""
         raise SessionNotFound(f"no session called '{arg}'{hint} (see `relax list`)")
     by_language: dict[str, Entry] = {}

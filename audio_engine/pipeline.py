@@ -6,6 +6,9 @@ Entry points:
 - `prepare(session, voice_override=None, progress=None) -> Prepared`: speech synthesized into the
   cache (only lengths kept; a `ClipStore` reads clips back as they play), timeline compiled
   (timing checked with the real voice), sound files loaded, background generators readied.
+- `fit_rates(session, voice_override) -> {Slot: wpm}`: with a rate from the command line, the
+  rate of each line that must fit a set time: as slow as still fits, between the asked rate and
+  the script's own (`timeline.slots`; searched with real clip lengths, a few candidates each).
 - `gain(prepared) -> float`: the loudness gain, measured once and remembered in the cache folder
   (a remembered estimate is replaced by the measure: see `gain`).
 - `Growing(session, voice_override=None)`: a session that starts playing while its speech is
@@ -26,7 +29,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +58,7 @@ class Prepared:
     timeline: Timeline
     sources: Sources
     voice_override: Voice | None = None
+    rates: Mapping = field(default_factory=dict)  # `fit_rates`: Slot -> words a minute
 
 
 def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
@@ -78,15 +82,84 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
         helper.start()
     try:
         check_voice_names(session, voice_override)
-        utterances = timeline.speech_requests(session, voice_override)
+        rates = fit_rates(session, voice_override)
+        utterances = timeline.speech_requests(session, voice_override, rates)
         lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
     finally:
         for helper in helpers:
             helper.join()
-    compiled = timeline.compile(session, lengths, voice_override)
+    compiled = timeline.compile(session, lengths, voice_override, rates=rates)
     clips = ClipStore(lengths)
     sources = Sources(speech=clips, sounds=load_sounds(session))
-    return Prepared(session, compiled, sources, voice_override)
+    return Prepared(session, compiled, sources, voice_override, rates)
+
+
+FIT_STEPS = 4  # rounds of synthesis after the asked rate's, at most
+FIT_NEAR_WPM = 2  # a rate found to fit is tried again this much slower, once
+
+
+def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
+    """The rate of each line that must fit a set time (`timeline.slots`), when the voice
+    override sets a rate (docs/authoring.md, "Speaking rate").
+
+    The asked rate when the line fits at it; else the slowest of a few rates tried between the
+    asked and the script's own rate at which it fits; never faster than the script's own rate
+    (a line that does not fit even at that is spoken at it, and `timeline.compile` reports it).
+
+    The search, per line: the asked rate; then the rate its clip's length there predicts (speech
+    lasts about inversely as long as its rate); then `FIT_NEAR_WPM` to the other side of that,
+    which usually closes the range; then halving what is left. Every candidate's clip is
+    synthesized into the speech cache, all the lines of one round at once: at most
+    1 + `FIT_STEPS` rounds, usually 3.
+    """
+    slots = timeline.slots(session, voice_override)
+    if not slots:
+        return {}
+    asked = voice_override.rate_wpm
+    rates = {}
+    bounds = {}  # slot -> (a rate at which it does not fit, a rate at which it fits)
+    for slot in slots:
+        own = slot.utterance.voice.rate_wpm
+        if asked >= own:
+            rates[slot] = own  # never faster than the script asks
+        else:
+            bounds[slot] = (asked, own)
+
+    def lengths_at(wanted: dict) -> dict:
+        found = tts.clip_lengths(sorted({s.at(r) for s, r in wanted.items()}, key=_order))
+        return {s: found[s.at(r)] for s, r in wanted.items()}
+
+    # First round: the asked rate; what fits at it is done; the rest get a predicted rate.
+    probe = {}
+    for slot, n in lengths_at({s: lo for s, (lo, _) in bounds.items()}).items():
+        if n <= slot.room:
+            rates[slot] = asked
+            del bounds[slot]
+        else:
+            lo, hi = bounds[slot]
+            probe[slot] = min(hi - 1, max(lo + 1, -(-lo * n // max(1, slot.room))))
+    near = True
+    for _ in range(FIT_STEPS):
+        probe = {s: r for s, r in probe.items() if bounds[s][0] < r < bounds[s][1]}
+        if not probe:
+            break
+        fitted = {}
+        for slot, n in lengths_at(probe).items():
+            lo, hi = bounds[slot]
+            fitted[slot] = n <= slot.room
+            bounds[slot] = (lo, probe[slot]) if fitted[slot] else (probe[slot], hi)
+        probe = {}
+        for slot, (lo, hi) in bounds.items():
+            if hi - lo <= 1:
+                continue
+            if near and slot in fitted:  # just to the other side of the last probe, once
+                probe[slot] = hi - FIT_NEAR_WPM if fitted[slot] else lo + FIT_NEAR_WPM
+            else:  # then halving
+                probe[slot] = (lo + hi) // 2
+        near = False
+    for slot, (_, hi) in bounds.items():
+        rates[slot] = hi
+    return rates
 
 
 REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
@@ -156,7 +229,8 @@ class Growing:
     def _start(self, session: Session, voice_override: Voice | None, jobs) -> None:
         helpers = self._helpers
         check_voice_names(session, voice_override)
-        self.order = timeline.speech_order(session, voice_override)
+        self.rates = fit_rates(session, voice_override)
+        self.order = timeline.speech_order(session, voice_override, self.rates)
         lengths: dict = {}
         missing = []
         for u in self.order:
@@ -295,14 +369,22 @@ class Growing:
     def _publish(self) -> None:  # with the lock held, or before the follower starts
         if len(self._lengths) < len(self.order):
             partial = timeline.compile_partial(
-                self.session, self._lengths, self._estimate_length, self.voice_override
+                self.session,
+                self._lengths,
+                self._estimate_length,
+                self.voice_override,
+                self.rates,
             )
             self._view = (partial.timeline, render.final_until(partial))
         else:
             for helper in self._helpers:
                 helper.join()
-            compiled = timeline.compile(self.session, self._lengths, self.voice_override)
-            self._prepared = Prepared(self.session, compiled, self.sources, self.voice_override)
+            compiled = timeline.compile(
+                self.session, self._lengths, self.voice_override, rates=self.rates
+            )
+            self._prepared = Prepared(
+                self.session, compiled, self.sources, self.voice_override, self.rates
+            )
             self._view = (compiled, compiled.total_samples)
 
     def _follow(self) -> None:

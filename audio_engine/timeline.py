@@ -9,6 +9,15 @@ Entry points:
 - `speech_order(session)`: the utterances in the order they are first spoken (what a player
   synthesizes first); `compile_partial(session, known, estimate)`: the timeline while clips are
   still being synthesized, with the sample up to which it is final.
+- `slots(session, voice_override) -> list[Slot]`: the lines that must fit a set time, when the
+  voice override sets a rate; every stage above takes `rates` (Slot -> words a minute), the rate
+  each such line is spoken at (chosen at the edge, with real clip lengths: `pipeline.fit_rates`).
+
+Rate rule (docs/authoring.md): a rate from the command line is the rate of every line that has
+no set time. A line that must end within a set time (a breathing cue or count, a countdown
+number, a scan prompt, a `say` with `duration`) is spoken at the rate `rates` gives it, between
+the asked rate and the script's own rate and never faster than the script's own; without one,
+at the slower of the two.
 
 Timing rule (SESSION-FORMAT.md): every scheduled thing (a breathing phase, a count, a countdown
 number, a scan region, a `say` with `duration`) starts on a sample computed from the script alone;
@@ -24,7 +33,7 @@ rounded once per cycle, from that cycle's value in seconds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from audio_engine import synth
 from audio_engine.errors import Diagnostic, TimingError
@@ -138,16 +147,47 @@ def samples(seconds: float) -> int:
     return int(round(seconds * SAMPLE_RATE))
 
 
-def speech_requests(session: Session, voice_override: Voice | None = None) -> set[Utterance]:
+@dataclass(frozen=True)
+class Slot:
+    """A line of speech that must end within `room` samples of its start, as the script speaks
+    it: `utterance` at the script's own rate (the voice override's other settings applied)."""
+
+    utterance: Utterance
+    room: int
+
+    def at(self, rate_wpm: int) -> Utterance:
+        """The line spoken at `rate_wpm`."""
+        return replace(self.utterance, voice=replace(self.utterance.voice, rate_wpm=rate_wpm))
+
+
+def speech_requests(
+    session: Session,
+    voice_override: Voice | None = None,
+    rates: Mapping[Slot, int] | None = None,
+) -> set[Utterance]:
     """Every utterance `compile` will need a clip length for."""
-    return set(speech_order(session, voice_override))
+    return set(speech_order(session, voice_override, rates))
 
 
-def speech_order(session: Session, voice_override: Voice | None = None) -> list[Utterance]:
+def speech_order(
+    session: Session,
+    voice_override: Voice | None = None,
+    rates: Mapping[Slot, int] | None = None,
+) -> list[Utterance]:
     """Every utterance `compile` will need, each once, in the order the session first speaks it."""
-    builder = _Builder(session, _AnyLength(), voice_override, check=False)
+    builder = _Builder(session, _AnyLength(), voice_override, check=False, rates=rates)
     builder.run()
     return list(dict.fromkeys(builder.requested))
+
+
+def slots(session: Session, voice_override: Voice | None = None) -> list[Slot]:
+    """Every line that must fit a set time, each once, when `voice_override` sets a rate (else
+    none: every line is spoken at the script's rate and only checked)."""
+    if voice_override is None or voice_override.rate_wpm is None:
+        return []
+    builder = _Builder(session, _AnyLength(), voice_override, check=False)
+    builder.run()
+    return list(dict.fromkeys(builder.slots))
 
 
 @dataclass(frozen=True)
@@ -173,6 +213,7 @@ def compile_partial(
     known: Mapping[Utterance, int],
     estimate: Callable[[Utterance], int],
     voice_override: Voice | None = None,
+    rates: Mapping[Slot, int] | None = None,
 ) -> Partial:
     """Compile with the clip lengths known so far, `estimate(u)` standing in for the others.
 
@@ -181,11 +222,13 @@ def compile_partial(
     complete `compile` reports them).
     """
     lengths = _Known(known, estimate)
-    tl = compile(session, lengths, voice_override, strict=False)
+    tl = compile(session, lengths, voice_override, strict=False, rates=rates)
     unknown = [e.start_sample for e in tl.events if e.kind == SPEECH and e.utterance not in known]
     if not unknown:
         return Partial(tl, None, tl.total_samples)
-    at_least = compile(session, _Known(known, lambda u: 0), voice_override, strict=False)
+    at_least = compile(
+        session, _Known(known, lambda u: 0), voice_override, strict=False, rates=rates
+    )
     return Partial(tl, min(unknown), at_least.total_samples)
 
 
@@ -195,6 +238,7 @@ def compile(
     voice_override: Voice | None = None,
     *,
     strict: bool = True,
+    rates: Mapping[Slot, int] | None = None,
 ) -> Timeline:
     """Place every step of `session` on the sample clock.
 
@@ -204,13 +248,15 @@ def compile(
     clip_lengths : length in samples of each utterance's clip (from `speech_requests`).
     voice_override : settings that win over the script's (e.g. `relax play --rate 120`).
     strict : raise `TimingError` when speech does not fit (False: place it anyway, for estimates).
+    rates : the rate of each line that must fit a set time (`slots`), when the voice override
+        sets a rate; a line not in it is spoken at the slower of the asked and the script's rate.
 
     Example
     -------
     >>> tl = compile(session, {u: len(clip) for u, clip in clips.items()})
     >>> [(e.kind, e.start_sample) for e in tl.events][:2]
     """
-    builder = _Builder(session, clip_lengths, voice_override, check=True)
+    builder = _Builder(session, clip_lengths, voice_override, check=True, rates=rates)
     builder.run()
     where = session.origin if session.origin != NO_ORIGIN else Origin(_file(session), 1, 1, "")
     warnings = []
@@ -297,6 +343,17 @@ def _fmt_s(n_samples: int) -> str:
     return f"{n_samples / SAMPLE_RATE:.2f} s"
 
 
+def _fmt_pair(length: int, room: int) -> tuple[str, str]:
+    """A length and the room it does not fit, in seconds with enough digits to tell them apart
+    (2 to 5 decimals; "1.0024 s" and "1.0000 s", never "1.00 s" and "1.00 s")."""
+    for digits in range(2, 6):
+        a = f"{length / SAMPLE_RATE:.{digits}f}"
+        b = f"{room / SAMPLE_RATE:.{digits}f}"
+        if a != b:
+            break
+    return f"{a} s", f"{b} s"
+
+
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
     for start, end in sorted(intervals):
@@ -308,7 +365,7 @@ def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 class _Builder:
-    def __init__(self, session, lengths, voice_override, check):
+    def __init__(self, session, lengths, voice_override, check, rates=None):
         self.session = session
         self.lengths = lengths
         self.voice_override = voice_override
@@ -318,6 +375,12 @@ class _Builder:
         self.chapters: list[Chapter] = []
         self.problems: list[Diagnostic] = []
         self.requested: list[Utterance] = []
+        self.slots: list[Slot] = []
+        self.last_rate = 0  # the rate of the line `speak` placed last
+        self.rates = rates or {}
+        self.asked = voice_override.rate_wpm if voice_override is not None else None
+        if self.asked is not None:  # a fitted line's own voice: the override without its rate
+            self.script_override = replace(voice_override, rate_wpm=None)
         self.pauses: list[tuple[int, int]] = []
         self.inherited: Voice | None = None  # the voice of the repeats around the current step
         # Only the words matter to `speech_requests`: it places chimes without their length.
@@ -350,26 +413,60 @@ class _Builder:
             return ()
         return (Diagnostic(where.file, where.line, where.col, where.path, message, "note"),)
 
-    def utterance(self, text: str, voice: Voice | None = None) -> Utterance:
-        key = (voice, self.inherited)
+    def utterance(self, text: str, voice: Voice | None = None, override=...) -> Utterance:
+        override = self.voice_override if override is ... else override
+        key = (voice, self.inherited, override)
         resolved = self._voices.get(key)
         if resolved is None:  # a long session resolves the same few voices thousands of times
             merged = voice or Voice()
             if self.inherited is not None:
                 merged = merged.over(self.inherited)
             merged = merged.over(self.session.voice)
-            if self.voice_override is not None:
-                merged = self.voice_override.over(merged)
+            if override is not None:
+                merged = override.over(merged)
             resolved = self._voices[key] = merged.resolved()
         return Utterance(text=text, language=self.session.language, voice=resolved)
 
-    def speak(self, start: int, text: str, voice: Voice | None = None) -> int:
-        """Place a spoken line at `start`; returns its length in samples."""
-        utt = self.utterance(text, voice)
+    def speak(self, start: int, text: str, voice: Voice | None = None, room=None) -> int:
+        """Place a spoken line at `start`; returns its length in samples. A line that must end
+        within `room` samples gets its rate by the rate rule (module docstring)."""
+        if room is None or self.asked is None:
+            utt = self.utterance(text, voice)
+        else:
+            slot = Slot(self.utterance(text, voice, self.script_override), room)
+            self.slots.append(slot)
+            rate = self.rates.get(slot)
+            if rate is None:
+                rate = min(self.asked, slot.utterance.voice.rate_wpm)
+            utt = slot.at(rate)
         self.requested.append(utt)
         length = int(self.lengths[utt])
         self.events.append(Event(SPEECH, start, start + length, text=text, utterance=utt))
+        self.last_rate = utt.voice.rate_wpm
         return length
+
+    def too_long(
+        self, what: str, text: str, length: int, room: int, rate: int, has: str = "", where=""
+    ) -> str:
+        """The message for a line of `length` samples, spoken at `rate`, that does not fit its
+        `room` ("the 1.000 s it has", or `has`): with a rate from the command line, it names
+        that rate and the script's own."""
+        shown, room_s = _fmt_pair(length, room)
+        has = has or f"the {room_s} it has"
+        head = f'{what} "{_short(text)}" lasts {shown} when spoken'
+        if self.asked is None:
+            return f"{head}, longer than {has}{where}"
+        if rate == self.asked:  # (not fitted: `compile` without `rates`)
+            return f"{head} at --rate {rate}, longer than {has}{where}"
+        if self.asked < rate:
+            return (
+                f"{head}, longer than {has}{where}, even at the script's own rate of {rate} "
+                f"words a minute instead of --rate {self.asked}"
+            )
+        return (
+            f"{head} at the script's own rate of {rate} words a minute, longer than {has}"
+            f"{where} (--rate {self.asked} never makes a line that must fit its time faster)"
+        )
 
     def speak_within(
         self,
@@ -382,14 +479,9 @@ class _Builder:
         notes: tuple[Diagnostic, ...] = (),
     ) -> None:
         """Place a line that must end within `room` samples of its start."""
-        length = self.speak(start, text, voice)
+        length = self.speak(start, text, voice, room)
         if self.check and length > room:
-            self.problem(
-                origin,
-                f'{what} "{_short(text)}" lasts {_fmt_s(length)} when spoken, '
-                f"longer than the {_fmt_s(room)} it has",
-                notes,
-            )
+            self.problem(origin, self.too_long(what, text, length, room, self.last_rate), notes)
 
     # -- the walk
 
@@ -409,12 +501,12 @@ class _Builder:
                 self.cursor += self.speak(start, text, voice)
             case Say(text=text, duration_s=duration_s, voice=voice):
                 room = samples(duration_s)
-                length = self.speak(start, text, voice)
+                length = self.speak(start, text, voice, room)
                 if self.check and length > room:
+                    has = f"its duration {duration_s:g} s"
                     self.problem(
                         self.at(step, "duration"),
-                        f'say "{_short(text)}" lasts {_fmt_s(length)} when spoken, longer than '
-                        f"its duration {duration_s:g} s",
+                        self.too_long("say", text, length, room, self.last_rate, has),
                         self.note(step, "say", "the line is here"),
                     )
                 self.cursor += room
@@ -471,15 +563,15 @@ class _Builder:
             spec = ToneSpec(tuple((name, n) for name, n, _ in first), step.cycles, varying)
             self.events.append(Event(TONE, start, start + total, tone=spec))
         # The tightest fit of each cue and count over the cycles, reported once.
-        tightest: dict[tuple[str, str, str], tuple[int, int, int, float]] = {}
+        tightest: dict[tuple[str, str, str], tuple[int, int, int, float, int]] = {}
 
         def fit(
             what: str, name: str, at: int, text: str, room: int, cycle: int, seconds: float
         ) -> None:
-            length = self.speak(at, text, step.voice)
+            length = self.speak(at, text, step.voice, room)
             key = (what, name, text)
             if self.check and length > room and (key not in tightest or room < tightest[key][0]):
-                tightest[key] = (room, length, cycle, seconds)
+                tightest[key] = (room, length, cycle, seconds, self.last_rate)
 
         offset = start
         for c, phases in enumerate(per_cycle):
@@ -514,7 +606,7 @@ class _Builder:
                     until = offset + samples(counts[i + 1]) if i + 1 < len(counts) else offset + n
                     fit("count", name, at, str(k + 1), until - at, c, seconds)
                 offset += n
-        for (what, name, text), (room, length, c, seconds) in tightest.items():
+        for (what, name, text), (room, length, c, seconds, rate) in tightest.items():
             notes: tuple[Diagnostic, ...] = ()
             if what == "cue" and step.cues.get(name) is not None:
                 # At the cue the script writes, with a note at the phase it must fit in.
@@ -525,15 +617,19 @@ class _Builder:
             where = f" in cycle {c + 1} of {step.cycles}, its shortest" if step.varies else ""
             self.problem(
                 step.origin_of(written),
-                f'{name} {what} "{_short(text)}" lasts {_fmt_s(length)} when spoken, '
-                f"longer than the {_fmt_s(room)} it has{where}",
+                self.too_long(f"{name} {what}", text, length, room, rate, where=where),
                 notes,
             )
         self.cursor = start + total
 
     def stretch(self, step: Stretch) -> None:
         if step.name:
-            self.chapters.append(Chapter(step.name, self.cursor))
+            last = self.chapters[-1] if self.chapters else None
+            if last is not None and last.start_sample == self.cursor:
+                # A section followed at once by a named stretch: one chapter, one name.
+                self.chapters[-1] = Chapter(chapter_title(last.title, step.name), self.cursor)
+            else:
+                self.chapters.append(Chapter(step.name, self.cursor))
         hold = samples(step.hold_s)
         for i, text in enumerate(step.sides):
             if i > 0:
@@ -554,6 +650,17 @@ class _Builder:
                     step.voice,
                 )
             self.cursor = hold_end
+
+
+def chapter_title(section: str, stretch: str) -> str:
+    """The one chapter of a section followed at once by a named stretch: "Section: Stretch", or
+    only the longer title when one contains the other ("Neck" + "Neck stretch": "Neck stretch")."""
+    a, b = section.casefold(), stretch.casefold()
+    if a in b:
+        return stretch
+    if b in a:
+        return section
+    return f"{section}: {stretch}"
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -271,7 +271,7 @@ def test_validate_points_at_a_sound_file_that_cannot_be_read(tmp_path: Path):
     )
     result = relax("validate", str(path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"{path}:5:19: error: background[0].sound.file: cannot read background sound" in (
+    assert f"{path}:5:19: error: background[0].sound.file: not a WAV, FLAC or OGG file" in (
         result.stderr
     )
 

@@ -58,6 +58,8 @@ USAGE_ERRORS = [
     (["validate", "quick-reset", "--rate", "abc"], "invalid float value"),
     # the others
     (["list", "-l", "!!"], "must be a tag such as en"),
+    (["phone", "--port", "70000", "--no-serve"], "--port must be 0-65535"),
+    (["phone", "-l", "!!"], "must be a tag such as en"),
     (["new", "Bad_Name"], "NAME must be lower-case"),
     (["new", "fine", "-l", "x y"], "must be a tag such as en"),
     (["voices", "-l", "!!"], "must be a tag such as en"),

@@ -69,9 +69,10 @@ def written(tmp_path_factory):
 def test_ffmpeg_lists_every_chapter_once_in_time_order(written, name):
     prepared, files = written
     tl = prepared.timeline
-    # The timeline has a zero-length chapter twice (a section, then at once a named stretch).
+    # A section, then at once a named stretch (twice): one chapter each, with the file's name.
     starts = [c.start_sample for c in tl.chapters]
-    assert len(starts) == 8 and len(set(starts)) == 6
+    assert len(starts) == 6 and len(set(starts)) == 6
+    assert [c.title for c in tl.chapters] == EXPECTED
     found = _ffmpeg.chapters(files[name])
     assert [c.title for c in found] == EXPECTED
     # ffmpeg counts MP3 chapter times from the stream's start, which it puts after the LAME

@@ -38,10 +38,10 @@ def test_the_outline_shows_pauses_chime_rings_and_silences():
 
     assert lines == [
         f"{clock(0)}     chime bell, rings {bell:.2f} s",
-        f'{clock(bell)}     say   "Hello."  (1.50 s)',
+        f'{clock(bell)}     say   "Hello."  (1.50 s, 150 wpm)',
         f"{clock(bell + 1.5)}     (silent 4.50 s)",  # the rest of the say's 6 s
         f"{clock(bell + 6)}     pause 3.00 s",
-        f'{clock(bell + 9)}     say   "Bye."  (1.50 s)',
+        f'{clock(bell + 9)}     say   "Bye."  (1.50 s, 150 wpm)',
         f"{clock(bell + 10.5)}     chime soft, rings {soft:.2f} s",
         f"{clock(bell + 10.5 + soft)}  end",
     ]

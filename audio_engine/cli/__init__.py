@@ -19,6 +19,7 @@ from audio_engine.errors import RelaxError, ScriptError
 COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
 COMMANDS += ("history",)
 COMMANDS += ("remind",)
+COMMANDS += ("phone",)
 
 # What `relax --help` lists for each command, without importing the commands' modules (their
 # engines and numpy): the same text as each module's parser has (a test keeps them equal).
@@ -34,6 +35,7 @@ SUMMARIES = {
     "safety": "what these sessions are (not medical advice) and when to see a doctor",
     "history": "your practice history: last sessions, minutes, streaks",
     "remind": "break reminders on active time",
+    "phone": "your sessions as a private podcast for your phone, on your home network",
 }
 
 
@@ -80,10 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         # Building the parser imports the command's modules (numpy, pygame, ...): a Ctrl-C may
         # come in there too.
         parser = build_parser(first if first in COMMANDS else None, light=True)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
         if getattr(args, "command", None) in COMMANDS and not getattr(args, "run", None):
             parser = build_parser(args.command)  # named after an option: its module now
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the command's own parser: it points to `relax COMMAND --help`
+            _command_parser(parser, getattr(args, "command", None)).error(
+                f"unrecognized arguments: {' '.join(extra)}"
+            )
         if not getattr(args, "run", None):
             parser.print_help()
             return 2
@@ -106,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str | None):
+    """The parser of `command` (`relax play`), else `parser` itself."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
 
 
 def _terminated(signum, frame) -> None:

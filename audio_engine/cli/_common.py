@@ -57,7 +57,9 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate",
         type=float,
         metavar="WPM",
-        help="speaking rate, words per minute (80-300; rounded to a whole number)",
+        help="speaking rate, words per minute (80-300; rounded to a whole number); a line that "
+        "must fit a set time (a cue, a count, a `say` with `duration`) gets the slowest rate "
+        "between this and the script's own at which it fits",
     )
     group.add_argument("--volume", type=float, metavar="V", help="voice volume, 0-1")
     group.add_argument(

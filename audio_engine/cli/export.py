@@ -120,6 +120,8 @@ def export_session(
     `transcript` also writes the WebVTT transcript beside it. `start_sample`: the file begins
     there (a section's start), its chapters and transcript counted from there.
     """
+    if isinstance(output, str) and output.endswith(("/", os.sep)):
+        make_folder(Path(output))  # a folder that cannot be made is a failure (1), as --outdir
     try:  # a format or option that does not fit is the command line's fault: exit 2
         target, form = _target(session, output, fmt)
         export.check_options(form, float32=float32, quality=quality)

@@ -22,7 +22,8 @@ def register(sub) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help='print {"id", "title", "language", "duration_s", "sample_rate", "chapters", "events"}',
+        help='print {"id", "title", "language", "duration_s", "sample_rate", "chapters", "events"} '
+        '(a spoken line\'s event has its "rate_wpm")',
     )
     parser.add_argument(
         "--plot",
@@ -58,10 +59,17 @@ def as_json(timeline) -> dict:
                 "start_sample": e.start_sample,
                 "end_sample": e.end_sample,
                 **_cycle_keys(e),
+                **_rate_key(e),
             }
             for e in timeline.sounding_events()
         ],
     }
+
+
+def _rate_key(event) -> dict:
+    """A spoken line's rate in words per minute (with `--rate`, a line that must fit a set time
+    may get a rate between the asked one and the script's own: docs/authoring.md)."""
+    return {"rate_wpm": event.utterance.voice.rate_wpm} if event.utterance is not None else {}
 
 
 def _cycle_keys(event) -> dict:
@@ -96,9 +104,10 @@ SILENCE_MIN_S = 1.0  # shorter gaps (between counted seconds, say) are not liste
 
 
 def outline(timeline) -> str:
-    """The session as lines `M:SS.mmm  WHAT  (LENGTH)`: chapters, spoken lines, breathing phases,
-    chimes (with how long they ring), pauses, and the silences of a second or more between (a
-    `say` with a `duration` longer than its speech, a stretch's hold): where the time goes."""
+    """The session as lines `M:SS.mmm  WHAT  (LENGTH)`: chapters, spoken lines (with their rate
+    in words per minute), breathing phases (with their cue's rate), chimes (with how long they
+    ring), pauses, and the silences of a second or more between (a `say` with a `duration` longer
+    than its speech, a stretch's hold): where the time goes."""
     rate = timeline.sample_rate
     session = timeline.session
     lines = [
@@ -109,8 +118,14 @@ def outline(timeline) -> str:
     items = [(c.start_sample, 0, f"== {c.title}") for c in timeline.chapters]
     from audio_engine.timeline import PHASE_KINDS
 
-    # A phase's line already shows its cue: the cue's speech event is not listed again.
+    # A phase's line already shows its cue (and its rate): the cue's speech event is not listed
+    # again.
     cues = {(e.start_sample, e.text) for e in timeline.events if e.kind in PHASE_KINDS and e.text}
+    cue_rates = {
+        (e.start_sample, e.text): e.utterance.voice.rate_wpm
+        for e in timeline.events
+        if e.kind == "speech" and (e.start_sample, e.text) in cues
+    }
     busy = [(a, b) for a, b in timeline.pauses]
     for e in timeline.sounding_events():
         busy.append((e.start_sample, e.end_sample))
@@ -118,11 +133,13 @@ def outline(timeline) -> str:
             continue
         length = (e.end_sample - e.start_sample) / rate
         if e.kind == "speech":
-            label = f'say   "{e.text}"  ({length:.2f} s)'
+            label = f'say   "{e.text}"  ({length:.2f} s, {e.utterance.voice.rate_wpm} wpm)'
         elif e.kind == "chime":
             label = f"chime {e.text}, rings {length:.2f} s"
         else:
-            label = f"{e.kind:<6}{' ' + repr(e.text) if e.text else ''}  ({length:.2f} s)"
+            cue_rate = cue_rates.get((e.start_sample, e.text))
+            said = f", cue {cue_rate} wpm" if cue_rate is not None else ""
+            label = f"{e.kind:<6}{' ' + repr(e.text) if e.text else ''}  ({length:.2f} s{said})"
         items.append((e.start_sample, 1, f"   {label}"))
     for start, end in timeline.pauses:
         items.append((start, 1, f"   pause {(end - start) / rate:.2f} s"))

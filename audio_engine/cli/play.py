@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from audio_engine import history, pipeline, player, safety
@@ -82,6 +83,25 @@ def chapter_index(timeline, wanted: str | None) -> int | None:
     raise UsageError(f"--from {text!r}: no section has that title (sections: {names})")
 
 
+def _naming_the_session(message: str, args) -> str:
+    """The device error's advice with the command that exports this session, as typed:
+    `relax export breathing-478 --language nl`, not `relax export SESSION`."""
+    words = ["relax", "export", args.session]
+    if args.language:
+        words += ["--language", args.language]
+    for folder in args.dir:
+        words += ["--dir", str(folder)]
+    for option, value in (
+        ("--voice", args.voice),
+        ("--rate", args.rate),
+        ("--volume", args.volume),
+        ("--engine", args.engine),
+    ):
+        if value is not None:
+            words += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+    return message.replace("relax export SESSION", shlex.join(words))
+
+
 def _show_pointer(session) -> None:
     pointer = safety.first_run_pointer(session.language)
     if pointer:
@@ -145,7 +165,7 @@ def _play(args, session, voice, growing) -> int:
         player.open_mixer(growing.timeline.sample_rate)
     except AudioDeviceError as exc:
         if os.environ.get("RELAX_FALLBACK_EXPORT") != "1":
-            raise
+            raise AudioDeviceError(_naming_the_session(str(exc), args)) from None
         from audio_engine.cli.export import fallback_export
 
         _show_pointer(session)

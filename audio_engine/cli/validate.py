@@ -51,8 +51,8 @@ def register(sub) -> None:
     parser.add_argument(
         "--no-voice",
         action="store_true",
-        help="skip the timing check with the voice (faster; needs no speech engine: voice names "
-        "are checked against the engine's voice list only when it can give one)",
+        help="skip only the timing check with the voice (faster; needs no speech engine: voice "
+        "names and engines are checked against the engines' voice lists when they can give them)",
     )
     parser.add_argument(
         "--watch",
@@ -137,21 +137,26 @@ def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bo
 
 
 def _names_a_voice(session) -> bool:
+    """Whether the script names a voice or an engine anywhere (`name:` or `engine:`)."""
+
+    def names(voice) -> bool:
+        return voice is not None and bool(voice.name or voice.engine)
+
     def named(steps) -> bool:
         return any(
-            (getattr(s, "voice", None) is not None and s.voice.name)
-            or (isinstance(s, Repeat) and named(s.steps))
+            names(getattr(s, "voice", None)) or (isinstance(s, Repeat) and named(s.steps))
             for s in steps
         )
 
-    return bool(session.voice.name) or named(session.steps)
+    return names(session.voice) or named(session.steps)
 
 
 def _check_voice_names(shown: str, session, override, found: list) -> bool:
-    """Without the timing check: every voice `name:` (and --voice) against the engine's voice
-    list, when the engine can list its voices (remembered after its first answer); else a note.
+    """Without the timing check: every voice `name:` and `engine:` (and --voice, --engine)
+    against the engines' voice lists, when the engine can list its voices (remembered after its
+    first answer); else a note.
     """
-    if not _names_a_voice(session) and not (override and override.name):
+    if not _names_a_voice(session) and not (override and (override.name or override.engine)):
         return True
     from audio_engine import pipeline, tts
 

@@ -155,6 +155,7 @@ BOLD_FONT = FONT_DIR / "DejaVuSans-Bold.ttf"
 MIN_TEXT_PX = 10  # nothing is drawn smaller
 CAPTION_MIN_PX = 14  # a caption never gets smaller than this: a longer line is paged instead
 PAGED_SCALE = 0.8  # a paged caption is drawn at this part of the largest size
+LABEL_WIDTH = 1.6  # the phase label is at most this many radii of the circle wide
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,14 @@ def clock_text(seconds: float) -> str:
         if seconds >= 3600
         else (f"{seconds // 60}:{seconds % 60:02d}")
     )
+
+
+def remaining_text(elapsed_s: float, total_s: float) -> str:
+    """The time left as the window shows it, "-1:54": the whole seconds of the total less those
+    of the elapsed time as `clock_text` shows them (so the two always add up to the total,
+    after a skip back too); "0:00" at the end, never "-0:00"."""
+    left = max(0, int(max(0.0, total_s) + 0.5) - int(max(0.0, elapsed_s) + 0.5))
+    return "-" + clock_text(left) if left else clock_text(0)
 
 
 _FONTS: dict[tuple[int, bool], object] = {}
@@ -307,6 +316,16 @@ def fit_caption(pygame, text: str, box_w: int, box_h: int, largest_px: int) -> C
     return fit
 
 
+def keys_px(unit: int) -> int:
+    """The key hints' size where they fit on one or two lines (else smaller, to KEYS_MIN_PX)."""
+    return max(KEYS_MIN_PX, int(unit * 0.6))
+
+
+def label_min_px(unit: int) -> int:
+    """The smallest the phase label is drawn: a caption's smallest size, or the key hints'."""
+    return max(CAPTION_MIN_PX, keys_px(unit))
+
+
 def _disc(pygame, surface, center, radius, colour):
     import pygame.gfxdraw as gfx  # smooth edges; present in pygame and pygame-ce
 
@@ -373,15 +392,28 @@ def draw(surface, state: PacerState) -> list[Placed]:
 
     radius = geo.radius_px(state.breath)
     cx, cy = geo.center
+    label = ""
+    if state.phase is not None:
+        # The phase label is never smaller than a caption can be, nor than the key hints: the
+        # circle stays large enough to hold it at that size (its smallest size grows by as
+        # much, up to its largest).
+        label = state.cue or _PHASE_LABEL[state.phase]
+        label_min = label_min_px(unit)
+        needed = math.ceil(_font(pygame, label_min, True).size(label)[0] / LABEL_WIDTH)
+        radius = max(radius, min(geo.radius_max_px, needed))
     # Guide ring at full size, a soft halo, then the breath itself.
     gfx.aacircle(surface, cx, cy, geo.radius_max_px + 2, GUIDE)
     _disc(pygame, surface, geo.center, radius + max(3, radius // 9), HALO)
     _disc(pygame, surface, geo.center, radius, BREATH)
     if state.phase is not None:
-        label = state.cue or _PHASE_LABEL[state.phase]
         label_px = _fitting_size(
-            pygame, label, min(int(unit * 0.85), int(radius * 0.34)), int(radius * 1.6), True
+            pygame,
+            label,
+            max(label_min, min(int(unit * 0.85), int(radius * 0.34))),
+            int(radius * LABEL_WIDTH),
+            True,
         )
+        label_px = max(label_min, label_px)
         count_px = max(MIN_TEXT_PX, min(int(unit * 1.7), int(radius * 0.62)))
         label_h = _font(pygame, label_px, True).get_ascent()
         count_h = _font(pygame, count_px, True).get_ascent()
@@ -426,7 +458,7 @@ def draw(surface, state: PacerState) -> list[Placed]:
     small = max(MIN_TEXT_PX, int(unit * 0.6))
     times_y = bar_y + bar_h + unit // 4
     elapsed = clock_text(state.elapsed_s)
-    remaining = "-" + clock_text(state.remaining_s)
+    remaining = remaining_text(state.elapsed_s, state.total_s)
     put("elapsed", elapsed, small, MUTED, topleft=(left, times_y))
     put("remaining", remaining, small, MUTED, topright=(right, times_y))
     _draw_hints(pygame, surface, placed, unit, left, right, times_y, small, elapsed, remaining)
@@ -439,7 +471,7 @@ def _draw_hints(pygame, surface, placed, unit, left, right, times_y, small, elap
     # either side; left out when there is no room anywhere. Never smaller than KEYS_MIN_PX.
     w, h = surface.get_size()
     clock_font = _font(pygame, small)
-    largest, smallest = max(KEYS_MIN_PX, int(unit * 0.6)), KEYS_MIN_PX
+    largest, smallest = keys_px(unit), KEYS_MIN_PX
     groups = KEYS_HINT.split(_KEYS_GAP)
     half = (len(groups) + 1) // 2
     below = times_y + clock_font.get_height() + unit // 3
@@ -549,6 +581,26 @@ def status_line(state: PacerState, width: int = 80) -> str:
     else:
         fixed = f" {times}{flags}"
     room = max(0, limit - len(fixed))
+    if state.phase is not None and len(head) > room:
+        # The cue and its count are what the line is for: the bar, the section, the flags (but
+        # "paused") and the total time give way to them, in that order.
+        short = paused + (" bg off" if state.muted else "")
+        short += f" {volume}%" if volume is not None else ""
+        elapsed = clock_text(state.elapsed_s)
+        for words, rest in (
+            (head, f" {times}{flags}"),
+            (what, f" {times}{flags}"),
+            (what, f" {times}{short}"),
+            (what, f" {times}{paused}"),
+            (what, f" {elapsed}{paused}"),
+            (what, f" {elapsed}"),
+        ):
+            if len(words) + len(rest) <= limit:
+                head, fixed = words, rest
+                break
+        else:
+            head, fixed = what, ""
+        room = max(0, limit - len(fixed))
     if caption and len(head) > room:
         prefix = f"{where} · " if where else ""
         if room - len(prefix) < CAPTION_MIN_CHARS:

@@ -392,7 +392,8 @@ def check_breathe(ch, node, path, options, origin) -> tuple[Any, float]:
                 path,
                 f"no cue words for {names}: the language '{ch.language}' has no built-in "
                 f"cues (built in: {', '.join(model.DEFAULT_CUES)}); give them with "
-                '`cues: {inhale: ..., exhale: ...}` ("" keeps a phase silent)',
+                f"`cues: {{{', '.join(f'{n}: ...' for n in missing)}}}` "
+                '("" keeps a phase silent)',
             )
             ok = False
     if values.get("count") is True:

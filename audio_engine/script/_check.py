@@ -116,6 +116,14 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _QUOTABLE = (_INT, _FLOAT, _BOOL, _TIMESTAMP)
 
 
+def _looks_like_ramp(node: Node) -> bool:
+    """A mapping with a ramp's keys (`{from: 4, to: 6}`) where a single value is wanted."""
+    if not isinstance(node, MappingNode):
+        return False
+    keys = {k.value for k, _ in node.value if isinstance(k, ScalarNode)}
+    return bool(keys & {"from", "to", "step"})
+
+
 class _Bad:
     """Marks a value that was wrong (and reported); never stored in the model."""
 
@@ -276,6 +284,11 @@ class Checker:
         hint = ""
         if text_wanted and isinstance(node, ScalarNode) and node.tag in _QUOTABLE:
             hint = " (put it in quotes to use it as text)"
+        if _looks_like_ramp(node):
+            hint = (
+                " with ramp keys (from, to, step): only a breathe step's phase lengths (inhale, "
+                "hold, exhale, rest) can change over the cycles"
+            )
         self.report(node, path, f"expected {what}, found {describe(node)}{hint}")
         return BAD
 
@@ -457,6 +470,16 @@ class Checker:
         if isinstance(node, ScalarNode) and node.tag == _STR:
             seconds = parse_duration_text(node.value)
             if seconds is None:
+                text = node.value.strip()
+                if text.startswith("-") and parse_duration_text(text[1:].strip()) is not None:
+                    wanted = "longer than zero" if positive else "of zero or more"
+                    self.report(
+                        node,
+                        path,
+                        f"expected a duration {wanted}, found {describe(node)}: a duration "
+                        "cannot be negative",
+                    )
+                    return BAD
                 if parse_duration_text(node.value.lower()) is not None:
                     self.report(
                         node,
@@ -477,7 +500,12 @@ class Checker:
             return BAD
         if value < 0:
             wanted = "longer than zero" if positive else "of zero or more"
-            self.report(node, path, f"expected a duration {wanted}, found {describe(node)}")
+            self.report(
+                node,
+                path,
+                f"expected a duration {wanted}, found {describe(node)}: a duration cannot be "
+                "negative",
+            )
             return BAD
         if positive and value == 0:
             self.report(node, path, f"expected a duration longer than zero, found {describe(node)}")
