@@ -55,7 +55,6 @@ _HALF = (
     0.019536803083894275, -0.007650904232903501, 0.0023134312537471517, -0.00040742461260341096,
 )  # fmt: skip
 _PHASES = np.array([_QUARTER, _HALF, _QUARTER[::-1]])  # output k + p/4 from x[k-7 .. k+8]
-_PHASES32 = _PHASES.astype(np.float32)  # the interpolator runs in float32, as the mix is
 _TAPS = _PHASES.shape[1]
 _LIMIT_CHUNK = 512  # the interpolator runs on the stretches of this many samples that need it
 # No oversampled value exceeds the largest sample near it times this (the phases' largest sum
