@@ -357,14 +357,14 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress,
             progress(written, frames)
 
     if form.name == "mp3":  # LAME through lameenc: 16-bit PCM in
-        done = 0
-
-        def handed(frames: int) -> None:
-            nonlocal done
-            done += frames
-            follow(done)
-
-        mp3.write_file(tmp, q, timeline.sample_rate, map(render.to_int16, blocks), handed)
+        with open(tmp, "wb") as f:
+            out = mp3.Writer(f, q, timeline.sample_rate)
+            done = 0
+            for block in blocks:
+                out.write(render.to_int16(block))
+                done += len(block)
+                follow(done)
+            out.close()
         return
     subtype = form.float_subtype if float32 else form.subtype
     level = _compression_level(form, quality)

@@ -1,8 +1,7 @@
 """MP3 files by LAME (through `lameenc`, whose wheels bundle LAME 3.100), with the LAME info tag.
 
-Entry points: `write_file(path, quality, sample_rate, blocks, progress)`: a whole file, encoded
-beside the render in a forked child where it can be; `Writer(file, quality, sample_rate=44100)`:
-`write(int16 (n, 2) block)` as the blocks come, `close()` at the end. The same settings as LAME's `-V (10 - q) * 0.99` with its
+Entry point: `Writer(file, quality, sample_rate=44100)`: `write(int16 (n, 2) block)` as the
+blocks come, `close()` at the end. The same settings as LAME's `-V (10 - q) * 0.99` with its
 default algorithm quality (-q 3): variable bit rate, joint stereo.
 
 `lameenc` returns the MPEG frames only. What LAME itself writes first (the frame that makes
@@ -15,12 +14,7 @@ no player checks); the tag's CRC is computed.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import struct
-import sys
-import threading
 from typing import BinaryIO
 
 import numpy as np
@@ -145,83 +139,3 @@ class Writer:
         frame += struct.pack(">H", crc16(bytes(frame[:190])))
         frame += bytes(self._tag_size - len(frame))
         return bytes(frame)
-
-
-def write_file(path, quality: float, sample_rate: int, blocks, progress=None) -> None:
-    """Encode `blocks` (int16 (n, 2) arrays) into the MP3 file at `path`.
-
-    LAME holds the GIL while it encodes, so on Linux, when this process has a single thread,
-    the encoding runs in a forked child fed through a pipe while this process renders the next
-    block: the two take a core each (the same bytes as one after the other, which is what
-    happens otherwise). `progress(frames)` after each block is handed over."""
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        _write_forked(path, quality, sample_rate, blocks, progress)
-        return
-    with open(path, "wb") as f:
-        out = Writer(f, quality, sample_rate)
-        for block in blocks:
-            out.write(block)
-            if progress:
-                progress(len(block))
-        out.close()
-
-
-def _write_forked(path, quality, sample_rate, blocks, progress) -> None:
-    data_read, data_write = os.pipe()
-    error_read, error_write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: encode what comes through the pipe, leave at once
-        code = 1
-        try:
-            os.close(data_write)
-            os.close(error_read)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            with os.fdopen(data_read, "rb") as pipe, open(path, "wb") as f:
-                out = Writer(f, quality, sample_rate)
-                while True:
-                    head = pipe.read(4)
-                    if len(head) < 4:
-                        break  # the parent stopped without the end mark: nothing to finish
-                    frames = int.from_bytes(head, "little")
-                    if frames == 0:
-                        out.close()
-                        code = 0
-                        break
-                    pcm = pipe.read(4 * frames)
-                    out.write(np.frombuffer(pcm, dtype="<i2").reshape(frames, 2))
-        except BaseException as exc:  # noqa: BLE001 - told to the parent, which raises it
-            number = getattr(exc, "errno", None) or 0
-            text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            with contextlib.suppress(OSError):
-                os.write(error_write, f"{number}\n{text}".encode()[:4000])
-        finally:
-            os._exit(code)
-    os.close(data_read)
-    os.close(error_write)
-    try:
-        try:
-            with os.fdopen(data_write, "wb") as pipe:
-                for block in blocks:
-                    pcm = np.ascontiguousarray(block, dtype="<i2")
-                    pipe.write(len(pcm).to_bytes(4, "little"))
-                    pipe.write(memoryview(pcm).cast("B"))
-                    if progress:
-                        progress(len(pcm))
-                pipe.write((0).to_bytes(4, "little"))
-        except BrokenPipeError:
-            pass  # the child failed: its reason follows
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-        if status != 0:
-            with os.fdopen(error_read, "rb", closefd=False) as errors:
-                said = errors.read().decode(errors="replace")
-            number, _, text = said.partition("\n")
-            raise OSError(int(number or 0), text or "the MP3 encoder stopped")
-    finally:
-        if pid:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-        os.close(error_read)

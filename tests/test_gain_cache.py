@@ -115,15 +115,3 @@ def test_one_measure_keeps_the_gain_of_every_ceiling(tmp_path, monkeypatch):
         (render.LIMIT_DBTP, render.lossy_ceiling(export.DEFAULT_QUALITY)),
     )
     assert (lossless, lossy) == tuple(direct.values())
-
-
-def test_an_mp3_on_a_full_disk_fails_with_the_reason_and_leaves_no_child(full_disk):
-    # The encoder runs in a forked child: its failure reaches the caller, the child is gone.
-    from audio_engine import mp3
-
-    blocks = (np.full((65536, 2), 1000 * (k % 7), dtype=np.int16) for k in range(40))
-    with pytest.raises(OSError) as failed:
-        mp3.write_file(full_disk / "out.mp3", 5, 44100, blocks)
-    assert failed.value.errno == 28, failed.value  # ENOSPC
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
