@@ -234,28 +234,36 @@ BUILT_TABLES_FOLDER = Path(sys.prefix) / "share" / "relax"
 _BUCKETED = "relax-buckets"  # marks a table kept in buckets (JSON has no tuples)
 BUCKET_FROM = 4096  # a table with more entries than this is kept in buckets
 BUCKET_SIZE = 128  # about this many entries to a bucket
+# Buckets kept open per table: the tagger asks for a dozen features of every word, most of them
+# in no table, so over a session every bucket would be opened (the whole table in memory again,
+# 50 MiB with the rest); 64 open keep it near 15 MiB, at about 5 ms more a line (of about 100).
+OPEN_BUCKETS = 64
 
 
 class _Buckets(Mapping):
     """A large JSON object kept as marshalled buckets, each opened the first time a key in it is
     asked for: a line looks up a few hundred of the tables' 270,000 entries, so a cold start
-    opens a fraction of them. Keys are strings (as in JSON), placed by CRC-32 of their UTF-8.
+    opens a fraction of them (and at most `OPEN_BUCKETS` stay open). Keys are strings (as in JSON), placed by CRC-32 of their UTF-8.
     Iteration goes bucket by bucket (hibari only looks keys up). `blobs`: the marshalled
     buckets (bytes, or `_Mapped`: read from the memory-mapped tables file as they are asked for)."""
 
     def __init__(self, count: int, blobs):
         self._count = count
         self._blobs = blobs
-        self._open: list[dict | None] = [None] * len(blobs)
+        self._open: dict[int, dict] = {}  # the buckets open now, the longest open first
 
     @staticmethod
     def place(key: str, buckets: int) -> int:
         return zlib.crc32(key.encode("utf-8", "surrogatepass")) % buckets
 
     def _bucket(self, i: int) -> dict:
-        bucket = self._open[i]
+        bucket = self._open.get(i)
         if bucket is None:
-            bucket = self._open[i] = marshal.loads(self._blobs[i])
+            bucket = marshal.loads(self._blobs[i])
+            if len(self._open) >= OPEN_BUCKETS:  # the one opened longest ago goes
+                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                    del self._open[next(iter(self._open))]
+            self._open[i] = bucket
         return bucket
 
     def __getitem__(self, key):
@@ -596,6 +604,7 @@ def load(voice: NeuralVoice = VOICES[0], cache_folder: Path | None = None):
         with _state_lock:
             _engines[voice.id] = engine
             _loading.pop(voice.id, None)
+        give_back_memory()  # what making the session and its first run left over
         return engine
 
 
@@ -617,6 +626,7 @@ def release() -> bool:
                 return False
             _engines.clear()
     del loading
+    _hibari_compat.forget_caches()
     gc.collect()
     give_back_memory()
     return True
