@@ -12,16 +12,26 @@ Entry points:
   `model.SAMPLE_RATE`, before `Neural.make_clip` trims, ramps and scales it.
 - `start_loading(voice_id, cache_folder)`: begin loading the model in the background (a session
   with speech to make calls it as it starts); `load()` loads it now, or waits for that.
+- `release()`: let the model and the pronunciation stage go once a session's clips are all made
+  (`pipeline.prepare` does, before the render), their memory given back to the system.
+- `build_tables()`: pack the pronunciation tables beside the installed packages (the launchers'
+  setup does, `scripts/_bootstrap.sh`), so that even the first start reads them packed.
 
 A clip depends only on its text, voice and rate: the model runs with one onnxruntime thread (the
 same arithmetic in every process; parallelism comes from clips made at once on several threads)
 and the vocoder's noise from a generator seeded with `SEED` for every clip. Loading: the
 onnxruntime session (about 0.2 s with one short run to set it up, mostly outside the GIL) and
 hibari's pronunciation stage (its lexicons and tagger: 0.4 s from hibari's JSON, under 0.1 s
-from the tables `_g2p` keeps in the cache folder) load at once on two threads; hibari is
-imported without `scipy.fft`'s public layer (`_hibari_compat.import_hibari`: 0.2 s less). In all about 0.25 s
-once the tables are kept, 0.6 s the first time. A line then takes about 1/100 of its length on
-one core of this machine. Runs in the calling process: unlike espeak-ng, hibari keeps no state
+from the packed tables `_g2p` reads, made by `build_tables` or kept in the cache folder) load at
+once on two threads; hibari is imported without `scipy.fft`'s public layer
+(`_hibari_compat.import_hibari`: 0.2 s less). In all about 0.25 s with the packed tables, 0.6 s
+without. A line then takes about 1/100 of its length on one core of this machine.
+
+Memory: the packed tables are read from their file a bucket at a time, with at most
+`OPEN_BUCKETS` of each table open (about 15 MiB over a session, against 100 as hibari's JSON
+objects); the C heap's free pages go back to the system after the load and after every clip
+(`give_back_memory`: onnxruntime without its arena and numpy free a clip's buffers, glibc keeps
+them); `release` drops it all before the render. Runs in the calling process: unlike espeak-ng, hibari keeps no state
 from one clip to the next (tested), and onnxruntime with one thread starts none of its own (the
 loading threads end when it is loaded), so the process can still fork.
 
@@ -47,7 +57,6 @@ import gc
 import hashlib
 import json
 import marshal
-import mmap
 import os
 import sys
 import threading
@@ -245,7 +254,7 @@ class _Buckets(Mapping):
     asked for: a line looks up a few hundred of the tables' 270,000 entries, so a cold start
     opens a fraction of them (and at most `OPEN_BUCKETS` stay open). Keys are strings (as in JSON), placed by CRC-32 of their UTF-8.
     Iteration goes bucket by bucket (hibari only looks keys up). `blobs`: the marshalled
-    buckets (bytes, or `_Mapped`: read from the memory-mapped tables file as they are asked for)."""
+    buckets (bytes, or `_Stored`: read from the tables file as they are asked for)."""
 
     def __init__(self, count: int, blobs):
         self._count = count
@@ -279,20 +288,36 @@ class _Buckets(Mapping):
         return self._count
 
 
-class _Mapped(Sequence):
-    """A table's buckets in the memory-mapped tables file: bucket i is the bytes from `ends[i-1]`
-    (0 for the first) to `ends[i]` after `start`. Only the pages of the buckets opened are read
-    in, and they are the file's (the system's page cache), not copies in this process."""
+class _TablesFile:
+    """The open tables file, closed when no table reads from it any more."""
 
-    def __init__(self, mapped: mmap.mmap, start: int, ends: list[int]):
-        self._mapped, self._start, self._ends = mapped, start, ends
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def __del__(self):
+        with contextlib.suppress(OSError, AttributeError):
+            os.close(self.fd)
+
+
+class _Stored(Sequence):
+    """A table's buckets in the tables file, read from it as they are asked for: bucket i is the
+    bytes from `ends[i-1]` (0 for the first) to `ends[i]` after `start`. Read with `os.pread`,
+    not mapped: the file stays in the system's page cache, not in this process's memory (a
+    mapping would bring in 64 KiB around every bucket opened)."""
+
+    def __init__(self, file: _TablesFile, start: int, ends: list[int]):
+        self._file, self._start, self._ends = file, start, ends
 
     def __len__(self) -> int:
         return len(self._ends)
 
     def __getitem__(self, i: int) -> bytes:
-        begin = self._start + (self._ends[i - 1] if i else 0)
-        return self._mapped[begin : self._start + self._ends[i]]
+        begin = self._ends[i - 1] if i else 0
+        size = self._ends[i] - begin
+        blob = os.pread(self._file.fd, size, self._start + begin)
+        if len(blob) != size:
+            raise EOFError("the pronunciation tables file was cut short")
+        return blob
 
 
 def _pack(table, depth: int = 0):
@@ -310,15 +335,15 @@ def _pack(table, depth: int = 0):
     return table
 
 
-def _unpack(saved, depth: int = 0, mapped: mmap.mmap | None = None, start: int = 0):
+def _unpack(saved, depth: int = 0, file=None, start: int = 0):
     """A saved table as hibari reads it: buckets as `_Buckets`, their blobs in memory (from
-    `_pack`) or in `mapped` (from the tables file: `start` is where its blobs begin)."""
+    `_pack`) or in `file` (the open tables file: `start` is where its blobs begin)."""
     if isinstance(saved, tuple) and len(saved) == 3 and saved[0] == _BUCKETED:
         return _Buckets(saved[1], saved[2])
     if isinstance(saved, tuple) and len(saved) == 4 and saved[0] == _BUCKETED:
-        return _Buckets(saved[1], _Mapped(mapped, start + saved[2], saved[3]))
+        return _Buckets(saved[1], _Stored(file, start + saved[2], saved[3]))
     if isinstance(saved, dict) and depth < 2:
-        return {key: _unpack(value, depth + 1, mapped, start) for key, value in saved.items()}
+        return {key: _unpack(value, depth + 1, file, start) for key, value in saved.items()}
     return saved
 
 
@@ -330,29 +355,26 @@ _HEAD = len(b"RELAXG2P") + 32 + 8
 
 def _read_tables(path: Path) -> dict | None:
     """The saved tables at `path` (name -> table), or None when missing or damaged. The file is
-    checked whole, then memory-mapped: a bucket is read from it the first time it is opened."""
+    checked whole, then kept open: a bucket is read from it the first time it is opened."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(_HEAD)
-            if len(head) < _HEAD or head[: len(_TABLES_MAGIC)] != _TABLES_MAGIC:
-                return None
-            digest = hashlib.sha256(head[-8:])  # the index's length, then the rest
-            chunk = bytearray(1 << 20)
-            while n := f.readinto(chunk):
-                digest.update(memoryview(chunk)[:n])
-            if digest.digest() != head[len(_TABLES_MAGIC) : len(_TABLES_MAGIC) + 32]:
-                return None
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        return None
-    try:
+        file = _TablesFile(path)
+        head = os.pread(file.fd, _HEAD, 0)
+        if len(head) < _HEAD or head[: len(_TABLES_MAGIC)] != _TABLES_MAGIC:
+            return None
+        digest = hashlib.sha256(head[-8:])  # the index's length, then the rest
+        at = _HEAD
+        while chunk := os.pread(file.fd, 1 << 20, at):
+            digest.update(chunk)
+            at += len(chunk)
+        if digest.digest() != head[len(_TABLES_MAGIC) : len(_TABLES_MAGIC) + 32]:
+            return None
         index_size = int.from_bytes(head[-8:], "little")
-        index = marshal.loads(mapped[_HEAD : _HEAD + index_size])
+        index = marshal.loads(os.pread(file.fd, index_size, _HEAD))
         if not isinstance(index, dict):
             return None
         start = _HEAD + index_size
-        return {name: _unpack(table, 0, mapped, start) for name, table in index.items()}
-    except (EOFError, ValueError, TypeError, IndexError):
+        return {name: _unpack(table, 0, file, start) for name, table in index.items()}
+    except (OSError, EOFError, ValueError, TypeError, IndexError):
         return None
 
 
@@ -406,7 +428,7 @@ def _g2p(voice: NeuralVoice, cache_folder: Path | None):
     """hibari's pronunciation stage (most of the load time: its lexicons and tagger are JSON).
 
     The tables it reads (`hibari.g2p._load_json`) are kept marshalled, the large ones in buckets
-    opened as they are needed (`_Buckets`) from the memory-mapped file (`_read_tables`), under a
+    opened as they are needed (`_Buckets`), read from the file (`_read_tables`), under a
     key of hibari's installation and this Python: made when the environment is set up
     (`build_tables`), or else in `cache_folder` after the first load (in the background; that
     load uses them packed too). From there the stage is ready in a tenth of the time, takes a
