@@ -85,7 +85,7 @@ def test_the_saved_pronunciation_tables_answer_as_hibaris_json(tmp_path, monkeyp
     )
     again = neural._g2p(voice, tmp_path)  # from the saved tables
     assert isinstance(again.lexicon.golds.d, neural._Buckets)
-    assert isinstance(again.lexicon.golds.d._blobs, neural._Mapped), "read from the mapped file"
+    assert isinstance(again.lexicon.golds.d._blobs, neural._Stored), "read from the file"
     lines = _english_lines()
     assert len(lines) > 60
     for line in lines:
@@ -125,7 +125,7 @@ def test_tables_built_with_the_environment_are_read_and_none_written(tmp_path, m
     made = neural._g2p(voice, tmp_path / "cache")
     neural._finish_writes()
     assert not (tmp_path / "cache").exists(), "nothing packed on the first start"
-    assert isinstance(made.lexicon.golds.d._blobs, neural._Mapped)
+    assert isinstance(made.lexicon.golds.d._blobs, neural._Stored)
     line = "Let your shoulders drop, and breathe out slowly through the mouth."
     assert made(line) == neural._g2p(voice, None)(line)
 
