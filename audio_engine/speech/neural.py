@@ -750,12 +750,15 @@ def _speech(text: str, rate_wpm: int, voice_id: str, cache_folder: Path | None) 
         out = engine.sess.run(None, {"ids": np.asarray([ids], np.int64), "speed": speed})
         lh, th, ln, lr, phi, f0 = (o[0] for o in out)
         sentence = _trimmed(dsp.synth(lh, th, ln, lr, phi, _calm_pitch(f0), rng), dsp.SR)
+        del out, lh, th, ln, lr, phi, f0  # not alive while the next sentence's run allocates
         if sentence.size:
             parts += [pause, sentence] if parts else [sentence]
     if not parts:
         return np.zeros(0, np.float32)
     raw = np.concatenate(parts)
+    del parts
     soft = _soften(raw, dsp.SR)
+    del raw
     clip = soxr.resample(soft, dsp.SR, model.SAMPLE_RATE, quality="HQ")
     return (np.asarray(clip, dtype=np.float32) * np.float32(LEVEL)).astype(np.float32)
 
