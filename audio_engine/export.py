@@ -13,8 +13,9 @@ Entry points:
 
 Every file (audio and transcript) is written under a temporary name in the target folder and
 renamed at the end, so an interrupted or failed export leaves neither a partial file nor the
-temporary one behind. Audio is encoded by libsndfile (through soundfile) as the blocks come;
-tags and chapters are added by mutagen on the temporary file, before the rename.
+temporary one behind. Audio is encoded as the blocks come: WAV, FLAC and OGG by libsndfile
+(through soundfile), MP3 by LAME (through lameenc, `mp3`, with LAME's info tag for gapless
+playback); tags and chapters are added by mutagen on the temporary file, before the rename.
 """
 
 from __future__ import annotations
@@ -38,14 +39,16 @@ from pathlib import Path
 
 import soundfile
 
-from audio_engine import __version__, fsio, i18n, render
+from audio_engine import __version__, fsio, i18n, mp3, render
 from audio_engine.errors import ExportError, RelaxError
 from audio_engine.i18n import _
 from audio_engine.model import primary_language
 
 EXPORT_BLOCK_SAMPLES = 1 << 16
 
-DEFAULT_QUALITY = 5  # 0-10, higher is better: Vorbis about q5 (~150 kbit/s), MP3 LAME about -V 4
+DEFAULT_QUALITY = round(
+    render.DEFAULT_LOSSY_QUALITY
+)  # 0-10, higher is better: Vorbis about q5 (~150 kbit/s), MP3 LAME about -V 4
 GENRE = "Meditation"
 _WAV_LIMIT_BYTES = 0xFFFFFFFF - (1 << 20)  # RIFF sizes are 32-bit; room for the header and tags
 ARTIST = "relax"
@@ -456,6 +459,30 @@ def _compression_level(form: Format, quality: float | None) -> float | None:
 def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress, start) -> None:
     timeline = prepared.timeline
     frames = timeline.total_samples - start
+    q = DEFAULT_QUALITY if quality is None else quality
+    blocks = render.blocks(
+        timeline,
+        prepared.sources,
+        start_sample=start,
+        block_samples=EXPORT_BLOCK_SAMPLES,
+        gain=gain,
+        ceiling_dbtp=render.lossy_ceiling(q) if form.lossy else render.LIMIT_DBTP,
+    )
+
+    def follow(written: int) -> None:
+        if progress:
+            progress(written, frames)
+
+    if form.name == "mp3":  # LAME through lameenc: 16-bit PCM in
+        with open(tmp, "wb") as f:
+            out = mp3.Writer(f, q, timeline.sample_rate)
+            done = 0
+            for block in blocks:
+                out.write(render.to_int16(block))
+                done += len(block)
+                follow(done)
+            out.close()
+        return
     subtype = form.float_subtype if float32 else form.subtype
     level = _compression_level(form, quality)
     extra = {} if level is None else {"compression_level": level}
@@ -470,25 +497,15 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress,
         **extra,
     ) as out:
         done = 0
-        for block in render.blocks(
-            timeline,
-            prepared.sources,
-            start_sample=start,
-            block_samples=EXPORT_BLOCK_SAMPLES,
-            gain=gain,
-        ):
-            if form.lossy:
-                q = DEFAULT_QUALITY if quality is None else quality
-                out.write(render.lossy_headroom(block, q))
-            elif as_float:
+        for block in blocks:
+            if as_float:
                 out.write(block)
             elif subtype == "PCM_24":
                 out.write(_to_int24(block))
             else:
                 out.write(render.to_int16(block))
             done += len(block)
-            if progress:
-                progress(done, frames)
+            follow(done)
 
 
 def _to_int24(block):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+import audio_engine.gain as gain_stage
 from audio_engine import assets, fsio, library, loudness, render, script, synth, timeline, tts
 from audio_engine.errors import Diagnostic, ScriptError
 from audio_engine.model import (
@@ -302,7 +303,7 @@ class Growing:
 
         Remembered in the cache folder (`gain`): that one. Otherwise measured on the complete
         session, as `gain` does, when that is predicted to take under `budget_s` (speech still to
-        synthesize and the measuring pass). Else estimated (`render.estimate_gain`) once every
+        synthesize and the measuring pass). Else estimated (`gain_stage.estimate_gain`) once every
         clip (or `ESTIMATE_ENOUGH_CLIPS` of them) is known or `wait_s` after this session began,
         whichever is first, the clips known by then standing in for the others (`stand_ins`);
         and remembered, marked as an estimate, until `gain` measures it (an export, or a player
@@ -343,7 +344,7 @@ class Growing:
                 profiles[u] = self._profile(u)
 
         speech_energy = stand_ins(tl, {u: profiles[u] for u in lengths})
-        value = render.estimate_gain(tl, self.sources, speech_energy)
+        value = gain_stage.estimate_gain(tl, self.sources, speech_energy)
         _write_gain(key, value, estimated=True)
         return value
 
@@ -453,7 +454,7 @@ def estimate_length(utterance, known: Mapping) -> int:
 
 
 def stand_ins(tl: Timeline, profiles: dict):
-    """`speech_energy` for `render.estimate_gain`: the known clips' energy profiles, and for a line
+    """`speech_energy` for `gain_stage.estimate_gain`: the known clips' energy profiles, and for a line
     not synthesized yet a stand-in from the known clips in the same voice (engine, name and rate;
     else the same engine and name; else all), each taken at volume 1 (energy / volume²), times
     the line's own volume². Pooled, because single lines differ by a few dB.
@@ -524,11 +525,11 @@ def _warm_levels(session: Session, tones, background: threading.Thread) -> None:
     # For a gain estimate: the guide tones' profiles, and the background layers' levels once
     # their tables are ready.
     for spec in tones:
-        render.tone_profile(spec)
+        gain_stage.tone_profile(spec)
     background.join()
     for layer in session.background:
         if not isinstance(layer, SoundFile):
-            render.layer_level(layer)
+            gain_stage.layer_level(layer)
 
 
 def _base_voice(session: Session, voice_override: Voice | None) -> Voice:
@@ -634,7 +635,8 @@ def _read_table(path: Path, magic: bytes) -> np.ndarray | None:
 
 
 def _write_table(path: Path, magic: bytes, table: np.ndarray) -> None:
-    """Save `table` at `path` (atomically; a cache that cannot be written is only slower)."""
+    """Save `table` at `path` (whole or not at all, nothing left behind on a full disk; a cache
+    that cannot be written is only slower). Not synced: a read checks the CRC."""
     payload = np.ascontiguousarray(table, dtype="<f4")
 
     def write(f) -> None:
@@ -740,7 +742,8 @@ def _order(utterance):
 
 
 ESTIMATE_ERROR_DB = 0.5  # a cold start's gain estimate is this close to the measure (tested)
-GAIN_VERSION = 3  # bump when what the gain is measured on changes (3: after the soft ceiling)
+GAIN_VERSION = 4  # bump when what the gain is measured on changes (4: the true-peak limiter)
+GAIN_RANGE = (1e-4, 1e4)  # a kept gain outside this (+-80 dB) is not one relax measured
 
 
 def gain(prepared: Prepared, progress=None, lossy_quality: float | None = None) -> float:
@@ -750,26 +753,41 @@ def gain(prepared: Prepared, progress=None, lossy_quality: float | None = None) 
     files, the speech engine's version and the synthesizers' versions. `progress(done, total)`
     follows the measuring pass (in samples) when there is one. `lossy_quality`: the gain for an
     MP3 or OGG file at that quality, whose encoder is given a lower ceiling
-    (`render.measure_gain`); None: the gain the player and WAV and FLAC files use.
+    (`render.lossy_ceiling`); None: the gain the player and WAV and FLAC files use.
 
-    What this returns is always the measure (`render.measure_gain`), so an export is a pure
-    function of script, voice and versions. A gain that a player only estimated to start a
-    session at once (`Growing.gain`) is measured here and replaced by the measure; players that
-    start later read the measure too.
+    One measuring pass gives the gain for the player's ceiling, the lossy ceiling at the default
+    quality and the one asked for (`gain.measure_gains`), and all are kept: an export to another
+    format does not measure again.
+
+    What this returns is always the measure, so an export is a pure function of script, voice
+    and versions. A gain that a player only estimated to start a session at once
+    (`Growing.gain`) is measured here and replaced by the measure; players that start later read
+    the measure too. A kept gain that fails its check (`_read_gain`) is measured again.
     """
-    path = _gain_file(prepared.session, prepared.voice_override, prepared.sources, lossy_quality)
+    wanted = _ceiling_of(lossy_quality)
+    path = _gain_file(prepared.session, prepared.voice_override, prepared.sources, wanted)
     known = _read_gain(path)
     if known is not None and not known[1]:
         return known[0]
-    value = render.measure_gain(
-        prepared.timeline, prepared.sources, progress, lossy_quality=lossy_quality
-    )
-    _write_gain(path, value, estimated=False)
-    return value
+    ceilings = [wanted, render.LIMIT_DBTP, render.lossy_ceiling(render.DEFAULT_LOSSY_QUALITY)]
+    values = gain_stage.measure_gains(prepared.timeline, prepared.sources, ceilings, progress)
+    for ceiling, value in values.items():
+        where = _gain_file(prepared.session, prepared.voice_override, prepared.sources, ceiling)
+        _write_gain(where, value, estimated=False)
+    return values[wanted]
+
+
+def _ceiling_of(lossy_quality: float | None) -> float:
+    if lossy_quality is None:
+        return render.LIMIT_DBTP
+    return render.lossy_ceiling(float(lossy_quality))
 
 
 def _gain_file(
-    session: Session, voice_override: Voice | None, sources: Sources, lossy_quality=None
+    session: Session,
+    voice_override: Voice | None,
+    sources: Sources,
+    ceiling_dbtp: float = render.LIMIT_DBTP,
 ) -> Path:
     files = []
     for path in sorted(sources.sounds):
@@ -783,13 +801,12 @@ def _gain_file(
         voice_override,
         files,
         tts.engine_versions(timeline.speech_requests(session, voice_override)),
-        render.TARGET_LUFS,
+        gain_stage.TARGET_LUFS,
         synth.CHIME_VERSION,
         synth.NOISE_LOOP_VERSION,
         GAIN_VERSION,
+        ("ceiling", round(float(ceiling_dbtp), 6)),
     )
-    if lossy_quality is not None:
-        what += (("lossy", float(lossy_quality)),)
     key = hashlib.sha256(repr(what).encode()).hexdigest()
     return tts.cache_root() / "gain" / f"{key}.json"
 
@@ -806,19 +823,33 @@ def _content(session: Session):
     return session
 
 
+def _gain_check(path: Path, value: float, estimated: bool) -> str:
+    # Ties the value to its file's key: a value copied from another session's file, or typed in,
+    # does not pass.
+    return hashlib.sha256(f"{path.stem}:{value!r}:{estimated}".encode()).hexdigest()
+
+
 def _read_gain(path: Path) -> tuple[float, bool] | None:
-    """(gain, estimated) from the cache folder, or None."""
+    """(gain, estimated) from the cache folder, or None when it is missing or fails its check
+    (its checksum, a gain in `GAIN_RANGE`): the caller measures again and replaces it."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(fsio.read_checked(path, 4096, follow=False))
         value = float(data["gain"])
-    except (OSError, ValueError, KeyError, TypeError):
+        estimated = data["estimated"]
+        check = data["check"]
+    except (fsio.FsError, ValueError, KeyError, TypeError):
         return None
-    if not np.isfinite(value) or value <= 0:
+    if not isinstance(estimated, bool) or not np.isfinite(value):
         return None
-    return value, bool(data.get("estimated", False))
+    if not GAIN_RANGE[0] <= value <= GAIN_RANGE[1]:
+        return None
+    if check != _gain_check(path, value, estimated):
+        return None
+    return value, estimated
 
 
 def _write_gain(path: Path, value: float, *, estimated: bool) -> None:
+    check = _gain_check(path, value, estimated)
+    data = json.dumps({"gain": value, "estimated": estimated, "check": check}).encode()
     with contextlib.suppress(fsio.FsError):  # a cache that cannot be written is only slower
-        data = json.dumps({"gain": value, "estimated": estimated}).encode()
-        fsio.atomic_write(path, data, fsync=False)
+        fsio.atomic_write(path, data, fsync=False)  # not synced: a read checks it

@@ -1,18 +1,24 @@
-"""Export benchmark: real-time factor and peak memory per format and session length, and
-`relax export --all` on one core versus all cores.
+"""Export benchmark: each figure against its reference, measured in the same run, per format and
+session length (5, 20 and 60 minutes), cold and warm, with peak memory; then `relax export --all`
+on one core versus all cores.
 
 Run from the checkout: `.venv/bin/python bench/export.py` (all of it, about half an hour on two
-cores) or `--quick` (5 minutes of audio, WAV and MP3, the English library only).
+cores) or `--quick` (5 minutes of audio, every format, no --all).
 
-Every export runs in a fresh `python -m audio_engine export` subprocess, so each figure includes
-Python start-up and imports (about 2 s here). "cold" uses an empty cache folder (a fresh
-RELAX_CACHE_DIR: speech synthesis and the loudness measurement are part of the time, and so is
-what is made once per machine: the noise loops, the chimes, the neural voice's pronunciation
-tables); "warm" runs the same export again with that cache; "new speech" runs it once more in a
-cache folder that holds only what is made once per machine (the speech and the gain made again:
-a session exported for the first time on a machine that has exported another). Real-time factor = audio seconds / wall seconds (higher
-is faster). Peak RSS is the child's `ru_maxrss` from `os.wait4` (its own and its waited-for
-children's maximum), in MiB.
+relax: `python -m audio_engine export` in a fresh subprocess, so each figure includes Python
+start-up and imports. "cold" uses an empty cache folder (a fresh RELAX_CACHE_DIR: speech
+synthesis and the loudness measurement are part of the time, and so is what is made once per
+machine: the noise loops, the chimes); "warm" runs the same export again with that cache.
+
+The reference gets the same 16-bit PCM (relax's own WAV export of the session) and writes it the
+plainest way there is, in a fresh subprocess too: WAV by `soundfile.write` of the array already in
+memory (a bare write, timed around the write alone); FLAC, OGG and MP3 by ffmpeg (the static build
+of the imageio-ffmpeg wheel) from that WAV: `flac`, `libvorbis -q:a 5` and `libmp3lame -q:a 4.95`
+(LAME's `-V 4.95`, what relax's quality 5 is). Each time is wall seconds with CPU seconds (user and
+system, of the process and its waited-for children) in brackets: on a shared machine the CPU
+figures are the steadier. Ratios: warm / reference (how close relax comes to the encoder alone),
+cold / warm. Peak RSS is relax's child `ru_maxrss` from `os.wait4` (its own
+and its waited-for children's maximum), in MiB; of the cold and the warm run, the larger.
 """
 
 from __future__ import annotations
@@ -56,23 +62,28 @@ def session_text(minutes: int) -> str:
     )
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Run `python -m audio_engine ARGS`; (wall seconds, peak RSS MiB). Fails loudly on error."""
+def _timed(command: list[str], env=None, cwd=None) -> tuple[float, float, float, str]:
+    """Run `command`; (wall seconds, CPU seconds (user + system, with its waited-for children),
+    peak RSS MiB, stdout). Fails loudly on error."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "audio_engine", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall_s = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        raise SystemExit(f"relax {' '.join(args)} failed ({proc.returncode}):\n{stderr}")
-    return wall_s, usage.ru_maxrss / 1024  # Linux reports KiB
+        raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{err}")
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return wall_s, cpu_s, usage.ru_maxrss / 1024, out  # Linux reports KiB
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """`python -m audio_engine ARGS`: (wall seconds, CPU seconds, peak RSS MiB)."""
+    wall_s, cpu_s, rss, _ = _timed([sys.executable, "-m", "audio_engine", *args], env, cwd)
+    return wall_s, cpu_s, rss
 
 
 def _env(cache: Path) -> dict[str, str]:
@@ -82,43 +93,99 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-def _once_per_machine(cache: Path, work: Path) -> Path:
-    """A new cache folder with only what `cache` holds that is made once per machine (the noise
-    loops, the chimes, what the engines are, the neural voice's tables), no speech, no gain."""
-    kept = Path(tempfile.mkdtemp(prefix="cache-machine-", dir=work))
-    for item in cache.iterdir():
-        if item.is_dir() and item.name in ("noise", "chime", "neural"):
-            shutil.copytree(item, kept / item.name)
-        elif item.is_file() and item.suffix == ".json":
-            shutil.copy2(item, kept / item.name)
-    return kept
+REFERENCE = {
+    "flac": ["-c:a", "flac"],
+    "ogg": ["-c:a", "libvorbis", "-q:a", "5"],
+    "mp3": ["-c:a", "libmp3lame", "-q:a", "4.95"],
+}
+BARE_WRITE = """
+import sys, time
+import soundfile
+pcm, _ = soundfile.read(sys.argv[1], dtype="int16")
+wall, cpu = time.monotonic(), time.process_time()
+soundfile.write(sys.argv[2], pcm, 44100, subtype="PCM_16")
+print(time.monotonic() - wall, time.process_time() - cpu)
+"""
+
+
+def _reference_s(fmt: str, wav: Path, work: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds the reference takes to write `wav`'s PCM as `fmt`."""
+    out = work / f"reference.{fmt}"
+    if fmt == "wav":
+        _, _, _, printed = _timed([sys.executable, "-c", BARE_WRITE, str(wav), str(out)])
+        out.unlink()
+        wall_s, cpu_s = (float(v) for v in printed.split())
+        return wall_s, cpu_s
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    command = [ffmpeg, "-v", "error", "-nostdin", "-y", "-i", str(wav), *REFERENCE[fmt], str(out)]
+    wall_s, cpu_s, _, _ = _timed(command)
+    out.unlink()
+    return wall_s, cpu_s
 
 
 def bench_lengths(minutes_list, formats, work: Path) -> list[str]:
     rows = [
-        f"{'length':>7} {'format':>6} {'cold RTF':>9} {'warm RTF':>9} {'cold s':>7} {'warm s':>7}"
-        f" {'peak RSS MiB':>13} {'new speech MiB':>15} {'size MiB':>9}",
+        "| length | format | relax warm s | reference s | warm / reference | relax cold s"
+        " | cold / warm | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    print(rows[0], flush=True)
+    for row in rows:
+        print(row, flush=True)
     for minutes in minutes_list:
         script = work / f"bench-{minutes}m.en.yaml"
         script.write_text(session_text(minutes), encoding="utf-8")
-        audio_s = minutes * 60.0
+        pcm = work / "pcm.wav"
+        _run(["export", str(script), "-o", str(pcm), "--no-transcript"], _env(work / "pcm"), work)
         for fmt in formats:
             cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
             out = work / f"out.{fmt}"
             args = ["export", str(script), "-o", str(out), "--no-transcript"]
-            cold_s, cold_rss = _run(args, _env(cache), work)
-            warm_s, warm_rss = _run(args, _env(cache), work)
-            _, new_rss = _run(args, _env(_once_per_machine(cache, work)), work)
-            size = out.stat().st_size / 2**20
+            cold = _run(args, _env(cache), work)
+            warm = _run(args, _env(cache), work)
+            reference = _reference_s(fmt, pcm, work)
             out.unlink()
+            shutil.rmtree(cache)
+            # wall (CPU) seconds; the ratios of both
             rows.append(
-                f"{minutes:>5} m {fmt:>6} {audio_s / cold_s:>9.1f} {audio_s / warm_s:>9.1f}"
-                f" {cold_s:>7.1f} {warm_s:>7.1f} {max(cold_rss, warm_rss):>13.0f}"
-                f" {new_rss:>15.0f} {size:>9.1f}"
+                f"| {minutes} min | {fmt.upper()} | {_pair(warm)} | {_pair(reference)}"
+                f" | {_ratio(warm, reference)} | {_pair(cold)} | {_ratio(cold, warm)}"
+                f" | {max(cold[2], warm[2]):.0f} |"
             )
             print(rows[-1], flush=True)
+        pcm.unlink()
+    return rows
+
+
+def _pair(timing) -> str:
+    return f"{timing[0]:.1f} ({timing[1]:.1f})"
+
+
+def _ratio(a, b) -> str:
+    return f"{a[0] / max(b[0], 1e-3):.2f}x ({a[1] / max(b[1], 1e-3):.2f}x)"
+
+
+def bench_start(work: Path, repeats: int = 5) -> list[str]:
+    """`relax list` and `relax --help` against `python -c "import numpy"` (best of `repeats`)."""
+
+    def best(command: list[str]) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.monotonic()
+            subprocess.run(command, cwd=work, env=_env(work / "start"), capture_output=True)
+            times.append(time.monotonic() - started)
+        return min(times)
+
+    numpy_s = best([sys.executable, "-c", "import numpy"])
+    rows = ["| command | relax s | `import numpy` s | ratio |", "|---|---|---|---|"]
+    for words in (["list"], ["--help"], ["safety"]):
+        took = best([sys.executable, "-m", "audio_engine", *words])
+        rows.append(
+            f"| relax {' '.join(words)} | {took:.2f} | {numpy_s:.2f} | {took / numpy_s:.1f}x |"
+        )
+    for row in rows:
+        print(row, flush=True)
     return rows
 
 
@@ -135,7 +202,7 @@ def bench_all(language: str | None, fmt: str, work: Path) -> list[str]:
     ):
         out = Path(tempfile.mkdtemp(prefix="all-", dir=work))
         args = ["export", "--all", "--outdir", str(out), "--format", fmt, "--jobs", str(jobs)]
-        wall_s, _ = _run(args + extra, _env(cache), work)
+        wall_s, _, _ = _run(args + extra, _env(cache), work)
         rows.append(f"{label:>7} {jobs:>6} {wall_s:>9.1f}  {note}")
         print(rows[-1], flush=True)
     return rows
@@ -143,7 +210,7 @@ def bench_all(language: str | None, fmt: str, work: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 min, wav and mp3, --all in en")
+    parser.add_argument("--quick", action="store_true", help="5 min only, no --all")
     parser.add_argument("--minutes", type=int, nargs="+", help="session lengths (default 5 20 60)")
     parser.add_argument("--formats", nargs="+", help="formats (default wav flac ogg mp3)")
     parser.add_argument("--no-all", action="store_true", help="skip the --all measurement")
@@ -151,16 +218,17 @@ def main(argv=None) -> int:
     parser.add_argument("--all-language", help="with --all: only this language")
     args = parser.parse_args(argv)
     minutes = args.minutes or ([5] if args.quick else [5, 20, 60])
-    formats = args.formats or (["wav", "mp3"] if args.quick else ["wav", "flac", "ogg", "mp3"])
-    language = args.all_language or ("en" if args.quick else None)
+    formats = args.formats or ["wav", "flac", "ogg", "mp3"]
     print(f"relax export benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="relax-bench-") as tmp:
         work = Path(tmp)
+        bench_start(work)
+        print()
         if not args.no_lengths:
             bench_lengths(minutes, formats, work)
-        if not args.no_all:
+        if not args.no_all and not args.quick:
             print()
-            bench_all(language, formats[0], work)
+            bench_all(args.all_language, formats[0], work)
     return 0
 
 

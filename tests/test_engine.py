@@ -20,6 +20,7 @@ import pyloudnorm
 import pytest
 import soundfile
 
+import audio_engine.gain as gain_stage
 from audio_engine import export, loudness, pipeline, render, script, synth, tts
 from audio_engine.cli.info import as_json
 
@@ -99,7 +100,7 @@ def test_say_with_duration_holds_the_next_step_to_its_sample(spoken):
 
 def test_render_is_the_same_from_any_start_and_block_size(spoken):
     tl = spoken.timeline
-    gain = render.measure_gain(tl, spoken.sources)
+    gain = gain_stage.measure_gain(tl, spoken.sources)
     whole = _render_all(spoken, gain=gain, block_samples=4096)
     odd = _render_all(spoken, gain=gain, block_samples=3001)
     assert np.array_equal(whole, odd)
@@ -116,9 +117,9 @@ def test_blocks_have_the_fixed_size_but_the_last(spoken):
 
 def test_loudness_is_on_target_and_peaks_stay_under_minus_1_dbfs(spoken):
     audio = _render_all(spoken)
-    assert loudness.integrated_lufs(audio, SR) == pytest.approx(render.TARGET_LUFS, abs=0.5)
+    assert loudness.integrated_lufs(audio, SR) == pytest.approx(gain_stage.TARGET_LUFS, abs=0.5)
     assert pyloudnorm.Meter(SR).integrated_loudness(audio.astype(np.float64)) == pytest.approx(
-        render.TARGET_LUFS, abs=1.0
+        gain_stage.TARGET_LUFS, abs=1.0
     )
     assert 20 * np.log10(np.abs(audio).max()) < -1.0
 
@@ -414,7 +415,8 @@ MEASURE_IN_PIECES = r"""
 import json, os, sys, textwrap
 import numpy as np
 from audio_engine import loudness, pipeline, render, script
-from audio_engine.render import Mix, _raw_blocks
+import audio_engine.gain as gain_stage
+from audio_engine.render import mixed_blocks
 
 text = '''
 format: 1
@@ -433,7 +435,7 @@ steps:
 '''
 prepared = pipeline.prepare(script.loads(text, filename="pieces.yaml"))
 meter = loudness.Meter(44100, 2)
-for block in _raw_blocks(prepared.timeline, prepared.sources, 0, 30001, Mix(), None):
+for block in mixed_blocks(prepared.timeline, prepared.sources, 0, 10**12, 30001):
     meter.feed(block)
 forks = []
 real_fork = os.fork
@@ -444,8 +446,8 @@ def counting_fork():
     return pid
 os.fork = counting_fork
 seen = []
-one = render.measure_gain(prepared.timeline, prepared.sources, jobs=1)
-two = render.measure_gain(
+one = gain_stage.measure_gain(prepared.timeline, prepared.sources, jobs=1)
+two = gain_stage.measure_gain(
     prepared.timeline, prepared.sources, jobs=2, progress=lambda d, t: seen.append((d, t))
 )
 out = loudness.Meter(44100, 2)
@@ -467,14 +469,14 @@ def test_loudness_pass_in_forked_pieces_gives_the_gain_of_one_pass(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
-    assert got["total"] > 2 * render.MEASURE_PIECE_STEPS * SR // 10  # three pieces at least
+    assert got["total"] > 2 * gain_stage.MEASURE_PIECE_STEPS * SR // 10  # three pieces at least
     assert got["forks"] >= 2 and got["forks"] % 2 == 0  # two per pass
     assert got["two"] == got["one"]  # the same bits however the pieces are shared out
     # The first pass gives the gain of one unbroken pass; the ceiling's correction moves it
     # by a little, to what puts the output on target.
-    whole = 10 ** ((render.TARGET_LUFS - got["whole_lufs"]) / 20)
+    whole = 10 ** ((gain_stage.TARGET_LUFS - got["whole_lufs"]) / 20)
     assert abs(20 * math.log10(got["one"] / whole)) < 0.5
-    assert abs(got["out_lufs"] - render.TARGET_LUFS) <= render.CEILING_TOLERANCE_LU
+    assert abs(got["out_lufs"] - gain_stage.TARGET_LUFS) <= gain_stage.CEILING_TOLERANCE_LU
     done_samples = [d for d, _ in got["progress"]]
     assert done_samples == sorted(done_samples) and done_samples[-1] == got["total"]
     assert len(done_samples) >= 3

@@ -23,9 +23,11 @@ import pytest
 import soundfile
 import webvtt
 
+import audio_engine.gain as gain_stage
 from audio_engine import export, pipeline, render, script
 from audio_engine.cli import info
 from audio_engine.errors import ExportError
+from tests import _ffmpeg
 
 RATE = 44100
 
@@ -481,7 +483,7 @@ def test_lossy_exports_decode_with_peaks_under_minus_1_dbfs(tmp_path, name, qual
     # A guide tone brought up to -16 LUFS, then a bell: pure tones at the soft ceiling, what
     # makes an encoder overshoot the most.
     prepared = pipeline.prepare(script.loads(TONES, filename="tones.yaml"))
-    gain = render.measure_gain(prepared.timeline, prepared.sources)
+    gain = gain_stage.measure_gain(prepared.timeline, prepared.sources)
     wav = _wave_decode(export.export(prepared, tmp_path / "t.wav", gain=gain, transcript=False))
     wav = wav / 32768.0
     path = export.export(prepared, tmp_path / f"t.{name}", gain=gain, quality=quality)
@@ -586,3 +588,47 @@ def test_sigterm_to_the_group_during_export_all_leaves_no_temporary_file(tmp_pat
     assert "Traceback" not in stderr
     time.sleep(0.5)  # the workers' own cleanup
     assert list(out.iterdir()) == []
+
+
+def test_mp3_carries_lames_info_tag_for_gapless_playback(prepared, exports, tmp_path):
+    # The MP3 frames come from lameenc, the info tag is written by relax: read it back field by
+    # field, and let ffmpeg (which trims by it) decode exactly the session's samples.
+    from mutagen.id3 import ID3
+
+    from audio_engine import mp3
+
+    data = exports["mp3"].read_bytes()
+    audio = data[ID3(exports["mp3"]).size :]
+    total = prepared.timeline.total_samples
+    head = audio[:4]
+    assert head[:2] == b"\xff\xfb" and head[2] >> 4 == 9  # MPEG-1 layer III, 128 kbit/s
+    xing = audio[36:156]
+    assert xing[:4] == b"Xing" and int.from_bytes(xing[4:8], "big") == 0x0F
+    frames, size = int.from_bytes(xing[8:12], "big"), int.from_bytes(xing[12:16], "big")
+    assert size == len(audio)
+    lame = audio[156:192]
+    assert lame[:9] == b"LAME3.100"
+    delay_padding = int.from_bytes(lame[21:24], "big")
+    assert delay_padding >> 12 == mp3.ENCODER_DELAY
+    assert delay_padding & 0xFFF == frames * 1152 - mp3.ENCODER_DELAY - total
+    assert int.from_bytes(lame[28:32], "big") == len(audio)
+    assert int.from_bytes(lame[34:36], "big") == mp3.crc16(audio[:190])
+    assert mp3.crc16(b"123456789") == 0xBB3D  # CRC-16/ARC's check value
+    # The frames after the tag: as many as it says, each a valid header.
+    count, at = 0, 417
+    while at < len(audio):
+        b2 = audio[at + 2]
+        assert audio[at] == 0xFF
+        at += 144000 * (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)[
+            b2 >> 4
+        ] // RATE + ((b2 >> 1) & 1)
+        count += 1
+    assert (count, at) == (frames, len(audio))
+    pcm = subprocess.run(
+        [_ffmpeg.FFMPEG, "-v", "error", "-i", str(exports["mp3"]), "-f", "s16le", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert len(pcm) == 4 * total
+    again = export.export(prepared, tmp_path / "again.mp3", gain=pipeline.gain(prepared))
+    assert again.read_bytes() == data  # the same bytes from the same input

@@ -1,5 +1,6 @@
 """The README's export examples, run verbatim, and the whole built-in library exported in every
-format, each file decoded and measured by ffmpeg's ebur128 meter: -16 LUFS +/- 0.3 LU.
+format, each file decoded and measured by ffmpeg's ebur128 meter: -16 LUFS +/- 0.3 LU, true peak
+at most -1 dBTP.
 
 Heavy (about three minutes on two cores: the library is 76 minutes of audio, four times, MP3 and
 OGG encoding most of it): marked `heavy`; `scripts/test -m "not heavy"` leaves it out. One test,
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_engine import export, library
+from audio_engine import export, library, render
 from tests import _ffmpeg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,10 +97,13 @@ def test_readme_examples_run_verbatim_and_the_library_is_at_minus_16_lufs_in_eve
         made += sorted(folder.glob(f"*.{name}"))
     assert len(made) == 3 + 4 * len(builtin)
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        measured = dict(zip(made, pool.map(_ffmpeg.integrated_lufs, made), strict=True))
+        measured = dict(zip(made, pool.map(_ffmpeg.r128, made), strict=True))
     table = "\n".join(
-        f"{path.parent.name:>6} {path.name:32} {lufs:7.2f} LUFS" for path, lufs in measured.items()
+        f"{path.parent.name:>6} {path.name:32} {lufs:7.2f} LUFS {peak:6.2f} dBTP"
+        for path, (lufs, peak) in measured.items()
     )
     print(table)
-    off = {p: v for p, v in measured.items() if abs(v + 16.0) > 0.3}
+    off = {p: v for p, (v, _) in measured.items() if abs(v + 16.0) > 0.3}
     assert not off, f"off target (ffmpeg ebur128):\n{table}"
+    over = {p: tp for p, (_, tp) in measured.items() if tp > render.TRUE_PEAK_DBTP}
+    assert not over, f"over {render.TRUE_PEAK_DBTP} dBTP (ffmpeg ebur128):\n{table}"

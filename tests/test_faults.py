@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import soundfile
 
+import audio_engine.gain as gain_stage
 from audio_engine import assets, fsio, history, render
 from audio_engine.remind import lock, stats
 
@@ -383,7 +384,7 @@ def test_the_gain_estimate_weighs_a_long_sound_file_in_blocks(tmp_path, folders)
     prepared = pipeline.prepare(pipeline.load(str(script)))
     tracemalloc.start()
     try:
-        gain = render.estimate_gain(prepared.timeline, prepared.sources)
+        gain = gain_stage.estimate_gain(prepared.timeline, prepared.sources)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
+import audio_engine.gain as gain_stage
 from audio_engine import export, loudness, pipeline, render, timeline
 from audio_engine.errors import TimingError
 from audio_engine.model import SAMPLE_RATE
@@ -212,7 +213,7 @@ def test_a_growing_session_plays_its_render_and_then_the_exports_gain(
         playing.set()
         growing.close()
     prepared, export_gain, exported = _exported(session, tmp_path / "export.wav")
-    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    measured = gain_stage.measure_gain(prepared.timeline, prepared.sources)
     assert abs(20 * math.log10(gain / measured)) <= pipeline.ESTIMATE_ERROR_DB
     assert export_gain == measured, "the export writes the measure, not the estimate played"
     # What was played is, sample for sample, the complete session at the gain it played with.
@@ -400,9 +401,10 @@ def test_next_waits_for_the_sections_final_start(tmp_path, cold_cache, monkeypat
 )
 def test_the_gain_estimate_agrees_with_the_measure(name, language):
     prepared = pipeline.prepare(pipeline.load(name, language))
-    measured = render.measure_gain(prepared.timeline, prepared.sources)
-    estimated = render.estimate_gain(prepared.timeline, prepared.sources)
-    assert abs(20 * math.log10(estimated / measured)) < 0.05
+    measured = gain_stage.measure_gain(prepared.timeline, prepared.sources)
+    estimated = gain_stage.estimate_gain(prepared.timeline, prepared.sources)
+    # (The estimate leaves out the limiter's share: up to 0.06 dB on the built-in sessions.)
+    assert abs(20 * math.log10(estimated / measured)) < 0.08
 
 
 @pytest.mark.parametrize(("name", "language"), [("desk-stretches", "nl"), ("body-scan", "en")])
@@ -443,7 +445,7 @@ def test_a_quiet_line_among_the_known_does_not_lower_the_estimate_for_the_rest(t
 
 def _check_estimate_with_known(session, count):
     prepared = pipeline.prepare(session)
-    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    measured = gain_stage.measure_gain(prepared.timeline, prepared.sources)
     order = timeline.speech_order(session)
     known = {u: prepared.sources.speech.length(u) for u in order[:count]}
     partial = timeline.compile_partial(session, known, lambda u: pipeline.estimate_length(u, known))
@@ -453,7 +455,7 @@ def _check_estimate_with_known(session, count):
         for u, n in known.items()
     }
     speech = pipeline.stand_ins(partial.timeline, profiles)
-    estimated = render.estimate_gain(partial.timeline, prepared.sources, speech)
+    estimated = gain_stage.estimate_gain(partial.timeline, prepared.sources, speech)
     assert abs(20 * math.log10(estimated / measured)) < pipeline.ESTIMATE_ERROR_DB
 
 
@@ -483,8 +485,8 @@ def test_the_estimate_follows_every_kind_of_sound(tmp_path):
     rain = (rng.standard_normal((len(t), 2)) * 0.05 * swell).astype(np.float32)
     soundfile.write(tmp_path / "rain.wav", rain, SAMPLE_RATE, subtype="FLOAT")
     prepared = pipeline.prepare(_session(tmp_path, LAYERS, "layers.yaml"))
-    measured = render.measure_gain(prepared.timeline, prepared.sources)
-    estimated = render.estimate_gain(prepared.timeline, prepared.sources)
+    measured = gain_stage.measure_gain(prepared.timeline, prepared.sources)
+    estimated = gain_stage.estimate_gain(prepared.timeline, prepared.sources)
     assert abs(20 * math.log10(estimated / measured)) < 0.2
 
 
@@ -501,8 +503,8 @@ def test_a_short_looped_sound_is_counted_once_per_loop(tmp_path, loop_s):
         "steps:\n  - say: Listen.\n  - pause: 30s\n"
     )
     prepared = pipeline.prepare(_session(tmp_path, text, "loop.yaml"))
-    measured = render.measure_gain(prepared.timeline, prepared.sources)
-    estimated = render.estimate_gain(prepared.timeline, prepared.sources)
+    measured = gain_stage.measure_gain(prepared.timeline, prepared.sources)
+    estimated = gain_stage.estimate_gain(prepared.timeline, prepared.sources)
     assert abs(20 * math.log10(estimated / measured)) < 0.2
 
 
@@ -573,7 +575,7 @@ def test_the_final_edge_follows_a_clip_even_when_the_next_one_is_late(
     _hook_clips(monkeypatch, two_close_then_a_late_one)
     session = _session(tmp_path)
     growing = pipeline.Growing(session, jobs=2)
-    ramps = 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE) + 1
+    ramps = 2 * int(render.DUCK_RAMP_S * SAMPLE_RATE) + 1 + render.LIMIT_AHEAD
     try:
         # The edge takes in the second line (republished REPUBLISH_S after it was held back)
         # while the third is still being made.
@@ -590,7 +592,7 @@ def test_the_final_edge_follows_a_clip_even_when_the_next_one_is_late(
 
 def test_an_estimated_gain_is_always_replaced_by_the_measure(tmp_path):
     prepared = pipeline.prepare(_session(tmp_path))
-    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    measured = gain_stage.measure_gain(prepared.timeline, prepared.sources)
     path = pipeline._gain_file(prepared.session, None, prepared.sources)
     for off_db in (0.01, 0.3, 1.5):
         pipeline._write_gain(path, measured * 10 ** (off_db / 20), estimated=True)

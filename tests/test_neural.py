@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from audio_engine import model, pipeline, render, script, tts
+import audio_engine.gain as gain_stage
+from audio_engine import model, pipeline, script, tts
 from audio_engine.errors import ScriptError, TTSError
 from audio_engine.player.stream import CHUNK_SAMPLES
 from audio_engine.speech import cache, neural, voices
@@ -354,5 +355,5 @@ def test_play_equals_export_and_a_second_export_from_an_empty_cache_is_the_same(
 
     meter = pyloudnorm.Meter(RATE)
     assert meter.integrated_loudness(exported / 32768.0) == pytest.approx(
-        render.TARGET_LUFS, abs=0.3
+        gain_stage.TARGET_LUFS, abs=0.3
     )

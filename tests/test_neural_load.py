@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from audio_engine import pipeline, render, timeline
+import audio_engine.gain as gain_stage
+from audio_engine import pipeline, timeline
 from audio_engine.speech import _hibari_compat, neural, voices
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -214,7 +215,7 @@ def _estimates_the_wait(tmp_path):
         prepared = growing.prepared()
     finally:
         growing.close()
-    measured = render.measure_gain(prepared.timeline, prepared.sources)
+    measured = gain_stage.measure_gain(prepared.timeline, prepared.sources)
     assert abs(20 * math.log10(gain / measured)) < pipeline.ESTIMATE_ERROR_DB
     # Two short lines are quick to make even with the load: measured, as an export does.
     few = pipeline.load(str(_write(tmp_path, "few.en.yaml", "".join(LINES.splitlines(True)[:2]))))

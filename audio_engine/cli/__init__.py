@@ -23,14 +23,32 @@ COMMANDS += ("record",)
 COMMANDS += ("install-launcher",)
 COMMANDS += ("phone",)
 
+# What `relax --help` lists for each command, without importing the commands' modules (their
+# engines and numpy): the same text as each module's parser has (a test keeps them equal).
+SUMMARIES = {
+    "play": "play a session",
+    "export": "write a session (or the whole library) to audio files",
+    "validate": "check session scripts and list every problem",
+    "list": "list the built-in sessions and your own",
+    "info": "show a session's outline: sections and steps with their start times",
+    "new": "start a session script of your own",
+    "schema": "print the JSON Schema of session scripts",
+    "voices": "list the installed speech voices",
+    "safety": "what these sessions are (not medical advice) and when to see a doctor",
+    "history": "your practice history: last sessions, minutes, streaks",
+    "remind": "break reminders on active time",
+    "phone": "your sessions as a private podcast for your phone, on your home network",
+}
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors: one line, exit 2
         self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line; with `only`, just that command (start-up stays short)."""
+def build_parser(only: str | None = None, light: bool = False) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, just that command (start-up stays short); `light`:
+    every command by name and summary only (`SUMMARIES`), no module imported (`relax --help`)."""
     parser = _Parser(
         prog="relax",
         description="Voice-guided relaxation sessions: play them, export them, write your own.",
@@ -47,6 +65,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         if only is not None and name != only:
+            continue
+        if light and only is None:
+            sub.add_parser(name, help=SUMMARIES[name])
             continue
         try:
             module = importlib.import_module(f"audio_engine.cli.{name.replace('-', '_')}")
@@ -72,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Building the parser imports the command's modules (numpy, pygame, ...): a Ctrl-C may
         # come in there too.
-        parser = build_parser(first if first in COMMANDS else None)
+        parser = build_parser(first if first in COMMANDS else None, light=True)
         args, extra = parser.parse_known_args(argv)
+        if getattr(args, "command", None) in COMMANDS and not getattr(args, "run", None):
+            parser = build_parser(args.command)  # named after an option: its module now
+            args, extra = parser.parse_known_args(argv)
         if extra:  # said by the command's own parser: it points to `relax COMMAND --help`
             _command_parser(parser, getattr(args, "command", None)).error(
                 f"unrecognized arguments: {' '.join(extra)}"

@@ -1,0 +1,50 @@
+"""Commands that start at once: `relax --help` imports no command module, and `safety`,
+`history`, `validate --no-voice` and `--help` never import numpy or an engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audio_engine import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _summaries(parser) -> dict[str, str]:
+    commands = next(a for a in parser._actions if a.dest == "command")
+    return {action.dest: action.help for action in commands._choices_actions}
+
+
+def test_the_help_lists_every_command_with_its_own_summary():
+    assert _summaries(cli.build_parser(light=True)) == _summaries(cli.build_parser())
+    assert list(cli.SUMMARIES) == list(cli.COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["--help"],
+        ["safety"],
+        ["history"],
+        ["validate", "--no-voice", "sessions/breathing-478.en.yaml"],
+    ],
+    ids=lambda w: " ".join(w),
+)
+def test_light_commands_import_no_numpy_and_no_engine(words):
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "audio_engine", *words],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    heavy = {"numpy", "pygame", "soundfile", "pyttsx3", "onnxruntime", "lameenc", "mutagen"}
+    assert not heavy & imported, sorted(heavy & imported)
+    if words == ["--help"]:
+        assert not {m for m in imported if m.startswith("audio_engine.cli.")}
