@@ -199,7 +199,17 @@ class Xvfb:
         read_fd, write_fd = os.pipe()
         # -displayfd: the server picks a free display and writes its number when ready.
         self.proc = subprocess.Popen(
-            [exe, "-displayfd", str(write_fd), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+            [
+                exe,
+                "-displayfd",
+                str(write_fd),
+                "-screen",
+                "0",
+                "640x480x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ],
             pass_fds=(write_fd,),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

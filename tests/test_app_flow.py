@@ -33,7 +33,17 @@ def xvfb():
         pytest.skip("Xvfb is not installed (scripts/test installs it as root with apt)")
     read_fd, write_fd = os.pipe()
     server.proc = subprocess.Popen(
-        [exe, "-displayfd", str(write_fd), "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+        [
+            exe,
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            "1920x1080x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
