@@ -37,6 +37,8 @@ SUMMARIES = {
     "safety": "what these sessions are (not medical advice) and when to see a doctor",
     "history": "your practice history: last sessions, minutes, streaks",
     "remind": "break reminders on active time",
+    "record": "record a session's lines in your own voice (the recorded voice)",
+    "install-launcher": "add relax to your app menu",
     "phone": "your sessions as a private podcast for your phone, on your home network",
 }
 
