@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import cmath
 import functools
+import itertools
 import math
+import operator
 from dataclasses import dataclass
 
 from audio_engine.model import SAMPLE_RATE
@@ -24,7 +26,7 @@ CHIME_FADE_SAMPLES = round(0.05 * SAMPLE_RATE)
 CHIME_VERSION = 2  # bump when anything changes what a chime contains
 _CHIME_FLOOR = 1e-3  # -60 dB of peak: the chime has rung out
 _LN1000 = math.log(1000.0)
-_REANCHOR = 4096  # samples between exact exponentials while following the partials
+_BLOCK = 256  # samples between exact exponentials (and looks at the envelopes) in `_peak`
 
 
 @dataclass(frozen=True)
@@ -121,16 +123,20 @@ def _peak(spec: _Bell) -> float:
     peak = 0.0
     i = 0
     while i < CHIME_MAX_SAMPLES and _bound(spec, i) >= peak:
-        phasors = [cmath.exp(rate * i) for _, rate in components]
-        for j in range(i, min(i + _REANCHOR, CHIME_MAX_SAMPLES)):
-            x = 0.0
-            for k, (amplitude, _) in enumerate(components):
-                x += amplitude * phasors[k].imag
-                phasors[k] *= steps[k]
-            if j < attack:
-                x *= math.sin(0.5 * math.pi * j / attack) ** 2
-            peak = max(peak, abs(x))
-        i += _REANCHOR
+        n = min(_BLOCK, CHIME_MAX_SAMPLES - i)
+        # Each component from an exact start, times its step per sample; x is the imaginary part
+        # of their sum (the sum of their imaginary parts).
+        rows = [
+            itertools.accumulate(
+                itertools.repeat(step, n - 1), operator.mul, initial=a * cmath.exp(rate * i)
+            )
+            for (a, rate), step in zip(components, steps, strict=True)
+        ]
+        x = [z.imag for z in map(sum, zip(*rows, strict=True))]
+        for j in range(max(0, min(attack - i, n))):  # the strike's sin^2 rise
+            x[j] *= math.sin(0.5 * math.pi * (i + j) / attack) ** 2
+        peak = max(peak, max(map(abs, x)))
+        i += n
     return peak
 
 
