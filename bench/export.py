@@ -167,7 +167,8 @@ def _ratio(a, b) -> str:
 
 
 def bench_start(work: Path, repeats: int = 5) -> list[str]:
-    """`relax list` and `relax --help` against `python -c "import numpy"` (best of `repeats`)."""
+    """The commands that should start at once (`relax list`, `--help`, ...) against
+    `python -c "import numpy"` (best of `repeats`)."""
 
     def best(command: list[str]) -> float:
         times = []
@@ -179,7 +180,8 @@ def bench_start(work: Path, repeats: int = 5) -> list[str]:
 
     numpy_s = best([sys.executable, "-c", "import numpy"])
     rows = ["| command | relax s | `import numpy` s | ratio |", "|---|---|---|---|"]
-    for words in (["list"], ["--help"], ["safety"]):
+    commands = (["list"], ["--help"], ["safety"], ["history"])
+    for words in (*commands, ["validate", "--no-voice", "breathing-478"]):
         took = best([sys.executable, "-m", "audio_engine", *words])
         rows.append(
             f"| relax {' '.join(words)} | {took:.2f} | {numpy_s:.2f} | {took / numpy_s:.1f}x |"
