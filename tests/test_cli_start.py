@@ -1,5 +1,5 @@
 """Commands that start at once: `relax --help` imports no command module, and `safety`,
-`history`, `validate --no-voice` and `--help` never import numpy or an engine."""
+`history`, `list`, `validate --no-voice` and `--help` never import numpy or an engine."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def test_the_help_lists_every_command_with_its_own_summary():
         ["--help"],
         ["safety"],
         ["history"],
+        ["list"],
         ["validate", "--no-voice", "sessions/breathing-478.en.yaml"],
     ],
     ids=lambda w: " ".join(w),
