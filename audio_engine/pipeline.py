@@ -89,6 +89,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     finally:
         for helper in helpers:
             helper.join()
+    speech_voices.release()  # every clip is in the cache: render without the engines' models
     compiled = timeline.compile(session, lengths, voice_override, rates=rates)
     clips = ClipStore(lengths)
     sources = Sources(speech=clips, sounds=load_sounds(session))

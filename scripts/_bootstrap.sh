@@ -46,5 +46,9 @@ bootstrap_venv() {
     tail -n 20 "$log" >&2
     exit 1
   fi
+  # The neural voice's pronunciation tables, packed once here rather than on the first start
+  # (about 0.5 s); where that fails, the first start packs them into the cache folder.
+  "$venv/bin/python" -c 'from audio_engine.speech import neural; neural.build_tables()' \
+    >>"$log" 2>&1 || true
   echo "$hash$extras" >"$stamp"
 }

@@ -72,6 +72,7 @@ def _english_lines() -> list[str]:
 
 def test_the_saved_pronunciation_tables_answer_as_hibaris_json(tmp_path, monkeypatch):
     monkeypatch.setattr(neural, "TABLES_WRITE_DELAY_S", 0.0)
+    monkeypatch.setattr(neural, "BUILT_TABLES_FOLDER", tmp_path / "none built")
     voice = neural.VOICES[0]
     plain = neural._g2p(voice, None)  # hibari's own JSON, no cache folder
     first = neural._g2p(voice, tmp_path)  # the same, and the tables saved
@@ -85,6 +86,7 @@ def test_the_saved_pronunciation_tables_answer_as_hibaris_json(tmp_path, monkeyp
     )
     again = neural._g2p(voice, tmp_path)  # from the saved tables
     assert isinstance(again.lexicon.golds.d, neural._Buckets)
+    assert isinstance(again.lexicon.golds.d._blobs, neural._Stored), "read from the file"
     lines = _english_lines()
     assert len(lines) > 60
     for line in lines:
@@ -99,6 +101,7 @@ def test_the_saved_pronunciation_tables_answer_as_hibaris_json(tmp_path, monkeyp
 
 def test_damaged_tables_are_made_again(tmp_path, monkeypatch):
     monkeypatch.setattr(neural, "TABLES_WRITE_DELAY_S", 0.0)
+    monkeypatch.setattr(neural, "BUILT_TABLES_FOLDER", tmp_path / "none built")
     voice = neural.VOICES[0]
     path = neural._tables_file(tmp_path, voice)
     path.parent.mkdir(parents=True)
@@ -110,6 +113,45 @@ def test_damaged_tables_are_made_again(tmp_path, monkeypatch):
             thread.join(30)
     assert neural._read_tables(path) is not None
     assert made("Let your shoulders drop.") == neural._g2p(voice, None)("Let your shoulders drop.")
+
+
+def test_tables_built_with_the_environment_are_read_and_none_written(tmp_path, monkeypatch):
+    # What scripts/_bootstrap.sh does after installing: the first start of the voice reads the
+    # tables packed (no JSON, nothing to write into the cache folder).
+    monkeypatch.setattr(neural, "BUILT_TABLES_FOLDER", tmp_path / "built")
+    voice = neural.VOICES[0]
+    built = neural.build_tables()
+    assert built == neural._built_tables_file(voice) and neural._read_tables(built) is not None
+    assert neural.build_tables() == built  # once
+    made = neural._g2p(voice, tmp_path / "cache")
+    neural._finish_writes()
+    assert not (tmp_path / "cache").exists(), "nothing packed on the first start"
+    assert isinstance(made.lexicon.golds.d._blobs, neural._Stored)
+    line = "Let your shoulders drop, and breathe out slowly through the mouth."
+    assert made(line) == neural._g2p(voice, None)(line)
+
+
+def test_a_first_loads_tables_are_saved_when_the_voice_is_let_go(tmp_path, monkeypatch):
+    monkeypatch.setattr(neural, "TABLES_WRITE_DELAY_S", 600.0)  # not by waiting
+    monkeypatch.setattr(neural, "BUILT_TABLES_FOLDER", tmp_path / "none built")
+    voice = neural.VOICES[0]
+    neural._g2p(voice, tmp_path)
+    assert neural.release()
+    assert neural._read_tables(neural._tables_file(tmp_path, voice)) is not None
+
+
+def test_the_voice_let_go_after_a_sessions_speech_speaks_the_same_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "cache"))
+    path = _write(tmp_path, "two.en.yaml", "".join(LINES.splitlines(True)[:2]))
+    before = neural.speech("Let your jaw grow soft.", 140)
+    assert neural.loaded()
+    prepared = pipeline.prepare(pipeline.load(str(path)))  # every clip made: the voice goes
+    assert len(prepared.timeline.transcript()) == 2
+    assert not neural.loaded() and not neural._engines and not neural._loading
+    assert np.array_equal(neural.speech("Let your jaw grow soft.", 140), before)
+    assert neural.loaded()
+    neural.release()
+    assert not neural.loaded()
 
 
 LINES = "".join(

@@ -15,7 +15,7 @@ The names most callers need are here too (imported when first used, so that a wo
 that imports `audio_engine.speech._espeak_worker` loads nothing else):
 `synthesize`, `synthesize_many`, `clip_lengths`, `Synthesizer`, `ClipNotReady`, `cached`,
 `cached_length`, `voice_for`, `list_voices`, `speaks`, `default_engine`, `engine_versions`,
-`version_of`, `warm`, `preload`, `engine_of`, `cache_dir`, `VoiceInfo`.
+`version_of`, `warm`, `preload`, `release`, `engine_of`, `cache_dir`, `VoiceInfo`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ _WHERE = {
     "version_of": "voices",
     "warm": "voices",
     "preload": "voices",
+    "release": "voices",
     "engine_of": "voices",
     "cache_dir": "cache",
     "VoiceInfo": "engine",

@@ -1,13 +1,15 @@
 """Where relax reaches inside hibari-tts (its private parts), all in one place.
 
 hibari's public interface loads everything in `Hibari.__init__` and its pronunciation tables from
-JSON each time; relax needs three things it does not offer, each relying on a private detail:
+JSON each time; relax needs four things it does not offer, each relying on a private detail:
 
 - `import_hibari`: hibari imported without `scipy.fft`'s public layer (0.2 s of every cold
   start), handing its vocoder (`hibari.dsp`, which calls `scipy.fft.rfft(x, axis=, overwrite_x=)`
   and `scipy.fft.irfft(x, n=, axis=)`) a stand-in module on the same pocketfft kernels;
 - `tables_loaded_by`: `hibari.g2p._load_json`, the function `G2P.__init__` reads its tables
   with, swapped for relax's own (the tables kept packed in the cache folder) while a `G2P` is made;
+- `forget_caches`: the vocoder's cache of window sums (`hibari.dsp._ola_norm`) emptied when
+  the voice is let go;
 - `assemble`: a `hibari.Hibari` made with `Hibari.__new__` and the attributes its `__init__` sets
   (`voice`, `model_path`, `sess`, `vocab`, `_g2p`), on a session and a pronunciation stage loaded
   apart, on two threads.
@@ -164,6 +166,15 @@ def assemble(*, voice: str, model_path: str, session, vocab: dict, g2p):
     return engine
 
 
+def forget_caches() -> None:
+    """Empty what hibari's vocoder keeps between clips (`hibari.dsp._ola_norm`'s cache of window
+    sums, a few MiB), where it is loaded."""
+    dsp = sys.modules.get("hibari.dsp")
+    clear = getattr(getattr(dsp, "_ola_norm", None), "cache_clear", None)
+    if clear is not None:
+        clear()
+
+
 def check(hibari) -> list[str]:
     """What of relax's reliance on hibari's private parts does not hold (empty: all holds)."""
     problems = []
@@ -179,6 +190,8 @@ def check(hibari) -> list[str]:
         problems.append("hibari.g2p._load_json is gone")
     elif "_load_json(" not in inspect.getsource(g2p.G2P.__init__):
         problems.append("hibari.g2p.G2P no longer reads its tables with _load_json")
+    if not callable(getattr(importlib.import_module("hibari.dsp")._ola_norm, "cache_clear", None)):
+        problems.append("hibari.dsp._ola_norm keeps no cache that can be emptied")
     dsp = inspect.getsource(importlib.import_module("hibari.dsp"))
     calls = set(re.findall(r"_sf\.(\w+)\(([^)]*)\)", dsp))
     expected = {("rfft", "x, axis=axis, overwrite_x=True"), ("irfft", "x, n=n, axis=axis")}

@@ -12,16 +12,26 @@ Entry points:
   `model.SAMPLE_RATE`, before `Neural.make_clip` trims, ramps and scales it.
 - `start_loading(voice_id, cache_folder)`: begin loading the model in the background (a session
   with speech to make calls it as it starts); `load()` loads it now, or waits for that.
+- `release()`: let the model and the pronunciation stage go once a session's clips are all made
+  (`pipeline.prepare` does, before the render), their memory given back to the system.
+- `build_tables()`: pack the pronunciation tables beside the installed packages (the launchers'
+  setup does, `scripts/_bootstrap.sh`), so that even the first start reads them packed.
 
 A clip depends only on its text, voice and rate: the model runs with one onnxruntime thread (the
 same arithmetic in every process; parallelism comes from clips made at once on several threads)
 and the vocoder's noise from a generator seeded with `SEED` for every clip. Loading: the
 onnxruntime session (about 0.2 s with one short run to set it up, mostly outside the GIL) and
 hibari's pronunciation stage (its lexicons and tagger: 0.4 s from hibari's JSON, under 0.1 s
-from the tables `_g2p` keeps in the cache folder) load at once on two threads; hibari is
-imported without `scipy.fft`'s public layer (`_hibari_compat.import_hibari`: 0.2 s less). In all about 0.25 s
-once the tables are kept, 0.6 s the first time. A line then takes about 1/100 of its length on
-one core of this machine. Runs in the calling process: unlike espeak-ng, hibari keeps no state
+from the packed tables `_g2p` reads, made by `build_tables` or kept in the cache folder) load at
+once on two threads; hibari is imported without `scipy.fft`'s public layer
+(`_hibari_compat.import_hibari`: 0.2 s less). In all about 0.25 s with the packed tables, 0.6 s
+without. A line then takes about 1/100 of its length on one core of this machine.
+
+Memory: the packed tables are read from their file a bucket at a time, with at most
+`OPEN_BUCKETS` of each table open (about 15 MiB over a session, against 100 as hibari's JSON
+objects); the C heap's free pages go back to the system after the load and after every clip
+(`give_back_memory`: onnxruntime without its arena and numpy free a clip's buffers, glibc keeps
+them); `release` drops it all before the render. Runs in the calling process: unlike espeak-ng, hibari keeps no state
 from one clip to the next (tested), and onnxruntime with one thread starts none of its own (the
 loading threads end when it is loaded), so the process can still fork.
 
@@ -43,6 +53,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import gc
 import hashlib
 import json
 import marshal
@@ -50,7 +61,7 @@ import os
 import sys
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,7 +204,8 @@ _state_lock = threading.Lock()  # `_engines` and `_loading` (held only for a mom
 _g2p_lock = threading.Lock()  # the pronunciation stage is plain Python with caches: one at a time
 _engines: dict[str, object] = {}
 _loading: dict[str, _Loading] = {}
-G2P_TABLES_VERSION = 1  # bump when the saved form of the pronunciation tables changes
+_busy = 0  # `speech` calls under way (`release` lets nothing go while one is)
+G2P_TABLES_VERSION = 2  # bump when the saved form of the pronunciation tables changes
 _TABLES_MAGIC = b"RELAXG2P"
 
 
@@ -221,30 +233,46 @@ def _tables_file(cache_folder: Path, voice: NeuralVoice) -> Path:
     return Path(cache_folder) / "neural" / f"g2p-{key}.marshal"
 
 
+def _built_tables_file(voice: NeuralVoice) -> Path:
+    """Where `build_tables` keeps the tables made when the environment is set up (beside the
+    installed packages: the same key as in the cache folder, so an upgrade leaves them unused)."""
+    return _tables_file(BUILT_TABLES_FOLDER, voice)
+
+
+BUILT_TABLES_FOLDER = Path(sys.prefix) / "share" / "relax"
 _BUCKETED = "relax-buckets"  # marks a table kept in buckets (JSON has no tuples)
 BUCKET_FROM = 4096  # a table with more entries than this is kept in buckets
 BUCKET_SIZE = 128  # about this many entries to a bucket
+# Buckets kept open per table: the tagger asks for a dozen features of every word, most of them
+# in no table, so over a session every bucket would be opened (the whole table in memory again,
+# 50 MiB with the rest); 64 open keep it near 15 MiB, at about 5 ms more a line (of about 100).
+OPEN_BUCKETS = 64
 
 
 class _Buckets(Mapping):
     """A large JSON object kept as marshalled buckets, each opened the first time a key in it is
     asked for: a line looks up a few hundred of the tables' 270,000 entries, so a cold start
-    opens a fraction of them. Keys are strings (as in JSON), placed by CRC-32 of their UTF-8.
-    Iteration goes bucket by bucket (hibari only looks keys up)."""
+    opens a fraction of them (and at most `OPEN_BUCKETS` stay open). Keys are strings (as in JSON), placed by CRC-32 of their UTF-8.
+    Iteration goes bucket by bucket (hibari only looks keys up). `blobs`: the marshalled
+    buckets (bytes, or `_Stored`: read from the tables file as they are asked for)."""
 
-    def __init__(self, count: int, blobs: list[bytes]):
+    def __init__(self, count: int, blobs):
         self._count = count
         self._blobs = blobs
-        self._open: list[dict | None] = [None] * len(blobs)
+        self._open: dict[int, dict] = {}  # the buckets open now, the longest open first
 
     @staticmethod
     def place(key: str, buckets: int) -> int:
         return zlib.crc32(key.encode("utf-8", "surrogatepass")) % buckets
 
     def _bucket(self, i: int) -> dict:
-        bucket = self._open[i]
+        bucket = self._open.get(i)
         if bucket is None:
-            bucket = self._open[i] = marshal.loads(self._blobs[i])
+            bucket = marshal.loads(self._blobs[i])
+            if len(self._open) >= OPEN_BUCKETS:  # the one opened longest ago goes
+                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                    del self._open[next(iter(self._open))]
+            self._open[i] = bucket
         return bucket
 
     def __getitem__(self, key):
@@ -258,6 +286,38 @@ class _Buckets(Mapping):
 
     def __len__(self) -> int:
         return self._count
+
+
+class _TablesFile:
+    """The open tables file, closed when no table reads from it any more."""
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def __del__(self):
+        with contextlib.suppress(OSError, AttributeError):
+            os.close(self.fd)
+
+
+class _Stored(Sequence):
+    """A table's buckets in the tables file, read from it as they are asked for: bucket i is the
+    bytes from `ends[i-1]` (0 for the first) to `ends[i]` after `start`. Read with `os.pread`,
+    not mapped: the file stays in the system's page cache, not in this process's memory (a
+    mapping would bring in 64 KiB around every bucket opened)."""
+
+    def __init__(self, file: _TablesFile, start: int, ends: list[int]):
+        self._file, self._start, self._ends = file, start, ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> bytes:
+        begin = self._ends[i - 1] if i else 0
+        size = self._ends[i] - begin
+        blob = os.pread(self._file.fd, size, self._start + begin)
+        if len(blob) != size:
+            raise EOFError("the pronunciation tables file was cut short")
+        return blob
 
 
 def _pack(table, depth: int = 0):
@@ -275,55 +335,104 @@ def _pack(table, depth: int = 0):
     return table
 
 
-def _unpack(saved, depth: int = 0):
+def _unpack(saved, depth: int = 0, file=None, start: int = 0):
+    """A saved table as hibari reads it: buckets as `_Buckets`, their blobs in memory (from
+    `_pack`) or in `file` (the open tables file: `start` is where its blobs begin)."""
     if isinstance(saved, tuple) and len(saved) == 3 and saved[0] == _BUCKETED:
         return _Buckets(saved[1], saved[2])
+    if isinstance(saved, tuple) and len(saved) == 4 and saved[0] == _BUCKETED:
+        return _Buckets(saved[1], _Stored(file, start + saved[2], saved[3]))
     if isinstance(saved, dict) and depth < 2:
-        return {key: _unpack(value, depth + 1) for key, value in saved.items()}
+        return {key: _unpack(value, depth + 1, file, start) for key, value in saved.items()}
     return saved
 
 
+# The tables file: `_TABLES_MAGIC`, the SHA-256 of everything after it, the length of the index
+# (8 bytes, little-endian), the index (marshalled: name -> table, each bucketed table as
+# (_BUCKETED, entries, where its blobs begin, where each ends)), then the buckets' blobs.
+_HEAD = len(b"RELAXG2P") + 32 + 8
+
+
 def _read_tables(path: Path) -> dict | None:
-    """The saved tables at `path` (name -> table), or None when missing or damaged."""
+    """The saved tables at `path` (name -> table), or None when missing or damaged. The file is
+    checked whole, then kept open: a bucket is read from it the first time it is opened."""
     try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    head = len(_TABLES_MAGIC) + 32
-    if len(data) <= head or data[: len(_TABLES_MAGIC)] != _TABLES_MAGIC:
-        return None
-    payload = memoryview(data)[head:]
-    if hashlib.sha256(payload).digest() != data[len(_TABLES_MAGIC) : head]:
-        return None
-    try:
-        tables = marshal.loads(payload)
-        if not isinstance(tables, dict):
+        file = _TablesFile(path)
+        head = os.pread(file.fd, _HEAD, 0)
+        if len(head) < _HEAD or head[: len(_TABLES_MAGIC)] != _TABLES_MAGIC:
             return None
-        return {name: _unpack(table) for name, table in tables.items()}
-    except (EOFError, ValueError, TypeError, IndexError):
+        digest = hashlib.sha256(head[-8:])  # the index's length, then the rest
+        at = _HEAD
+        while chunk := os.pread(file.fd, 1 << 20, at):
+            digest.update(chunk)
+            at += len(chunk)
+        if digest.digest() != head[len(_TABLES_MAGIC) : len(_TABLES_MAGIC) + 32]:
+            return None
+        index_size = int.from_bytes(head[-8:], "little")
+        index = marshal.loads(os.pread(file.fd, index_size, _HEAD))
+        if not isinstance(index, dict):
+            return None
+        start = _HEAD + index_size
+        return {name: _unpack(table, 0, file, start) for name, table in index.items()}
+    except (OSError, EOFError, ValueError, TypeError, IndexError):
         return None
 
 
 def _write_tables(path: Path, packed: dict) -> None:
-    """Save tables in their saved form (`_pack`) at `path`, atomically."""
+    """Save tables in their saved form (`_pack`) at `path`, atomically, without gathering the
+    file in memory first."""
+    blobs: list[bytes] = []
+
+    def placed(table, depth: int = 0):
+        if isinstance(table, tuple) and len(table) == 3 and table[0] == _BUCKETED:
+            begin, ends, at = sum(map(len, blobs)), [], 0
+            for blob in table[2]:
+                at += len(blob)
+                ends.append(at)
+            blobs.extend(table[2])
+            return (_BUCKETED, table[1], begin, ends)
+        if isinstance(table, dict) and depth < 2:
+            return {key: placed(value, depth + 1) for key, value in table.items()}
+        return table
+
     try:
-        payload = marshal.dumps(packed)
+        index = marshal.dumps({name: placed(table) for name, table in packed.items()})
     except ValueError:
         return
+    size = len(index).to_bytes(8, "little")
+    digest = hashlib.sha256(size + index)
+    for blob in blobs:
+        digest.update(blob)
+
+    def write(f) -> None:
+        f.write(_TABLES_MAGIC + digest.digest() + size)
+        f.write(index)
+        for blob in blobs:
+            f.write(blob)
+
     with contextlib.suppress(fsio.FsError):  # a cache that cannot be written is only slower
-        fsio.atomic_write(
-            path, _TABLES_MAGIC + hashlib.sha256(payload).digest() + payload, fsync=False
-        )
+        fsio.atomic_write(path, write, fsync=False)
+
+
+def _saved_tables(voice: NeuralVoice, cache_folder: Path) -> dict | None:
+    """The tables made when the environment was set up (`build_tables`), else those kept in the
+    cache folder, else None."""
+    for path in (_built_tables_file(voice), _tables_file(cache_folder, voice)):
+        saved = _read_tables(path)
+        if saved is not None:
+            return saved
+    return None
 
 
 def _g2p(voice: NeuralVoice, cache_folder: Path | None):
     """hibari's pronunciation stage (most of the load time: its lexicons and tagger are JSON).
 
-    The tables it reads (`hibari.g2p._load_json`) are kept in `cache_folder`, marshalled, the
-    large ones in buckets opened as they are needed (`_Buckets`), under a key of hibari's
-    installation and this Python: from there the stage is ready in a tenth of the time, takes
-    15 MiB instead of 100, and answers the same (tested). They are written there after the first
-    load, in the background; that load uses them packed too.
+    The tables it reads (`hibari.g2p._load_json`) are kept marshalled, the large ones in buckets
+    opened as they are needed (`_Buckets`), read from the file (`_read_tables`), under a
+    key of hibari's installation and this Python: made when the environment is set up
+    (`build_tables`), or else in `cache_folder` after the first load (in the background; that
+    load uses them packed too). From there the stage is ready in a tenth of the time, takes a
+    few MiB instead of 100, and answers the same (tested).
     """
     _hibari_compat.import_hibari()
     import hibari.g2p as g2p_module
@@ -333,8 +442,7 @@ def _g2p(voice: NeuralVoice, cache_folder: Path | None):
     original = getattr(g2p_module, "_load_json", None)
     if cache_folder is None or original is None:
         return g2p_module.G2P(british=british)
-    path = _tables_file(cache_folder, voice)
-    saved = _read_tables(path)
+    saved = _saved_tables(voice, cache_folder)
     read: dict = {}
 
     def load_json(name):
@@ -348,31 +456,69 @@ def _g2p(voice: NeuralVoice, cache_folder: Path | None):
     with _hibari_compat.tables_loaded_by(g2p_module, load_json):
         made = g2p_module.G2P(british=british)
     if read and saved is None:
-        _write_later(path, read)
+        _write_later(_tables_file(cache_folder, voice), read)
     return made
 
 
-TABLES_WRITE_DELAY_S = 3.0  # the first load's tables are saved this long after (or at exit)
-_exiting = threading.Event()
+def build_tables(voice_id: str = VOICES[0].id) -> Path | None:
+    """Make the pronunciation tables beside the installed packages (`BUILT_TABLES_FOLDER`), as
+    the environment is set up (scripts/_bootstrap.sh), so that even the first start of the voice
+    reads them packed; the path, or None where that folder cannot be written."""
+    voice = _voice(voice_id)
+    path = _built_tables_file(voice)
+    if not available():
+        return None
+    if _read_tables(path) is not None:
+        return path
+    _hibari_compat.import_hibari()
+    import hibari.g2p as g2p_module
+    from hibari.voices import VOICES as HIBARI_VOICES
+
+    original = g2p_module._load_json
+    read: dict = {}
+
+    def load_json(name):
+        read[name] = _pack(original(name))
+        return _unpack(read[name])
+
+    with _hibari_compat.tables_loaded_by(g2p_module, load_json):
+        g2p_module.G2P(british=HIBARI_VOICES[voice.hibari_name]["british"])
+    _write_tables(path, read)
+    return path if _read_tables(path) is not None else None
+
+
+TABLES_WRITE_DELAY_S = 3.0  # the first load's tables are saved this long after (or sooner)
+_writes_lock = threading.Lock()
+_writes: list[tuple[threading.Thread, threading.Event]] = []  # tables still to save
 
 
 def _write_later(path: Path, tables: dict) -> None:
     """Save the tables `TABLES_WRITE_DELAY_S` after this first load, out of the way of a cold
-    start's first sound (packing them takes about 0.2 s of CPU), or when the process exits
-    sooner."""
+    start's first sound (packing them takes about 0.2 s of CPU), or sooner: when the voice is
+    let go (`release`) or the process exits."""
+    now = threading.Event()
 
     def write():
-        _exiting.wait(TABLES_WRITE_DELAY_S)
+        now.wait(TABLES_WRITE_DELAY_S)
         _write_tables(path, tables)
 
     writer = threading.Thread(target=write, name="relax-neural-tables", daemon=True)
+    with _writes_lock:
+        _writes.append((writer, now))
     writer.start()
 
-    def finish():
-        _exiting.set()
+
+def _finish_writes() -> None:
+    """Save the tables still to save, now, and wait for that."""
+    with _writes_lock:
+        pending = list(_writes)
+        _writes.clear()
+    for writer, now in pending:
+        now.set()
         writer.join()
 
-    atexit.register(finish)
+
+atexit.register(_finish_writes)
 
 
 def _vocab() -> dict:
@@ -480,7 +626,43 @@ def load(voice: NeuralVoice = VOICES[0], cache_folder: Path | None = None):
         with _state_lock:
             _engines[voice.id] = engine
             _loading.pop(voice.id, None)
+        give_back_memory()  # what making the session and its first run left over
         return engine
+
+
+def release() -> bool:
+    """Let the loaded voices go (the onnxruntime session, the model's weights, the pronunciation
+    stage) and give their memory back to the system, once every clip is made: an export renders
+    without them (about 100 MiB less). False, and nothing let go, while a clip is being made;
+    the next clip loads the voice again. The tables of a first load are saved first."""
+    with _load_lock:
+        with _state_lock:
+            loading = list(_loading.values())
+            _loading.clear()
+        for started in loading:  # a load begun for nothing: let it end, and drop it
+            for thread in started.threads:
+                thread.join()
+        _finish_writes()
+        with _state_lock:
+            if _busy:
+                return False
+            _engines.clear()
+    del loading
+    _hibari_compat.forget_caches()
+    gc.collect()
+    give_back_memory()
+    return True
+
+
+def give_back_memory() -> None:
+    """Return the C heap's free pages to the system (glibc's `malloc_trim`): onnxruntime (without
+    its arena) and numpy free a clip's buffers, but glibc keeps most of them mapped."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _voice(voice_id: str) -> NeuralVoice:
@@ -538,6 +720,18 @@ def speech(
 ) -> np.ndarray:
     """`text` spoken at `rate_wpm`: float32 mono at `model.SAMPLE_RATE`, untrimmed, unscaled.
     `cache_folder`: where `load` keeps the pronunciation tables."""
+    global _busy
+    with _state_lock:
+        _busy += 1
+    try:
+        return _speech(text, rate_wpm, voice_id, cache_folder)
+    finally:
+        with _state_lock:
+            _busy -= 1
+        give_back_memory()  # a clip's buffers, most of what grows while a session is made
+
+
+def _speech(text: str, rate_wpm: int, voice_id: str, cache_folder: Path | None) -> np.ndarray:
     import soxr
 
     engine = load(_voice(voice_id), cache_folder)
@@ -556,12 +750,15 @@ def speech(
         out = engine.sess.run(None, {"ids": np.asarray([ids], np.int64), "speed": speed})
         lh, th, ln, lr, phi, f0 = (o[0] for o in out)
         sentence = _trimmed(dsp.synth(lh, th, ln, lr, phi, _calm_pitch(f0), rng), dsp.SR)
+        del out, lh, th, ln, lr, phi, f0  # not alive while the next sentence's run allocates
         if sentence.size:
             parts += [pause, sentence] if parts else [sentence]
     if not parts:
         return np.zeros(0, np.float32)
     raw = np.concatenate(parts)
+    del parts
     soft = _soften(raw, dsp.SR)
+    del raw
     clip = soxr.resample(soft, dsp.SR, model.SAMPLE_RATE, quality="HQ")
     return (np.asarray(clip, dtype=np.float32) * np.float32(LEVEL)).astype(np.float32)
 
@@ -618,6 +815,9 @@ class Neural:
 
     def loaded(self) -> bool:
         return loaded()
+
+    def release(self) -> bool:
+        return release()
 
     def make_clip(
         self, utterance: model.Utterance, voice: VoiceInfo, running: Running | None = None

@@ -291,3 +291,13 @@ def preload(language: str, voice: model.Voice | None = None) -> None:
     with contextlib.suppress(TTSError):  # the voice's own error comes from the synthesis
         chosen = voice_for(language, voice.name, voice.engine)
         _engines[chosen.engine].load(chosen)
+
+
+def release() -> None:
+    """Let every engine drop what it loaded to make clips (the neural voice's model and tables),
+    once a session's speech is all made: what plays or exports next reads the clips from the
+    cache. An engine loads again when it is asked for another clip."""
+    for engine in list(_engines.values()):
+        let_go = getattr(engine, "release", None)  # only engines that hold something have one
+        if let_go is not None:
+            let_go()
