@@ -30,6 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audio_engine.chimes import (  # noqa: F401 (part of this module's interface)
+    _CHIMES,
+    CHIME_FADE_SAMPLES,
+    CHIME_MAX_SAMPLES,
+    CHIME_NAMES,
+    CHIME_VERSION,
+    length_after_peak,
+)
 from audio_engine.model import SAMPLE_RATE, Binaural, Drone, Noise
 
 # RMS per channel of a background layer at volume 1.0: about twice the voice's RMS (~0.1 at
@@ -41,9 +49,6 @@ GUIDE_TONE_HIGH_HZ = 293.66  # D4: the top of the inhale, held through the hold
 GUIDE_TONE_RAMP_SAMPLES = round(0.025 * SAMPLE_RATE)
 _GUIDE_TONE_H2 = 0.08  # 2nd harmonic relative to the fundamental: a touch of warmth
 
-CHIME_MAX_SAMPLES = 6 * SAMPLE_RATE
-CHIME_FADE_SAMPLES = round(0.05 * SAMPLE_RATE)
-_CHIME_FLOOR = 1e-3  # -60 dB of peak: the chime has rung out
 
 LOOP_CROSSFADE_SAMPLES = round(0.1 * SAMPLE_RATE)
 
@@ -52,65 +57,6 @@ _NOISE_SEED = 0x5EED_2E1A
 
 # ---- chimes -----------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class _Partial:
-    ratio: float  # frequency / the chime's fundamental
-    amplitude: float
-    t60_s: float  # time to decay by 60 dB
-    beat_hz: float = 0.0  # a slightly detuned twin (real bells and bowls are not symmetric)
-
-
-@dataclass(frozen=True)
-class _Bell:
-    fundamental_hz: float
-    attack_s: float
-    partials: tuple[_Partial, ...]
-
-
-# Partial ratios: `bell` a small tuned church/temple bell (hum, prime, minor-third tierce, quint,
-# nominal and a quiet upper cluster); `bowl` a Himalayan singing bowl (1 : 2.76 : 5.2 : 8.3, with
-# the beating doublets bowls are known for); `soft` a felt-mallet bar (1 : 2 : 3.93), short.
-# High partials are quiet and die fast so nothing is harsh.
-_CHIMES: dict[str, _Bell] = {
-    "bell": _Bell(
-        fundamental_hz=440.0,
-        attack_s=0.004,
-        partials=(
-            _Partial(0.5, 0.30, 5.5, 0.4),
-            _Partial(1.0, 1.00, 4.5, 0.7),
-            _Partial(1.19, 0.40, 3.5),
-            _Partial(1.5, 0.16, 2.5),
-            _Partial(2.0, 0.40, 3.0, 1.1),
-            _Partial(2.51, 0.10, 1.6),
-            _Partial(2.66, 0.08, 1.4),
-            _Partial(3.01, 0.05, 1.0),
-        ),
-    ),
-    "bowl": _Bell(
-        fundamental_hz=196.0,
-        attack_s=0.012,
-        partials=(
-            _Partial(1.0, 1.00, 7.5, 0.9),
-            _Partial(2.76, 0.45, 5.5, 1.6),
-            _Partial(5.2, 0.14, 3.0, 2.3),
-            _Partial(8.3, 0.04, 1.6),
-        ),
-    ),
-    "soft": _Bell(
-        fundamental_hz=659.26,
-        attack_s=0.006,
-        partials=(
-            _Partial(1.0, 1.00, 1.3),
-            _Partial(2.0, 0.12, 0.8),
-            _Partial(3.93, 0.05, 0.35),
-        ),
-    ),
-}
-
-
-CHIME_NAMES = tuple(sorted(_CHIMES))
-CHIME_VERSION = 2  # bump when anything changes what a chime contains
 
 _installed_chimes: dict[str, np.ndarray] = {}
 
@@ -166,20 +112,7 @@ def _unit_chime(name: str) -> np.ndarray:
     x[:attack] *= np.sin(0.5 * np.pi * np.arange(attack) / attack) ** 2
     peak = float(np.max(np.abs(x)))
 
-    def bound(i: int) -> float:  # upper bound of |x| from sample i on: the partials' envelopes
-        return sum(
-            p.amplitude * math.exp(-_LN1000 * i / (p.t60_s * SAMPLE_RATE)) for p in spec.partials
-        )
-
-    # The envelopes only fall: the first sample where they are all but gone, by bisection.
-    lo, hi = 0, n_max
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if bound(mid) < _CHIME_FLOOR * peak:
-            hi = mid
-        else:
-            lo = mid + 1
-    n = min(lo + 1, n_max)
+    n = length_after_peak(spec, peak)
     x = x[:n]
     fade = min(CHIME_FADE_SAMPLES, n)
     # cos^2 from 1 to exactly 0 on the last sample.

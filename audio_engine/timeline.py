@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from audio_engine import synth
+from audio_engine import chimes
 from audio_engine.errors import Diagnostic, TimingError
 from audio_engine.model import (
     DEFAULT_CUES,
@@ -404,7 +404,7 @@ class _Builder:
         self.pauses: list[tuple[int, int]] = []
         self.inherited: Voice | None = None  # the voice of the repeats around the current step
         # Only the words matter to `speech_requests`: it places chimes without their length.
-        self.chime_samples = synth.chime_samples if check else lambda name: 0
+        self.chime_samples = chimes.samples if check else lambda name: 0
         self._reported: set[tuple] = set()
         self._voices: dict[tuple, Voice] = {}
         lang = primary_language(session.language)

@@ -1,5 +1,5 @@
 """Commands that start at once: `relax --help` imports no command module, and `safety`,
-`history`, `validate --no-voice` and `--help` never import numpy or an engine."""
+`history`, `list`, `validate --no-voice` and `--help` never import numpy or an engine."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def test_the_help_lists_every_command_with_its_own_summary():
         ["--help"],
         ["safety"],
         ["history"],
+        ["list"],
         ["validate", "--no-voice", "sessions/breathing-478.en.yaml"],
     ],
     ids=lambda w: " ".join(w),
@@ -48,3 +49,29 @@ def test_light_commands_import_no_numpy_and_no_engine(words):
     assert not heavy & imported, sorted(heavy & imported)
     if words == ["--help"]:
         assert not {m for m in imported if m.startswith("audio_engine.cli.")}
+
+
+def test_a_timeline_with_chimes_needs_no_numpy():
+    """What `relax list` and `relax info` place a session by (its script, its lines, its timeline
+    with every chime at its length) loads no numpy: the chime lengths come from `chimes`."""
+    code = (
+        "import sys\n"
+        "from audio_engine import script, timeline\n"
+        "from audio_engine.model import SAMPLE_RATE\n"
+        "session, _ = script.check(sys.argv[1])\n"
+        "lengths = {u: SAMPLE_RATE for u in timeline.speech_requests(session)}\n"
+        "compiled = timeline.compile(session, lengths, strict=False)\n"
+        "chimes = [e for e in compiled.events if e.kind == 'chime']\n"
+        "print(len(chimes), compiled.total_samples, 'numpy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "sessions/breathing-478.en.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, total, numpy_loaded = done.stdout.split()
+    assert int(count) > 0 and int(total) > 0
+    assert numpy_loaded == "False"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-from audio_engine import synth
+from audio_engine import chimes, synth
 from audio_engine.model import SAMPLE_RATE, Binaural, Drone, Noise
 
 SR = SAMPLE_RATE
@@ -415,6 +415,18 @@ def test_chime_character():
         assert p[f > 2000].sum() < 1e-4 * p.sum(), name  # calm: no harsh high partials
         pitches[name] = f[np.argmax(p)]
     assert pitches["bowl"] < pitches["bell"] < pitches["soft"]
+
+
+@pytest.mark.parametrize("name", ["bell", "bowl", "soft"])
+def test_the_timeline_places_each_chime_at_the_length_synth_makes_it(name):
+    """`chimes.samples` finds the peak in plain Python (the timeline needs no numpy); the sound,
+    made here afresh with numpy, is exactly that long."""
+    chimes.samples.cache_clear()
+    synth._unit_chime.cache_clear()
+    assert synth._installed_chimes.get(name) is None
+    assert chimes.samples(name) == len(synth.chime(name, 0.7)) == synth.chime_samples(name)
+    with pytest.raises(ValueError, match="chime"):
+        chimes.samples("gong")
 
 
 def test_chime_is_deterministic_and_cached():

@@ -28,8 +28,11 @@ import sys
 import threading
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
+    import numpy as np
+
 
 _IMPORT_LOCK = threading.Lock()
 _TABLES_LOCK = threading.Lock()
@@ -115,12 +118,16 @@ class _PocketFFT:
 
     @staticmethod
     def _aligned(x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         if x.dtype.kind not in "fc" or x.dtype == np.float16:
             raise TypeError(f"unexpected FFT input {x.dtype}")
         dtype = x.dtype.newbyteorder("=")
         return np.array(x, dtype=dtype, copy=True if not x.flags["ALIGNED"] else None)
 
     def rfft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
+        import numpy as np
+
         if n is not None or norm is not None or workers is not None:
             raise TypeError("only the calls hibari makes")
         tmp = self._aligned(np.asarray(x))
@@ -129,6 +136,8 @@ class _PocketFFT:
         return self._kernels.r2c(tmp, (axis,), True, 0, None, 1)
 
     def irfft(self, x, n=None, axis=-1, norm=None, overwrite_x=False, workers=None):
+        import numpy as np
+
         if n is None or norm is not None or workers is not None:
             raise TypeError("only the calls hibari makes")
         tmp = self._aligned(np.asarray(x))

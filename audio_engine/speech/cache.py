@@ -23,10 +23,12 @@ import sys
 import threading
 from gettext import gettext as _
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from audio_engine import fsio, model
+
+if TYPE_CHECKING:  # numpy only where a clip is read or kept: a length needs none (`relax list`)
+    import numpy as np
 
 PROCESSING_VERSION = 2  # bump when anything changes what a clip sounds like (2: no lost rate)
 _MAGIC = b"RELAXSP1"
@@ -83,6 +85,8 @@ def load(path: Path) -> np.ndarray | None:
         return None
     if hashlib.sha256(payload).digest() != digest:
         return None
+    import numpy as np
+
     return np.frombuffer(payload, dtype="<f4").astype(np.float32)
 
 
@@ -108,6 +112,8 @@ def length(path: Path) -> int | None:
 
 def store(path: Path, clip: np.ndarray) -> None:
     """Keep `clip` at `path`; in memory for this run where the folder cannot be written."""
+    import numpy as np
+
     payload = np.ascontiguousarray(clip, dtype="<f4").tobytes()
     header = _HEADER.pack(_MAGIC, clip.size, hashlib.sha256(payload).digest())
 

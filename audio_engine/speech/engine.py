@@ -21,11 +21,12 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from audio_engine import model
+
+if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
+    import numpy as np
 
 TRIM_THRESHOLD_DBFS = -50.0
 TRIM_MARGIN_S = 0.003
@@ -141,6 +142,8 @@ def plausible_range_s(text: str, rate_wpm: int) -> tuple[float, float]:
 
 def raised_cosine(n: int) -> np.ndarray:
     """A fade-in of `n` samples (half a cosine period), float32."""
+    import numpy as np
+
     return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
 
 
@@ -148,6 +151,8 @@ def trim_and_ramp(signal: np.ndarray) -> np.ndarray:
     """`signal` without the silence around it, `TRIM_MARGIN_S` kept, `RAMP_S` ramps at both ends.
 
     Raises `ClipRejected` when there is only silence."""
+    import numpy as np
+
     threshold = 10.0 ** (TRIM_THRESHOLD_DBFS / 20.0)
     loud = np.flatnonzero(np.abs(signal) > threshold)
     if loud.size == 0:
@@ -178,12 +183,16 @@ def check_length(clip: np.ndarray, text: str, rate_wpm: int) -> np.ndarray:
 def checked(signal: np.ndarray, utterance: model.Utterance) -> np.ndarray:
     """An engine's raw speech for `utterance` as a clip: trimmed and ramped, its length checked
     (`ClipRejected`), not yet scaled by the volume (`scaled`)."""
+    import numpy as np
+
     clip = trim_and_ramp(np.asarray(signal, dtype=np.float32))
     return check_length(clip, utterance.text, int(utterance.voice.rate_wpm))
 
 
 def scaled(clip: np.ndarray, utterance: model.Utterance) -> np.ndarray:
     """`clip` at the utterance's volume, float32."""
+    import numpy as np
+
     return (clip * np.float32(utterance.voice.volume)).astype(np.float32)
 
 

@@ -38,8 +38,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from audio_engine import model
 from audio_engine.errors import TTSError
@@ -54,6 +53,9 @@ from audio_engine.speech.engine import (
     package_stamp,
     scaled,
 )
+
+if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
+    import numpy as np
 
 NAME = "espeak"
 SERVER_START_TIMEOUT_S = 30.0
@@ -395,6 +397,7 @@ def _parse_info(info: dict) -> tuple[str, tuple[VoiceInfo, ...], dict[tuple[str,
 
 def _decode(path: Path, utterance: model.Utterance) -> np.ndarray:
     """Read, verify and process the driver's file into an unscaled clip at SAMPLE_RATE."""
+    import numpy as np
     import soundfile  # only when a clip is made: keeps start-up from a warm cache short
     import soxr
 

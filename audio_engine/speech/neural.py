@@ -64,8 +64,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from audio_engine import fsio, model
 from audio_engine.errors import TTSError
@@ -81,6 +80,9 @@ from audio_engine.speech.engine import (
     spec_origin,
     trim_and_ramp,
 )
+
+if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
+    import numpy as np
 
 ENGINE = "neural"
 SEED = 0
@@ -149,6 +151,8 @@ def speaks(language: str) -> bool:
 
 def speed_for(rate_wpm: float) -> float:
     """hibari's `speed` for `rate_wpm` (linear between the measured points of `RATE_TABLE`)."""
+    import numpy as np
+
     wpm = [w for w, _ in RATE_TABLE]
     speeds = [s for _, s in RATE_TABLE]
     if rate_wpm <= wpm[0]:
@@ -530,6 +534,8 @@ def _vocab() -> dict:
 def _ready_session(voice: NeuralVoice):
     """The session, run once on a short input together with the vocoder and the resampler (the
     first run of each sets itself up: about 40 ms of the first clip); (session, vocabulary)."""
+    import numpy as np
+
     session = _session(voice)
     vocab = _vocab()
     with contextlib.suppress(Exception):  # only a head start: the clip's own run reports
@@ -674,6 +680,8 @@ def _voice(voice_id: str) -> NeuralVoice:
 
 def _calm_pitch(f0: np.ndarray) -> np.ndarray:
     """Lower the pitch curve and narrow its excursions around the line's median (in log pitch)."""
+    import numpy as np
+
     voiced = f0 > VOICED_HZ
     if not voiced.any():
         return f0
@@ -687,6 +695,8 @@ def _calm_pitch(f0: np.ndarray) -> np.ndarray:
 def _trimmed(sentence: np.ndarray, rate_hz: int) -> np.ndarray:
     """One sentence without the model's silence around it (under -60 dBFS after `LEVEL`), with
     `EDGE_S` kept and 4 ms raised-cosine ramps."""
+    import numpy as np
+
     threshold = 10.0 ** (-60.0 / 20.0) / LEVEL
     loud = np.flatnonzero(np.abs(sentence) > threshold)
     if loud.size == 0:
@@ -703,6 +713,8 @@ def _trimmed(sentence: np.ndarray, rate_hz: int) -> np.ndarray:
 
 def _soften(signal: np.ndarray, rate_hz: int) -> np.ndarray:
     """A gentle high shelf: `SHELF_DB` above `SHELF_HZ`, smooth (raised-cosine) over an octave."""
+    import numpy as np
+
     n = signal.size
     if n == 0:
         return signal
@@ -732,6 +744,7 @@ def speech(
 
 
 def _speech(text: str, rate_wpm: int, voice_id: str, cache_folder: Path | None) -> np.ndarray:
+    import numpy as np
     import soxr
 
     engine = load(_voice(voice_id), cache_folder)

@@ -32,12 +32,14 @@ import os
 import re
 import threading
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from audio_engine import fsio, model
 from audio_engine.errors import TTSError
 from audio_engine.speech.engine import ClipRejected, Running, VoiceInfo, raised_cosine, scaled
+
+if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
+    import numpy as np
 
 NAME = model.RECORDED
 PROCESSING_VERSION = 1  # bump when `process` changes what a clip sounds like
@@ -110,6 +112,7 @@ def process(signal: np.ndarray, rate_hz: int) -> np.ndarray:
     """A recording (samples x channels, or mono) as a clip: see the module's description.
 
     Raises `ClipRejected` when it holds only silence."""
+    import numpy as np
     import soxr
     from scipy.signal import butter, sosfilt, sosfilt_zi
 

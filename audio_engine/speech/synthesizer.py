@@ -21,13 +21,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from audio_engine import fsio, model
 from audio_engine.errors import RelaxError, TTSError
 from audio_engine.speech import cache, voices
 from audio_engine.speech.engine import Running, VoiceInfo
+
+if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
+    import numpy as np
 
 
 class ClipNotReady(TTSError, TimeoutError):
@@ -99,6 +101,7 @@ class Synthesizer:
     """
 
     def __init__(self, jobs: int | None = None, *, keep_clips: bool = True):
+
         self._jobs = max(1, jobs or os.cpu_count() or 1)
         self._cond = threading.Condition()
         self._pending: deque[model.Utterance] = deque()
