@@ -16,7 +16,8 @@ from audio_engine.app import model, saving, ui, window
 pygame = pytest.importorskip("pygame")
 
 SIZES = [(800, 600), (1920, 1080), (2880, 1800)]  # the last: a HiDPI laptop screen
-VIEWS = ["library", "session", "history", "reminders", "safety", "summary", "saving"]
+VIEWS = ["library", "session", "history", "reminders", "safety", "summary", "saving", "phone"]
+PHONE_URL = "http://192.168.178.20:8478/" + "k" * 32 + "/feed.xml"
 
 
 @pytest.fixture
@@ -44,6 +45,10 @@ def _show(app, view):
         app.summary = ("nl", "Korte reset", "Vandaag: 1 min geoefend · 2 dagen op rij")
     if view == "saving":
         app.save_state = {"busy": True, "fraction": 0.4, "stage": "loudness", "title": "Quick"}
+    if view == "phone":
+        from audio_engine.phone import qr
+
+        app.phone_state = {"busy": False, "url": PHONE_URL, "png": qr.png_bytes(PHONE_URL)}
     if view != "session":
         app.go(view)
     app.frame()
@@ -314,3 +319,118 @@ def test_the_readme_picture_can_be_made_again(tmp_path):
     committed = pygame.image.load(str(root / "docs" / "library.png"))
     assert made.get_size() == committed.get_size() == (960, 720)
     assert "docs/library.png" in (root / "README.md").read_text().split("\n\n")[1]
+
+
+SHORT_NL = """\
+format: 1
+id: kort
+title: Kort
+language: nl
+description: Een korte test.
+steps:
+  - say: Hallo daar.
+  - pause: 0.5s
+"""
+
+
+def _refused(url: str) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    try:
+        socket.create_connection((where.hostname, where.port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def _wait_for_the_feed(a, timeout_s=240):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while a.phone_state.get("busy"):
+        kit = a.frame()
+        assert "bar" in [role for role, _r in kit.boxes] or not a.phoning.get("busy")
+        assert time.monotonic() < deadline, "the feed was not made in time"
+        time.sleep(0.1)
+    return a.frame()
+
+
+def test_listen_on_your_phone_serves_the_feed_with_a_qr_code_and_stops_on_leaving(
+    app, tmp_path, monkeypatch
+):
+    import urllib.request
+
+    import feedparser
+    import zxingcpp
+
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    (sessions / "kort.nl.yaml").write_text(SHORT_NL)
+    monkeypatch.setenv("RELAX_SESSIONS_DIR", str(sessions))
+    i18n.set_language("nl")
+    a = app()
+    a.back()  # past the safety text
+    a.items = [i for i in a.items if not i.builtin]  # a short export: the own session only
+    a.phone_local, a.phone_port = True, 0  # this computer only, any free port
+    kit = a.frame()
+    button = next(c for c in kit.controls if c.id == "phone")
+    assert button.label == "Luister op je telefoon"
+    a.handle(
+        pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=pygame.Rect(button.rect).center)
+    )
+    assert a.view == "phone"
+    kit = _wait_for_the_feed(a)
+    assert "error" not in a.phone_state, a.phone_state.get("error")
+    url = a.phone_state["url"]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/feed.xml")
+    # The code on the screen reads back as the link, which is written under it.
+    (x, y, w, h) = next(r for role, r in kit.boxes if role == "qr")
+    assert w == h >= 200
+    pixels = pygame.surfarray.array3d(pygame.display.get_surface())[x : x + w, y : y + h]
+    (code,) = zxingcpp.read_barcodes(np.ascontiguousarray(pixels.transpose(1, 0, 2)))
+    assert code.text == url
+    texts = {t.role: t.text for t in kit.texts}
+    assert texts["url"] == url
+    assert texts["note"] == "Alleen deze computer kan luisteren."
+    # A real GET: the feed lists the session, and its episode is served.
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        parsed = feedparser.parse(answer.read())
+    assert [e.title for e in parsed.entries] == ["Kort"]
+    enclosure = parsed.entries[0].enclosures[0]
+    with urllib.request.urlopen(enclosure.href, timeout=30) as answer:
+        assert answer.headers["Content-Type"] == "audio/mpeg"
+        assert len(answer.read()) == int(enclosure.length) > 1000
+    # Esc leaves the view: the server is stopped, the port refuses connections.
+    _key(a, "K_ESCAPE")
+    assert a.view == "library" and a.focus == "phone"
+    assert _refused(url)
+    # Again (nothing to export), then the window is closed: stopped as well.
+    _key(a, "K_RETURN")
+    assert a.view == "phone"
+    _wait_for_the_feed(a)
+    again = a.phone_state["url"]
+    with urllib.request.urlopen(again, timeout=30) as answer:
+        assert answer.status == 200
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    assert a.run() == 0
+    assert _refused(again)
+
+
+def test_the_phone_view_says_who_can_listen(app):
+    from audio_engine.phone import qr
+
+    i18n.set_language("nl")
+    a = app()
+    a.back()
+    a.go("phone")
+    a.phone_state = {"busy": False, "url": PHONE_URL, "png": qr.png_bytes(PHONE_URL)}
+    note = next(t.text for t in a.frame().texts if t.role == "note")
+    assert note == "Iedereen op dit netwerk die de link heeft, kan luisteren."
+    a.phone_state = {"busy": True, "fraction": 0.5}
+    kit = a.frame()
+    assert [t.text for t in kit.texts if t.role == "status"] == [
+        "De sessies voor je telefoon exporteren\u2026"
+    ]
+    (bar,) = [r for role, r in kit.boxes if role == "bar"]

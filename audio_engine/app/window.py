@@ -7,8 +7,9 @@ one frame and registers its controls, and the loop turns keys and clicks into th
 - Tab / Shift+Tab and the arrow keys move the focus (a warm ring), Enter or Space activates,
   Esc goes back; the mouse clicks, its wheel scrolls.
 - library -> session (language, voice speed, background; Start, Save for your phone) ->
-  the pacer in this window -> summary -> library; History, Reminders and Safety from the
-  library's header. The safety text is shown once, at the first start.
+  the pacer in this window -> summary -> library; Listen on your phone (the library as
+  `relax phone`'s podcast feed, served while that view is open, with its QR code), History,
+  Reminders and Safety from the library's header. The safety text is shown once, at the first start.
 
 With `RELAX_APP_TRACE=FILE` each new frame's controls, texts and boxes are written to FILE as
 JSON (what the tests drive the window by, through real X input).
@@ -24,7 +25,7 @@ import threading
 from pathlib import Path
 
 from audio_engine import history, i18n
-from audio_engine.app import model, reminders, saving, ui
+from audio_engine.app import model, phoning, reminders, saving, ui
 from audio_engine.app.launcher import WM_CLASS
 from audio_engine.errors import RelaxError
 from audio_engine.i18n import _
@@ -34,7 +35,12 @@ FPS = 30  # while something moves (the export's progress bar)
 IDLE_REDRAW_MS = 500
 LANGUAGE_NAMES = {"en": "English", "nl": "Nederlands"}
 EVERY_MIN, EVERY_MAX, EVERY_STEP = 30, 60, 5
-OWN_MESSAGE = ("session", "saving", "reminders")  # views that show `message` in their own place
+OWN_MESSAGE = (
+    "session",
+    "saving",
+    "reminders",
+    "phone",
+)  # views that show `message` in their own place
 SAFETY_SHOWN = "safety-shown-in-window"  # marker: the window showed the safety text once
 # Where Esc goes from each view.
 PARENT = {
@@ -44,6 +50,7 @@ PARENT = {
     "history": "library",
     "reminders": "library",
     "saving": "session",
+    "phone": "library",
 }
 
 
@@ -75,6 +82,11 @@ class App:
         self.summary: tuple[str, str, str] | None = None  # language, title, text
         self.save_state: dict = {}
         self.saving: dict = {}
+        self.phoning: dict = {}
+        self.phone_state: dict = {}  # the feed served while the phone view is open
+        self.phone_local = False  # serve the feed to this computer only (127.0.0.1)
+        self.phone_port: int | None = None  # None: the port `relax phone` uses; 0: any free one
+        self._qr: tuple[str, object] | None = None  # (url, its QR code as a pygame surface)
         self.remind_form: dict = {}
         self.running = True
         self._trace = os.environ.get("RELAX_APP_TRACE")
@@ -109,7 +121,10 @@ class App:
             return  # the file is being written; Back comes when it is done
         target = PARENT[self.view]
         focus = None
-        if target == "library" and self.item is not None:
+        if self.view == "phone":
+            self._stop_phone()
+            focus = "phone"
+        elif target == "library" and self.item is not None:
             focus = f"item:{self.item.id}"
         elif target == "session":
             focus = "start"
@@ -144,7 +159,9 @@ class App:
         while self.running:
             events = pygame.event.get()
             still = drawn and self.saving == self.save_state  # the export's progress is shown
-            if not events and still and not self.save_state.get("busy"):
+            still = still and self.phoning == self.phone_state
+            busy = self.save_state.get("busy") or self.phone_state.get("busy")
+            if not events and still and not busy:
                 # Nothing moves: sleep until something happens (a key, the mouse, an expose);
                 # only the reminder's status changes by itself, and is looked at again.
                 event = pygame.event.wait(IDLE_REDRAW_MS)
@@ -163,6 +180,7 @@ class App:
             drawn = True
             clock.tick(FPS)
         self._stop_saving()
+        self._stop_phone()
         return 0
 
     def _stop_saving(self) -> None:
@@ -177,6 +195,7 @@ class App:
         surface = pygame.display.get_surface()
         # One look at the export's progress per frame: what is drawn is what the trace says.
         self.saving = dict(self.save_state)
+        self.phoning = dict(self.phone_state)
         if self.view == "saving" and self.saving.get("path") and not self.saving.get("focused"):
             self.save_state["focused"] = True  # done: the next thing to do has the focus
             self.focus = "open-folder"
@@ -224,6 +243,9 @@ class App:
             "boxes": [[role, list(rect)] for role, rect in kit.boxes],
             "message": self.message,
             "save": {k: str(v) for k, v in self.saving.items() if k != "thread"},
+            "phone": {
+                k: str(self.phoning[k]) for k in ("busy", "url", "error") if k in self.phoning
+            },
         }
         text = json.dumps(data, ensure_ascii=False)
         if text == self._traced:
@@ -318,6 +340,7 @@ class App:
         y = pad
         # Header: the name, then History, Reminders, Safety on the right.
         labels = [
+            ("phone", _("Listen on your phone")),
             ("history", _("History")),
             ("reminders", _("Reminders")),
             ("safety", _("Safety")),
@@ -325,7 +348,10 @@ class App:
         widths = [kit.button_width(label) for _id, label in labels]
         x = kit.w - pad * 2 - sum(widths) - pad * (len(widths) - 1)
         name_w = max(0, x - pad * 4)
-        kit.text("heading", "relax", (pad * 2, y, name_w, kit.target), int(unit * 1.4), bold=True)
+        if ui.font(int(unit * 1.4), bold=True).size("relax")[0] <= name_w:  # whole, or not at all
+            kit.text(
+                "heading", "relax", (pad * 2, y, name_w, kit.target), int(unit * 1.4), bold=True
+            )
         header_controls = []
         for (view, label), width in zip(labels, widths, strict=True):
             header_controls.append((view, label, (x, y, width, kit.target)))
@@ -361,7 +387,8 @@ class App:
                 self.scroll = focused[1] + focused[2] - room
 
         for view, label, rect in header_controls:
-            kit.button(view, label, rect, lambda v=view: self.go(v))
+            action = self._listen if view == "phone" else (lambda v=view: self.go(v))
+            kit.button(view, label, rect, action)
         shown = [
             top <= top + ry - self.scroll and top + ry - self.scroll + rh <= bottom
             for _kind, ry, rh, _data in rows
@@ -722,6 +749,91 @@ class App:
         except OSError as exc:
             self.message = _("Could not open the folder: {reason}").format(reason=exc)
 
+    # ---- listen on your phone ---------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """The library in the interface's language made into the feed, then served."""
+        language = i18n.language()
+        scripts = [
+            v.path
+            for item in self.items
+            for v in item.versions
+            if model.primary_language(v.language) == model.primary_language(language)
+        ]
+        self._stop_phone()
+        state = {"busy": True, "fraction": 0.0, "lock": threading.Lock()}
+        self.phone_state = state
+        thread = threading.Thread(
+            target=phoning.work,
+            args=(state, scripts, language, self.phone_local, self.phone_port),
+            daemon=True,
+        )
+        state["thread"] = thread
+        self.go("phone", "back")
+        thread.start()
+
+    def _stop_phone(self) -> None:
+        if self.phone_state:
+            phoning.stop(self.phone_state)
+
+    def _qr_image(self, url: str, png: bytes):
+        import pygame
+
+        if self._qr is None or self._qr[0] != url:
+            self._qr = (url, pygame.image.load(io.BytesIO(png), "qr.png").convert())
+        return self._qr[1]
+
+    def _draw_phone(self, kit: ui.Kit) -> None:
+        import pygame
+
+        state = self.phoning
+        pad, unit = kit.pad, kit.unit
+        y = self._header(kit, _("Listen on your phone"))
+        left, width = pad * 2, kit.w - pad * 4
+        line_h = int(unit * 1.5)
+        if state.get("busy"):
+            kit.text(
+                "status",
+                _("Exporting the sessions for your phone\u2026"),
+                (left, y, width, int(unit * 1.6)),
+                unit,
+            )
+            y += int(unit * 1.6) + pad
+            kit.bar((left, y, width, max(8, unit // 2)), state.get("fraction", 0.0))
+            return
+        if state.get("error") or not state.get("url"):
+            kit.paragraph("error", state.get("error", ""), (left, y, width, unit * 6), unit, ui.NEW)
+            return
+        url = state["url"]
+        small = int(unit * 0.85)
+        used = kit.paragraph(
+            "status",
+            _("In a podcast app on your phone, scan this code or add the link under it:"),
+            (left, y, width, ui.font(small).get_linesize() * 2),
+            small,
+        )
+        y += used + pad
+        if state.get("host_found", True) and not url.startswith("http://127."):
+            note = _("Anyone on this network who has the link can listen.")
+        elif state.get("host_found", True):
+            note = _("Only this computer can listen.")
+        else:
+            note = _("No local network found; only this computer can listen.")
+        # The code as large as the room under the text allows, whole pixels per module (sharp).
+        image = self._qr_image(url, state["png"])
+        modules = image.get_width() // qr_scale()
+        room = min(width, kit.h - y - 2 * line_h - 3 * pad)
+        side = max(modules, room // modules * modules)
+        scaled = pygame.transform.scale(image, (side, side))
+        rect = pygame.Rect(0, y, side, side)
+        rect.centerx = kit.w // 2
+        kit.surface.blit(scaled, rect)
+        kit.boxes.append(("qr", tuple(rect)))
+        y += side + pad
+        kit.text("url", url, (left, y, width, line_h), small, align="center")
+        y += line_h
+        kit.text("note", note, (left, y, width, line_h), small, ui.MUTED, align="center")
+
     # ---- history ----------------------------------------------------------------------------
 
     def _draw_history(self, kit: ui.Kit) -> None:
@@ -987,6 +1099,12 @@ def _first_time(marker: str) -> bool:
         return True
     safety.mark_pointer_shown()  # the whole text was shown: the terminal's pointer is not needed
     return True
+
+
+def qr_scale() -> int:
+    from audio_engine.phone import qr
+
+    return qr.PNG_SCALE
 
 
 def pacer_wrap(font, text: str, width: int) -> list[str]:

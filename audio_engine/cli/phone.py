@@ -68,7 +68,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from audio_engine import library
-    from audio_engine.phone import episodes, server
+    from audio_engine.phone import episodes, link, server
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0-65535, not {args.port}")
@@ -92,14 +92,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     # The address and port first: one that cannot be had is said before minutes of exporting.
-    host = "127.0.0.1" if args.local else server.lan_address()
-    if host is None:
+    host, found = link.address(args.local)
+    if not found:
         print(
             _("relax: no local network found; only this computer can listen (127.0.0.1)"),
             file=sys.stderr,
         )
-        host = "127.0.0.1"
-    port = args.port if args.port is not None else int(state.get("port", server.DEFAULT_PORT))
+    port = link.port(state, args.port)
     serving = None
     if not args.no_serve:
         serving = server.Server(folder, state["token"], (), host, port, log=_log)
@@ -112,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _make_and_serve(args, selection, folder, state, language, host, port, serving) -> int:
-    from audio_engine.phone import episodes, feed, qr, server
+    from audio_engine.phone import episodes, feed, link, qr
 
     progress = _common.Progress(_("exporting sessions for your phone"))
     try:
@@ -134,13 +133,7 @@ def _make_and_serve(args, selection, folder, state, language, host, port, servin
         ),
         file=sys.stderr,
     )
-    if args.port:  # a port asked for is the next run's default: the phone's link keeps working
-        state["port"] = args.port
-    base = server.base_url(host, port, state["token"])
-    feed.write(folder, result.episodes, base, language, state)
-    episodes.save_state(folder, state)
-    url = base + feed.FEED
-    qr.write_png(url, folder / qr.PNG_NAME)
+    url = link.publish(folder, state, result.episodes, language, host, port, args.port)
     print(
         _("relax: in a podcast app on your phone, scan this code or add the link under it:"),
         file=sys.stderr,

@@ -11,6 +11,8 @@ Entry points (each in its own module, imported when used):
   written with feedgen (iTunes tags and the Podcasting 2.0 namespace).
 - `icon.icon_png(size_px)`: the feed's picture (the project's icon, drawn with pygame).
 - `qr.terminal_text(url)`, `qr.write_png(url, path)`: the feed's URL as a QR code (segno).
+- `link.address(local)`, `link.port(state, asked)`, `link.publish(...)`: where the feed is
+  served and the feed written for that link (shared by `relax phone` and the library window).
 - `server.Server(folder, token, files, host, port)`: the feed folder over HTTP (waitress with
   werkzeug's ranges), only its feed's files and only under the token.
 """
