@@ -192,7 +192,7 @@ def _bus_call(method, signature, body):
 class Xvfb:
     """A virtual X display (`display` like ':57'), with the screen-saver extension."""
 
-    def __init__(self):
+    def __init__(self, size: str = "640x480"):
         exe = shutil.which("Xvfb")
         if exe is None:
             pytest.skip("Xvfb is not installed (scripts/test installs it as root with apt)")
@@ -205,7 +205,7 @@ class Xvfb:
                 str(write_fd),
                 "-screen",
                 "0",
-                "640x480x24",
+                f"{size}x24",
                 "-nolisten",
                 "tcp",
                 "-noreset",

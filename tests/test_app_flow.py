@@ -27,34 +27,7 @@ def xvfb():
     pytest.importorskip("Xlib")
     from tests._remind_bus import Xvfb
 
-    server = Xvfb.__new__(Xvfb)
-    exe = shutil.which("Xvfb")
-    if exe is None:
-        pytest.skip("Xvfb is not installed (scripts/test installs it as root with apt)")
-    read_fd, write_fd = os.pipe()
-    server.proc = subprocess.Popen(
-        [
-            exe,
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            "1920x1080x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as f:
-        number = f.readline().strip()
-    if not number:
-        server.stop()
-        pytest.fail("Xvfb did not start")
-    server.display = f":{number}"
+    server = Xvfb("1920x1080")
     yield server
     server.stop()
 
