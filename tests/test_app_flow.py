@@ -260,7 +260,7 @@ def test_the_library_at_1920x1080(xvfb, tmp_path):
     try:
         state = person.wait(lambda s: s.get("view") == "library", what="the library")
         person.key("Tab")
-        state = person.wait(lambda s: s.get("focus") == "reminders", what="Tab")
+        state = person.wait(lambda s: s.get("focus") == "history", what="Tab")
         _check_screen(person.screenshot(size), state, tmp_path / "library-1920x1080.png")
         assert min(t["size"] for t in state["texts"]) >= 20  # scaled with the window
     finally:
