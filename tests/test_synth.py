@@ -418,15 +418,21 @@ def test_chime_character():
 
 
 @pytest.mark.parametrize("name", ["bell", "bowl", "soft"])
-def test_the_timeline_places_each_chime_at_the_length_synth_makes_it(name):
+def test_the_timeline_places_each_chime_at_the_length_synth_makes_it(name, monkeypatch):
     """`chimes.samples` finds the peak in plain Python (the timeline needs no numpy); the sound,
     made here afresh with numpy, is exactly that long."""
     chimes.samples.cache_clear()
     synth._unit_chime.cache_clear()
-    assert synth._installed_chimes.get(name) is None
-    assert chimes.samples(name) == len(synth.chime(name, 0.7)) == synth.chime_samples(name)
-    with pytest.raises(ValueError, match="chime"):
-        chimes.samples("gong")
+    synth.chime.cache_clear()
+    # Not the chime another test installed from the tables cache: made here afresh.
+    monkeypatch.setattr(synth, "_installed_chimes", {})
+    try:
+        assert chimes.samples(name) == len(synth.chime(name, 0.7)) == synth.chime_samples(name)
+        with pytest.raises(ValueError, match="chime"):
+            chimes.samples("gong")
+    finally:  # later tests get the installed chimes again
+        synth._unit_chime.cache_clear()
+        synth.chime.cache_clear()
 
 
 def test_chime_is_deterministic_and_cached():
