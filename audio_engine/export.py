@@ -792,7 +792,15 @@ def export_many(
         # Workers start with Ctrl-C blocked (a spawned process keeps the signal mask it was
         # started with), so one interrupted while it is still importing prints no traceback; a
         # Ctrl-C that comes meanwhile waits here and is raised as soon as they are started.
+        # The mask is this thread's only: a Ctrl-C can still be delivered to another thread
+        # (OpenBLAS's, the pool's), and Python would then raise it here in the middle of writing
+        # a new worker's start-up data (the worker then dies with a traceback of its own). So,
+        # for that time, it is only noted, and raised once every worker has what it needs.
         masked = hasattr(signal, "pthread_sigmask")
+        deferred: list[int] = []
+        old_int = None
+        if threading.current_thread() is threading.main_thread():
+            old_int = signal.signal(signal.SIGINT, lambda n, f: deferred.append(n))
         if masked:
             before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
@@ -803,6 +811,10 @@ def export_many(
         finally:
             if masked:
                 signal.pthread_sigmask(signal.SIG_SETMASK, before)
+            if old_int is not None:
+                signal.signal(signal.SIGINT, old_int)
+        if deferred:
+            raise KeyboardInterrupt
         pending = set(futures)
         while pending:
             if stop:
