@@ -26,8 +26,8 @@ from pathlib import Path
 import platformdirs
 
 from audio_engine import fsio
-from audio_engine.errors import SessionNotFound
-from audio_engine.model import primary_language
+from audio_engine.errors import RelaxError, SessionNotFound
+from audio_engine.model import SAMPLE_RATE, primary_language
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -170,3 +170,29 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
         if key and key in by_language:
             return by_language[key].path
     return found[0].path
+
+
+ESTIMATE_S_PER_CHAR = 0.065  # a line not made yet: espeak-ng at about 150 words a minute
+
+
+def length_s(session) -> tuple[float, bool] | None:
+    """The session's length in seconds and whether it is estimated (`relax list`, the library
+    window): exact from the speech cache, else each missing line estimated from its text.
+    None when the script's timing does not hold (`relax validate` tells what does not fit)."""
+    from audio_engine import timeline, tts
+
+    lengths = {}
+    estimated = False
+    for utterance in timeline.speech_requests(session):
+        try:
+            length = tts.cached_length(utterance)
+        except RelaxError:
+            length = None
+        if length is None:
+            estimated = True
+            length = int(len(utterance.text) * ESTIMATE_S_PER_CHAR * SAMPLE_RATE)
+        lengths[utterance] = length
+    try:
+        return timeline.compile(session, lengths, strict=not estimated).duration_s, estimated
+    except RelaxError:
+        return None

@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from audio_engine import library
-from audio_engine.errors import RelaxError
-from audio_engine.model import SAMPLE_RATE, Voice, primary_language
+from audio_engine.model import Voice, primary_language
 
 GROUPS = ("breathing", "body scan", "stretches", "sleep", "your own")
 # Tags (English and Dutch) that put a session in a group; the first of its tags that names one
@@ -36,7 +35,6 @@ _GROUP_OF_TAG = {
     "sleep": "sleep",
     "slaap": "sleep",
 }
-_ESTIMATE_S_PER_CHAR = 0.065  # as `relax list`: espeak at about 150 words a minute
 SLOWER = 0.85  # "slower" speaks at this part of the session's rate
 PREFS_FILE = "app.json"
 
@@ -89,23 +87,7 @@ def group_of(tags, builtin: bool) -> str:
 
 def length_s(session) -> tuple[float, bool]:
     """The session's length in seconds and whether it is estimated (speech not made yet)."""
-    from audio_engine import timeline, tts
-
-    lengths = {}
-    estimated = False
-    for utterance in timeline.speech_requests(session):
-        try:
-            length = tts.cached_length(utterance)
-        except RelaxError:
-            length = None
-        if length is None:
-            estimated = True
-            length = int(len(utterance.text) * _ESTIMATE_S_PER_CHAR * SAMPLE_RATE)
-        lengths[utterance] = length
-    try:
-        return timeline.compile(session, lengths, strict=not estimated).duration_s, estimated
-    except RelaxError:
-        return 0.0, True
+    return library.length_s(session) or (0.0, True)
 
 
 def length_text(seconds: float, estimated: bool) -> str:

@@ -8,11 +8,9 @@ from pathlib import Path
 
 from audio_engine import library
 from audio_engine.cli import _common
-from audio_engine.errors import RelaxError
-from audio_engine.model import SAMPLE_RATE, primary_language
+from audio_engine.model import primary_language
 
 # Speech not yet in the cache is estimated at this many seconds per character (espeak at ~150 wpm).
-_ESTIMATE_S_PER_CHAR = 0.065
 
 
 def register(sub) -> None:
@@ -34,23 +32,10 @@ def register(sub) -> None:
 
 def _duration(session) -> str:
     """m:ss of the session; exact from cached speech, else estimated and marked with ~."""
-    from audio_engine import timeline, tts
-
-    lengths = {}
-    estimated = False
-    for utterance in timeline.speech_requests(session):
-        try:
-            length = tts.cached_length(utterance)
-        except RelaxError:
-            length = None
-        if length is None:
-            estimated = True
-            length = int(len(utterance.text) * _ESTIMATE_S_PER_CHAR * SAMPLE_RATE)
-        lengths[utterance] = length
-    try:
-        seconds = timeline.compile(session, lengths, strict=not estimated).duration_s
-    except RelaxError:
+    found = library.length_s(session)
+    if found is None:
         return "timing?"  # `relax validate` tells what does not fit
+    seconds, estimated = found
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{'~' if estimated else ''}{minutes}:{secs:02d}"
 
