@@ -16,7 +16,9 @@ in forked processes (`multiprocessing.Pool`) where that is safe.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import gc
 import math
 import multiprocessing
 import os
@@ -207,9 +209,11 @@ def _measure_spans(timeline, sources, spans, outputs, preroll_steps, jobs, fract
     done = 0
     results: dict[int, tuple[np.ndarray, ...]] = {}
 
+    mixer = render.Mixer(timeline, sources)  # made once: the workers inherit it
+
     def measure(index: int) -> tuple[np.ndarray, ...]:
         start, stop = spans[index]
-        return _measure_span(timeline, sources, start, stop, step * preroll_steps, outputs)
+        return _measure_span(mixer, start, stop, step * preroll_steps, outputs)
 
     def finished(index: int, values) -> None:
         nonlocal done
@@ -221,14 +225,15 @@ def _measure_spans(timeline, sources, spans, outputs, preroll_steps, jobs, fract
     return results
 
 
-def _measure_span(timeline, sources, start, stop, preroll, outputs):
+def _measure_span(mixer, start, stop, preroll, outputs):
+    timeline = mixer.timeline
     rate = timeline.sample_rate
     step = rate // 10
     begin = max(0, start - preroll)
     count = len(outputs) or 1
     meters = [loudness.Meter(rate, 2) for _ in range(count)]
-    mixer = render.Mixer(timeline, sources)
-    loudest = []
+    # Each step's largest sample, kept as the blocks go (a step can straddle two blocks).
+    peaks = np.zeros(-(-(stop - start) // step), dtype=np.float32)
     for a, b in ((begin, start), (start, stop)):
         if a == start:
             for meter in meters:
@@ -239,7 +244,15 @@ def _measure_span(timeline, sources, start, stop, preroll, outputs):
                 block = mixer(block_start, block_stop)
                 meters[0].feed(block)
                 if a == start:
-                    loudest.append(np.maximum(np.abs(block[:, 0]), np.abs(block[:, 1])))
+                    loud = np.abs(block[:, 0])
+                    np.maximum(loud, np.abs(block[:, 1]), out=loud)
+                    first = (block_start - start) // step
+                    edges = np.arange(first, -(-(block_stop - start) // step)) * step
+                    edges += start - block_start
+                    edges[0] = 0
+                    top = np.maximum.reduceat(loud, edges)
+                    into = peaks[first : first + len(top)]
+                    np.maximum(into, top, out=into)
                 continue
             lo = max(0, block_start - render.LIMIT_BEHIND)
             hi = min(timeline.total_samples, block_stop + render.LIMIT_AHEAD)
@@ -252,12 +265,7 @@ def _measure_span(timeline, sources, start, stop, preroll, outputs):
     if outputs:
         return tuple(np.asarray(m.step_energies, dtype="<f8") for m in meters)
     energies = np.asarray(meters[0].step_energies, dtype="<f8")
-    n = len(energies)
-    if n and loudest:
-        peaks = np.concatenate(loudest)[: n * step].reshape(n, step).max(axis=1)
-    else:
-        peaks = np.zeros(n)
-    return energies, peaks.astype("<f8")
+    return energies, peaks[: len(energies)].astype("<f8")
 
 
 # ---- running work in forked processes ----------------------------------------------------------
@@ -276,6 +284,13 @@ def _map(task: Callable[[int], object], count: int, jobs: int, finished) -> None
     jobs = max(1, min(count, jobs))
     if jobs > 1 and _can_fork():
         _TASK = task
+        # The workers share what this process holds (the timeline, the sources, the noise loops)
+        # by fork, and keep it shared: the weighting kernel is loaded here first, and the objects
+        # made so far are left out of the workers' garbage collection (which would write to every
+        # one of them, and so copy every page they are on).
+        loudness.Meter(SAMPLE_RATE, 2).feed(np.zeros((1, 2), dtype=np.float32))
+        gc.collect()
+        gc.freeze()
         pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_init)
         try:
             for index, value in pool.imap_unordered(_run_task, range(count)):
@@ -286,6 +301,7 @@ def _map(task: Callable[[int], object], count: int, jobs: int, finished) -> None
             raise
         finally:
             pool.join()
+            gc.unfreeze()
             _TASK = None
         return
     for index in range(count):
@@ -298,7 +314,26 @@ def _worker_init() -> None:
 
 
 def _run_task(index: int):
-    return index, _TASK(index)
+    try:
+        return index, _TASK(index)
+    finally:
+        _trim()
+
+
+@functools.cache
+def _libc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError):
+        return None
+
+
+def _trim() -> None:
+    """Give the heap's free pages back to the system (glibc keeps them for the next block's
+    temporaries, and a worker's heap would grow by fragments with every piece)."""
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _can_fork() -> bool:
