@@ -342,6 +342,40 @@ def _interpolated_peak(x: np.ndarray, first: int, n: int) -> np.ndarray:
     return mid.max(axis=0)
 
 
+_SPARSE = 4  # candidates under 1 in this many samples are interpolated one by one
+
+
+def _interpolated_peak_at(x: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """`_interpolated_peak` after each sample k of `at` (each at least `_TAPS` // 2 from the
+    edges): the same arithmetic, value by value, on the taps gathered around each k."""
+    rows, n = x.shape[0], len(at)
+    even = np.zeros((rows, n), dtype=np.float32)
+    odd = np.zeros((rows, n), dtype=np.float32)
+    mid = np.zeros((rows, n), dtype=np.float32)
+    pair = np.empty((rows, n), dtype=np.float32)
+    term = np.empty((rows, n), dtype=np.float32)
+    first = at - (_TAPS // 2 - 1)  # k's values read x[k - half + 1 .. k + half]
+    for i in range(_TAPS // 2):
+        a = x[:, first + i]
+        b = x[:, first + _TAPS - 1 - i]
+        np.add(a, b, out=pair)
+        np.multiply(pair, _PAIR_EVEN[i], out=term)
+        even += term
+        np.multiply(pair, _PAIR_HALF[i], out=term)
+        mid += term
+        np.subtract(a, b, out=pair)
+        np.multiply(pair, _PAIR_ODD[i], out=term)
+        odd += term
+    np.abs(mid, out=mid)
+    np.add(even, odd, out=pair)
+    np.abs(pair, out=pair)
+    np.maximum(mid, pair, out=mid)
+    np.subtract(even, odd, out=pair)
+    np.abs(pair, out=pair)
+    np.maximum(mid, pair, out=mid)
+    return mid.max(axis=0)
+
+
 def _oversampled(x: np.ndarray, loud: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     """Per sample k of `x` (channels as rows): at the `candidate`s, the largest of |x[k]| and the
     three interpolated values after it, over both channels; elsewhere `loud` (|x| at k), or 0
@@ -405,16 +439,28 @@ def _limit_window(mixed: np.ndarray, mixed_from: int, start: int, stop: int, cei
     b = min(hi, mixed_from + n)
     x[:, a - lo : b - lo] = mixed[a - mixed_from : b - mixed_from].T
     half = _TAPS // 2  # k's interpolated values read x[k - half + 1 .. k + half]
-    loud = np.maximum(np.abs(x[0]), np.abs(x[1]))
-    counts = np.concatenate([[0], np.cumsum(loud > threshold)])
+    loud = np.abs(x[0])
+    np.maximum(loud, np.abs(x[1]), out=loud)
+    # reach[j]: a loud sample in [j, j + _TAPS), by doubling (1, 2, 4, 8 ... wide).
+    reach = loud > threshold
+    width = 1
+    while width < 2 * half:
+        shift = min(width, 2 * half - width)
+        reach[:-shift] |= reach[shift:]
+        width += shift
     candidate = np.zeros(size, dtype=bool)  # a loud sample within reach of k's values
-    candidate[half : size - half] = counts[2 * half + 1 :] - counts[1 : size - 2 * half + 1] > 0
-    peak = _oversampled(x, loud, candidate)
-    need = np.full(size, _UNIT, dtype=np.int64)
-    over = np.flatnonzero(candidate & (peak > ceiling))
+    candidate[half : size - half] = reach[1 : size - 2 * half + 1]
+    at = np.flatnonzero(candidate)
+    if len(at) * _SPARSE < size:  # few: the candidates' own taps
+        peak = np.maximum(loud[at], _interpolated_peak_at(x, at))
+    else:  # many: the stretches that hold them, whole
+        peak = _oversampled(x, loud, candidate)[at]
+    hit = peak > ceiling
+    over = at[hit]
     if not len(over):
         return here.copy()
-    need[over] = np.floor(ceiling / peak[over].astype(np.float64) * _UNIT).astype(np.int64)
+    need = np.full(size, _UNIT, dtype=np.int64)
+    need[over] = np.floor(ceiling / peak[hit].astype(np.float64) * _UNIT).astype(np.int64)
     # Only [n0, n1) can be turned down: the reach of the first and the last sample over.
     n0 = max(start, lo + int(over[0]) - LIMIT_ATTACK - 2 * LIMIT_SMOOTH)
     n1 = min(stop, lo + int(over[-1]) + LIMIT_RELEASE + 2 * LIMIT_SMOOTH + 1)

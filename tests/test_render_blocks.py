@@ -89,3 +89,17 @@ def test_an_error_while_mixing_ahead_reaches_the_reader():
         for _ in render.blocks(tl, render.Sources(speech), block_samples=1000):
             pass  # no clip for the line: the mixing thread's KeyError is raised here
     assert threading.active_count() == threads
+
+
+def test_the_limiter_finds_the_same_peaks_one_by_one_or_by_stretches(tones, monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (2, 5000)).astype(np.float32)
+    half = render._TAPS // 2
+    at = np.arange(half, 5000 - half, 7)
+    by_stretch = render._interpolated_peak(x, 1, 5000 - 2 * half)  # k from half on
+    assert np.array_equal(render._interpolated_peak_at(x, at), by_stretch[at - half])
+    gain = 4.0
+    expected = _all(tones, gain=gain, block_samples=8192)
+    for sparse in (1, 1 << 30):  # always one by one, never
+        monkeypatch.setattr(render, "_SPARSE", sparse)
+        assert np.array_equal(_all(tones, gain=gain, block_samples=8192), expected), sparse
