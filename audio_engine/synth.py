@@ -909,18 +909,29 @@ def duck_gain(
         return _ones(n)
     g = np.ones(n, dtype=np.float32)
     low = np.float32(1.0 - depth * 1.0)
+    down = up = None
     for s, e in zip(starts[i0:i1].tolist(), ends[i0:i1].tolist(), strict=True):
         lo, hi = max(start, s - r), min(stop, e + r)
         a, b = max(lo, s), min(hi, e)
         if a < b:
             g[a - start : b - start] = low
         if lo < min(hi, s):  # the ramp down (only when r > 0)
-            idx = np.arange(lo, min(hi, s), dtype=np.float64)
-            d = np.sin(0.5 * np.pi * (idx - (s - r)) / r) ** 2
-            g[lo - start : min(hi, s) - start] = 1.0 - depth * d
+            down = _duck_ramps(float(depth), r)[0] if down is None else down
+            g[lo - start : min(hi, s) - start] = down[lo - (s - r) : min(hi, s) - (s - r)]
         if max(lo, e) < hi:  # the ramp up
-            idx = np.arange(max(lo, e), hi, dtype=np.float64)
-            d = np.cos(0.5 * np.pi * (idx - e) / r) ** 2
-            g[max(lo, e) - start : hi - start] = 1.0 - depth * d
+            up = _duck_ramps(float(depth), r)[1] if up is None else up
+            g[max(lo, e) - start : hi - start] = up[max(lo, e) - e : hi - e]
     g.flags.writeable = False
     return g
+
+
+@functools.lru_cache(maxsize=8)
+def _duck_ramps(depth: float, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ducking gain down over the `r` samples before speech and up over the `r` after it:
+    every ramp is the same, made once (float32, as `duck_gain` stores it)."""
+    j = np.arange(r, dtype=np.float64)
+    down = (1.0 - depth * np.sin(0.5 * np.pi * j / r) ** 2).astype(np.float32)
+    up = (1.0 - depth * np.cos(0.5 * np.pi * j / r) ** 2).astype(np.float32)
+    down.flags.writeable = False
+    up.flags.writeable = False
+    return down, up

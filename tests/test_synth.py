@@ -639,3 +639,21 @@ def test_duck_gain_matches_the_definition_for_any_intervals(spans, ramp, depth, 
     else:
         np.testing.assert_allclose(got, _naive_duck(start, stop, intervals, depth, ramp), atol=1e-6)
     assert got.min() >= np.float32(1 - depth) - 1e-6 and got.max() <= 1.0
+
+
+def test_duck_gain_is_its_formula_to_the_bit_in_any_block():
+    # The ramps are made once and copied: the values stay the formula's, cast once to float32.
+    depth, r = 0.55, 3_000
+    intervals = ((10_000, 20_000), (40_000, 41_000))
+    n = np.arange(60_000, dtype=np.float64)
+    d = np.zeros_like(n)
+    for s, e in intervals:
+        down = (n >= s - r) & (n < s)
+        d[down] = np.sin(0.5 * np.pi * (n[down] - (s - r)) / r) ** 2
+        d[(n >= s) & (n < e)] = 1.0
+        up = (n >= e) & (n < e + r)
+        d[up] = np.cos(0.5 * np.pi * (n[up] - e) / r) ** 2
+    expected = (1.0 - depth * d).astype(np.float32)
+    for start, stop in ((0, 60_000), (8_123, 9_000), (18_500, 43_001)):
+        got = synth.duck_gain(start, stop, intervals, depth, r)
+        assert np.array_equal(got, expected[start:stop]), (start, stop)
