@@ -355,9 +355,11 @@ def _interpolated_peak_at(x: np.ndarray, at: np.ndarray) -> np.ndarray:
     pair = np.empty((rows, n), dtype=np.float32)
     term = np.empty((rows, n), dtype=np.float32)
     first = at - (_TAPS // 2 - 1)  # k's values read x[k - half + 1 .. k + half]
+    a = np.empty((rows, n), dtype=np.float32)
+    b = np.empty((rows, n), dtype=np.float32)
     for i in range(_TAPS // 2):
-        a = x[:, first + i]
-        b = x[:, first + _TAPS - 1 - i]
+        np.take(x, first + i, axis=1, out=a)
+        np.take(x, first + (_TAPS - 1 - i), axis=1, out=b)
         np.add(a, b, out=pair)
         np.multiply(pair, _PAIR_EVEN[i], out=term)
         even += term
