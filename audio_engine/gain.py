@@ -320,20 +320,36 @@ def _run_task(index: int):
         _trim()
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
 @functools.cache
-def _libc_trim():
+def _libc():
     try:
-        return ctypes.CDLL(None).malloc_trim  # glibc
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _Mallinfo2
+        return libc.mallinfo2, libc.malloc_trim  # glibc 2.33 and later
     except (OSError, AttributeError):
         return None
 
 
+TRIM_FREE_BYTES = 16 << 20  # a worker gives its heap's free pages back past this much
+
+
 def _trim() -> None:
-    """Give the heap's free pages back to the system (glibc keeps them for the next block's
-    temporaries, and a worker's heap would grow by fragments with every piece)."""
-    trim = _libc_trim()
-    if trim is not None:
-        trim(0)
+    """Give the heap's free pages back to the system once they add up (glibc keeps them for the
+    next temporaries, and a worker's heap would grow by fragments piece after piece; giving them
+    back after every piece would cost more in page faults than the pieces' own work)."""
+    libc = _libc()
+    if libc is not None and libc[0]().fordblks > TRIM_FREE_BYTES:
+        libc[1](0)
 
 
 def _can_fork() -> bool:
