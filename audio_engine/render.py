@@ -24,9 +24,10 @@ look-ahead limiter without state, so it keeps every sample a function of its ind
 from __future__ import annotations
 
 import bisect
-import queue
-import threading
+import itertools
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,12 +177,13 @@ def _joined(held, start: int, stop: int) -> np.ndarray:
     return np.concatenate([x[max(0, start - a) : max(0, stop - a)] for a, x in held])
 
 
-_AHEAD_PIECES = 2  # pieces the mixing thread may have ready before they are asked for
+MIXING_THREADS = 1  # threads that mix pieces ahead of the limiter (a second one gained nothing)
+_AHEAD_PIECES = 3  # pieces asked for before they are read
 
 
 def _gained_pieces(mixer, spans, gain: np.float32) -> Iterator[np.ndarray]:
     """The mix of each [a, b) of `spans` times `gain`, in order. With more than a few spans they
-    are mixed ahead in a thread (numpy and BLAS let go of the interpreter while they work), so
+    are mixed ahead in threads (numpy and BLAS let go of the interpreter while they work), so
     the limiter and whatever consumes the blocks run beside the mixing: the same samples."""
 
     def make(a: int, b: int) -> np.ndarray:
@@ -189,39 +191,25 @@ def _gained_pieces(mixer, spans, gain: np.float32) -> Iterator[np.ndarray]:
         piece *= gain
         return piece
 
-    if len(spans) <= 4:
+    if len(spans) <= 4 or MIXING_THREADS < 1:
         for a, b in spans:
             yield make(a, b)
         return
-    ready: queue.Queue = queue.Queue(_AHEAD_PIECES)
-    stopping = threading.Event()
-
-    def work() -> None:
-        for a, b in spans:
-            try:
-                item = (make(a, b), None)
-            except BaseException as error:  # handed to the consumer, raised there
-                item = (None, error)
-            while not stopping.is_set():
-                try:
-                    ready.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stopping.is_set() or item[1] is not None:
-                return
-
-    thread = threading.Thread(target=work, name="relax-mix", daemon=True)
-    thread.start()
+    todo = iter(spans)
+    pool = ThreadPoolExecutor(MIXING_THREADS, thread_name_prefix="relax-mix")
+    pending: deque = deque()
     try:
-        for _ in spans:
-            piece, error = ready.get()
-            if error is not None:
-                raise error
+        for a, b in itertools.islice(todo, _AHEAD_PIECES):
+            pending.append(pool.submit(make, a, b))
+        while pending:
+            piece = pending.popleft().result()
+            for a, b in itertools.islice(todo, 1):
+                pending.append(pool.submit(make, a, b))
             yield piece
     finally:
-        stopping.set()
-        thread.join()
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 DEFAULT_LOSSY_QUALITY = 5.0  # an MP3 or OGG file's quality unless another is asked for
