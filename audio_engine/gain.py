@@ -209,6 +209,9 @@ def _measure_spans(timeline, sources, spans, outputs, preroll_steps, jobs, fract
     done = 0
     results: dict[int, tuple[np.ndarray, ...]] = {}
 
+    lean = getattr(sources.speech, "lean", None)  # `pipeline.ClipStore.lean`
+    if lean is not None and jobs > 1 and len(spans) > 1 and _can_fork():
+        sources = render.Sources(speech=lean(), sounds=sources.sounds)
     mixer = render.Mixer(timeline, sources)  # made once: the workers inherit it
 
     def measure(index: int) -> tuple[np.ndarray, ...]:

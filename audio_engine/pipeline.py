@@ -736,6 +736,11 @@ class ClipStore(Mapping):
     def length(self, utterance) -> int:
         return self._lengths[utterance]
 
+    def lean(self, keep: int = 2) -> ClipStore:
+        """The same clips, at most `keep` of them in memory: for the gain measure's workers,
+        which each read a line once or twice (every clip a worker keeps is its own copy)."""
+        return ClipStore(self._lengths, keep)
+
 
 def _order(utterance):
     return (utterance.text, utterance.voice.rate_wpm, utterance.voice.volume or 0.0)

@@ -334,6 +334,10 @@ def test_prepared_speech_is_read_from_the_cache_when_it_plays(spoken):
     for event in spoken.timeline.transcript():
         few[event.utterance]
     assert len(few._recent) == 1  # only the most recent clip stays in memory
+    lean = store.lean()
+    for event in spoken.timeline.transcript():
+        assert np.array_equal(lean[event.utterance], store[event.utterance])
+    assert len(lean._recent) <= 2
 
 
 def test_noise_loops_are_kept_on_disk_and_a_damaged_one_is_made_again(tmp_path, monkeypatch):
@@ -445,6 +449,9 @@ def counting_fork():
         forks.append(pid)
     return pid
 os.fork = counting_fork
+leans = []  # the forked workers read the speech through a store that keeps two clips
+real_lean = pipeline.ClipStore.lean
+pipeline.ClipStore.lean = lambda self, *a: leans.append(1) or real_lean(self, *a)
 seen = []
 one = gain_stage.measure_gain(prepared.timeline, prepared.sources, jobs=1)
 two = gain_stage.measure_gain(
@@ -455,6 +462,7 @@ for block in render.blocks(prepared.timeline, prepared.sources, gain=one):
     out.feed(block)
 print(json.dumps({
     "one": one, "two": two, "whole_lufs": meter.integrated_lufs(), "forks": len(forks),
+    "leans": len(leans),
     "out_lufs": out.integrated_lufs(),
     "progress": seen, "total": prepared.timeline.total_samples,
 }))
@@ -472,6 +480,7 @@ def test_loudness_pass_in_forked_pieces_gives_the_gain_of_one_pass(tmp_path):
     assert got["total"] > 2 * gain_stage.MEASURE_PIECE_STEPS * SR // 10  # three pieces at least
     assert got["forks"] >= 2 and got["forks"] % 2 == 0  # two per pass
     assert got["two"] == got["one"]  # the same bits however the pieces are shared out
+    assert got["leans"] >= 1  # the workers keep few clips of their own
     # The first pass gives the gain of one unbroken pass; the ceiling's correction moves it
     # by a little, to what puts the output on target.
     whole = 10 ** ((gain_stage.TARGET_LUFS - got["whole_lufs"]) / 20)
