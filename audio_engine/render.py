@@ -101,7 +101,9 @@ def blocks(
     stop_sample: int | None = None,
     ceiling_dbtp: float = LIMIT_DBTP,
 ) -> Iterator[np.ndarray]:
-    """Yield the session from `start_sample` to the end as (n, 2) float32 blocks.
+    """Yield the session from `start_sample` to the end as (n, 2) float32 blocks, each a new
+    array the caller owns (changing it changes nothing after it). The mix is made a few blocks
+    ahead in a thread when there are more than a couple of blocks.
 
     Parameters
     ----------
