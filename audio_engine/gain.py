@@ -237,34 +237,47 @@ def _measure_span(mixer, start, stop, preroll, outputs):
     meters = [loudness.Meter(rate, 2) for _ in range(count)]
     # Each step's largest sample, kept as the blocks go (a step can straddle two blocks).
     peaks = np.zeros(-(-(stop - start) // step), dtype=np.float32)
-    for a, b in ((begin, start), (start, stop)):
-        if a == start:
-            for meter in meters:
-                meter.restart_steps()
-        for block_start in range(a, b, MEASURE_BLOCK):
-            block_stop = min(block_start + MEASURE_BLOCK, b)
-            if not outputs:
-                block = mixer(block_start, block_stop)
-                meters[0].feed(block)
-                if a == start:
-                    loud = np.abs(block[:, 0])
-                    np.maximum(loud, np.abs(block[:, 1]), out=loud)
-                    first = (block_start - start) // step
-                    edges = np.arange(first, -(-(block_stop - start) // step)) * step
-                    edges += start - block_start
-                    edges[0] = 0
-                    top = np.maximum.reduceat(loud, edges)
-                    into = peaks[first : first + len(top)]
-                    np.maximum(into, top, out=into)
-                continue
-            lo = max(0, block_start - render.LIMIT_BEHIND)
-            hi = min(timeline.total_samples, block_stop + render.LIMIT_AHEAD)
+    # The blocks the meters are fed (the pre-roll's, then the span's: the step sums depend on
+    # them), rendered up to two blocks' worth at a time (the pre-roll with the first block: one
+    # mix and one limiter pass fewer for every span; the samples do not depend on it).
+    feeds = [(a, min(a + MEASURE_BLOCK, start)) for a in range(begin, start, MEASURE_BLOCK)]
+    feeds += [(a, min(a + MEASURE_BLOCK, stop)) for a in range(start, stop, MEASURE_BLOCK)]
+    chunks: list[list[tuple[int, int]]] = []
+    for a, b in feeds:
+        if chunks and b - chunks[-1][0][0] <= 2 * MEASURE_BLOCK:
+            chunks[-1].append((a, b))
+        else:
+            chunks.append([(a, b)])
+    for chunk in chunks:
+        c0, c1 = chunk[0][0], chunk[-1][1]
+        if not outputs:
+            rendered = [mixer(c0, c1)]
+        else:
+            lo = max(0, c0 - render.LIMIT_BEHIND)
+            hi = min(timeline.total_samples, c1 + render.LIMIT_AHEAD)
             mixed = mixer(lo, hi)
-            for meter, (gain, ceiling) in zip(meters, outputs, strict=True):
-                out = render.limit(
-                    mixed * np.float32(gain), lo, block_start, block_stop, 10 ** (ceiling / 20)
-                )
-                meter.feed(out)
+            rendered = [
+                render.limit(mixed * np.float32(gain), lo, c0, c1, 10 ** (ceiling / 20))
+                for gain, ceiling in outputs
+            ]
+        for a, b in chunk:
+            if a == start:
+                for meter in meters:
+                    meter.restart_steps()
+            for meter, out in zip(meters, rendered, strict=True):
+                meter.feed(out[a - c0 : b - c0])
+            if outputs or a < start:
+                continue
+            block = rendered[0][a - c0 : b - c0]
+            loud = np.abs(block[:, 0])
+            np.maximum(loud, np.abs(block[:, 1]), out=loud)
+            first = (a - start) // step
+            edges = np.arange(first, -(-(b - start) // step)) * step
+            edges += start - a
+            edges[0] = 0
+            top = np.maximum.reduceat(loud, edges)
+            into = peaks[first : first + len(top)]
+            np.maximum(into, top, out=into)
     if outputs:
         return tuple(np.asarray(m.step_energies, dtype="<f8") for m in meters)
     energies = np.asarray(meters[0].step_energies, dtype="<f8")
