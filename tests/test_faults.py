@@ -533,6 +533,20 @@ def test_a_sound_file_name_the_locale_cannot_spell_is_a_located_error(tmp_path):
     _one_clear_line(done, 1, "named.en.yaml:5:19:", "file name encoding (ascii)", "UTF-8 locale")
 
 
+def test_a_recordings_folder_the_locale_cannot_spell_is_a_located_error(tmp_path):
+    # The same rule and the same one line as for a sound file: before, the recordings folder's
+    # check let the encoding error out as a traceback.
+    (tmp_path / "stem ö").mkdir()
+    script = tmp_path / "named.en.yaml"
+    script.write_text(
+        "format: 1\ntitle: T\nlanguage: en\n"
+        'voice: {engine: recorded, folder: "stem ö", fallback: espeak}\nsteps:\n  - pause: 1\n'
+    )
+    assert _relax("validate", "--no-voice", str(script)).returncode == 0
+    done = _relax("validate", "--no-voice", str(script), env=C_LOCALE, encoding="ascii")
+    _one_clear_line(done, 1, "named.en.yaml:4:", "file name encoding (ascii)", "UTF-8 locale")
+
+
 # ---- signals during an export and a play -------------------------------------------------------
 
 

@@ -440,6 +440,33 @@ def test_history_lists_totals_and_streaks(home):
     assert _history(home, "--limit", "0").stdout.splitlines()[0] == "4 sessions:"
 
 
+def test_history_speaks_the_interface_language(home):
+    # Every word of the listing in Dutch, the minutes too (before, "Today:" and "in 1 session"
+    # stayed English around Dutch minutes); the columns still line up.
+    _seed(home)
+    dutch = dict(_env(home), LANGUAGE="nl", LC_ALL="nl_NL.UTF-8")  # the system locale's language
+    done = subprocess.run(_relax("history"), env=dutch, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "4 sessies:"
+    assert "6:00  voltooid  4 cycli" in lines[1] and "3:00  gestopt   4 cycli" in lines[3]
+    assert lines[1].index("breathing-478") == lines[3].index("breathing-478")
+    assert "Vandaag:   6 min in 1 sessie" in lines
+    assert any(line.startswith("Deze week: ") and "(sinds maandag " in line for line in lines)
+    assert "Reeks:     3 dagen (langste 3 dagen)" in lines
+    assert not any(w in done.stdout for w in ("Today", "session", "completed", "longest"))
+    off = subprocess.run(
+        _relax("--ui-language", "nl", "history", "--off"),
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert off.stdout.startswith("Bijhouden staat uit: ") and "de 4 bijgehouden sessies" in (
+        off.stdout
+    )
+
+
 def test_streaks_can_be_hidden_everywhere_and_the_day_end_set(home):
     _seed(home)
     done = _history(home, "--streaks", "off")

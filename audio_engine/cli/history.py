@@ -10,6 +10,7 @@ from datetime import date
 
 from audio_engine import history
 from audio_engine.errors import UsageError
+from audio_engine.i18n import _, ngettext
 
 DEFAULT_LIMIT = 10
 
@@ -128,22 +129,25 @@ def run(args: argparse.Namespace) -> int:
     if args.summary:
         history.set_summary(args.summary == "on")
         if args.summary == "on":
-            print("relax play shows today's minutes of practice at the end of a session.")
+            print(_("relax play shows today's minutes of practice at the end of a session."))
         else:
-            print("relax play no longer shows today's minutes at the end of a session.")
+            print(_("relax play no longer shows today's minutes at the end of a session."))
         return 0
     if args.streaks:
         history.set_streaks(args.streaks == "on")
         if args.streaks == "on":
-            print("Streaks are shown again.")
+            print(_("Streaks are shown again."))
         else:
             print(
-                "Streaks are hidden: in `relax history`, at the end of a session and in the window."
+                _(
+                    "Streaks are hidden: in `relax history`, at the end of a session and in the "
+                    "window."
+                )
             )
         return 0
     if args.day_ends is not None:
         history.set_day_ends_h(args.day_ends)
-        print(f"A practice day ends at {args.day_ends:02d}:00 local time.")
+        print(_("A practice day ends at {hour:02d}:00 local time.").format(hour=args.day_ends))
         return 0
     if args.forget:
         return _forget(args.yes)
@@ -169,16 +173,23 @@ def run(args: argparse.Namespace) -> int:
 def _switch(on: bool) -> int:
     history.set_recording(on)
     if on:
-        print(f"Recording plays again, in {history.db_path()}.")
+        print(_("Recording plays again, in {file}.").format(file=history.db_path()))
     else:
         try:
             kept = history.count()
         except history.HistoryError:
             kept = None
-        what = f"the {kept} recorded sessions stay" if kept else "what is recorded stays"
+        if kept:
+            what = ngettext(
+                "the {n} recorded session stays", "the {n} recorded sessions stay", kept
+            ).format(n=kept)
+        else:
+            what = _("what is recorded stays")
         print(
-            f"Recording is off: plays are not recorded until `relax history --on` ({what}; "
-            "`relax history --forget` deletes them)."
+            _(
+                "Recording is off: plays are not recorded until `relax history --on` ({what}; "
+                "`relax history --forget` deletes them)."
+            ).format(what=what)
         )
     return 0
 
@@ -196,7 +207,7 @@ def _forget(yes: bool) -> int:
     path = history.db_path()
     n = history.count()
     if n == 0:
-        print("Nothing to forget: no sessions are recorded.")
+        print(_("Nothing to forget: no sessions are recorded."))
         return 0
     if not yes:
         if not (_is_terminal(sys.stdin) and _is_terminal(sys.stdout)):
@@ -206,15 +217,25 @@ def _forget(yes: bool) -> int:
             )
         try:
             answer = input(
-                f"Delete all {n} recorded sessions from {path}? This cannot be undone. [y/N] "
+                ngettext(
+                    "Delete the {n} recorded session from {file}? This cannot be undone. [y/N] ",
+                    "Delete all {n} recorded sessions from {file}? This cannot be undone. [y/N] ",
+                    n,
+                ).format(n=n, file=path)
             )
         except EOFError:
             answer = ""
-        if answer.strip().casefold() not in ("y", "yes"):
-            print("Nothing deleted.")
+        if answer.strip().casefold() not in ("y", "yes", _("y"), _("yes")):
+            print(_("Nothing deleted."))
             return 1
     deleted = history.forget(path)
-    print(f"Deleted {deleted} recorded sessions from {path}.")
+    print(
+        ngettext(
+            "Deleted {n} recorded session from {file}.",
+            "Deleted {n} recorded sessions from {file}.",
+            deleted,
+        ).format(n=deleted, file=path)
+    )
     return 0
 
 
@@ -256,55 +277,83 @@ def _print_csv(shown) -> None:
 
 
 def _days(n: int) -> str:
-    return f"{n} day" if n == 1 else f"{n} days"
+    return ngettext("{n} day", "{n} days", n).format(n=n)
 
 
 def _sessions(n: int) -> str:
-    return f"{n} session" if n == 1 else f"{n} sessions"
+    return ngettext("{n} session", "{n} sessions", n).format(n=n)
 
 
 def _print_text(shown, totals: history.Summary, since, total: int) -> None:
+    """The listing, in the interface language (`--ui-language`, else the system locale's)."""
     out = sys.stdout
     if not history.recording_on():
-        print("Recording is off (`relax history --on` records plays again).", file=out)
+        print(_("Recording is off (`relax history --on` records plays again)."), file=out)
     if total == 0:
         print(
-            f"No sessions recorded yet: each `relax play` is recorded in {history.db_path()}.",
+            _("No sessions recorded yet: each `relax play` is recorded in {file}.").format(
+                file=history.db_path()
+            ),
             file=out,
         )
         return
     if since is not None:
-        print(f"Sessions since {since.isoformat()}: {len(shown)}", file=out)
+        print(
+            _("Sessions since {date}: {count}").format(date=since.isoformat(), count=len(shown)),
+            file=out,
+        )
     elif len(shown) < total:
-        print(f"The last {len(shown)} of {total} sessions:", file=out)
+        print(
+            ngettext(
+                "The last {shown} of {total} session:",
+                "The last {shown} of {total} sessions:",
+                total,
+            ).format(shown=len(shown), total=total),
+            file=out,
+        )
     else:
-        print(f"{_sessions(total).capitalize()}:", file=out)
+        print(ngettext("{n} session:", "{n} sessions:", total).format(n=total), file=out)
     if shown:
         width = max(len(p.session_id) for p in shown)
+        states = (_("stopped"), _("completed"))
+        state_width = max(len(s) for s in states)
         for play in reversed(shown):
             started = play.started
-            when = f"{history.WEEKDAYS[started.weekday()][:3]} {started:%Y-%m-%d %H:%M}"
-            done = "completed" if play.completed else "stopped  "
-            cycles = f"{play.cycles} cycle" + ("" if play.cycles == 1 else "s")
+            when = f"{history.weekday_name(started.date())[:3]} {started:%Y-%m-%d %H:%M}"
+            done = states[bool(play.completed)]
+            cycles = ngettext("{n} cycle", "{n} cycles", play.cycles).format(n=play.cycles)
             print(
                 f"  {when}  {play.session_id:<{width}}  {play.language:<5} "
-                f"{history.clock_text(play.listened_s):>7}  {done}  {cycles}",
+                f"{history.clock_text(play.listened_s):>7}  {done:<{state_width}}  {cycles}",
                 file=out,
             )
+    labels = (_("Today:"), _("This week:"), _("Streak:"))
+    pad = max(len(label) for label in labels) + 1
     print(file=out)
     print(
-        f"Today:     {history.minutes_text(totals.today_s)} in {_sessions(totals.today_sessions)}",
+        f"{labels[0]:<{pad}}"
+        + _("{minutes} in {sessions}").format(
+            minutes=history.minutes_text(totals.today_s),
+            sessions=_sessions(totals.today_sessions),
+        ),
         file=out,
     )
     print(
-        f"This week: {history.minutes_text(totals.week_s)} in {_sessions(totals.week_sessions)} "
-        f"(since Monday {totals.week_start.isoformat()})",
+        f"{labels[1]:<{pad}}"
+        + _("{minutes} in {sessions} (since Monday {date})").format(
+            minutes=history.minutes_text(totals.week_s),
+            sessions=_sessions(totals.week_sessions),
+            date=totals.week_start.isoformat(),
+        ),
         file=out,
     )
     streak = totals.streaks
     if not history.streaks_on():
         return
     print(
-        f"Streak:    {_days(streak.current_days)} (longest {_days(streak.longest_days)})",
+        f"{labels[2]:<{pad}}"
+        + _("{current} (longest {longest})").format(
+            current=_days(streak.current_days), longest=_days(streak.longest_days)
+        ),
         file=out,
     )

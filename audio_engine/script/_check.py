@@ -818,36 +818,56 @@ class Checker:
         raw = self.text(node, path, what="a folder of recordings")
         if raw is BAD:
             return BAD
+        full, mode = self.inside_allowed(node, path, raw, "the recordings folder", "move it")
+        if full is BAD:
+            return BAD
+        clash = mode is not None and not stat.S_ISDIR(mode)
+        if clash:
+            self.report(node, path, f"the recordings folder {describe(node)} is not a folder")
+            return BAD
+        return full
+
+    def inside_allowed(self, node: Node, path: str, raw: str, what: str, hint: str) -> Any:
+        """Where the path `raw` that `node` holds leads, and the mode of what is there (None:
+        nothing), when it lies in the script's folder or the sessions folder (the same rule
+        for sound files and recordings: docs/authoring.md); (BAD, None) after reporting why
+        not. `what` names the thing ("the sound file"), `hint` the remedy ("copy it")."""
         written = Path(raw)
         if not written.is_absolute() and self.base_dir is None:
             self.report(
                 node,
                 path,
-                "a recordings folder is relative to the script's folder, but this script was "
-                "not read from a file",
+                f"{what} {describe(node)} is relative to the script's folder, but this script "
+                "was not read from a file",
             )
-            return BAD
+            return BAD, None
         roots = [] if self.base_dir is None else [self.base_dir]
-        roots += [Path(d) for d in self.allowed_dirs]
+        roots += [Path(d) for d in self.allowed_dirs]  # the callers add the sessions folder
         try:
             full = (written if written.is_absolute() else self.base_dir / written).resolve()
             inside = any(full.is_relative_to(r.resolve()) for r in roots)
-            clash = full.exists() and not full.is_dir()
+            mode = full.stat().st_mode if full.exists() else None
+        except UnicodeError:
+            self.report(
+                node,
+                path,
+                f"cannot use {what} {describe(node)}: its name cannot be written in this "
+                f"system's file name encoding ({sys.getfilesystemencoding()}); use a UTF-8 locale "
+                "(LANG=C.UTF-8) or rename it",
+            )
+            return BAD, None
         except (OSError, ValueError, RuntimeError) as exc:
-            self.report(node, path, f"cannot use the recordings folder {describe(node)}: {exc}")
-            return BAD
+            self.report(node, path, f"cannot use {what} {describe(node)}: {exc}")
+            return BAD, None
         if not inside:
             self.report(
                 node,
                 path,
-                f"the recordings folder {describe(node)} is outside the script's folder and the "
-                "sessions folder; move it next to the script",
+                f"{what} {describe(node)} is outside the script's folder and the sessions "
+                f"folder; {hint} next to the script",
             )
-            return BAD
-        if clash:
-            self.report(node, path, f"the recordings folder {describe(node)} is not a folder")
-            return BAD
-        return full
+            return BAD, None
+        return full, mode
 
     # ---- background ------------------------------------------------------------------------
 
@@ -987,41 +1007,8 @@ class Checker:
         if Path(raw).suffix.lower() not in SOUND_EXTENSIONS:
             self.report(node, path, f"expected a .wav, .flac or .ogg file, found {describe(node)}")
             return BAD
-        written = Path(raw)
-        if not written.is_absolute() and self.base_dir is None:
-            self.report(
-                node,
-                path,
-                "a sound file path is relative to the script's folder, but this script was "
-                "not read from a file",
-            )
-            return BAD
-        roots = [] if self.base_dir is None else [self.base_dir]
-        roots += [Path(d) for d in self.allowed_dirs]  # the callers add the sessions folder
-        try:
-            full = (written if written.is_absolute() else self.base_dir / written).resolve()
-            resolved_roots = [r.resolve() for r in roots]
-            inside = any(full.is_relative_to(r) for r in resolved_roots)
-            mode = full.stat().st_mode if full.exists() else None
-        except UnicodeError:
-            self.report(
-                node,
-                path,
-                f"cannot use the sound file {describe(node)}: its name cannot be written in this "
-                f"system's file name encoding ({sys.getfilesystemencoding()}); use a UTF-8 locale "
-                "(LANG=C.UTF-8) or rename the file",
-            )
-            return BAD
-        except (OSError, ValueError, RuntimeError) as exc:
-            self.report(node, path, f"cannot use the sound file {describe(node)}: {exc}")
-            return BAD
-        if not inside:
-            self.report(
-                node,
-                path,
-                f"the sound file {describe(node)} is outside the script's folder and the "
-                "sessions folder; copy it next to the script",
-            )
+        full, mode = self.inside_allowed(node, path, raw, "the sound file", "copy it")
+        if full is BAD:
             return BAD
         if mode is None:
             self.report(node, path, f"the sound file {describe(node)} does not exist ({full})")
