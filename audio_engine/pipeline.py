@@ -49,6 +49,7 @@ from audio_engine.model import (
     Voice,
 )
 from audio_engine.render import Sources
+from audio_engine.speech import apart as speech_apart
 from audio_engine.speech import voices as speech_voices
 from audio_engine.timeline import Timeline
 
@@ -68,27 +69,41 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
-    # While the speech engine works (it mostly waits on its worker processes), other threads
-    # ask the engine what it is (which starts its worker server), make or read the chimes (the
-    # timeline needs their lengths) and ready the background's tables.
+    check_voice_names(session, voice_override)
+    # The clips of an engine that loads a model (the neural voice) are made in a process forked
+    # for them (`speech.apart`), forked before any helper thread starts; it ends before the gain
+    # and the render, and its model with it.
+    apart = _speech_apart(session, voice_override)
+    # While the speech is made (mostly in other processes), other threads ask the engine what it
+    # is (which starts espeak-ng's worker server), make or read the chimes (the timeline needs
+    # their lengths) and ready the background's tables.
+    # A noise loop made the first time takes 60 MiB for a moment: beside the model's process,
+    # only once that has ended.
     helpers = [
         threading.Thread(target=_quietly, args=(work, *args), daemon=True)
         for work, args in (
             (tts.warm, (session.language, _base_voice(session, voice_override))),
-            (warm_chimes, (session,)),
-            (warm_background, (session,)),
+            (warm_chimes, (session,)) if apart is None else (None, ()),
+            (warm_background, (session,)) if apart is None else (None, ()),
         )
+        if work is not None
     ]
-    for helper in helpers:
-        helper.start()
     try:
-        check_voice_names(session, voice_override)
-        rates = fit_rates(session, voice_override)
-        utterances = timeline.speech_requests(session, voice_override, rates)
-        lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
-    finally:
         for helper in helpers:
-            helper.join()
+            helper.start()
+        lengths_of = tts.clip_lengths if apart is None else apart.clip_lengths
+        rates = fit_rates(session, voice_override, lengths_of=lengths_of)
+        utterances = timeline.speech_requests(session, voice_override, rates)
+        lengths = lengths_of(sorted(utterances, key=_order), progress=progress)
+    finally:
+        if apart is not None:
+            apart.close()
+        for helper in helpers:
+            if helper.ident is not None:
+                helper.join()
+    if apart is not None:
+        _quietly(warm_chimes, session)
+        _quietly(warm_background, session)
     speech_voices.release()  # every clip is in the cache: render without the engines' models
     compiled = timeline.compile(session, lengths, voice_override, rates=rates)
     clips = ClipStore(lengths)
@@ -100,7 +115,19 @@ FIT_STEPS = 4  # rounds of synthesis after the asked rate's, at most
 FIT_NEAR_WPM = 2  # a rate found to fit is tried again this much slower, once
 
 
-def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
+def _speech_apart(session: Session, voice_override: Voice | None):
+    """A process apart for the session's speech (`speech.apart`) where an engine that loads a
+    model has clips of it to make (any at all with a rate from the command line: `fit_rates`
+    tries other rates), else None."""
+    rated = voice_override is not None and voice_override.rate_wpm is not None
+    for u in timeline.speech_requests(session, voice_override):
+        with contextlib.suppress(tts.TTSError):  # reported where the line is made
+            if speech_voices.engine_of(u).in_process and (rated or tts.cached_length(u) is None):
+                return speech_apart.start()
+    return None
+
+
+def fit_rates(session: Session, voice_override: Voice | None = None, lengths_of=None) -> dict:
     """The rate of each line that must fit a set time (`timeline.slots`), when the voice
     override sets a rate (docs/authoring.md, "Speaking rate").
 
@@ -128,7 +155,9 @@ def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
             bounds[slot] = (asked, own)
 
     def lengths_at(wanted: dict) -> dict:
-        found = tts.clip_lengths(sorted({s.at(r) for s, r in wanted.items()}, key=_order))
+        found = (lengths_of or tts.clip_lengths)(
+            sorted({s.at(r) for s, r in wanted.items()}, key=_order)
+        )
         return {s: found[s.at(r)] for s, r in wanted.items()}
 
     # First round: the asked rate; what fits at it is done; the rest get a predicted rate.

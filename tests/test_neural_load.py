@@ -244,6 +244,7 @@ def test_the_session_without_its_memory_arena_computes_the_same_samples(monkeypa
     ours = neural._session(voice)
     options = ours.get_session_options()
     assert not options.enable_cpu_mem_arena and not options.enable_mem_pattern
+    assert options.get_session_config_entry("session.disable_prepacking") == "1"
     assert options.intra_op_num_threads == options.inter_op_num_threads == 1
     hibaris = ort.SessionOptions()  # as hibari makes it: arena and memory pattern on
     hibaris.intra_op_num_threads = hibaris.inter_op_num_threads = 1

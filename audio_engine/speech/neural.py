@@ -28,12 +28,15 @@ once on two threads; hibari is imported without `scipy.fft`'s public layer
 without. A line then takes about 1/100 of its length on one core of this machine.
 
 Memory: the packed tables are read from their file a bucket at a time, with at most
-`OPEN_BUCKETS` of each table open (about 15 MiB over a session, against 100 as hibari's JSON
-objects); the C heap's free pages go back to the system after the load and after every clip
-(`give_back_memory`: onnxruntime without its arena and numpy free a clip's buffers, glibc keeps
-them); `release` drops it all before the render. Runs in the calling process: unlike espeak-ng, hibari keeps no state
-from one clip to the next (tested), and onnxruntime with one thread starts none of its own (the
-loading threads end when it is loaded), so the process can still fork.
+`OPEN_BUCKETS` of each table open (about 2 MiB over a session, against 100 as hibari's JSON
+objects); the onnxruntime session runs without its arena and without weights packed ahead for
+its matrix kernels (a run's peak 25 MiB lower); the C heap's free pages go back to the system
+after the load and after every clip (`give_back_memory`: numpy and onnxruntime free a clip's
+buffers, glibc keeps them); `release` drops it all. Runs in the calling process: unlike
+espeak-ng, hibari keeps no state from one clip to the next (tested), and onnxruntime with one
+thread starts none of its own (the loading threads end when it is loaded), so the process can
+still fork. A whole session's speech (`pipeline.prepare`) is made in a process forked for it
+(`apart.py`), so that onnxruntime's library and what the heap keeps leave with it.
 
 Delivery (`speech`): `rate_wpm` is mapped to hibari's `speed` through `RATE_TABLE`, measured on
 the 111 distinct English lines of the built-in sessions (words per minute of trimmed speech), so
@@ -226,6 +229,9 @@ def _session(voice: NeuralVoice):
     # at the same speed here; the arithmetic is the same (tested).
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
+    # No weights packed ahead for the matrix kernels: each run's peak is about 25 MiB lower (the
+    # packed copies of the weights), at the same speed; the arithmetic is the same (tested).
+    options.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(
         str(_model_file(voice)), options, providers=["CPUExecutionProvider"]
     )
@@ -249,8 +255,9 @@ BUCKET_FROM = 4096  # a table with more entries than this is kept in buckets
 BUCKET_SIZE = 128  # about this many entries to a bucket
 # Buckets kept open per table: the tagger asks for a dozen features of every word, most of them
 # in no table, so over a session every bucket would be opened (the whole table in memory again,
-# 50 MiB with the rest); 64 open keep it near 15 MiB, at about 5 ms more a line (of about 100).
-OPEN_BUCKETS = 64
+# 50 MiB with the rest); 16 open keep it near 2 MiB over the built-in sessions' 60 English lines
+# (64: 8-9 MiB), at about 1.5 ms more a line (of about 100).
+OPEN_BUCKETS = 16
 
 
 class _Buckets(Mapping):
@@ -660,6 +667,21 @@ def release() -> bool:
     return True
 
 
+def _after_fork_in_child() -> None:
+    """In a forked child (`apart.py` makes clips in one): no other thread was copied, so no lock
+    may stay held by one, and no load or tables write begun by one is still under way."""
+    global _load_lock, _state_lock, _g2p_lock, _writes_lock, _version_lock, _busy
+    _load_lock, _state_lock, _g2p_lock = threading.Lock(), threading.Lock(), threading.Lock()
+    _writes_lock, _version_lock = threading.Lock(), threading.Lock()
+    _loading.clear()
+    _writes.clear()
+    _busy = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def give_back_memory() -> None:
     """Return the C heap's free pages to the system (glibc's `malloc_trim`): onnxruntime (without
     its arena) and numpy free a clip's buffers, but glibc keeps most of them mapped."""
@@ -761,9 +783,11 @@ def _speech(text: str, rate_wpm: int, voice_id: str, cache_folder: Path | None) 
         if len(ids) < 3:
             continue
         out = engine.sess.run(None, {"ids": np.asarray([ids], np.int64), "speed": speed})
-        lh, th, ln, lr, phi, f0 = (o[0] for o in out)
-        sentence = _trimmed(dsp.synth(lh, th, ln, lr, phi, _calm_pitch(f0), rng), dsp.SR)
-        del out, lh, th, ln, lr, phi, f0  # not alive while the next sentence's run allocates
+        f0 = _calm_pitch(out[5][0])
+        spectra = [o[0] for o in out[:5]]  # the vocoder lets each go once used
+        del out
+        sentence = _trimmed(_hibari_compat.synth(spectra, f0, rng), dsp.SR)
+        del f0
         if sentence.size:
             parts += [pause, sentence] if parts else [sentence]
     if not parts:
