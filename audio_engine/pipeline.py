@@ -70,6 +70,7 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
     check_voice_names(session, voice_override)
+    check_recordings(session, voice_override)
     # The clips of an engine that loads a model (the neural voice) are made in a process forked
     # for them (`speech.apart`), forked before any helper thread starts; it ends before the gain
     # and the render, and its model with it.
@@ -260,6 +261,7 @@ class Growing:
     def _start(self, session: Session, voice_override: Voice | None, jobs) -> None:
         helpers = self._helpers
         check_voice_names(session, voice_override)
+        check_recordings(session, voice_override)
         self.rates = fit_rates(session, voice_override)
         self.order = timeline.speech_order(session, voice_override, self.rates)
         lengths: dict = {}
@@ -601,6 +603,20 @@ def check_voice_names(session: Session, voice_override: Voice | None = None) -> 
     where = session.voice_origin if session.voice_origin != NO_ORIGIN else session.origin
     check(session.voice, where, "voice.name" if session.voice.name else "voice.engine")
     walk(session.steps)
+    if problems:
+        raise ScriptError(problems)
+
+
+def check_recordings(session: Session, voice_override: Voice | None = None) -> None:
+    """Every line a recorded voice with `fallback: none` speaks has its recording; else
+    `ScriptError` at the step of each line that has none."""
+    problems = []
+    for utterance, where in timeline.speech_origins(session, voice_override).items():
+        message = speech_voices.missing_recording(utterance)
+        if message is not None:
+            if where == NO_ORIGIN:
+                where = session.origin
+            problems.append(Diagnostic(where.file, where.line, where.col, where.path, message))
     if problems:
         raise ScriptError(problems)
 

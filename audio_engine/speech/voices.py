@@ -151,17 +151,27 @@ def _fallback(utterance: model.Utterance) -> str | None:
     language's usual one); `TTSError` with `fallback: none`."""
     fallback = utterance.voice.fallback
     if fallback == model.NO_FALLBACK:
-        raise TTSError(
-            _(
-                "the recorded voice in {folder} has no recording of {text!r} (key {key}) and no "
-                "fallback; `relax record` records it"
-            ).format(
-                folder=utterance.voice.folder,
-                text=utterance.text,
-                key=line_key(utterance.text, utterance.language),
-            )
-        )
+        raise TTSError(_no_recording(utterance))
     return fallback
+
+
+def _no_recording(utterance: model.Utterance) -> str:
+    return _(
+        "the recorded voice in {folder} has no recording of {text!r} (key {key}) and no "
+        "fallback; `relax record` records it"
+    ).format(
+        folder=utterance.voice.folder,
+        text=utterance.text,
+        key=line_key(utterance.text, utterance.language),
+    )
+
+
+def missing_recording(utterance: model.Utterance) -> str | None:
+    """Why `utterance` cannot be spoken, when its voice is the recorded voice with
+    `fallback: none` and its folder holds no recording of it; else None."""
+    if not _recorded(utterance) or utterance.voice.fallback != model.NO_FALLBACK:
+        return None
+    return _no_recording(utterance) if recording_voice(utterance) is None else None
 
 
 def voice_of(utterance: model.Utterance) -> VoiceInfo:
