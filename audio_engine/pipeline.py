@@ -196,7 +196,12 @@ def fit_rates(session: Session, voice_override: Voice | None = None, lengths_of=
 
 REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
 EXACT_BUDGET_S = 0.45  # a cold start measures the gain when that is predicted to take this long
-ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
+# How long after it was asked for (`Growing`'s `began`) a cold start waits for speech before
+# estimating the gain. Counted from the command's start, not from when the script has been read:
+# with the neural voice the first clips arrive about then anyway, and the estimate from the first
+# one or two of them is as close to the measure as from four (within 0.55 dB on the English
+# sessions, where four gave 0.50).
+ESTIMATE_WAIT_S = 0.35
 ESTIMATE_ENOUGH_CLIPS = 16  # ... unless this many clips are known sooner (then within ~0.2 dB)
 SYNTHESIS_S_PER_CLIP = 0.03  # espeak-ng, one worker, this machine's order of magnitude
 # The neural voice, in this process, one clip at a time: a clip takes about this long plus this
@@ -219,6 +224,8 @@ class Growing:
 
     When every length is known, the timeline is compiled strictly: a line that does not fit its
     time then sets `error` (a `TimingError`, as `prepare` raises it) and playing must stop.
+    `began`: when the listener asked for it (`time.monotonic()`; the command's start, for the
+    command line), from which `gain` counts its wait; default now.
 
     Example
     -------
@@ -228,13 +235,19 @@ class Growing:
     >>> prepared = growing.prepared()   # blocks until every clip is known
     """
 
-    def __init__(self, session: Session, voice_override: Voice | None = None, jobs=None):
+    def __init__(
+        self,
+        session: Session,
+        voice_override: Voice | None = None,
+        jobs=None,
+        began: float | None = None,
+    ):
         self.session = session
         self.voice_override = voice_override
         self.error: BaseException | None = None
         self._jobs = max(1, jobs or os.cpu_count() or 1)
         self._cond = threading.Condition()
-        self._began = time.monotonic()
+        self._began = time.monotonic() if began is None else min(began, time.monotonic())
         self._closing = False
         self._profiles: dict = {}  # utterance -> its clip's loudness.energy_profile, length
         self._gain_pending = True  # until `gain` has answered (profiles are for its estimate)
