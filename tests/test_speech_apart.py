@@ -187,3 +187,44 @@ def test_the_lean_vocoder_gives_hibaris_samples():
             ours = _hibari_compat.synth(spectra, f0, np.random.default_rng(0))
             assert spectra == [], "the outputs are let go"
             assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), text
+
+
+def test_the_process_apart_ends_when_relax_is_killed(tmp_path):
+    # Killed outright (SIGKILL), relax cannot stop it: the system does, and it makes no more
+    # clips (left alone it would make all 40 first).
+    lines = "".join(f"  - say: Line {n}, let your breath grow slow and soft.\n" for n in range(40))
+    script = _script(tmp_path, LINES.split("steps:")[0] + "steps:\n" + lines)
+    code = f"""
+        import os, signal, sys
+        from audio_engine import pipeline, timeline
+        from audio_engine.speech import apart
+        session = pipeline.load({str(script)!r})
+        speech = apart.start()
+        print(speech.pid, flush=True)
+        speech._send(timeline.speech_order(session))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    cache = tmp_path / "cache"
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "RELAX_CACHE_DIR": str(cache)},
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    child = int(done.stdout)
+    deadline = time.monotonic() + 120
+    while _alive(child):
+        assert time.monotonic() < deadline, "the process apart lives on"
+        time.sleep(0.05)
+    assert len(list(cache.glob("??/*.f32"))) < 40
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -65,10 +65,11 @@ class Apart:
         # main process then takes 26-29 MiB beside it, not 30-38.
         gc.collect()
         neural.give_back_memory()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: serve until the parent closes its end
             ours.close()
-            _serve(theirs)  # never returns
+            _serve(theirs, parent)  # never returns
         theirs.close()
         self.pid = pid
         self._conn = ours
@@ -173,7 +174,7 @@ def _made_apart(utterance: model.Utterance) -> bool:
         return False  # its error comes from the synthesis here, as without a process apart
 
 
-def _serve(conn) -> None:
+def _serve(conn, parent: int) -> None:
     """The child: answer requests (lists of utterances) until the parent closes its end."""
     code = 0
     try:
@@ -183,6 +184,9 @@ def _serve(conn) -> None:
             raise _Stopped
 
         signal.signal(signal.SIGTERM, stop)
+        _end_with_parent()
+        if os.getppid() != parent:  # it died before that was set
+            raise _Stopped
         sent: set = set()  # clips kept in memory and handed over already
         while True:
             try:
@@ -214,6 +218,17 @@ def _serve(conn) -> None:
             voices.release()  # a first load's tables are saved
             sys.stderr.flush()
         os._exit(code)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _end_with_parent() -> None:
+    """Be stopped (SIGTERM) when the parent dies (killed outright, it cannot stop this)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _portable(exc: RelaxError) -> RelaxError:

@@ -718,7 +718,8 @@ def release() -> bool:
     """Let the loaded voices go (the onnxruntime session, the model's weights, the pronunciation
     stage) and give their memory back to the system, once every clip is made: an export renders
     without them (about 100 MiB less). False, and nothing let go, while a clip is being made;
-    the next clip loads the voice again. The tables of a first load are saved first."""
+    the next clip loads the voice again. What a first load had still to save (its tables, the
+    optimized model) is saved then, once the voice is let go (not beside it)."""
     with _load_lock:
         with _state_lock:
             loading = list(_loading.values())
@@ -726,13 +727,17 @@ def release() -> bool:
         for started in loading:  # a load begun for nothing: let it end, and drop it
             for thread in started.threads:
                 thread.join()
-        _finish_writes()
         with _state_lock:
-            if _busy:
-                return False
-            _engines.clear()
-    del loading
-    _hibari_compat.forget_caches()
+            busy = _busy > 0
+            if not busy:
+                _engines.clear()
+        del loading
+        if not busy:
+            _hibari_compat.forget_caches()
+            gc.collect()
+        _finish_writes()
+    if busy:
+        return False
     gc.collect()
     give_back_memory()
     return True
