@@ -77,17 +77,14 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     apart = _speech_apart(session, voice_override)
     # While the speech is made (mostly in other processes), other threads ask the engine what it
     # is (which starts espeak-ng's worker server), make or read the chimes (the timeline needs
-    # their lengths) and ready the background's tables.
-    # A noise loop made the first time takes 60 MiB for a moment: beside the model's process,
-    # only once that has ended.
+    # their lengths) and ready the background's tables. Beside a process apart, only the first:
+    # the others come once it has ended (a noise loop made for the first time takes 60 MiB for a
+    # moment), and the main process shares less with it.
+    work = [(tts.warm, (session.language, _base_voice(session, voice_override)))]
+    if apart is None:
+        work += [(warm_chimes, (session,)), (warm_background, (session,))]
     helpers = [
-        threading.Thread(target=_quietly, args=(work, *args), daemon=True)
-        for work, args in (
-            (tts.warm, (session.language, _base_voice(session, voice_override))),
-            (warm_chimes, (session,)) if apart is None else (None, ()),
-            (warm_background, (session,)) if apart is None else (None, ()),
-        )
-        if work is not None
+        threading.Thread(target=_quietly, args=(job, *args), daemon=True) for job, args in work
     ]
     try:
         for helper in helpers:
