@@ -77,12 +77,13 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     apart = _speech_apart(session, voice_override)
     # While the speech is made (mostly in other processes), other threads ask the engine what it
     # is (which starts espeak-ng's worker server), make or read the chimes (the timeline needs
-    # their lengths) and ready the background's tables. Beside a process apart, only the first:
-    # the others come once it has ended (a noise loop made for the first time takes 60 MiB for a
-    # moment), and the main process shares less with it.
+    # their lengths). The chimes come after a process apart has ended (the main process then
+    # shares less with it); the background's tables after the speech in any case, once the
+    # engines have let go of what they loaded (a noise loop made for the first time takes 60 MiB
+    # for a moment, beside espeak-ng's fork server and workers or the neural voice).
     work = [(tts.warm, (session.language, _base_voice(session, voice_override)))]
     if apart is None:
-        work += [(warm_chimes, (session,)), (warm_background, (session,))]
+        work += [(warm_chimes, (session,))]
     helpers = [
         threading.Thread(target=_quietly, args=(job, *args), daemon=True) for job, args in work
     ]
@@ -99,10 +100,10 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
         for helper in helpers:
             if helper.ident is not None:
                 helper.join()
+    speech_voices.release()  # every clip is in the cache: render without the engines' models
     if apart is not None:
         _quietly(warm_chimes, session)
-        _quietly(warm_background, session)
-    speech_voices.release()  # every clip is in the cache: render without the engines' models
+    _quietly(warm_background, session)  # (a noise loop made for the first time: 60 MiB a moment)
     compiled = timeline.compile(session, lengths, voice_override, rates=rates)
     clips = ClipStore(lengths)
     sources = Sources(speech=clips, sounds=load_sounds(session))
