@@ -304,8 +304,8 @@ def preload(language: str, voice: model.Voice | None = None) -> None:
 
 
 def release() -> None:
-    """Let every engine drop what it loaded to make clips (the neural voice's model and tables),
-    once a session's speech is all made: what plays or exports next reads the clips from the
+    """Let every engine drop what it loaded to make clips (the neural voice's model and tables,
+    espeak-ng's idle fork servers), once a session's speech is all made: what plays or exports next reads the clips from the
     cache. An engine loads again when it is asked for another clip."""
     for engine in list(_engines.values()):
         let_go = getattr(engine, "release", None)  # only engines that hold something have one
