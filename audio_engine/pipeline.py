@@ -15,7 +15,8 @@ Entry points:
   still being synthesized (the player's cold start): the latest timeline, the sample up to which
   it is final, and `Growing.gain()` (remembered, measured when quick, else estimated).
 - `warm_background(session)`, `warm_chimes(session)`: noise loops and chimes from the cache folder
-  (or made and saved there).
+  (or made and saved there); noise loops also from `BUILT_FOLDER`, where `build_noise_loops()`
+  makes them as the environment is set up.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import threading
 import time
 import zlib
@@ -39,6 +41,7 @@ from audio_engine import assets, fsio, library, loudness, render, script, synth,
 from audio_engine.errors import Diagnostic, ScriptError
 from audio_engine.model import (
     NO_ORIGIN,
+    NOISE_COLORS,
     SAMPLE_RATE,
     Breathe,
     Chime,
@@ -672,6 +675,30 @@ def _noise_file(color: str) -> Path:
     return _table_file("noise", color, synth.NOISE_LOOP_VERSION)
 
 
+# What the environment's setup makes ahead (scripts/_bootstrap.sh), beside the installed packages
+# as the neural voice's pronunciation tables: the noise loops (`build_noise_loops`).
+BUILT_FOLDER = Path(sys.prefix) / "share" / "relax"
+
+
+def _built_noise_file(color: str) -> Path:
+    return BUILT_FOLDER / _noise_file(color).relative_to(tts.cache_root())
+
+
+def build_noise_loops() -> list[Path]:
+    """Make every colour's noise loop in `BUILT_FOLDER`, as the environment is set up, so that
+    even a first run reads its loop (10 ms) instead of making it (0.15-0.2 s of a core, beside the
+    speech engine's loading and the first line); the loops there, none where it cannot be
+    written."""
+    made = []
+    for color in NOISE_COLORS:
+        path = _built_noise_file(color)
+        if _read_table(path, _NOISE_MAGIC) is None:
+            _write_table(path, _NOISE_MAGIC, synth.noise_loop(color))
+        if _read_table(path, _NOISE_MAGIC) is not None:
+            made.append(path)
+    return made
+
+
 def _read_table(path: Path, magic: bytes) -> np.ndarray | None:
     """The float32 table saved at `path`, or None when it is missing, short or damaged."""
     try:
@@ -734,7 +761,9 @@ def warm_background(session: Session) -> None:
     for layer in session.background:
         if isinstance(layer, Noise):
             path = _noise_file(layer.color)
-            loop = _read_table(path, _NOISE_MAGIC)
+            loop = _read_table(_built_noise_file(layer.color), _NOISE_MAGIC)
+            if loop is None:
+                loop = _read_table(path, _NOISE_MAGIC)
             if loop is not None:
                 try:
                     synth.install_noise_loop(layer.color, loop.reshape(-1, 2))
