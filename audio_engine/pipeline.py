@@ -15,7 +15,8 @@ Entry points:
   still being synthesized (the player's cold start): the latest timeline, the sample up to which
   it is final, and `Growing.gain()` (remembered, measured when quick, else estimated).
 - `warm_background(session)`, `warm_chimes(session)`: noise loops and chimes from the cache folder
-  (or made and saved there).
+  (or made and saved there); noise loops also from `BUILT_FOLDER`, where `build_noise_loops()`
+  makes them as the environment is set up.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import threading
 import time
 import zlib
@@ -39,6 +41,7 @@ from audio_engine import assets, fsio, library, loudness, render, script, synth,
 from audio_engine.errors import Diagnostic, ScriptError
 from audio_engine.model import (
     NO_ORIGIN,
+    NOISE_COLORS,
     SAMPLE_RATE,
     Breathe,
     Chime,
@@ -49,6 +52,7 @@ from audio_engine.model import (
     Voice,
 )
 from audio_engine.render import Sources
+from audio_engine.speech import apart as speech_apart
 from audio_engine.speech import voices as speech_voices
 from audio_engine.timeline import Timeline
 
@@ -68,28 +72,41 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
-    # While the speech engine works (it mostly waits on its worker processes), other threads
-    # ask the engine what it is (which starts its worker server), make or read the chimes (the
-    # timeline needs their lengths) and ready the background's tables.
+    check_voice_names(session, voice_override)
+    check_recordings(session, voice_override)
+    # The clips of an engine that loads a model (the neural voice) are made in a process forked
+    # for them (`speech.apart`), forked before any helper thread starts; it ends before the gain
+    # and the render, and its model with it.
+    apart = _speech_apart(session, voice_override)
+    # While the speech is made (mostly in other processes), other threads ask the engine what it
+    # is (which starts espeak-ng's worker server), make or read the chimes (the timeline needs
+    # their lengths). The chimes come after a process apart has ended (the main process then
+    # shares less with it); the background's tables after the speech in any case, once the
+    # engines have let go of what they loaded (a noise loop made for the first time takes 60 MiB
+    # for a moment, beside espeak-ng's fork server and workers or the neural voice).
+    work = [(tts.warm, (session.language, _base_voice(session, voice_override)))]
+    if apart is None:
+        work += [(warm_chimes, (session,))]
     helpers = [
-        threading.Thread(target=_quietly, args=(work, *args), daemon=True)
-        for work, args in (
-            (tts.warm, (session.language, _base_voice(session, voice_override))),
-            (warm_chimes, (session,)),
-            (warm_background, (session,)),
-        )
+        threading.Thread(target=_quietly, args=(job, *args), daemon=True) for job, args in work
     ]
-    for helper in helpers:
-        helper.start()
     try:
-        check_voice_names(session, voice_override)
-        rates = fit_rates(session, voice_override)
-        utterances = timeline.speech_requests(session, voice_override, rates)
-        lengths = tts.clip_lengths(sorted(utterances, key=_order), progress=progress)
-    finally:
         for helper in helpers:
-            helper.join()
+            helper.start()
+        lengths_of = tts.clip_lengths if apart is None else apart.clip_lengths
+        rates = fit_rates(session, voice_override, lengths_of=lengths_of)
+        utterances = timeline.speech_requests(session, voice_override, rates)
+        lengths = lengths_of(sorted(utterances, key=_order), progress=progress)
+    finally:
+        if apart is not None:
+            apart.close()
+        for helper in helpers:
+            if helper.ident is not None:
+                helper.join()
     speech_voices.release()  # every clip is in the cache: render without the engines' models
+    if apart is not None:
+        _quietly(warm_chimes, session)
+    _quietly(warm_background, session)  # (a noise loop made for the first time: 60 MiB a moment)
     compiled = timeline.compile(session, lengths, voice_override, rates=rates)
     clips = ClipStore(lengths)
     sources = Sources(speech=clips, sounds=load_sounds(session))
@@ -100,7 +117,19 @@ FIT_STEPS = 4  # rounds of synthesis after the asked rate's, at most
 FIT_NEAR_WPM = 2  # a rate found to fit is tried again this much slower, once
 
 
-def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
+def _speech_apart(session: Session, voice_override: Voice | None):
+    """A process apart for the session's speech (`speech.apart`) where an engine that loads a
+    model has clips of it to make (any at all with a rate from the command line: `fit_rates`
+    tries other rates), else None."""
+    rated = voice_override is not None and voice_override.rate_wpm is not None
+    for u in timeline.speech_requests(session, voice_override):
+        with contextlib.suppress(tts.TTSError):  # reported where the line is made
+            if speech_voices.engine_of(u).in_process and (rated or tts.cached_length(u) is None):
+                return speech_apart.start()
+    return None
+
+
+def fit_rates(session: Session, voice_override: Voice | None = None, lengths_of=None) -> dict:
     """The rate of each line that must fit a set time (`timeline.slots`), when the voice
     override sets a rate (docs/authoring.md, "Speaking rate").
 
@@ -128,7 +157,9 @@ def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
             bounds[slot] = (asked, own)
 
     def lengths_at(wanted: dict) -> dict:
-        found = tts.clip_lengths(sorted({s.at(r) for s, r in wanted.items()}, key=_order))
+        found = (lengths_of or tts.clip_lengths)(
+            sorted({s.at(r) for s, r in wanted.items()}, key=_order)
+        )
         return {s: found[s.at(r)] for s, r in wanted.items()}
 
     # First round: the asked rate; what fits at it is done; the rest get a predicted rate.
@@ -166,7 +197,12 @@ def fit_rates(session: Session, voice_override: Voice | None = None) -> dict:
 
 REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
 EXACT_BUDGET_S = 0.45  # a cold start measures the gain when that is predicted to take this long
-ESTIMATE_WAIT_S = 0.35  # how long a cold start waits for speech before estimating the gain
+# How long after it was asked for (`Growing`'s `began`) a cold start waits for speech before
+# estimating the gain. Counted from the command's start, not from when the script has been read:
+# with the neural voice the first clips arrive about then anyway, and the estimate from the first
+# one or two of them is as close to the measure as from four (within 0.55 dB on the English
+# sessions, where four gave 0.50).
+ESTIMATE_WAIT_S = 0.35
 ESTIMATE_ENOUGH_CLIPS = 16  # ... unless this many clips are known sooner (then within ~0.2 dB)
 SYNTHESIS_S_PER_CLIP = 0.03  # espeak-ng, one worker, this machine's order of magnitude
 # The neural voice, in this process, one clip at a time: a clip takes about this long plus this
@@ -189,6 +225,8 @@ class Growing:
 
     When every length is known, the timeline is compiled strictly: a line that does not fit its
     time then sets `error` (a `TimingError`, as `prepare` raises it) and playing must stop.
+    `began`: when the listener asked for it (`time.monotonic()`; the command's start, for the
+    command line), from which `gain` counts its wait; default now.
 
     Example
     -------
@@ -198,13 +236,19 @@ class Growing:
     >>> prepared = growing.prepared()   # blocks until every clip is known
     """
 
-    def __init__(self, session: Session, voice_override: Voice | None = None, jobs=None):
+    def __init__(
+        self,
+        session: Session,
+        voice_override: Voice | None = None,
+        jobs=None,
+        began: float | None = None,
+    ):
         self.session = session
         self.voice_override = voice_override
         self.error: BaseException | None = None
         self._jobs = max(1, jobs or os.cpu_count() or 1)
         self._cond = threading.Condition()
-        self._began = time.monotonic()
+        self._began = time.monotonic() if began is None else min(began, time.monotonic())
         self._closing = False
         self._profiles: dict = {}  # utterance -> its clip's loudness.energy_profile, length
         self._gain_pending = True  # until `gain` has answered (profiles are for its estimate)
@@ -231,6 +275,7 @@ class Growing:
     def _start(self, session: Session, voice_override: Voice | None, jobs) -> None:
         helpers = self._helpers
         check_voice_names(session, voice_override)
+        check_recordings(session, voice_override)
         self.rates = fit_rates(session, voice_override)
         self.order = timeline.speech_order(session, voice_override, self.rates)
         lengths: dict = {}
@@ -576,6 +621,20 @@ def check_voice_names(session: Session, voice_override: Voice | None = None) -> 
         raise ScriptError(problems)
 
 
+def check_recordings(session: Session, voice_override: Voice | None = None) -> None:
+    """Every line a recorded voice with `fallback: none` speaks has its recording; else
+    `ScriptError` at the step of each line that has none."""
+    problems = []
+    for utterance, where in timeline.speech_origins(session, voice_override).items():
+        message = speech_voices.missing_recording(utterance)
+        if message is not None:
+            if where == NO_ORIGIN:
+                where = session.origin
+            problems.append(Diagnostic(where.file, where.line, where.col, where.path, message))
+    if problems:
+        raise ScriptError(problems)
+
+
 def load_sounds(session: Session) -> dict[Path, np.ndarray]:
     """The session's background sound files, decoded; `ScriptError` at the `file:` of any that
     exists but cannot be played."""
@@ -614,6 +673,30 @@ def _table_file(kind: str, name: str, version: int) -> Path:
 
 def _noise_file(color: str) -> Path:
     return _table_file("noise", color, synth.NOISE_LOOP_VERSION)
+
+
+# What the environment's setup makes ahead (scripts/_bootstrap.sh), beside the installed packages
+# as the neural voice's pronunciation tables: the noise loops (`build_noise_loops`).
+BUILT_FOLDER = Path(sys.prefix) / "share" / "relax"
+
+
+def _built_noise_file(color: str) -> Path:
+    return BUILT_FOLDER / _noise_file(color).relative_to(tts.cache_root())
+
+
+def build_noise_loops() -> list[Path]:
+    """Make every colour's noise loop in `BUILT_FOLDER`, as the environment is set up, so that
+    even a first run reads its loop (10 ms) instead of making it (0.15-0.2 s of a core, beside the
+    speech engine's loading and the first line); the loops there, none where it cannot be
+    written."""
+    made = []
+    for color in NOISE_COLORS:
+        path = _built_noise_file(color)
+        if _read_table(path, _NOISE_MAGIC) is None:
+            _write_table(path, _NOISE_MAGIC, synth.noise_loop(color))
+        if _read_table(path, _NOISE_MAGIC) is not None:
+            made.append(path)
+    return made
 
 
 def _read_table(path: Path, magic: bytes) -> np.ndarray | None:
@@ -678,7 +761,9 @@ def warm_background(session: Session) -> None:
     for layer in session.background:
         if isinstance(layer, Noise):
             path = _noise_file(layer.color)
-            loop = _read_table(path, _NOISE_MAGIC)
+            loop = _read_table(_built_noise_file(layer.color), _NOISE_MAGIC)
+            if loop is None:
+                loop = _read_table(path, _NOISE_MAGIC)
             if loop is not None:
                 try:
                     synth.install_noise_loop(layer.color, loop.reshape(-1, 2))

@@ -180,6 +180,17 @@ def speech_order(
     return list(dict.fromkeys(builder.requested))
 
 
+def speech_origins(
+    session: Session,
+    voice_override: Voice | None = None,
+    rates: Mapping[Slot, int] | None = None,
+) -> dict[Utterance, Origin]:
+    """Where each utterance `compile` will need is first spoken: its step in the script."""
+    builder = _Builder(session, _AnyLength(), voice_override, check=False, rates=rates)
+    builder.run()
+    return builder.spoken_at
+
+
 def slots(session: Session, voice_override: Voice | None = None) -> list[Slot]:
     """Every line that must fit a set time, each once, when `voice_override` sets a rate (else
     none: every line is spoken at the script's rate and only checked)."""
@@ -394,6 +405,8 @@ class _Builder:
         self.chapters: list[Chapter] = []
         self.problems: list[Diagnostic] = []
         self.requested: list[Utterance] = []
+        self.spoken_at: dict[Utterance, Origin] = {}  # the step that first speaks each line
+        self.where: Origin = NO_ORIGIN  # the step being placed
         self.slots: list[Slot] = []
         self.rooms: dict[Utterance, int] = {}  # the tightest room of each line
         self.last_rate = 0  # the rate of the line `speak` placed last
@@ -460,6 +473,7 @@ class _Builder:
                 rate = min(self.asked, slot.utterance.voice.rate_wpm)
             utt = slot.at(rate)
         self.requested.append(utt)
+        self.spoken_at.setdefault(utt, self.where)
         if room is not None:
             self.rooms[utt] = min(room, self.rooms.get(utt, room))
         length = int(self.lengths[utt])
@@ -516,6 +530,7 @@ class _Builder:
 
     def step(self, step: Step) -> None:
         start = self.cursor
+        self.where = step.origin
         match step:
             case Section(title=title):
                 self.chapters.append(Chapter(title, start))

@@ -6,7 +6,9 @@ neural voice's pronunciation tables packed for the first time) and then warm (th
 again), and samples every 20 ms the proportional set size (PSS, `/proc/PID/smaps_rollup`) of the
 relax process and every process under it (espeak-ng's fork servers and their children). Prints
 per run the peak of the sum, the peak of the main process alone, how many processes were seen
-and the wall time. PSS counts a page shared by N processes as 1/N in each, so the sum is what
+and the wall time; for a cold run also by phase (each stretch of time with as many processes
+under the main one: the speech's process apart, the gain measure's workers, the render alone),
+its peaks, its processes and when it ran. PSS counts a page shared by N processes as 1/N in each, so the sum is what
 the export takes from the machine. Then the time to first sound of `relax play SESSION` (English)
 on a first run: an empty cache folder (`bench/play.py`'s measure), the median of three.
 
@@ -67,12 +69,21 @@ def measure(args: list[str], env: dict[str, str], cwd: Path) -> dict:
     )
     peak_sum = peak_main = 0
     seen: set[int] = set()
+    phases: list[dict] = []  # runs of samples with the same processes under the main one
     while proc.poll() is None:
         pids = descendants(proc.pid)
         seen.update(pids)
         sizes = {pid: pss_kib(pid) for pid in pids}
-        peak_sum = max(peak_sum, sum(sizes.values()))
+        total = sum(sizes.values())
+        peak_sum = max(peak_sum, total)
         peak_main = max(peak_main, sizes.get(proc.pid, 0))
+        others = frozenset(pids) - {proc.pid}
+        now = time.perf_counter() - start
+        if not phases or phases[-1]["others"] != others:
+            phases.append({"others": others, "from": now, "sum": 0, "main": 0})
+        phase = phases[-1]
+        phase.update(to=now, sum=max(phase["sum"], total))
+        phase["main"] = max(phase["main"], sizes.get(proc.pid, 0))
         time.sleep(0.02)
     err = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
@@ -82,7 +93,23 @@ def measure(args: list[str], env: dict[str, str], cwd: Path) -> dict:
         "main_mib": peak_main / 1024,
         "processes": len(seen),
         "wall_s": time.perf_counter() - start,
+        "phases": _merged(phases),
     }
+
+
+def _merged(phases: list[dict]) -> list[dict]:
+    """The phases, each run of samples with the same number of processes under the main one as
+    one (a worker replaced by the next is the same phase), the shortest (under 0.1 s) left out."""
+    merged: list[dict] = []
+    for phase in phases:
+        count = len(phase["others"])
+        if merged and merged[-1]["others"] == count:
+            last = merged[-1]
+            last.update(to=phase["to"], sum=max(last["sum"], phase["sum"]))
+            last["main"] = max(last["main"], phase["main"])
+        else:
+            merged.append({**phase, "others": count})
+    return [p for p in merged if p["to"] - p["from"] >= 0.1]
 
 
 def checkout(ref: str, folder: Path) -> Path:
@@ -111,6 +138,14 @@ def figures(label: str, root: Path, session: str, languages: list[str], work: Pa
                 f"{row['main_mib']:>5.0f} MiB {row['processes']:>6} {row['wall_s']:>6.1f}",
                 flush=True,
             )
+            if kind == "cold":  # where the peak is: by phase
+                for phase in row["phases"]:
+                    print(
+                        f"{'':<8} {'':<12} {'':<5} {'':<6} {phase['sum'] / 1024:>6.0f} MiB "
+                        f"{phase['main'] / 1024:>5.0f} MiB {phase['others'] + 1:>6}   "
+                        f"{phase['from']:.1f}-{phase['to']:.1f} s",
+                        flush=True,
+                    )
 
 
 def first_sound(label: str, root: Path, session: str, work: Path) -> None:

@@ -47,6 +47,17 @@ from audio_engine.player.stream import FEED_INTERVAL_S, Stream  # noqa: E402
 RATE = 44100
 
 
+_compiled: set[Path] = set()
+
+
+def compiled(root: Path) -> None:
+    """The bytecode of the relax package at `root` written (once), as `scripts/_bootstrap.sh`
+    writes it when the environment is set up."""
+    if root not in _compiled:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "audio_engine")])
+        _compiled.add(root)
+
+
 def first_sound_s(session: str, language: str, cache: Path, workdir: Path) -> float:
     raw = workdir / f"out-{time.monotonic_ns()}.raw"
     env = dict(
@@ -58,6 +69,10 @@ def first_sound_s(session: str, language: str, cache: Path, workdir: Path) -> fl
         PYGAME_HIDE_SUPPORT_PROMPT="1",
     )
     env.pop("RELAX_FALLBACK_EXPORT", None)
+    # Bytecode as an installed relax has it (the launchers' setup compiles the package): the
+    # time to first sound is not the time to compile relax's modules.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    compiled(Path(env.get("PYTHONPATH") or ROOT))
     cmd = [sys.executable, "-m", "audio_engine", "play", session, "-l", language, "--no-window"]
     started = time.monotonic()
     proc = subprocess.Popen(

@@ -46,9 +46,12 @@ bootstrap_venv() {
     tail -n 20 "$log" >&2
     exit 1
   fi
-  # The neural voice's pronunciation tables, packed once here rather than on the first start
-  # (about 0.5 s); where that fails, the first start packs them into the cache folder.
+  # The neural voice's pronunciation tables and its model as onnxruntime optimizes it, and the
+  # background's noise loops, made once here rather than on the first start (about 0.5 s); where
+  # that fails, the first start makes them and keeps them in the cache folder.
   "$venv/bin/python" -c 'from audio_engine.speech import neural; neural.build_tables()' \
+    >>"$log" 2>&1 || true
+  "$venv/bin/python" -c 'from audio_engine import pipeline; pipeline.build_noise_loops()' \
     >>"$log" 2>&1 || true
   echo "$hash$extras" >"$stamp"
 }

@@ -75,3 +75,17 @@ def test_a_timeline_with_chimes_needs_no_numpy():
     count, total, numpy_loaded = done.stdout.split()
     assert int(count) > 0 and int(total) > 0
     assert numpy_loaded == "False"
+
+
+def test_a_command_knows_when_its_process_started():
+    # `relax play` counts a cold start's wait for speech (`pipeline.ESTIMATE_WAIT_S`) from here:
+    # Python's start-up and the imports are part of the time to the first sound.
+    code = (
+        "import time; time.sleep(0.4); from audio_engine.cli import _common; "
+        "print(time.monotonic() - _common.command_started())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert 0.4 <= float(done.stdout) < 2.0

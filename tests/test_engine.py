@@ -344,6 +344,7 @@ def test_noise_loops_are_kept_on_disk_and_a_damaged_one_is_made_again(tmp_path, 
     from audio_engine import model
 
     monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pipeline, "BUILT_FOLDER", tmp_path / "none built")  # (not set up)
     layer = model.Noise("brown", 0.5)
     session = model.Session(
         title="n", language="en", steps=(model.Pause(1.0),), background=(layer,)

@@ -667,3 +667,21 @@ def test_a_stream_stops_with_the_error_a_late_clip_brings(tmp_path, cold_cache, 
             assert "late-error.yaml:" in str(stream.error)
     finally:
         growing.close()
+
+
+def test_noise_loops_built_with_the_environment_are_read_not_made(tmp_path, monkeypatch):
+    # What scripts/_bootstrap.sh does after installing: even a first run (an empty cache folder)
+    # reads its noise loop, the same samples as made.
+    from audio_engine import synth
+
+    monkeypatch.setattr(pipeline, "BUILT_FOLDER", tmp_path / "built")
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "cache"))
+    built = pipeline.build_noise_loops()
+    assert [p.name.split("-")[0] for p in built] == ["white", "pink", "brown"]
+    monkeypatch.setattr(synth, "_installed_loops", {})  # as in a new process
+    session = _session(tmp_path, GROWING.replace("color: pink", "color: brown"), "brown.yaml")
+    assert any(layer.color == "brown" for layer in session.background)
+    pipeline.warm_background(session)
+    assert not (tmp_path / "cache" / "noise").exists(), "read, not made"
+    loop = synth._installed_loops["brown"]
+    assert np.array_equal(loop, synth._make_noise_loop("brown"))

@@ -237,13 +237,20 @@ def _write(folder, name, steps):
     return path
 
 
-def test_the_session_without_its_memory_arena_computes_the_same_samples(monkeypatch):
+def test_the_session_without_its_memory_arena_computes_the_same_samples(monkeypatch, tmp_path):
     import onnxruntime as ort
 
+    # Ours from the model as onnxruntime has optimized it (kept in the cache folder), theirs from
+    # hibari's own model, as hibari makes it.
+    monkeypatch.setattr(neural, "BUILT_TABLES_FOLDER", tmp_path / "none built")
     voice = neural.VOICES[0]
-    ours = neural._session(voice)
+    optimized = neural._optimized_file(tmp_path, voice)
+    neural._write_model(optimized, voice)
+    ours = neural._session(voice, tmp_path)
+    assert ours._model_path == str(optimized)
     options = ours.get_session_options()
     assert not options.enable_cpu_mem_arena and not options.enable_mem_pattern
+    assert options.get_session_config_entry("session.disable_prepacking") == "1"
     assert options.intra_op_num_threads == options.inter_op_num_threads == 1
     hibaris = ort.SessionOptions()  # as hibari makes it: arena and memory pattern on
     hibaris.intra_op_num_threads = hibaris.inter_op_num_threads = 1
@@ -259,3 +266,23 @@ def test_the_session_without_its_memory_arena_computes_the_same_samples(monkeypa
         made[name] = [neural.speech(line, 140) for line in lines]
     for line, a, b in zip(lines, made["ours"], made["theirs"], strict=True):
         assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b), line
+
+
+def test_a_damaged_optimized_model_is_not_used_and_made_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(neural, "BUILT_TABLES_FOLDER", tmp_path / "built")
+    monkeypatch.setattr(neural, "TABLES_WRITE_DELAY_S", 0.0)
+    voice = neural.VOICES[0]
+    built = neural._optimized_file(tmp_path / "built", voice)
+    neural.build_tables()  # what setting up the environment does
+    assert neural._checked_model(built)
+    assert neural._session(voice, tmp_path / "cache")._model_path == str(built)
+    data = bytearray(built.read_bytes())
+    data[len(data) // 2] ^= 1
+    built.write_bytes(bytes(data))
+    assert not neural._checked_model(built)
+    session = neural._session(voice, tmp_path / "cache")
+    assert session._model_path == str(neural._model_file(voice)), "hibari's own model"
+    neural._finish_writes()  # made again in the cache folder
+    again = neural._optimized_file(tmp_path / "cache", voice)
+    assert neural._checked_model(again)
+    assert neural._session(voice, tmp_path / "cache")._model_path == str(again)

@@ -28,6 +28,7 @@ import podcastparser
 import pytest
 import soundfile
 
+from audio_engine.errors import ScriptError
 from audio_engine.phone import episodes, feed, qr
 
 SHORT = """\
@@ -238,6 +239,31 @@ def test_the_key_follows_the_script_bytes_and_nothing_else(tmp_path):
     assert episodes.export_key(pipeline.load(str(path))) == key
     path.write_text(path.read_text() + "\n")
     assert episodes.export_key(pipeline.load(str(path))) != key
+
+
+def test_the_key_follows_which_line_each_recording_is_of(tmp_path, monkeypatch):
+    # Two recordings imported under each other's lines, then put right: the same recordings,
+    # the same engines, but another sound; the episode is made again.
+    from audio_engine import pipeline
+    from tests.test_recorded import LINES, record_lines, write_session
+
+    monkeypatch.setenv("RELAX_CACHE_DIR", str(tmp_path / "cache"))
+    made = record_lines(tmp_path / "voice", LINES)
+    path = write_session(tmp_path, ", fallback: none")
+    first, second = made["Adem in"], made["Adem uit"]
+    wrong = episodes.export_key(pipeline.load(str(path)))
+    swapped_first = first.with_name(second.stem + first.suffix)
+    swapped_second = second.with_name(first.stem + second.suffix)
+    first.rename(tmp_path / "first")
+    second.rename(swapped_second)
+    (tmp_path / "first").rename(swapped_first)
+    right = episodes.export_key(pipeline.load(str(path)))
+    assert right != wrong
+    # A line without its recording (and no fallback) is an error at its step.
+    swapped_first.unlink()
+    with pytest.raises(ScriptError) as raised:
+        episodes.export_key(pipeline.load(str(path)))
+    assert raised.value.first.line == 9 and "no recording of 'Adem uit'" in str(raised.value)
 
 
 def test_the_whole_library_in_a_language_is_its_sessions_in_that_language(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from audio_engine import model, pipeline, script, tts
+from audio_engine import model, pipeline, script, timeline, tts
 from audio_engine.errors import ScriptError, TTSError
 from audio_engine.speech import recorded, voices
 
@@ -172,17 +172,35 @@ def test_missing_lines_fall_back_with_one_warning_listing_them(tmp_path, fresh_c
     assert engines["Adem uit"] == "espeak" and engines["Adem in"] == "recorded"
 
 
-def test_with_fallback_none_missing_lines_are_one_error_listing_them(tmp_path, fresh_cache):
-    record_lines(tmp_path / "voice", LINES, skip={"Adem uit", "Voel hoe je lichaam zwaar wordt."})
+def test_with_fallback_none_a_missing_line_is_an_error_at_its_step(tmp_path, fresh_cache):
+    record_lines(tmp_path / "voice", LINES, skip={"Voel hoe je lichaam zwaar wordt."})
     path = write_session(tmp_path, ", fallback: none")
     done = relax("export", str(path), "-o", str(tmp_path / "out.wav"))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
-    for text in ("Adem uit", "Voel hoe je lichaam zwaar wordt."):
-        assert f"{recorded.line_key(text, 'nl')} {text!r}" in line
+    key = recorded.line_key("Voel hoe je lichaam zwaar wordt.", "nl")
+    assert line.startswith(f"{path}:11:5: error: steps[4]: "), line  # the step that says it
+    assert f"'Voel hoe je lichaam zwaar wordt.' (key {key}) and no fallback" in line
     assert not (tmp_path / "out.wav").exists()
-    with pytest.raises(TTSError, match="no recording of 2 line"):
+
+
+def test_with_fallback_none_missing_lines_are_errors_at_their_steps(tmp_path, fresh_cache):
+    record_lines(tmp_path / "voice", LINES, skip={"Adem uit", "Voel hoe je lichaam zwaar wordt."})
+    path = write_session(tmp_path, ", fallback: none")
+    done = relax("export", str(path), "-o", str(tmp_path / "out.wav"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert [line.split(" error: ")[0] for line in lines] == [f"{path}:9:5:", f"{path}:11:5:"]
+    for line, text in zip(lines, ("Adem uit", "Voel hoe je lichaam zwaar wordt."), strict=True):
+        assert f"{text!r} (key {recorded.line_key(text, 'nl')})" in line
+    assert not (tmp_path / "out.wav").exists()
+    with pytest.raises(ScriptError) as raised:
         pipeline.prepare(script.load(path))
+    assert [d.line for d in raised.value.diagnostics] == [9, 11]
+    with pytest.raises(ScriptError):  # the player's cold start too
+        pipeline.Growing(script.load(path))
+    with pytest.raises(TTSError, match="no recording of 2 line"):  # the synthesizer's own check
+        tts.clip_lengths(timeline.speech_order(script.load(path)))
 
 
 def test_a_recording_too_long_for_its_cue_is_an_error_at_the_line(tmp_path, fresh_cache):

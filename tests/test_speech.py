@@ -241,3 +241,18 @@ def test_the_compat_check_notices_a_change(monkeypatch):
     hibari = _hibari_compat.import_hibari()
     monkeypatch.delattr(hibari.g2p, "_load_json")
     assert _hibari_compat.check(hibari) == ["hibari.g2p._load_json is gone"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork servers are Linux's")
+def test_the_fork_servers_are_let_go_once_a_sessions_speech_is_made(fresh_cache, tmp_path):
+    from audio_engine import pipeline
+
+    script = tmp_path / "short.nl.yaml"
+    script.write_text(DUTCH)
+    tts.synthesize(utt("Eerst dit."))  # a server is started, and kept for the next clip
+    assert any(server.alive() for server in espeak._SERVERS._idle)
+    pipeline.prepare(pipeline.load(str(script)))
+    assert not espeak._SERVERS._idle
+    assert not any(server.alive() for server in espeak._SERVERS._all), "stopped"
+    tts.synthesize(utt("Nog een keer."))  # the next clip starts one again
+    assert any(server.alive() for server in espeak._SERVERS._idle)

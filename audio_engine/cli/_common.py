@@ -88,6 +88,20 @@ def voice_override(args) -> Voice | None:
     return Voice(name=name, rate_wpm=rate, volume=volume, engine=engine)
 
 
+def command_started() -> float:
+    """When this command's process started, on `time.monotonic()`'s clock (Linux, from /proc:
+    Python's own start-up included); now where that cannot be told, or in a process that has run
+    for a while (the command line called from within a program)."""
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - age if 0 <= age < 2 else now
+
+
 def load_session(args):
     from audio_engine import pipeline  # imported when a command runs: keeps `--help` fast
 

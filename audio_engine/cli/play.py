@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     voice = _common.voice_override(args)
     # Speech is synthesized in the order it is spoken while the session starts playing; a
     # short session (or a warm cache) is simply complete before the first sound.
-    growing = pipeline.Growing(session, voice)
+    growing = pipeline.Growing(session, voice, began=_common.command_started())
     try:
         return _play(args, session, voice, growing)
     finally:

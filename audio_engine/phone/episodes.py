@@ -7,7 +7,8 @@ Entry points:
   named (each in `language` where it has that version), or of every session of the library that
   has a `language` version; what could not be found, as (name, reason).
 - `export_key(session) -> str`: a digest of everything an export's bytes depend on: the script's
-  bytes, its background sound files, the voices it speaks with and their engines' versions, the
+  bytes, its background sound files, the key of every clip it speaks (the line, the voice that
+  speaks it: a recording of it where the recorded voice has one; that voice's engine's version), the
   format and quality, relax's version and the source of the modules that make the sound, and the
   versions of the libraries relax depends on. The same key: the same file.
 - `update(scripts, folder, language, ...) -> Update`: every session exported into `folder` as
@@ -136,15 +137,18 @@ def select(sessions: Sequence[str], language: str, extra_dirs=()) -> Selection:
 
 def export_key(session) -> str:
     """A digest of everything the bytes of `session`'s MP3, transcript and chapters depend on."""
-    from audio_engine import export, timeline, tts
+    from audio_engine import export, pipeline, timeline
+    from audio_engine.speech import cache, voices
 
+    pipeline.check_recordings(session)  # a line without its recording: at its step
     utterances = timeline.speech_requests(session)
-    voices = sorted(
-        {
-            (v.engine, v.id, tts.version_of(v))
-            for v in (tts.voice_for(u.language, u.voice.name, u.voice.engine) for u in utterances)
-        }
-    )
+    # Every line's clip by its key: its words with the voice that speaks it (its recording, where
+    # the recorded voice has one; else the voice its engine or the fallback picks) and the
+    # version of that voice's engine.
+    speech = []
+    for u in utterances:
+        voice = voices.check_utterance(u)
+        speech.append(cache.key(u, voice.id, voices.version_of(voice)))
     sounds = []
     for layer in session.background:
         path = getattr(layer, "path", None)
@@ -154,8 +158,8 @@ def export_key(session) -> str:
         "script": _file_digest(Path(session.source)) if session.source else repr(session),
         "language": session.language,
         "sounds": sounds,
-        "voices": voices,
-        "engines": list(tts.engine_versions(utterances)),
+        "speech": sorted(speech),
+        "engines": list(voices.engine_versions(utterances)),
         "format": FORMAT,
         "quality": export.DEFAULT_QUALITY,
         "relax": __version__,

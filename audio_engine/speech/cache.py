@@ -129,6 +129,22 @@ def store(path: Path, clip: np.ndarray) -> None:
         _say_once(str(exc))
 
 
+def kept_in_memory() -> tuple[dict[Path, np.ndarray], bool]:
+    """The clips kept in memory because the folder could not be written, and whether that has
+    been said on stderr (a process apart hands them to the one that renders: `apart.py`)."""
+    with _memory_lock:
+        return dict(_memory), _warned
+
+
+def adopt(clips: dict[Path, np.ndarray], said: bool) -> None:
+    """Keep `clips` (another process's `kept_in_memory`) as if made here; `said`: that process
+    has said the folder cannot be written, so it is not said again."""
+    global _warned
+    with _memory_lock:
+        _memory.update(clips)
+        _warned = _warned or said
+
+
 def _say_once(problem: str) -> None:
     global _warned
     with _memory_lock:

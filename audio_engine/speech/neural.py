@@ -28,12 +28,15 @@ once on two threads; hibari is imported without `scipy.fft`'s public layer
 without. A line then takes about 1/100 of its length on one core of this machine.
 
 Memory: the packed tables are read from their file a bucket at a time, with at most
-`OPEN_BUCKETS` of each table open (about 15 MiB over a session, against 100 as hibari's JSON
-objects); the C heap's free pages go back to the system after the load and after every clip
-(`give_back_memory`: onnxruntime without its arena and numpy free a clip's buffers, glibc keeps
-them); `release` drops it all before the render. Runs in the calling process: unlike espeak-ng, hibari keeps no state
-from one clip to the next (tested), and onnxruntime with one thread starts none of its own (the
-loading threads end when it is loaded), so the process can still fork.
+`OPEN_BUCKETS` of each table open (about 2 MiB over a session, against 100 as hibari's JSON
+objects); the onnxruntime session runs without its arena and without weights packed ahead for
+its matrix kernels (a run's peak 25 MiB lower); the C heap's free pages go back to the system
+after the load and after every clip (`give_back_memory`: numpy and onnxruntime free a clip's
+buffers, glibc keeps them); `release` drops it all. Runs in the calling process: unlike
+espeak-ng, hibari keeps no state from one clip to the next (tested), and onnxruntime with one
+thread starts none of its own (the loading threads end when it is loaded), so the process can
+still fork. A whole session's speech (`pipeline.prepare`) is made in a process forked for it
+(`apart.py`), so that onnxruntime's library and what the heap keeps leave with it.
 
 Delivery (`speech`): `rate_wpm` is mapped to hibari's `speed` through `RATE_TABLE`, measured on
 the 111 distinct English lines of the built-in sessions (words per minute of trimmed speech), so
@@ -213,9 +216,9 @@ G2P_TABLES_VERSION = 2  # bump when the saved form of the pronunciation tables c
 _TABLES_MAGIC = b"RELAXG2P"
 
 
-def _session(voice: NeuralVoice):
-    """The voice's onnxruntime session: one thread (the same arithmetic in every process), as
-    hibari makes it, without its memory arena. Creating it runs mostly outside the GIL."""
+def _options(level=None):
+    """The session's options: one thread (the same arithmetic in every process), as hibari makes
+    it, without its memory arena."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -226,9 +229,74 @@ def _session(voice: NeuralVoice):
     # at the same speed here; the arithmetic is the same (tested).
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
-    return ort.InferenceSession(
-        str(_model_file(voice)), options, providers=["CPUExecutionProvider"]
+    # No weights packed ahead for the matrix kernels: each run's peak is about 25 MiB lower (the
+    # packed copies of the weights), at the same speed; the arithmetic is the same (tested).
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    if level is not None:
+        options.graph_optimization_level = level
+    return options
+
+
+def _session(voice: NeuralVoice, cache_folder: Path | None = None):
+    """The voice's onnxruntime session (`_options`). Made from the model as onnxruntime has
+    already optimized it (`_optimized_file`: made when the environment is set up, else kept in
+    the cache folder after the first load): 30 ms instead of 90, the same samples (tested).
+    Creating it runs mostly outside the GIL."""
+    import onnxruntime as ort
+
+    for folder in (BUILT_TABLES_FOLDER, cache_folder):
+        optimized = None if folder is None else _optimized_file(folder, voice)
+        if optimized is not None and _checked_model(optimized):
+            with contextlib.suppress(Exception):  # (then from hibari's own model)
+                return ort.InferenceSession(
+                    str(optimized), _options(), providers=["CPUExecutionProvider"]
+                )
+    session = ort.InferenceSession(
+        str(_model_file(voice)), _options(), providers=["CPUExecutionProvider"]
     )
+    if cache_folder is not None:
+        _later(lambda: _write_model(_optimized_file(cache_folder, voice), voice))
+    return session
+
+
+MODEL_VERSION = 1  # bump when the saved form of the optimized model changes
+
+
+def _optimized_file(folder: Path, voice: NeuralVoice) -> Path:
+    """Where the model optimized by the installed onnxruntime is kept in `folder`: a new
+    onnxruntime or hibari is a new name."""
+    what = [MODEL_VERSION, voice.hibari_name, package_stamp("hibari")]
+    what += [package_stamp("onnxruntime")]
+    key = hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
+    return Path(folder) / "neural" / f"model-{key}.onnx"
+
+
+def _checked_model(path: Path) -> bool:
+    """Whether the optimized model at `path` is whole: its SHA-256 is the one saved beside it."""
+    try:
+        digest = path.with_suffix(".sha256").read_text(encoding="ascii").strip()
+        return hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    except (OSError, ValueError):
+        return False
+
+
+def _write_model(path: Path, voice: NeuralVoice) -> None:
+    """Save the voice's model as onnxruntime optimizes it (its basic and extended graph
+    optimizations; the layout ones are made again at each load), with its SHA-256 beside it."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    if _checked_model(path):
+        return
+    with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as folder:
+        options = _options(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+        options.optimized_model_filepath = str(Path(folder) / "model.onnx")
+        ort.InferenceSession(str(_model_file(voice)), options, providers=["CPUExecutionProvider"])
+        payload = (Path(folder) / "model.onnx").read_bytes()
+        fsio.atomic_write(path, payload, fsync=False)
+        digest = hashlib.sha256(payload).hexdigest().encode("ascii")
+        fsio.atomic_write(path.with_suffix(".sha256"), digest, fsync=False)
 
 
 def _tables_file(cache_folder: Path, voice: NeuralVoice) -> Path:
@@ -249,8 +317,9 @@ BUCKET_FROM = 4096  # a table with more entries than this is kept in buckets
 BUCKET_SIZE = 128  # about this many entries to a bucket
 # Buckets kept open per table: the tagger asks for a dozen features of every word, most of them
 # in no table, so over a session every bucket would be opened (the whole table in memory again,
-# 50 MiB with the rest); 64 open keep it near 15 MiB, at about 5 ms more a line (of about 100).
-OPEN_BUCKETS = 64
+# 50 MiB with the rest); 16 open keep it near 2 MiB over the built-in sessions' 60 English lines
+# (64: 8-9 MiB), at about 1.5 ms more a line (of about 100).
+OPEN_BUCKETS = 16
 
 
 class _Buckets(Mapping):
@@ -473,6 +542,7 @@ def build_tables(voice_id: str = VOICES[0].id) -> Path | None:
     if not available():
         return None
     if _read_tables(path) is not None:
+        _write_model(_optimized_file(BUILT_TABLES_FOLDER, voice), voice)  # (where it is not)
         return path
     _hibari_compat.import_hibari()
     import hibari.g2p as g2p_module
@@ -488,6 +558,7 @@ def build_tables(voice_id: str = VOICES[0].id) -> Path | None:
     with _hibari_compat.tables_loaded_by(g2p_module, load_json):
         g2p_module.G2P(british=HIBARI_VOICES[voice.hibari_name]["british"])
     _write_tables(path, read)
+    _write_model(_optimized_file(BUILT_TABLES_FOLDER, voice), voice)
     return path if _read_tables(path) is not None else None
 
 
@@ -500,11 +571,16 @@ def _write_later(path: Path, tables: dict) -> None:
     """Save the tables `TABLES_WRITE_DELAY_S` after this first load, out of the way of a cold
     start's first sound (packing them takes about 0.2 s of CPU), or sooner: when the voice is
     let go (`release`) or the process exits."""
+    _later(lambda: _write_tables(path, tables))
+
+
+def _later(work) -> None:
+    """Run `work` `TABLES_WRITE_DELAY_S` from now, or sooner (`_finish_writes`)."""
     now = threading.Event()
 
     def write():
         now.wait(TABLES_WRITE_DELAY_S)
-        _write_tables(path, tables)
+        work()
 
     writer = threading.Thread(target=write, name="relax-neural-tables", daemon=True)
     with _writes_lock:
@@ -531,12 +607,12 @@ def _vocab() -> dict:
         return json.load(f)
 
 
-def _ready_session(voice: NeuralVoice):
+def _ready_session(voice: NeuralVoice, cache_folder: Path | None = None):
     """The session, run once on a short input together with the vocoder and the resampler (the
     first run of each sets itself up: about 40 ms of the first clip); (session, vocabulary)."""
     import numpy as np
 
-    session = _session(voice)
+    session = _session(voice, cache_folder)
     vocab = _vocab()
     with contextlib.suppress(Exception):  # only a head start: the clip's own run reports
         import soxr
@@ -573,7 +649,7 @@ class _Loading:
                 target=self._run, args=(part, work), name=f"relax-neural-{part}", daemon=True
             )
             for part, work in (
-                ("session", lambda: _ready_session(voice)),
+                ("session", lambda: _ready_session(voice, cache_folder)),
                 ("g2p", lambda: _g2p(voice, cache_folder)),
             )
         ]
@@ -628,7 +704,9 @@ def load(voice: NeuralVoice = VOICES[0], cache_folder: Path | None = None):
         try:
             engine = loading.join()
         except Exception:  # noqa: BLE001 - a background load that failed: once more, here
-            engine = _assemble(voice, _ready_session(voice), _g2p(voice, cache_folder))
+            engine = _assemble(
+                voice, _ready_session(voice, cache_folder), _g2p(voice, cache_folder)
+            )
         with _state_lock:
             _engines[voice.id] = engine
             _loading.pop(voice.id, None)
@@ -640,7 +718,8 @@ def release() -> bool:
     """Let the loaded voices go (the onnxruntime session, the model's weights, the pronunciation
     stage) and give their memory back to the system, once every clip is made: an export renders
     without them (about 100 MiB less). False, and nothing let go, while a clip is being made;
-    the next clip loads the voice again. The tables of a first load are saved first."""
+    the next clip loads the voice again. What a first load had still to save (its tables, the
+    optimized model) is saved then, once the voice is let go (not beside it)."""
     with _load_lock:
         with _state_lock:
             loading = list(_loading.values())
@@ -648,16 +727,35 @@ def release() -> bool:
         for started in loading:  # a load begun for nothing: let it end, and drop it
             for thread in started.threads:
                 thread.join()
-        _finish_writes()
         with _state_lock:
-            if _busy:
-                return False
-            _engines.clear()
-    del loading
-    _hibari_compat.forget_caches()
+            busy = _busy > 0
+            if not busy:
+                _engines.clear()
+        del loading
+        if not busy:
+            _hibari_compat.forget_caches()
+            gc.collect()
+        _finish_writes()
+    if busy:
+        return False
     gc.collect()
     give_back_memory()
     return True
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child (`apart.py` makes clips in one): no other thread was copied, so no lock
+    may stay held by one, and no load or tables write begun by one is still under way."""
+    global _load_lock, _state_lock, _g2p_lock, _writes_lock, _version_lock, _busy
+    _load_lock, _state_lock, _g2p_lock = threading.Lock(), threading.Lock(), threading.Lock()
+    _writes_lock, _version_lock = threading.Lock(), threading.Lock()
+    _loading.clear()
+    _writes.clear()
+    _busy = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def give_back_memory() -> None:
@@ -761,9 +859,11 @@ def _speech(text: str, rate_wpm: int, voice_id: str, cache_folder: Path | None) 
         if len(ids) < 3:
             continue
         out = engine.sess.run(None, {"ids": np.asarray([ids], np.int64), "speed": speed})
-        lh, th, ln, lr, phi, f0 = (o[0] for o in out)
-        sentence = _trimmed(dsp.synth(lh, th, ln, lr, phi, _calm_pitch(f0), rng), dsp.SR)
-        del out, lh, th, ln, lr, phi, f0  # not alive while the next sentence's run allocates
+        f0 = _calm_pitch(out[5][0])
+        spectra = [o[0] for o in out[:5]]  # the vocoder lets each go once used
+        del out
+        sentence = _trimmed(_hibari_compat.synth(spectra, f0, rng), dsp.SR)
+        del f0
         if sentence.size:
             parts += [pause, sentence] if parts else [sentence]
     if not parts:

@@ -283,16 +283,19 @@ def clip_lengths(
     *,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    warn: bool = True,
 ) -> dict[model.Utterance, int]:
     """Every clip's length in samples, synthesizing (into the cache) what is missing.
 
     Unlike `synthesize_many` this keeps no clip in memory, so a long session with a lot of speech
     prepares in flat memory; the clips are read back from the cache when they play (`cached`).
-    Lengths of cached clips come from their headers alone.
+    Lengths of cached clips come from their headers alone. `warn=False`: say nothing of the
+    recorded voice's fallback (the caller has).
     """
     wanted = list(dict.fromkeys(utterances))
     voices.check_all(wanted)
-    voices.warn_fallbacks(wanted)
+    if warn:
+        voices.warn_fallbacks(wanted)
     lengths: dict[model.Utterance, int] = {}
     missing = []
     for u in wanted:  # fail on a missing voice before any synthesis starts

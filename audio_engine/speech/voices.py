@@ -151,17 +151,27 @@ def _fallback(utterance: model.Utterance) -> str | None:
     language's usual one); `TTSError` with `fallback: none`."""
     fallback = utterance.voice.fallback
     if fallback == model.NO_FALLBACK:
-        raise TTSError(
-            _(
-                "the recorded voice in {folder} has no recording of {text!r} (key {key}) and no "
-                "fallback; `relax record` records it"
-            ).format(
-                folder=utterance.voice.folder,
-                text=utterance.text,
-                key=line_key(utterance.text, utterance.language),
-            )
-        )
+        raise TTSError(_no_recording(utterance))
     return fallback
+
+
+def _no_recording(utterance: model.Utterance) -> str:
+    return _(
+        "the recorded voice in {folder} has no recording of {text!r} (key {key}) and no "
+        "fallback; `relax record` records it"
+    ).format(
+        folder=utterance.voice.folder,
+        text=utterance.text,
+        key=line_key(utterance.text, utterance.language),
+    )
+
+
+def missing_recording(utterance: model.Utterance) -> str | None:
+    """Why `utterance` cannot be spoken, when its voice is the recorded voice with
+    `fallback: none` and its folder holds no recording of it; else None."""
+    if not _recorded(utterance) or utterance.voice.fallback != model.NO_FALLBACK:
+        return None
+    return _no_recording(utterance) if recording_voice(utterance) is None else None
 
 
 def voice_of(utterance: model.Utterance) -> VoiceInfo:
@@ -294,8 +304,8 @@ def preload(language: str, voice: model.Voice | None = None) -> None:
 
 
 def release() -> None:
-    """Let every engine drop what it loaded to make clips (the neural voice's model and tables),
-    once a session's speech is all made: what plays or exports next reads the clips from the
+    """Let every engine drop what it loaded to make clips (the neural voice's model and tables,
+    espeak-ng's idle fork servers), once a session's speech is all made: what plays or exports next reads the clips from the
     cache. An engine loads again when it is asked for another clip."""
     for engine in list(_engines.values()):
         let_go = getattr(engine, "release", None)  # only engines that hold something have one
