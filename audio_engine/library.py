@@ -271,6 +271,16 @@ def _speech_stamp(path: str) -> int:
 def _still_valid(row: dict | None, stamp: list[int]) -> bool:
     if not isinstance(row, dict) or row.get("stamp") != stamp:
         return False
+    if not all(isinstance(row.get(k), str) for k in ("id", "language", "title")):
+        return False
+    length = row.get("length")
+    if length is not None and not (
+        isinstance(length, list)
+        and len(length) == 2
+        and isinstance(length[0], (int, float))
+        and isinstance(length[1], bool)
+    ):
+        return False
     speech = row.get("speech")
     if not isinstance(speech, list):
         return False
