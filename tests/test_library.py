@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -151,7 +152,12 @@ def test_a_second_listing_comes_from_the_listing_cache_until_a_script_changes(us
     changed, imported = _listing_imports(env)
     assert "audio_engine.script" in imported
     assert "My late evening" in changed and changed.replace(" late", "") != first
-    (tmp_path / "cache" / library.LISTING_FILE).write_bytes(b"\0not json")  # only re-read
+    kept = tmp_path / "cache" / library.LISTING_FILE
+    rows = json.loads(kept.read_text())
+    rows["rows"][str(mine)]["length"] = "9:99"  # not what the listing writes: read again
+    kept.write_text(json.dumps(rows))
+    assert _listing_imports(env)[0] == changed
+    kept.write_bytes(b"\0not json")  # only read again
     assert _listing_imports(env)[0] == changed
 
 
