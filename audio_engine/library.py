@@ -8,7 +8,10 @@ Entry points:
   folder from platformdirs, e.g. `~/.local/share/relax/sessions`).
 - `find_all(extra_dirs=())`: every script in those folders, as `Entry(id, language, path)`.
 - `resolve(arg, language=None, extra_dirs=())`: a SESSION argument (a path to a file, an id in the
-  user's folder, or a built-in id) to a file, picking the language variant.
+  user's folder, or a built-in id) to a file, picking the language variant; `load(arg, ...)`:
+  that file loaded as a `Session`.
+- `length_s(session)`: its length as `relax list` shows it; `listing(extra_dirs=())`: every
+  script read and timed for `relax list`, kept in the cache folder while nothing changed.
 
 File names: `<id>.<lang>.yaml` (one file per language, as the built-in library does) or
 `<id>.yaml` (the language is read from the script).
@@ -172,6 +175,13 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
         if key and key in by_language:
             return by_language[key].path
     return found[0].path
+
+
+def load(arg: str, language: str | None = None, extra_dirs=()):
+    """A SESSION argument (`resolve`) loaded and validated (`script.load`): the `Session`."""
+    from audio_engine import script
+
+    return script.load(resolve(arg, language, extra_dirs), allowed_dirs=(user_dir(),))
 
 
 ESTIMATE_S_PER_CHAR = 0.065  # a line not made yet: espeak-ng at about 150 words a minute

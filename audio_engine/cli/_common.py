@@ -89,9 +89,9 @@ def voice_override(args) -> Voice | None:
 
 
 def load_session(args):
-    from audio_engine import pipeline  # imported when a command runs: keeps `--help` fast
+    from audio_engine import library  # imported when a command runs: keeps `--help` fast
 
-    return pipeline.load(args.session, args.language, tuple(args.dir))
+    return library.load(args.session, args.language, tuple(args.dir))
 
 
 def _columns(stream) -> int:
