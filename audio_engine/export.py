@@ -462,7 +462,7 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress,
     q = DEFAULT_QUALITY if quality is None else quality
     subtype = form.float_subtype if float32 else form.subtype
     if subtype in ("VORBIS", "FLOAT"):
-        convert = None  # libsndfile takes the float samples
+        convert = None  # libsndfile takes the float samples (a copy: see `_RenderAhead`)
     elif subtype == "PCM_24":
         convert = _to_int24
     else:  # 16-bit PCM: WAV, FLAC and LAME's input
@@ -514,8 +514,10 @@ _AHEAD_BLOCKS = 3  # blocks the render may be ahead of the encoder: 0.5 MiB each
 
 
 class _RenderAhead:
-    """The blocks of `source`, each passed through `convert`, made in a thread of their own at
-    most `_AHEAD_BLOCKS` ahead of the thread that iterates over this.
+    """The blocks of `source`, each passed through `convert` (else copied), made in a thread of
+    their own at most `_AHEAD_BLOCKS` ahead of the thread that iterates over this. Each block it
+    hands over is its own array: the render goes on while the encoder reads it, and may reuse
+    what it yielded.
 
     An error in the render is raised in the iterating thread. Leaving the `with` block (at the
     end, on an error, on Ctrl-C) stops the thread: it finishes the block it is making, at most,
@@ -556,7 +558,8 @@ class _RenderAhead:
             for block in self._source:
                 if self._stop.is_set():
                     return
-                self._queue.put(("block", block if self._convert is None else self._convert(block)))
+                owned = block.copy() if self._convert is None else self._convert(block)
+                self._queue.put(("block", owned))
         except BaseException as exc:  # noqa: BLE001 - raised in the iterating thread
             self._queue.put(("error", exc))
         else:

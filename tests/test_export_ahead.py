@@ -2,9 +2,10 @@
 
 What is checked: the render really is asked for later blocks while the encoder still holds an
 earlier one (no timing: an event the render sets, which a render in the encoder's thread could
-never set in time); the blocks arrive in order, converted; a render error is raised where the
-encoder runs; an encoder that stops early stops the render too (its generator closed, the thread
-gone); and the file's bytes are those of the same blocks encoded one after the other.
+never set in time); the blocks arrive in order, converted, each an array of its own; a render
+error is raised where the encoder runs; an encoder that stops early stops the render too (its
+generator closed, the thread gone); and the file's bytes are those of the same blocks encoded one
+after the other.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ def test_the_render_goes_on_while_the_encoder_holds_a_block():
     assert [float(b[0, 0]) for b in got] == [0, 2, 4, 6, 8, 10]
     assert threading.main_thread() not in makers
     assert _render_threads() == []
+
+
+def test_each_block_handed_over_is_its_own_though_the_render_reuses_its_array():
+    reused = _block(0)
+
+    def source():
+        for k in range(6):
+            reused[:] = k  # the next block written where the last one was
+            yield reused
+
+    with export._RenderAhead(source()) as ahead:
+        got = list(ahead)
+    assert [float(b[0, 0]) for b in got] == [0, 1, 2, 3, 4, 5]
 
 
 def test_a_render_error_is_raised_where_the_encoder_runs():
