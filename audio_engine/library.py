@@ -32,7 +32,7 @@ import platformdirs
 
 from audio_engine import fsio
 from audio_engine.errors import RelaxError, SessionNotFound
-from audio_engine.model import SAMPLE_RATE, primary_language
+from audio_engine.langtag import primary_language
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -192,6 +192,7 @@ def length_s(session) -> tuple[float, bool] | None:
     window): exact from the speech cache, else each missing line estimated from its text.
     None when the script's timing does not hold (`relax validate` tells what does not fit)."""
     from audio_engine import timeline, tts
+    from audio_engine.model import SAMPLE_RATE
 
     lengths = {}
     estimated = False
@@ -342,7 +343,6 @@ def _listing_context() -> list:
     """What else decides a listing row: relax's version and its own modules (the loader, the
     timeline, the voices), the speech engines' packages and settings, the speech cache folder."""
     from audio_engine import __version__
-    from audio_engine.speech.engine import package_stamp
 
     parts: list = [_LISTING_FORMAT, __version__, sys.executable]
     for name in ("RELAX_CACHE_DIR", "RELAX_ESPEAK", "ESPEAK_DATA_PATH", "RELAX_NEURAL"):
@@ -353,9 +353,24 @@ def _listing_context() -> list:
             parts += sorted(
                 [e.name, *_stamp(e.stat())[:2]] for e in entries if e.name.endswith(".py")
             )
-    speech = ("pyttsx3", "espeakng_loader", "hibari", "onnxruntime", "soxr")
-    parts += [package_stamp(package) for package in speech]
+    for package in ("pyttsx3", "espeakng_loader", "hibari", "onnxruntime", "soxr"):
+        parts.append([package, *_package_stamp(package)])
     return json.loads(json.dumps(parts))  # as it reads back from the file
+
+
+def _package_stamp(package: str) -> list:
+    """Where `package` is installed and when its `__init__` was written (an install or upgrade
+    rewrites it), as the speech engines tell their versions apart (`engine.package_stamp`; that
+    module is not imported here: it brings the session model)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+        origin = spec.origin if spec is not None else None
+        st = os.stat(origin) if origin else None
+    except (ImportError, ValueError, OSError):
+        return [None, None, None]
+    return [origin, st and st.st_mtime_ns, st and st.st_size]
 
 
 def _read_listing(context: list) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from audio_engine import library
 from audio_engine.cli import _common
-from audio_engine.model import primary_language
+from audio_engine.langtag import primary_language
 
 # Speech not yet in the cache is estimated at this many seconds per character (espeak at ~150 wpm).
 
