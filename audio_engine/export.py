@@ -460,6 +460,13 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress,
     timeline = prepared.timeline
     frames = timeline.total_samples - start
     q = DEFAULT_QUALITY if quality is None else quality
+    subtype = form.float_subtype if float32 else form.subtype
+    if subtype in ("VORBIS", "FLOAT"):
+        convert = None  # libsndfile takes the float samples (a copy: see `_RenderAhead`)
+    elif subtype == "PCM_24":
+        convert = _to_int24
+    else:  # 16-bit PCM: WAV, FLAC and LAME's input
+        convert = render.to_int16
     blocks = render.blocks(
         timeline,
         prepared.sources,
@@ -468,44 +475,99 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress,
         gain=gain,
         ceiling_dbtp=render.lossy_ceiling(q) if form.lossy else render.LIMIT_DBTP,
     )
+    # The render (and the conversion to the encoder's samples) runs a few blocks ahead in a
+    # thread of its own while this thread encodes: both encoders let go of the GIL while they
+    # work (lameenc around LAME's calls, cffi around libsndfile's), so an export takes about as
+    # long as the slower of the two, not their sum. This thread keeps the file, the progress and
+    # Ctrl-C.
+    with _RenderAhead(blocks, convert) as ahead:
+        if form.name == "mp3":  # LAME through lameenc: 16-bit PCM in
+            with open(tmp, "wb") as f:
+                out = mp3.Writer(f, q, timeline.sample_rate)
+                _write_all(ahead, out.write, progress, frames)
+                out.close()
+            return
+        level = _compression_level(form, quality)
+        extra = {} if level is None else {"compression_level": level}
+        with soundfile.SoundFile(
+            tmp,
+            "w",
+            samplerate=timeline.sample_rate,
+            channels=2,
+            format=form.container,
+            subtype=subtype,
+            **extra,
+        ) as out:
+            _write_all(ahead, out.write, progress, frames)
 
-    def follow(written: int) -> None:
+
+def _write_all(blocks, write, progress, frames: int) -> None:
+    done = 0
+    for block in blocks:
+        write(block)
+        done += len(block)
         if progress:
-            progress(written, frames)
+            progress(done, frames)
 
-    if form.name == "mp3":  # LAME through lameenc: 16-bit PCM in
-        with open(tmp, "wb") as f:
-            out = mp3.Writer(f, q, timeline.sample_rate)
-            done = 0
-            for block in blocks:
-                out.write(render.to_int16(block))
-                done += len(block)
-                follow(done)
-            out.close()
-        return
-    subtype = form.float_subtype if float32 else form.subtype
-    level = _compression_level(form, quality)
-    extra = {} if level is None else {"compression_level": level}
-    as_float = form.lossy or (float32 and subtype == "FLOAT")
-    with soundfile.SoundFile(
-        tmp,
-        "w",
-        samplerate=timeline.sample_rate,
-        channels=2,
-        format=form.container,
-        subtype=subtype,
-        **extra,
-    ) as out:
-        done = 0
-        for block in blocks:
-            if as_float:
-                out.write(block)
-            elif subtype == "PCM_24":
-                out.write(_to_int24(block))
+
+_AHEAD_BLOCKS = 3  # blocks the render may be ahead of the encoder: 0.5 MiB each (float32)
+
+
+class _RenderAhead:
+    """The blocks of `source`, each passed through `convert` (else copied), made in a thread of
+    their own at most `_AHEAD_BLOCKS` ahead of the thread that iterates over this. Each block it
+    hands over is its own array: the render goes on while the encoder reads it, and may reuse
+    what it yielded.
+
+    An error in the render is raised in the iterating thread. Leaving the `with` block (at the
+    end, on an error, on Ctrl-C) stops the thread: it finishes the block it is making, at most,
+    and is waited for.
+    """
+
+    def __init__(self, source, convert=None, depth: int = _AHEAD_BLOCKS):
+        self._source = source
+        self._convert = convert
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relax render", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):  # room for a put it may be waiting in
+                while True:
+                    self._queue.get_nowait()
+            self._thread.join(0.05)
+
+    def __iter__(self):
+        while True:
+            kind, item = self._queue.get()
+            if kind == "block":
+                yield item
+            elif kind == "error":
+                raise item
             else:
-                out.write(render.to_int16(block))
-            done += len(block)
-            follow(done)
+                return
+
+    def _run(self) -> None:
+        try:
+            for block in self._source:
+                if self._stop.is_set():
+                    return
+                owned = block.copy() if self._convert is None else self._convert(block)
+                self._queue.put(("block", owned))
+        except BaseException as exc:  # noqa: BLE001 - raised in the iterating thread
+            self._queue.put(("error", exc))
+        else:
+            self._queue.put(("end", None))
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
 
 
 def _to_int24(block):

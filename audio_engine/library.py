@@ -8,7 +8,10 @@ Entry points:
   folder from platformdirs, e.g. `~/.local/share/relax/sessions`).
 - `find_all(extra_dirs=())`: every script in those folders, as `Entry(id, language, path)`.
 - `resolve(arg, language=None, extra_dirs=())`: a SESSION argument (a path to a file, an id in the
-  user's folder, or a built-in id) to a file, picking the language variant.
+  user's folder, or a built-in id) to a file, picking the language variant; `load(arg, ...)`:
+  that file loaded as a `Session`.
+- `length_s(session)`: its length as `relax list` shows it; `listing(extra_dirs=())`: every
+  script read and timed for `relax list`, kept in the cache folder while nothing changed.
 
 File names: `<id>.<lang>.yaml` (one file per language, as the built-in library does) or
 `<id>.yaml` (the language is read from the script).
@@ -16,18 +19,20 @@ File names: `<id>.<lang>.yaml` (one file per language, as the built-in library d
 
 from __future__ import annotations
 
+import contextlib
+import json
 import locale
 import os
 import stat
+import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import platformdirs
 
 from audio_engine import fsio
 from audio_engine.errors import RelaxError, SessionNotFound
-from audio_engine.model import SAMPLE_RATE, primary_language
+from audio_engine.langtag import primary_language
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -41,10 +46,11 @@ class Entry:
 
 
 def builtin_dir() -> Path:
-    packaged = Path(str(resources.files("audio_engine"))) / "_sessions"
+    here = Path(__file__).resolve().parent  # the package's folder (importlib.resources' answer)
+    packaged = here / "_sessions"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "sessions"
+    return here.parent / "sessions"
 
 
 def user_dir() -> Path:
@@ -77,24 +83,23 @@ def parse_name(path: Path) -> tuple[str, str | None]:
     return split_file_name(path.name)
 
 
-def _scan(folder: Path, builtin: bool) -> list[Entry]:
-    if not folder.is_dir():
-        return []
-    entries = []
-    for path in sorted(folder.iterdir()):
-        if path.suffix in SUFFIXES and path.is_file():
-            session_id, language = parse_name(path)
-            entries.append(Entry(session_id, language, path, builtin))
-    return entries
+def _script_files(extra_dirs=()) -> list[tuple[Path, bool]]:
+    """(path, built-in) of every script file, in `find_all`'s order."""
+    found = []
+    folders = [(Path(d), False) for d in extra_dirs]
+    folders += [(user_dir(), False), (builtin_dir(), True)]
+    for folder, builtin in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix in SUFFIXES and path.is_file():
+                found.append((path, builtin))
+    return found
 
 
 def find_all(extra_dirs: tuple[Path, ...] | list[Path] = ()) -> list[Entry]:
     """Every script: the user's folder and extra folders first, then the built-in library."""
-    entries = []
-    for folder in (*[Path(d) for d in extra_dirs], user_dir()):
-        entries.extend(_scan(folder, builtin=False))
-    entries.extend(_scan(builtin_dir(), builtin=True))
-    return entries
+    return [Entry(*parse_name(path), path, builtin) for path, builtin in _script_files(extra_dirs)]
 
 
 def _language_of(entry: Entry) -> str | None:
@@ -172,6 +177,13 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
     return found[0].path
 
 
+def load(arg: str, language: str | None = None, extra_dirs=()):
+    """A SESSION argument (`resolve`) loaded and validated (`script.load`): the `Session`."""
+    from audio_engine import script
+
+    return script.load(resolve(arg, language, extra_dirs), allowed_dirs=(user_dir(),))
+
+
 ESTIMATE_S_PER_CHAR = 0.065  # a line not made yet: espeak-ng at about 150 words a minute
 
 
@@ -180,6 +192,7 @@ def length_s(session) -> tuple[float, bool] | None:
     window): exact from the speech cache, else each missing line estimated from its text.
     None when the script's timing does not hold (`relax validate` tells what does not fit)."""
     from audio_engine import timeline, tts
+    from audio_engine.model import SAMPLE_RATE
 
     lengths = {}
     estimated = False
@@ -196,3 +209,183 @@ def length_s(session) -> tuple[float, bool] | None:
         return timeline.compile(session, lengths, strict=not estimated).duration_s, estimated
     except RelaxError:
         return None
+
+
+# ---- the listing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One script as `relax list` shows it. `id` is None when the script is not valid."""
+
+    path: Path
+    builtin: bool
+    id: str | None
+    language: str = ""
+    title: str = ""
+    length: tuple[float, bool] | None = None  # `length_s`: (seconds, estimated); None: timing?
+
+
+LISTING_FILE = "listing.json"
+_LISTING_FORMAT = 1
+_LISTING_LIMIT = 8 << 20
+
+
+def listing(extra_dirs=()) -> list[Listed]:
+    """Every script of `find_all`, read and timed as `relax list` shows it.
+
+    What it finds is kept in the cache folder (`LISTING_FILE`), one row per script file, and
+    used again while nothing it came from has changed: the file (its size, times and inode), the
+    speech cache files its length was counted from (each one's size, or that it is missing), and
+    what picks the voices and counts the time (relax's own modules and the speech engines'
+    packages, `_listing_context`). A script that reads other files (sound files, the recorded
+    voice's folder) or has errors is read again every time. So a listing from a warm cache
+    imports neither the script loader nor the speech engines.
+    """
+    files = _script_files(extra_dirs)
+    context = _listing_context()
+    kept = _read_listing(context)
+    rows: dict[str, dict] = {}
+    found = []
+    for path, builtin in files:
+        key = os.path.abspath(path)
+        try:
+            stamp = _stamp(os.stat(path))
+        except OSError:
+            stamp = None
+        row = kept.get(key)
+        if stamp is None or not _still_valid(row, stamp):
+            row = _read_row(path, stamp)
+        if row.get("speech") is not None:
+            rows[key] = row
+        if row["id"] is None:
+            found.append(Listed(path, builtin, None))
+            continue
+        length = tuple(row["length"]) if row["length"] is not None else None
+        found.append(Listed(path, builtin, row["id"], row["language"], row["title"], length))
+    if rows != kept:
+        _write_listing(context, rows)
+    return found
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _speech_stamp(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def _still_valid(row: dict | None, stamp: list[int]) -> bool:
+    if not isinstance(row, dict) or row.get("stamp") != stamp:
+        return False
+    if not all(isinstance(row.get(k), str) for k in ("id", "language", "title")):
+        return False
+    length = row.get("length")
+    if length is not None and not (
+        isinstance(length, list)
+        and len(length) == 2
+        and isinstance(length[0], (int, float))
+        and isinstance(length[1], bool)
+    ):
+        return False
+    speech = row.get("speech")
+    if not isinstance(speech, list):
+        return False
+    try:
+        return all(_speech_stamp(path) == size for path, size in speech)
+    except (TypeError, ValueError):
+        return False
+
+
+def _read_row(path: Path, stamp: list[int] | None) -> dict:
+    """The script at `path` read and timed; `speech` is the list of (speech cache file, size)
+    its length was counted from, or None when the row may not be kept."""
+    from audio_engine import script, timeline
+    from audio_engine.model import RECORDED, SoundFile
+
+    session, _ = script.check(path, allowed_dirs=(user_dir(),))
+    if session is None:
+        return {"stamp": stamp, "id": None, "speech": None}
+    row = {"stamp": stamp, "id": session.id, "language": session.language, "speech": None}
+    utterances = timeline.speech_requests(session)
+    # The speech files are looked at before the length is counted: a clip made in between
+    # leaves the row out of date, so it is counted again next time.
+    reads_files = any(isinstance(layer, SoundFile) for layer in session.background)
+    reads_files |= any(u.voice.engine == RECORDED or u.voice.folder for u in utterances)
+    speech = None if stamp is None or reads_files else _speech_files(utterances)
+    if speech is not None:
+        row["speech"] = sorted([p, _speech_stamp(p)] for p in speech)
+    row |= {"title": session.title, "length": length_s(session)}
+    return row
+
+
+def _speech_files(utterances) -> set[str] | None:
+    """The speech cache files of `utterances` (where `tts.cached_length` looks), or None when a
+    line has no voice."""
+    from audio_engine.speech import cache, voices
+
+    found = set()
+    for utterance in utterances:
+        try:
+            voice = voices.check_utterance(utterance)
+            version = voices.version_of(voice)
+        except RelaxError:
+            return None
+        found.add(str(cache.path_of(cache.key(utterance, voice.id, version))))
+    return found
+
+
+def _listing_context() -> list:
+    """What else decides a listing row: relax's version and its own modules (the loader, the
+    timeline, the voices), the speech engines' packages and settings, the speech cache folder."""
+    from audio_engine import __version__
+
+    parts: list = [_LISTING_FORMAT, __version__, sys.executable]
+    for name in ("RELAX_CACHE_DIR", "RELAX_ESPEAK", "ESPEAK_DATA_PATH", "RELAX_NEURAL"):
+        parts.append(os.environ.get(name, ""))
+    here = Path(__file__).resolve().parent
+    for folder in (here, here / "script", here / "speech"):
+        with os.scandir(folder) as entries:
+            parts += sorted(
+                [e.name, *_stamp(e.stat())[:2]] for e in entries if e.name.endswith(".py")
+            )
+    for package in ("pyttsx3", "espeakng_loader", "hibari", "onnxruntime", "soxr"):
+        parts.append([package, *_package_stamp(package)])
+    return json.loads(json.dumps(parts))  # as it reads back from the file
+
+
+def _package_stamp(package: str) -> list:
+    """Where `package` is installed and when its `__init__` was written (an install or upgrade
+    rewrites it), as the speech engines tell their versions apart (`engine.package_stamp`; that
+    module is not imported here: it brings the session model)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+        origin = spec.origin if spec is not None else None
+        st = os.stat(origin) if origin else None
+    except (ImportError, ValueError, OSError):
+        return [None, None, None]
+    return [origin, st and st.st_mtime_ns, st and st.st_size]
+
+
+def _read_listing(context: list) -> dict:
+    try:
+        kept = json.loads(fsio.read_checked(fsio.cache_root() / LISTING_FILE, _LISTING_LIMIT))
+    except (fsio.FsError, ValueError):
+        return {}
+    if not isinstance(kept, dict) or kept.get("context") != context:
+        return {}
+    rows = kept.get("rows")
+    return rows if isinstance(rows, dict) else {}
+
+
+def _write_listing(context: list, rows: dict) -> None:
+    # A cache folder that cannot be written only means the scripts are read again next time.
+    data = json.dumps({"context": context, "rows": rows}).encode("utf-8")
+    with contextlib.suppress(fsio.FsError):
+        fsio.atomic_write(fsio.cache_root() / LISTING_FILE, data, fsync=False)

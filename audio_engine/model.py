@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audio_engine.langtag import primary_language  # noqa: F401 - here too, as always
+
 FORMAT_VERSIONS = (1,)
 
 CHIMES = ("bell", "bowl", "soft")
@@ -28,11 +30,6 @@ DEFAULT_CUES: dict[str, dict[str, str]] = {
     "en": {"inhale": "Breathe in", "hold": "Hold", "exhale": "Breathe out", "rest": "Rest"},
     "nl": {"inhale": "Adem in", "hold": "Vasthouden", "exhale": "Adem uit", "rest": "Rust"},
 }
-
-
-def primary_language(tag: str) -> str:
-    """The primary subtag of a BCP 47 tag, lower-case: `en-GB` -> `en`."""
-    return tag.split("-")[0].split("_")[0].lower()
 
 
 @dataclass(frozen=True)

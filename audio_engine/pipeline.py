@@ -6,9 +6,8 @@ Entry points:
 - `prepare(session, voice_override=None, progress=None) -> Prepared`: speech synthesized into the
   cache (only lengths kept; a `ClipStore` reads clips back as they play), timeline compiled
   (timing checked with the real voice), sound files loaded, background generators readied.
-- `fit_rates(session, voice_override) -> {Slot: wpm}`: with a rate from the command line, the
-  rate of each line that must fit a set time: as slow as still fits, between the asked rate and
-  the script's own (`timeline.slots`; searched with real clip lengths, a few candidates each).
+- `fit_rates`, `check_voice_names`: `speaking`'s (the voices, rates and clip lengths, without
+  numpy), here under their former names.
 - `gain(prepared) -> float`: the loudness gain, measured once and remembered in the cache folder
   (a remembered estimate is replaced by the measure: see `gain`).
 - `Growing(session, voice_override=None)`: a session that starts playing while its speech is
@@ -37,7 +36,17 @@ from pathlib import Path
 import numpy as np
 
 import audio_engine.gain as gain_stage
-from audio_engine import assets, fsio, library, loudness, render, script, synth, timeline, tts
+from audio_engine import (
+    assets,
+    fsio,
+    library,
+    loudness,
+    render,
+    speaking,
+    synth,
+    timeline,
+    tts,
+)
 from audio_engine.errors import Diagnostic, ScriptError
 from audio_engine.model import (
     NO_ORIGIN,
@@ -52,6 +61,13 @@ from audio_engine.model import (
     Voice,
 )
 from audio_engine.render import Sources
+from audio_engine.speaking import (  # noqa: F401 - under their former names too
+    FIT_NEAR_WPM,
+    FIT_STEPS,
+    check_recordings,
+    check_voice_names,
+    fit_rates,
+)
 from audio_engine.speech import apart as speech_apart
 from audio_engine.speech import voices as speech_voices
 from audio_engine.timeline import Timeline
@@ -67,8 +83,7 @@ class Prepared:
 
 
 def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
-    path = library.resolve(arg, language, extra_dirs)
-    return script.load(path, allowed_dirs=(library.user_dir(),))
+    return library.load(arg, language, extra_dirs)
 
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
@@ -84,7 +99,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     # shares less with it); the background's tables after the speech in any case, once the
     # engines have let go of what they loaded (a noise loop made for the first time takes 60 MiB
     # for a moment, beside espeak-ng's fork server and workers or the neural voice).
-    work = [(tts.warm, (session.language, _base_voice(session, voice_override)))]
+    work = [(tts.warm, (session.language, speaking.base_voice(session, voice_override)))]
     if apart is None:
         work += [(warm_chimes, (session,))]
     helpers = [
@@ -96,7 +111,7 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
         lengths_of = tts.clip_lengths if apart is None else apart.clip_lengths
         rates = fit_rates(session, voice_override, lengths_of=lengths_of)
         utterances = timeline.speech_requests(session, voice_override, rates)
-        lengths = lengths_of(sorted(utterances, key=_order), progress=progress)
+        lengths = lengths_of(sorted(utterances, key=speaking.order_key), progress=progress)
     finally:
         if apart is not None:
             apart.close()
@@ -113,10 +128,6 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     return Prepared(session, compiled, sources, voice_override, rates)
 
 
-FIT_STEPS = 4  # rounds of synthesis after the asked rate's, at most
-FIT_NEAR_WPM = 2  # a rate found to fit is tried again this much slower, once
-
-
 def _speech_apart(session: Session, voice_override: Voice | None):
     """A process apart for the session's speech (`speech.apart`) where an engine that loads a
     model has clips of it to make (any at all with a rate from the command line: `fit_rates`
@@ -127,72 +138,6 @@ def _speech_apart(session: Session, voice_override: Voice | None):
             if speech_voices.engine_of(u).in_process and (rated or tts.cached_length(u) is None):
                 return speech_apart.start()
     return None
-
-
-def fit_rates(session: Session, voice_override: Voice | None = None, lengths_of=None) -> dict:
-    """The rate of each line that must fit a set time (`timeline.slots`), when the voice
-    override sets a rate (docs/authoring.md, "Speaking rate").
-
-    The asked rate when the line fits at it; else the slowest of a few rates tried between the
-    asked and the script's own rate at which it fits; never faster than the script's own rate
-    (a line that does not fit even at that is spoken at it, and `timeline.compile` reports it).
-
-    The search, per line: the asked rate; then the rate its clip's length there predicts (speech
-    lasts about inversely as long as its rate); then `FIT_NEAR_WPM` to the other side of that,
-    which usually closes the range; then halving what is left. Every candidate's clip is
-    synthesized into the speech cache, all the lines of one round at once: at most
-    1 + `FIT_STEPS` rounds, usually 3.
-    """
-    slots = timeline.slots(session, voice_override)
-    if not slots:
-        return {}
-    asked = voice_override.rate_wpm
-    rates = {}
-    bounds = {}  # slot -> (a rate at which it does not fit, a rate at which it fits)
-    for slot in slots:
-        own = slot.utterance.voice.rate_wpm
-        if asked >= own:
-            rates[slot] = own  # never faster than the script asks
-        else:
-            bounds[slot] = (asked, own)
-
-    def lengths_at(wanted: dict) -> dict:
-        found = (lengths_of or tts.clip_lengths)(
-            sorted({s.at(r) for s, r in wanted.items()}, key=_order)
-        )
-        return {s: found[s.at(r)] for s, r in wanted.items()}
-
-    # First round: the asked rate; what fits at it is done; the rest get a predicted rate.
-    probe = {}
-    for slot, n in lengths_at({s: lo for s, (lo, _) in bounds.items()}).items():
-        if n <= slot.room:
-            rates[slot] = asked
-            del bounds[slot]
-        else:
-            lo, hi = bounds[slot]
-            probe[slot] = min(hi - 1, max(lo + 1, -(-lo * n // max(1, slot.room))))
-    near = True
-    for _ in range(FIT_STEPS):
-        probe = {s: r for s, r in probe.items() if bounds[s][0] < r < bounds[s][1]}
-        if not probe:
-            break
-        fitted = {}
-        for slot, n in lengths_at(probe).items():
-            lo, hi = bounds[slot]
-            fitted[slot] = n <= slot.room
-            bounds[slot] = (lo, probe[slot]) if fitted[slot] else (probe[slot], hi)
-        probe = {}
-        for slot, (lo, hi) in bounds.items():
-            if hi - lo <= 1:
-                continue
-            if near and slot in fitted:  # just to the other side of the last probe, once
-                probe[slot] = hi - FIT_NEAR_WPM if fitted[slot] else lo + FIT_NEAR_WPM
-            else:  # then halving
-                probe[slot] = (lo + hi) // 2
-        near = False
-    for slot, (_, hi) in bounds.items():
-        rates[slot] = hi
-    return rates
 
 
 REPUBLISH_S = 0.05  # the timeline is compiled again at most this often as clips arrive
@@ -255,7 +200,7 @@ class Growing:
         helpers = [
             threading.Thread(target=_quietly, args=(work, *args), daemon=True)
             for work, args in (
-                (tts.warm, (session.language, _base_voice(session, voice_override))),
+                (tts.warm, (session.language, speaking.base_voice(session, voice_override))),
                 (warm_background, (session,)),
             )
         ]
@@ -577,64 +522,6 @@ def _warm_levels(session: Session, tones, background: threading.Thread) -> None:
             gain_stage.layer_level(layer)
 
 
-def _base_voice(session: Session, voice_override: Voice | None) -> Voice:
-    return (voice_override or Voice()).over(session.voice)
-
-
-def check_voice_names(session: Session, voice_override: Voice | None = None) -> None:
-    """Every voice `name:` and `engine:` of the script names an installed voice that speaks the
-    session's language; else `ScriptError` at each (an overriding name or engine, from the
-    command line, is checked first and reported plainly)."""
-    override = voice_override or Voice()
-    if override.name or override.engine:
-        tts.voice_for(session.language, override.name, override.engine)
-        if override.name and override.engine:
-            return  # it wins over every voice in the script
-    problems = []
-
-    def check(voice: Voice | None, where, path: str) -> None:
-        if voice is None or not (voice.name or voice.engine):
-            return
-        # The voice these lines get: the command line over the step over the session.
-        merged = override.over(voice.over(session.voice))
-        try:
-            speech_voices.check_voice(session.language, merged)
-        except tts.TTSError as exc:
-            where = session.origin_of(path, where)  # at the name itself where the script says
-            problem = Diagnostic(where.file, where.line, where.col, path, str(exc))
-            if problem not in problems:
-                problems.append(problem)
-
-    def walk(steps) -> None:
-        for step in steps:
-            where = step.origin
-            voice = getattr(step, "voice", None)
-            key = "name" if voice is not None and voice.name else "engine"
-            check(voice, where, f"{where.path}.voice.{key}".lstrip("."))
-            if isinstance(step, Repeat):
-                walk(step.steps)
-
-    where = session.voice_origin if session.voice_origin != NO_ORIGIN else session.origin
-    check(session.voice, where, "voice.name" if session.voice.name else "voice.engine")
-    walk(session.steps)
-    if problems:
-        raise ScriptError(problems)
-
-
-def check_recordings(session: Session, voice_override: Voice | None = None) -> None:
-    """Every line a recorded voice with `fallback: none` speaks has its recording; else
-    `ScriptError` at the step of each line that has none."""
-    problems = []
-    for utterance, where in timeline.speech_origins(session, voice_override).items():
-        message = speech_voices.missing_recording(utterance)
-        if message is not None:
-            if where == NO_ORIGIN:
-                where = session.origin
-            problems.append(Diagnostic(where.file, where.line, where.col, where.path, message))
-    if problems:
-        raise ScriptError(problems)
-
-
 def load_sounds(session: Session) -> dict[Path, np.ndarray]:
     """The session's background sound files, decoded; `ScriptError` at the `file:` of any that
     exists but cannot be played."""
@@ -825,10 +712,6 @@ class ClipStore(Mapping):
         """The same clips, at most `keep` of them in memory: for the gain measure's workers,
         which each read a line once or twice (every clip a worker keeps is its own copy)."""
         return ClipStore(self._lengths, keep)
-
-
-def _order(utterance):
-    return (utterance.text, utterance.voice.rate_wpm, utterance.voice.volume or 0.0)
 
 
 ESTIMATE_ERROR_DB = 0.5  # a cold start's gain estimate is this close to the measure (tested)

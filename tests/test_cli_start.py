@@ -1,5 +1,6 @@
 """Commands that start at once: `relax --help` imports no command module, and `safety`,
-`history`, `list`, `validate --no-voice` and `--help` never import numpy or an engine."""
+`history`, `list`, `validate --no-voice`, `info` (its speech made) and `--help` never import
+numpy or an engine."""
 
 from __future__ import annotations
 
@@ -32,10 +33,16 @@ def test_the_help_lists_every_command_with_its_own_summary():
         ["history"],
         ["list"],
         ["validate", "--no-voice", "sessions/breathing-478.en.yaml"],
+        ["info", "sessions/breathing-478.nl.yaml"],
     ],
     ids=lambda w: " ".join(w),
 )
 def test_light_commands_import_no_numpy_and_no_engine(words):
+    if words[0] == "info":  # its speech made first: then it only reads the clips' lengths
+        made = subprocess.run(
+            [sys.executable, "-m", "audio_engine", *words], cwd=ROOT, capture_output=True
+        )
+        assert made.returncode == 0, made.stderr[-2000:]
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "audio_engine", *words],
         cwd=ROOT,

@@ -632,3 +632,34 @@ def test_mp3_carries_lames_info_tag_for_gapless_playback(prepared, exports, tmp_
     assert len(pcm) == 4 * total
     again = export.export(prepared, tmp_path / "again.mp3", gain=pipeline.gain(prepared))
     assert again.read_bytes() == data  # the same bytes from the same input
+
+
+def test_lame_runs_at_the_algorithm_quality_lame_and_ffmpeg_leave_it_at():
+    # `lame -V` and ffmpeg's libmp3lame leave LAME's default (-q 3); in LAME's VBR mode 0-4 are
+    # one quality (0), 5 another: the Writer's frames are those of that setting.
+    import io
+
+    import lameenc
+
+    from audio_engine import mp3
+
+    rng = np.random.default_rng(3)
+    pcm = (rng.standard_normal((2 * RATE, 2)) * 3000).astype("<i2")
+
+    def frames(algorithm_quality: int) -> bytes:
+        encoder = lameenc.Encoder()
+        encoder.set_channels(2)
+        encoder.set_in_sample_rate(RATE)
+        encoder.set_out_sample_rate(RATE)
+        encoder.set_vbr(4)
+        encoder.set_vbr_quality(4.95)
+        encoder.set_quality(algorithm_quality)
+        encoder.silence()
+        return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())
+
+    assert frames(0) == frames(3) == frames(4) != frames(5)
+    written = io.BytesIO()
+    writer = mp3.Writer(written, 5.0)
+    writer.write(pcm)
+    writer.close()
+    assert written.getvalue()[417:] == frames(3)  # after the info frame

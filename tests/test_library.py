@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -123,3 +124,54 @@ def test_list_reports_an_invalid_script_and_exits_1(user_dir):
     assert result.returncode == 1
     assert "broken.en.yaml: invalid script (run `relax validate" in result.stderr
     assert "quick-reset" in result.stdout
+
+
+def _listing_imports(env) -> tuple[str, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "audio_engine", "list"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    return done.stdout, imported
+
+
+def test_a_second_listing_comes_from_the_listing_cache_until_a_script_changes(user_dir, tmp_path):
+    env = {"RELAX_SESSIONS_DIR": str(user_dir), "RELAX_CACHE_DIR": str(tmp_path / "cache")}
+    mine = user_dir / "evening.en.yaml"
+    mine.write_text(MINE.format(title="My evening", language="en"))
+    first, imported = _listing_imports(env)
+    assert "audio_engine.script" in imported and "My evening" in first
+    again, imported = _listing_imports(env)
+    assert again == first
+    assert not {"audio_engine.script", "yaml", "audio_engine.timeline"} & imported
+    mine.write_text(MINE.format(title="My late evening", language="en"))  # read again
+    changed, imported = _listing_imports(env)
+    assert "audio_engine.script" in imported
+    assert "My late evening" in changed and changed.replace(" late", "") != first
+    kept = tmp_path / "cache" / library.LISTING_FILE
+    rows = json.loads(kept.read_text())
+    rows["rows"][str(mine)]["length"] = "9:99"  # not what the listing writes: read again
+    kept.write_text(json.dumps(rows))
+    assert _listing_imports(env)[0] == changed
+    kept.write_bytes(b"\0not json")  # only read again
+    assert _listing_imports(env)[0] == changed
+
+
+def test_a_listed_length_turns_exact_once_the_speech_is_made(user_dir):
+    from audio_engine import script, timeline, tts
+
+    mine = user_dir / "hello.en.yaml"
+    mine.write_text(MINE.format(title="Hello", language="en"))
+    (listed,) = [item for item in library.listing() if item.path == mine]
+    assert listed.length is not None and listed.length[1]  # estimated
+    session, _ = script.check(mine)
+    tts.synthesize_many(timeline.speech_requests(session))
+    (listed,) = [item for item in library.listing() if item.path == mine]
+    assert listed.length == library.length_s(session)
+    assert listed.length is not None and not listed.length[1]  # exact
+    (kept,) = [item for item in library.listing() if item.path == mine]
+    assert kept == listed

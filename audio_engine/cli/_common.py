@@ -10,9 +10,12 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from audio_engine.errors import UsageError
-from audio_engine.model import ENGINES, Voice
+
+if TYPE_CHECKING:
+    from audio_engine import model
 
 
 def language_tag(value: str) -> str:
@@ -51,6 +54,8 @@ def add_dir_argument(
 
 
 def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
+    from audio_engine import model  # here: `relax list` needs none of the session model
+
     group = parser.add_argument_group("voice (overrides the script for this run)")
     group.add_argument(
         "--voice", metavar="NAME", help="voice id, name or language (see `relax voices`)"
@@ -66,13 +71,13 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--volume", type=float, metavar="V", help="voice volume, 0-1")
     group.add_argument(
         "--engine",
-        choices=ENGINES,
+        choices=model.ENGINES,
         help="speech engine: neural (hibari-tts, English only) or espeak (espeak-ng, every "
         "language); default: neural for English where installed, espeak otherwise",
     )
 
 
-def voice_override(args) -> Voice | None:
+def voice_override(args) -> model.Voice | None:
     rate = getattr(args, "rate", None)
     volume = getattr(args, "volume", None)
     name = getattr(args, "voice", None)
@@ -85,7 +90,9 @@ def voice_override(args) -> Voice | None:
         raise UsageError(f"--volume must be between 0 and 1, not {volume}")
     if rate is None and volume is None and name is None and engine is None:
         return None
-    return Voice(name=name, rate_wpm=rate, volume=volume, engine=engine)
+    from audio_engine import model
+
+    return model.Voice(name=name, rate_wpm=rate, volume=volume, engine=engine)
 
 
 def command_started() -> float:
@@ -103,9 +110,9 @@ def command_started() -> float:
 
 
 def load_session(args):
-    from audio_engine import pipeline  # imported when a command runs: keeps `--help` fast
+    from audio_engine import library  # imported when a command runs: keeps `--help` fast
 
-    return pipeline.load(args.session, args.language, tuple(args.dir))
+    return library.load(args.session, args.language, tuple(args.dir))
 
 
 def _columns(stream) -> int:

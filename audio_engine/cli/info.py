@@ -167,28 +167,31 @@ def _gaps(spans, total: int) -> list[tuple[int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from audio_engine import pipeline
-
     if args.plot is not None:
         if args.plot.suffix.lower() != ".png":
             raise UsageError(f"--plot writes a PNG picture: give a .png file, not {args.plot}")
         if not args.plot.parent.is_dir():
             raise UsageError(f"--plot: no such folder: {args.plot.parent}")
     session = _common.load_session(args)
-    prepared = pipeline.prepare(session, _common.voice_override(args))
-    if args.plot is not None:
-        from audio_engine import plot
+    if args.plot is None:  # the steps' places only: no numpy, no render
+        from audio_engine import speaking
 
+        compiled = speaking.timeline_of(session, _common.voice_override(args))
+    else:
+        from audio_engine import pipeline, plot
+
+        prepared = pipeline.prepare(session, _common.voice_override(args))
+        compiled = prepared.timeline
         lengths = {path: len(data) for path, data in prepared.sources.sounds.items()}
         try:
-            picture = plot.save(prepared.timeline, args.plot, lengths)
+            picture = plot.save(compiled, args.plot, lengths)
         except Exception as exc:  # OSError, pygame.error: a folder we may not write, a full disk
             reason = getattr(exc, "reason", None) or exc  # fsio's errors: without the name
             raise ExportError(f"cannot write {args.plot}: {reason}") from None
         w, h = picture.surface.get_size()
         print(f"{args.plot}: the timeline, {w}x{h} px", file=sys.stderr)
     if args.json:
-        print(json.dumps(as_json(prepared.timeline), indent=2, ensure_ascii=False))
+        print(json.dumps(as_json(compiled), indent=2, ensure_ascii=False))
     else:
-        print(outline(prepared.timeline))
+        print(outline(compiled))
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from audio_engine import library
 from audio_engine.cli import _common
-from audio_engine.model import primary_language
+from audio_engine.langtag import primary_language
 
 # Speech not yet in the cache is estimated at this many seconds per character (espeak at ~150 wpm).
 
@@ -30,9 +30,8 @@ def register(sub) -> None:
     parser.set_defaults(run=run)
 
 
-def _duration(session) -> str:
-    """m:ss of the session; exact from cached speech, else estimated and marked with ~."""
-    found = library.length_s(session)
+def _duration(found: tuple[float, bool] | None) -> str:
+    """m:ss of a session's `library.length_s`; marked with ~ when estimated."""
     if found is None:
         return "timing?"  # `relax validate` tells what does not fit
     seconds, estimated = found
@@ -41,35 +40,31 @@ def _duration(session) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from audio_engine import script
-
-    groups: dict[tuple[str, Path], list] = {}
+    groups: dict[tuple[str, Path], list[library.Listed]] = {}
     problems = []
-    for entry in library.find_all(tuple(args.dir)):
-        session, _ = script.check(entry.path, allowed_dirs=(library.user_dir(),))
-        if session is None:
-            problems.append(entry.path)
+    for item in library.listing(tuple(args.dir)):
+        if item.id is None:
+            problems.append(item.path)
             continue
-        groups.setdefault((session.id, entry.path.parent), []).append((session, entry))
+        groups.setdefault((item.id, item.path.parent), []).append(item)
     wanted = primary_language(args.language) if args.language else None
     preferred = (library.locale_language(), "en")
     rows = []
     for (session_id, folder), variants in groups.items():
-        languages = sorted({s.language for s, _ in variants})
+        languages = sorted({s.language for s in variants})
         if wanted and wanted not in {primary_language(lang) for lang in languages}:
             continue
         shown = next(
             (
-                (s, e)
+                s
                 for key in (wanted, *preferred)
-                for s, e in variants
+                for s in variants
                 if key and primary_language(s.language) == key
             ),
             variants[0],
         )
-        session, entry = shown
-        where = "built-in" if entry.builtin else str(folder)
-        rows.append((session_id, ", ".join(languages), session.title, _duration(session), where))
+        where = "built-in" if shown.builtin else str(folder)
+        rows.append((session_id, ", ".join(languages), shown.title, _duration(shown.length), where))
     if rows:
         widths = [
             max(len(r[i]) for r in rows + [("ID", "LANGUAGES", "TITLE", "LENGTH", "")])
