@@ -433,6 +433,24 @@ def test_q_quits_at_once_with_exit_0_and_the_pointer_shows_once(short, tmp_path)
     assert err.strip().splitlines()[-1] == "relax: interrupted"
 
 
+def test_a_key_pressed_before_the_keys_are_read_is_not_lost(short, tmp_path):
+    # `q` typed while the session is still starting (before the terminal is switched to
+    # reading single keys, which happens after the sound starts): it still quits, early.
+    path, prepared, _, _ = short
+    master, slave = pty.openpty()
+    os.write(master, b"q")
+    raw = tmp_path / "ahead.raw"
+    proc = _start(path, raw, tmp_path / "settings", stdin=slave)
+    os.close(slave)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, err
+    written = np.fromfile(raw, dtype="<i2").reshape(-1, 2) if raw.exists() else np.zeros((0, 2))
+    assert len(written) < prepared.timeline.total_samples * 0.5, "quit at once"
+
+
 def test_from_picks_a_section_by_number_title_or_prefix(short):
     from audio_engine.cli.play import chapter_start
     from audio_engine.errors import UsageError

@@ -146,7 +146,9 @@ class TerminalKeys:
             return self
         self._saved = termios.tcgetattr(fd)
         self._fd = fd
-        tty.setcbreak(fd)
+        # TCSANOW, not tty's default TCSAFLUSH: a key pressed while the session was starting
+        # (the sound starts before the keys are read) is read, not thrown away.
+        tty.setcbreak(fd, termios.TCSANOW)
         if threading.current_thread() is threading.main_thread():
             self._old_term = {s: signal.signal(s, _exit_on_term) for s in _ending_signals()}
         return self
