@@ -513,6 +513,9 @@ def _write_all(blocks, write, progress, frames: int) -> None:
 _AHEAD_BLOCKS = 3  # blocks the render may be ahead of the encoder: 0.5 MiB each (float32)
 
 
+_WAKE_S = 0.1  # the longest the encoding thread sleeps between looks at pending signals
+
+
 class _RenderAhead:
     """The blocks of `source`, each passed through `convert` (else copied), made in a thread of
     their own at most `_AHEAD_BLOCKS` ahead of the thread that iterates over this. Each block it
@@ -545,7 +548,13 @@ class _RenderAhead:
 
     def __iter__(self):
         while True:
-            kind, item = self._queue.get()
+            # Waited for in short turns: a SIGTERM or Ctrl-C the kernel hands to another thread
+            # is acted on here (Python runs its handler in this thread) within one turn, even
+            # while no block comes.
+            try:
+                kind, item = self._queue.get(timeout=_WAKE_S)
+            except queue.Empty:
+                continue
             if kind == "block":
                 yield item
             elif kind == "error":

@@ -137,3 +137,42 @@ def test_mp3_frames_are_the_blocks_encoded_in_order(tmp_path):
         writer.write(render.to_int16(block))
     writer.close()
     assert data == expected.getvalue()
+
+
+class _Ended(Exception):
+    pass
+
+
+def test_a_signal_another_thread_receives_ends_the_wait_for_a_block():
+    # The kernel hands a process's SIGTERM to any of its threads; Python runs the handler in the
+    # main thread only when that thread runs again. A render that gives nothing for a while (a
+    # stalled disk, a long piece) must not keep the encoder's wait from ending: the signal is
+    # sent to the render thread itself here, and the wait ends in its next turn.
+    import signal
+
+    release = threading.Event()
+    started = threading.Event()
+    gave_up = []
+
+    def stalled():
+        started.set()
+        if not release.wait(10):
+            gave_up.append(True)  # the handler never ran while the render stalled
+        yield _block(0)
+
+    def end(signum, frame):
+        release.set()
+        raise _Ended
+
+    old = signal.signal(signal.SIGUSR1, end)
+    try:
+        ahead = export._RenderAhead(stalled())
+        with ahead, pytest.raises(_Ended):
+            started.wait(10)
+            signal.pthread_kill(ahead._thread.ident, signal.SIGUSR1)
+            next(iter(ahead))
+    finally:
+        release.set()
+        signal.signal(signal.SIGUSR1, old)
+    assert not ahead._thread.is_alive()
+    assert not gave_up, "the signal was acted on only once the render gave a block"
