@@ -43,6 +43,7 @@ from audio_engine import __version__, fsio, i18n, mp3, render
 from audio_engine.errors import ExportError, RelaxError
 from audio_engine.i18n import _
 from audio_engine.model import primary_language
+from audio_engine.signals import ending_signals as _ending_signals
 
 EXPORT_BLOCK_SAMPLES = 1 << 16
 
@@ -913,15 +914,6 @@ def export_many(
     if stop:
         raise SystemExit(128 + stop[0])
     return [outcomes[i] for i in range(len(scripts))]
-
-
-def _ending_signals() -> list[int]:
-    """SIGTERM, and SIGHUP unless it is ignored (`nohup`)."""
-    found = [signal.SIGTERM]
-    hup = getattr(signal, "SIGHUP", None)
-    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
-        found.append(hup)
-    return found
 
 
 def _start_resource_tracker() -> None:

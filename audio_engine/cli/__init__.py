@@ -15,6 +15,7 @@ import sys
 
 from audio_engine import __version__
 from audio_engine.errors import RelaxError, ScriptError
+from audio_engine.signals import ending_signals
 
 COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
 COMMANDS += ("history",)
@@ -135,15 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)
-
-
-def ending_signals() -> list[int]:
-    """SIGTERM, and SIGHUP unless it is ignored (`nohup relax export ...` keeps running)."""
-    found = [signal.SIGTERM]
-    hup = getattr(signal, "SIGHUP", None)
-    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
-        found.append(hup)
-    return found
 
 
 def _replace_unencodable_output() -> None:

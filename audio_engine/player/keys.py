@@ -21,6 +21,8 @@ import signal
 import sys
 import threading
 
+from audio_engine.signals import ending_signals as _ending_signals
+
 PAUSE, NEXT, PREV, LOUDER, SOFTER, MUTE, QUIT = (
     "pause",
     "next",
@@ -207,15 +209,6 @@ class TerminalKeys:
             if not out:
                 time.sleep(0.02)
         return out
-
-
-def _ending_signals() -> list[int]:
-    """SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (`nohup`)."""
-    found = [signal.SIGTERM]
-    hup = getattr(signal, "SIGHUP", None)
-    if hup is not None and signal.getsignal(hup) not in (signal.SIG_IGN, None):
-        found.append(hup)
-    return found
 
 
 def _exit_on_term(signum, frame):
