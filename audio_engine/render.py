@@ -305,31 +305,11 @@ def _interpolated_peak(x: np.ndarray, first: int, n: int) -> np.ndarray:
     """The largest absolute interpolated value (at 1/4, 1/2 and 3/4 of a sample) after each of n
     samples of `x` (channels as rows), for the samples whose taps begin at `first`: float32 (n,).
     Element by element in a fixed order: the same bits wherever the stretch falls."""
-    rows = x.shape[0]
-    even = np.zeros((rows, n), dtype=np.float32)
-    odd = np.zeros((rows, n), dtype=np.float32)
-    mid = np.zeros((rows, n), dtype=np.float32)
-    pair = np.empty((rows, n), dtype=np.float32)
-    term = np.empty((rows, n), dtype=np.float32)
-    for i in range(_TAPS // 2):
-        a = x[:, first + i : first + i + n]
-        b = x[:, first + _TAPS - 1 - i : first + _TAPS - 1 - i + n]
-        np.add(a, b, out=pair)
-        np.multiply(pair, _PAIR_EVEN[i], out=term)
-        even += term
-        np.multiply(pair, _PAIR_HALF[i], out=term)
-        mid += term
-        np.subtract(a, b, out=pair)
-        np.multiply(pair, _PAIR_ODD[i], out=term)
-        odd += term
-    np.abs(mid, out=mid)
-    np.add(even, odd, out=pair)
-    np.abs(pair, out=pair)
-    np.maximum(mid, pair, out=mid)
-    np.subtract(even, odd, out=pair)
-    np.abs(pair, out=pair)
-    np.maximum(mid, pair, out=mid)
-    return mid.max(axis=0)
+    pairs = (
+        (x[:, first + i : first + i + n], x[:, first + _TAPS - 1 - i : first + _TAPS - 1 - i + n])
+        for i in range(_TAPS // 2)
+    )
+    return _peak_of_taps(x.shape[0], n, pairs)
 
 
 _SPARSE = 4  # candidates under 1 in this many samples are interpolated one by one
@@ -339,17 +319,28 @@ def _interpolated_peak_at(x: np.ndarray, at: np.ndarray) -> np.ndarray:
     """`_interpolated_peak` after each sample k of `at` (each at least `_TAPS` // 2 from the
     edges): the same arithmetic, value by value, on the taps gathered around each k."""
     rows, n = x.shape[0], len(at)
+    first = at - (_TAPS // 2 - 1)  # k's values read x[k - half + 1 .. k + half]
+    a = np.empty((rows, n), dtype=np.float32)
+    b = np.empty((rows, n), dtype=np.float32)
+
+    def pairs():
+        for i in range(_TAPS // 2):
+            np.take(x, first + i, axis=1, out=a)
+            np.take(x, first + (_TAPS - 1 - i), axis=1, out=b)
+            yield a, b
+
+    return _peak_of_taps(rows, n, pairs())
+
+
+def _peak_of_taps(rows: int, n: int, pairs) -> np.ndarray:
+    """The interpolator's largest absolute value over its three points, from `pairs`: for each
+    tap i of the first half, the (rows, n) values at tap i and at its mirror `_TAPS - 1 - i`."""
     even = np.zeros((rows, n), dtype=np.float32)
     odd = np.zeros((rows, n), dtype=np.float32)
     mid = np.zeros((rows, n), dtype=np.float32)
     pair = np.empty((rows, n), dtype=np.float32)
     term = np.empty((rows, n), dtype=np.float32)
-    first = at - (_TAPS // 2 - 1)  # k's values read x[k - half + 1 .. k + half]
-    a = np.empty((rows, n), dtype=np.float32)
-    b = np.empty((rows, n), dtype=np.float32)
-    for i in range(_TAPS // 2):
-        np.take(x, first + i, axis=1, out=a)
-        np.take(x, first + (_TAPS - 1 - i), axis=1, out=b)
+    for i, (a, b) in enumerate(pairs):
         np.add(a, b, out=pair)
         np.multiply(pair, _PAIR_EVEN[i], out=term)
         even += term
