@@ -526,13 +526,22 @@ class _RenderAhead:
     An error in the render is raised in the iterating thread. Leaving the `with` block (at the
     end, on an error, on Ctrl-C) stops the thread: it finishes the block it is making, at most,
     and is waited for.
+
+    The two threads meet only in `queue.SimpleQueue`s (C code, no lock held between Python
+    steps): a SIGTERM or Ctrl-C raised in the iterating thread, wherever it lands, leaves nothing
+    locked. (With `queue.Queue` one could land inside its `with` on the queue's lock and leave
+    the lock held, and the export then waited forever to stop.) One queue carries the blocks,
+    the other the room the render has: a token per block it may make ahead.
     """
 
     def __init__(self, source, convert=None, depth: int = _AHEAD_BLOCKS):
         self._source = source
         self._convert = convert
-        self._queue: queue.Queue = queue.Queue(depth)
-        self._stop = threading.Event()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # blocks, an error, the end
+        self._room: queue.SimpleQueue = queue.SimpleQueue()  # a token per block to make ahead
+        for _token in range(depth):
+            self._room.put(None)
+        self._stopping = False  # set once, read by the render (no lock needed)
         self._thread = threading.Thread(target=self._run, name="relax render", daemon=True)
 
     def __enter__(self):
@@ -540,11 +549,9 @@ class _RenderAhead:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._stop.set()
+        self._stopping = True
+        self._room.put(None)  # a render waiting for room wakes and sees the stop
         while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):  # room for a put it may be waiting in
-                while True:
-                    self._queue.get_nowait()
             self._thread.join(0.05)
 
     def __iter__(self):
@@ -557,6 +564,7 @@ class _RenderAhead:
             except queue.Empty:
                 continue
             if kind == "block":
+                self._room.put(None)
                 yield item
             elif kind == "error":
                 raise item
@@ -564,16 +572,20 @@ class _RenderAhead:
                 return
 
     def _run(self) -> None:
+        blocks = iter(self._source)
         try:
-            for block in self._source:
-                if self._stop.is_set():
+            while True:
+                self._room.get()
+                if self._stopping:
+                    return
+                block = next(blocks, None)
+                if block is None:
+                    self._queue.put(("end", None))
                     return
                 owned = block.copy() if self._convert is None else self._convert(block)
                 self._queue.put(("block", owned))
         except BaseException as exc:  # noqa: BLE001 - raised in the iterating thread
             self._queue.put(("error", exc))
-        else:
-            self._queue.put(("end", None))
         finally:
             close = getattr(self._source, "close", None)
             if close is not None:
