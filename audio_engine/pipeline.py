@@ -87,8 +87,7 @@ def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
 
 
 def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
-    check_voice_names(session, voice_override)
-    check_recordings(session, voice_override)
+    speaking.check(session, voice_override)
     # The clips of an engine that loads a model (the neural voice) are made in a process forked
     # for them (`speech.apart`), forked before any helper thread starts; it ends before the gain
     # and the render, and its model with it.
@@ -108,10 +107,8 @@ def prepare(session: Session, voice_override: Voice | None = None, progress=None
     try:
         for helper in helpers:
             helper.start()
-        lengths_of = tts.clip_lengths if apart is None else apart.clip_lengths
-        rates = fit_rates(session, voice_override, lengths_of=lengths_of)
-        utterances = timeline.speech_requests(session, voice_override, rates)
-        lengths = lengths_of(sorted(utterances, key=speaking.order_key), progress=progress)
+        lengths_of = None if apart is None else apart.clip_lengths
+        lengths, rates = speaking.lengths_and_rates(session, voice_override, progress, lengths_of)
     finally:
         if apart is not None:
             apart.close()
@@ -219,8 +216,7 @@ class Growing:
 
     def _start(self, session: Session, voice_override: Voice | None, jobs) -> None:
         helpers = self._helpers
-        check_voice_names(session, voice_override)
-        check_recordings(session, voice_override)
+        speaking.check(session, voice_override)
         self.rates = fit_rates(session, voice_override)
         self.order = timeline.speech_order(session, voice_override, self.rates)
         lengths: dict = {}

@@ -10,8 +10,10 @@ numpy, no render): `relax info` places the steps with it, and `pipeline.prepare`
   the script's own (`timeline.slots`; searched with real clip lengths, a few candidates each).
 - `check_recordings(session, voice_override=None)`: every line a recorded voice with
   `fallback: none` speaks has its recording (`ScriptError` at the step of each that has none).
-- `spoken(session, voice_override=None, progress=None) -> (lengths, rates)`: both checks, the
-  rates, then every line's clip synthesized into the cache (only its length kept).
+- `check(session, voice_override=None)`: both checks.
+- `spoken(session, voice_override=None, progress=None) -> (lengths, rates)`: `check`, then
+  `lengths_and_rates`: the rates, then every line's clip synthesized into the cache (only its
+  length kept).
 - `timeline_of(session, voice_override=None, progress=None) -> Timeline`: the session placed with
   those lengths (timing checked with the real voice).
 """
@@ -25,14 +27,27 @@ from audio_engine.speech import voices as speech_voices
 from audio_engine.timeline import Timeline
 
 
-def spoken(session: Session, voice_override: Voice | None = None, progress=None):
-    """(lengths, rates): the voices checked (`check_voice_names`), the rates fitted
-    (`fit_rates`) and every line's clip length, synthesized where the cache has none."""
+def check(session: Session, voice_override: Voice | None = None) -> None:
+    """What must hold before any line is made: `check_voice_names` and `check_recordings`."""
     check_voice_names(session, voice_override)
     check_recordings(session, voice_override)
-    rates = fit_rates(session, voice_override)
+
+
+def spoken(session: Session, voice_override: Voice | None = None, progress=None):
+    """(lengths, rates): the session checked (`check`), then `lengths_and_rates`."""
+    check(session, voice_override)
+    return lengths_and_rates(session, voice_override, progress)
+
+
+def lengths_and_rates(
+    session: Session, voice_override: Voice | None = None, progress=None, lengths_of=None
+):
+    """(lengths, rates): the rates fitted (`fit_rates`) and every line's clip length, made where
+    the cache has none by `lengths_of` (`tts.clip_lengths`, or a process apart's)."""
+    lengths_of = lengths_of or tts.clip_lengths
+    rates = fit_rates(session, voice_override, lengths_of=lengths_of)
     utterances = timeline.speech_requests(session, voice_override, rates)
-    lengths = tts.clip_lengths(sorted(utterances, key=order_key), progress=progress)
+    lengths = lengths_of(sorted(utterances, key=order_key), progress=progress)
     return lengths, rates
 
 
