@@ -660,9 +660,6 @@ def clock_text(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
 def weekday_name(day: date) -> str:
     """The name of `day`'s weekday in the interface language."""
     names = (
@@ -674,6 +671,12 @@ def weekday_name(day: date) -> str:
         _("Saturday"),
         _("Sunday"),
     )
+    return names[day.weekday()]
+
+
+def weekday_short(day: date) -> str:
+    """The short name of `day`'s weekday in the interface language (`Mon`; `ma` in Dutch)."""
+    names = (_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun"))
     return names[day.weekday()]
 
 

@@ -451,6 +451,7 @@ def test_history_speaks_the_interface_language(home):
     assert lines[0] == "4 sessies:"
     assert "6:00  voltooid  4 cycli" in lines[1] and "3:00  gestopt   4 cycli" in lines[3]
     assert lines[1].index("breathing-478") == lines[3].index("breathing-478")
+    assert lines[1].split()[0] in ("ma", "di", "wo", "do", "vr", "za", "zo"), lines[1]
     assert "Vandaag:   6 min in 1 sessie" in lines
     assert any(line.startswith("Deze week: ") and "(sinds maandag " in line for line in lines)
     assert "Reeks:     3 dagen (langste 3 dagen)" in lines

@@ -319,7 +319,7 @@ def _print_text(shown, totals: history.Summary, since, total: int) -> None:
         state_width = max(len(s) for s in states)
         for play in reversed(shown):
             started = play.started
-            when = f"{history.weekday_name(started.date())[:3]} {started:%Y-%m-%d %H:%M}"
+            when = f"{history.weekday_short(started.date())} {started:%Y-%m-%d %H:%M}"
             done = states[bool(play.completed)]
             cycles = ngettext("{n} cycle", "{n} cycles", play.cycles).format(n=play.cycles)
             print(
