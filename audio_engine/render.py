@@ -381,6 +381,32 @@ def _oversampled(x: np.ndarray, loud: np.ndarray, candidate: np.ndarray) -> np.n
     return peak
 
 
+def true_peaks(x: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(at, peak): the samples k of `x` (float32, channels as rows) within reach of one over
+    `threshold` in size (each at least `_TAPS` // 2 from the edges), and at each the largest of
+    |x[k]| and the three interpolated values after it, over both channels (float32). Every k
+    whose true peak is over `threshold` * `LIMIT_OVERSHOOT` is among them."""
+    size = x.shape[1]
+    half = _TAPS // 2  # k's interpolated values read x[k - half + 1 .. k + half]
+    loud = np.abs(x[0])
+    np.maximum(loud, np.abs(x[1]), out=loud)
+    # reach[j]: a loud sample in [j, j + _TAPS), by doubling (1, 2, 4, 8 ... wide).
+    reach = loud > threshold
+    width = 1
+    while width < 2 * half:
+        shift = min(width, 2 * half - width)
+        reach[:-shift] |= reach[shift:]
+        width += shift
+    candidate = np.zeros(size, dtype=bool)  # a loud sample within reach of k's values
+    candidate[half : size - half] = reach[1 : size - 2 * half + 1]
+    at = np.flatnonzero(candidate)
+    if len(at) * _SPARSE < size:  # few: the candidates' own taps
+        peak = np.maximum(loud[at], _interpolated_peak_at(x, at))
+    else:  # many: the stretches that hold them, whole
+        peak = _oversampled(x, loud, candidate)[at]
+    return at, peak
+
+
 def limit(mixed: np.ndarray, mixed_from: int, start: int, stop: int, ceiling: float):
     """Samples [start, stop) of the gained mix `mixed` (which holds [mixed_from, ...): at least
     `LIMIT_BEHIND` before `start` and `LIMIT_AHEAD` past `stop` where the session has them),
@@ -421,47 +447,39 @@ def _limit_window(mixed: np.ndarray, mixed_from: int, start: int, stop: int, cei
     a = max(lo, mixed_from)
     b = min(hi, mixed_from + n)
     x[:, a - lo : b - lo] = mixed[a - mixed_from : b - mixed_from].T
-    half = _TAPS // 2  # k's interpolated values read x[k - half + 1 .. k + half]
-    loud = np.abs(x[0])
-    np.maximum(loud, np.abs(x[1]), out=loud)
-    # reach[j]: a loud sample in [j, j + _TAPS), by doubling (1, 2, 4, 8 ... wide).
-    reach = loud > threshold
-    width = 1
-    while width < 2 * half:
-        shift = min(width, 2 * half - width)
-        reach[:-shift] |= reach[shift:]
-        width += shift
-    candidate = np.zeros(size, dtype=bool)  # a loud sample within reach of k's values
-    candidate[half : size - half] = reach[1 : size - 2 * half + 1]
-    at = np.flatnonzero(candidate)
-    if len(at) * _SPARSE < size:  # few: the candidates' own taps
-        peak = np.maximum(loud[at], _interpolated_peak_at(x, at))
-    else:  # many: the stretches that hold them, whole
-        peak = _oversampled(x, loud, candidate)[at]
+    at, peak = true_peaks(x, threshold)
+    return limit_peaks(here, start, stop, at + lo, peak, ceiling)
+
+
+def limit_peaks(here, start: int, stop: int, at: np.ndarray, peak: np.ndarray, ceiling: float):
+    """The limiter's second half: samples [start, stop) of the gained mix (`here`) turned down
+    where the true peaks `peak` at the session's samples `at` (ascending; `true_peaks`, every
+    one from `LIMIT_BEHIND` before `start` to `LIMIT_AHEAD` after `stop` that may be over)
+    need it. Any others are left out of account."""
     hit = peak > ceiling
     over = at[hit]
     if not len(over):
         return here.copy()
-    need = np.full(size, _UNIT, dtype=np.int64)
-    need[over] = np.floor(ceiling / peak[hit].astype(np.float64) * _UNIT).astype(np.int64)
     # Only [n0, n1) can be turned down: the reach of the first and the last sample over.
-    n0 = max(start, lo + int(over[0]) - LIMIT_ATTACK - 2 * LIMIT_SMOOTH)
-    n1 = min(stop, lo + int(over[-1]) + LIMIT_RELEASE + 2 * LIMIT_SMOOTH + 1)
+    n0 = max(start, int(over[0]) - LIMIT_ATTACK - 2 * LIMIT_SMOOTH)
+    n1 = min(stop, int(over[-1]) + LIMIT_RELEASE + 2 * LIMIT_SMOOTH + 1)
     out = here.copy()
     if n0 >= n1:
         return out
-    # The least over [m - LIMIT_RELEASE, m + LIMIT_ATTACK], for m from n0 - 2 * smooth to
-    # n1 + 2 * smooth, by van Herk/Gil-Werman (prefix and suffix minima in window-long runs).
+    # The least over [m - LIMIT_RELEASE, m + LIMIT_ATTACK] of what each sample needs, for m from
+    # n0 - 2 * smooth to n1 + 2 * smooth, by van Herk/Gil-Werman (prefix and suffix minima in
+    # window-long runs).
     width = LIMIT_RELEASE + LIMIT_ATTACK + 1
-    first = n0 - 2 * LIMIT_SMOOTH - LIMIT_RELEASE - lo  # the window of the first m
-    span = need[first : first + (n1 - n0) + 4 * LIMIT_SMOOTH + width - 1]
-    runs = -(-len(span) // width)
+    first = n0 - 2 * LIMIT_SMOOTH - LIMIT_RELEASE  # the window of the first m
+    runs = -(-((n1 - n0) + 4 * LIMIT_SMOOTH + width - 1) // width)
     padded = np.full(runs * width, _UNIT, dtype=np.int64)
-    padded[: len(span)] = span
+    a, b = np.searchsorted(over, [first, first + (n1 - n0) + 4 * LIMIT_SMOOTH + width - 1])
+    need = ceiling / peak[hit][a:b].astype(np.float64) * _UNIT
+    padded[over[a:b] - first] = np.floor(need).astype(np.int64)
     cells = padded.reshape(runs, width)
     ahead = np.minimum.accumulate(cells, axis=1).ravel()
     behind = np.minimum.accumulate(cells[:, ::-1], axis=1)[:, ::-1].ravel()
-    m = np.arange(len(span) - width + 1)
+    m = np.arange((n1 - n0) + 4 * LIMIT_SMOOTH)
     held = np.minimum(behind[m], ahead[m + width - 1])
     for _ in range(2):  # two moving averages, as integer sums
         sums = np.concatenate([[0], np.cumsum(held)])
