@@ -6,6 +6,9 @@ Entry points:
   linear gain that puts what `render.blocks` makes at `TARGET_LUFS`, for each limiter ceiling
   (`render.LIMIT_DBTP` for the player, WAV and FLAC; `render.lossy_ceiling(q)` for MP3 and
   OGG), all from one pass over the session. `measure_gain(...)` for one of them.
+- `first_pass_spans(total, rate)`, `measure_piece(mixer, start, stop)`: the first pass's pieces,
+  to measure some of them ahead (`pipeline.prepare`, while the speech is made) and hand them to
+  `measure_gains(..., measured=)`.
 - `estimate_gain(timeline, sources, speech_energy=None) -> float`: that gain from the parts,
   without rendering (milliseconds; the player's cold start; the limiter's share left out).
 - `layer_level`, `tone_profile`, `tone_cycle_profiles`: the pieces of the estimate, cached.
@@ -17,14 +20,13 @@ in forked processes (`multiprocessing.Pool`) where that is safe.
 from __future__ import annotations
 
 import functools
-import math
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,17 +38,23 @@ TARGET_LUFS = -16.0
 MEASURE_PIECE_STEPS = 300  # the loudness pass measures the session in 30 s pieces
 MEASURE_PREROLL_STEPS = 5  # each piece's filters settle on the 0.5 s before it
 MEASURE_BLOCK = 1 << 16  # samples rendered and weighted at once
-MEASURE_OVERSHOOT_DB = 3.0  # a step is measured again after the limiter when its largest sample
-# is this close to the ceiling: a peak between samples is rarely 1 dB over the samples beside it
-# (3 dB only near the Nyquist frequency); a step missed would move the loudness by far less
-# than the tolerance.
 # The ceilings measured together whenever one of them is asked: the player's (WAV, FLAC) and MP3
 # and OGG files' at the default quality.
 STANDARD_CEILINGS = (render.LIMIT_DBTP, render.lossy_ceiling(render.DEFAULT_LOSSY_QUALITY))
-CEILING_PREROLL_STEPS = 1  # ... and a stretch measured again after the limiter on 0.1 s
-CEILING_TOLERANCE_LU = 0.01  # the gain is refined until the limiter's output is this close
-CEILING_MAX_PASSES = 4  # ... or after this many passes over what the limiter touches
-CEILING_LAST_STEP_LU = 0.05  # a correction this small is made without measuring it again
+# The gains tried at once for each ceiling, in dB above the first pass's (where the limiter
+# takes loudness, more gain puts it back), and around a later guess when the target lies past.
+CEILING_TRIES_DB = (0.0, 0.25, 0.6)
+CEILING_RETRIES_DB = (-0.2, 0.0, 0.2)
+CEILING_PREROLL_STEPS = 1  # the weighting settles within 0.1 s, ...
+_RING = 512  # ... and what the limiter changes rings out after 12 ms (counted this long: the
+# energy it takes is then found to 1e-8 on loud tones, tested)
+CEILING_TOLERANCE_LU = 0.01  # the limiter's output is this close to the target (tested)
+CEILING_MAX_PASSES = 4  # passes over what the limiter touches, at most
+_REACH_MARGIN = 0.999  # what may be over the ceiling is looked for with a little to spare
+_LIMIT_JOIN = 2048  # stretches the limiter may turn down closer than this are limited together
+# Hot runs closer than this many steps are one: the limiter's reach and the ringing of what it
+# changes (0.13 s on either side) never reach across.
+_RUN_GAP_STEPS = 3
 
 
 def measure_gain(
@@ -66,6 +74,7 @@ def measure_gains(
     ceilings: Sequence[float] = (render.LIMIT_DBTP,),
     progress: Callable[[int, int], None] | None = None,
     jobs: int | None = None,
+    measured: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[float, float]:
     """Linear gain that brings the session, as `render.blocks` renders it with the limiter at
     each of `ceilings` (dBTP), to `TARGET_LUFS` integrated: {ceiling: gain}.
@@ -76,27 +85,28 @@ def measure_gains(
     however the pieces are shared out. That gives the gain for a linear path, and each step's
     largest sample.
 
-    The limiter is not linear: where it turns a peak down it takes a little loudness. So every
-    100 ms step whose largest sample comes within `MEASURE_OVERSHOOT_DB` of the ceiling at that
-    gain, with the step before and after it (the limiter's reach, the filters' ringing), is
-    measured again after the gain and the limiter, exactly as
-    `render.blocks` makes it (the filters settled on the 0.1 s before: to about 1e-10), and the
-    gain is corrected (a secant step on the measured loudness) until the result is within
-    `CEILING_TOLERANCE_LU` of the target, in at most `CEILING_MAX_PASSES` passes; a correction
-    under `CEILING_LAST_STEP_LU` is the last one, made without measuring again. Steps the
-    limiter does not reach keep their first measure, scaled by the gain. Each stretch is rendered
-    once per pass for every ceiling: only the gain and the limiter are applied once for each.
+    The limiter is not linear: where it turns a peak down it takes a little loudness. A second
+    pass goes over the steps where it can act at all (a sample within `render.LIMIT_OVERSHOOT`
+    of the ceiling, at the gains tried) and finds, for several gains at once
+    (`CEILING_TRIES_DB` above the first pass's, for every ceiling), what the limiter takes from
+    each step: the K-weighting is linear, so the limiter's output weighs as the mix's weighted
+    signal times the gain less the weighted difference the limiter makes, which is zero but
+    for the few milliseconds around each peak it turns down (the mix is weighted once; only
+    those milliseconds once per gain). The gain is then read off between the two gains tried on
+    either side of the target (the loudness is smooth in the gain: within
+    `CEILING_TOLERANCE_LU`); when the target lies past them (a session the limiter works hard
+    on), the pass is made again around the gain the last two predict, at most
+    `CEILING_MAX_PASSES` times.
 
     On Linux, when the process has a single thread, `jobs` forked processes (default: the CPU
     count) share the work; otherwise it is done here, one piece after another.
     `progress(done, total)`, if given, is called from the calling thread as pieces finish (the
-    first pass counts for three quarters, the corrections for the rest).
+    first pass counts for three quarters, the rest for the last quarter). `measured`: pieces of
+    the first pass already measured ({index in `first_pass_spans`: `measure_piece`'s answer}),
+    while the speech was still being made (`pipeline.prepare`).
     """
-    rate = timeline.sample_rate
-    step = rate // 10
-    piece = step * MEASURE_PIECE_STEPS
     total = timeline.total_samples
-    spans = [(a, min(a + piece, total)) for a in range(0, total, piece)]
+    spans = first_pass_spans(total, timeline.sample_rate)
     jobs = max(1, jobs or os.cpu_count() or 1)
     ceilings = tuple(dict.fromkeys(ceilings))
 
@@ -104,9 +114,17 @@ def measure_gains(
         if progress is not None:
             progress(int(fraction * total), total)
 
-    first = _measure_spans(
-        timeline, sources, spans, (), MEASURE_PREROLL_STEPS, jobs, lambda f: report(0.75 * f)
+    first = {i: v for i, v in (measured or {}).items() if i < len(spans)}
+    todo = [i for i in range(len(spans)) if i not in first]
+    found = _measure_spans(
+        timeline,
+        sources,
+        [spans[i] for i in todo],
+        measure_piece,
+        jobs,
+        lambda f: report(0.75 * f),
     )
+    first.update((todo[k], v) for k, v in found.items())
     raw = np.concatenate([first[i][0] for i in range(len(spans))] or [[]])
     peaks = np.concatenate([first[i][1] for i in range(len(spans))] or [[]])
     lufs = loudness.gated_lufs(raw)
@@ -114,8 +132,9 @@ def measure_gains(
         report(1.0)
         return dict.fromkeys(ceilings, 1.0)
     first_gain = float(10 ** ((TARGET_LUFS - lufs) / 20))
-    # The player's and the default lossy ceiling are corrected together (one render of what
-    # either needs); any other alone: a ceiling's gain never depends on what else was asked.
+    # The player's and the default lossy ceiling are corrected together (the hot steps of
+    # either measured once); any other alone: a ceiling's gain never depends on what else was
+    # asked.
     standard = [c for c in STANDARD_CEILINGS if any(c == asked for asked in ceilings)]
     if standard:
         standard = list(STANDARD_CEILINGS)
@@ -132,89 +151,138 @@ def measure_gains(
     return gains
 
 
+def first_pass_spans(total_samples: int, sample_rate: int) -> list[tuple[int, int]]:
+    """The [start, stop) pieces the first pass measures one by one: 30 s each, the last shorter."""
+    piece = sample_rate // 10 * MEASURE_PIECE_STEPS
+    return [(a, min(a + piece, total_samples)) for a in range(0, total_samples, piece)]
+
+
+def measure_piece(mixer: render.Mixer, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first pass over one piece: (its 100 ms steps' energies, their largest samples) of the
+    mix as `mixer` makes it, the filters settled on the `MEASURE_PREROLL_STEPS` before it."""
+    step = mixer.timeline.sample_rate // 10
+    return _measure_span(mixer, start, stop, step * MEASURE_PREROLL_STEPS)
+
+
 def _corrected(timeline, sources, raw, peaks, first_gain, ceilings, jobs, progress):
     """{ceiling: gain} for `ceilings`, from the first pass's step energies and peaks and its
-    gain, corrected for the limiter (see `measure_gains`); `progress(fraction)` follows."""
-    step = timeline.sample_rate // 10
-    gains = dict.fromkeys(ceilings, first_gain)
-    tried: dict[float, list[tuple[float, float]]] = {c: [] for c in ceilings}
+    gain, corrected for the limiter (see `measure_gains`); `progress(fraction)` follows.
+    """
+    base = dict.fromkeys(ceilings, first_gain)
+    tries = dict.fromkeys(ceilings, CEILING_TRIES_DB)
+    gains: dict[float, float] = {}
     active = list(ceilings)
     for n in range(CEILING_MAX_PASSES):
+        outputs = [(base[c] * 10 ** (d / 20), c) for c in active for d in tries[c]]
         hot = np.zeros(len(peaks), dtype=bool)
-        for c in list(active):
-            reach = peaks * gains[c] > 10 ** ((c - MEASURE_OVERSHOOT_DB) / 20)
-            if reach.any():
-                hot |= reach
-            else:
-                active.remove(c)  # the limiter never acts at this gain: the first measure holds
-        runs = _hot_runs(hot)
-        if not runs or not active:
-            break
-        again = _measure_spans(
+        for gain, c in outputs:
+            hot |= peaks * (gain * render.LIMIT_OVERSHOOT) > 10 ** (c / 20) * _REACH_MARGIN
+        if not hot.any():  # the limiter does nothing at any gain tried: the linear path holds
+            for c in active:
+                gains[c] = first_gain
+            return gains
+        steps = _limited_energies(
             timeline,
             sources,
-            [(a * step, b * step) for a, b in runs],
-            tuple((gains[c], c) for c in active),
-            CEILING_PREROLL_STEPS,
+            raw,
+            hot,
+            outputs,
             jobs,
             lambda f, a=1 - 0.5**n, b=0.5 ** (n + 1): progress(a + b * f),
         )
-        for j, c in enumerate(list(active)):
-            gain = gains[c]
-            steps = raw * gain**2
-            for k, (a, b) in enumerate(runs):
-                steps[a:b] = again[k][j]
-            lufs = loudness.gated_lufs(steps)
-            if not np.isfinite(lufs) or abs(lufs - TARGET_LUFS) <= CEILING_TOLERANCE_LU:
+        levels = [loudness.gated_lufs(s) for s in steps]
+        at = 0
+        for c in list(active):
+            ds = np.asarray(tries[c], dtype=np.float64)
+            ls = np.asarray(levels[at : at + len(ds)])
+            at += len(ds)
+            if not np.all(np.isfinite(ls)):
+                gains[c] = base[c]
                 active.remove(c)
                 continue
-            tried[c].append((20 * math.log10(gain), lufs))
-            slope = 1.0  # LU per dB of gain: 1 where the limiter does nothing, less where it works
-            if len(tried[c]) >= 2:
-                (g0, l0), (g1, l1) = tried[c][-2], tried[c][-1]
-                if g1 != g0:
-                    slope = min(1.0, max(0.1, (l1 - l0) / (g1 - g0)))
-            gains[c] = gain * 10 ** ((TARGET_LUFS - lufs) / slope / 20)
-            if abs(TARGET_LUFS - lufs) <= CEILING_LAST_STEP_LU:
-                active.remove(c)  # what is left after it: a fraction of a step this small
+            root = _between(ds, ls, TARGET_LUFS)
+            if root is not None:
+                gains[c] = base[c] * 10 ** (root / 20)
+                active.remove(c)
+                continue
+            # The target lies past the gains tried: go on from the nearer end, by the slope
+            # there (1 LU per dB where the limiter does nothing, less where it works).
+            k = len(ds) - 1 if ls[-1] < TARGET_LUFS else 0
+            j = k - 1 if k else 1
+            slope = (ls[k] - ls[j]) / (ds[k] - ds[j]) if ds[k] != ds[j] else 1.0
+            slope = min(1.0, max(0.1, slope))
+            base[c] *= 10 ** ((ds[k] + (TARGET_LUFS - ls[k]) / slope) / 20)
+            tries[c] = CEILING_RETRIES_DB
+    for c in active:  # after the last pass: where the last two tries point
+        gains[c] = base[c]
     return gains
 
 
+def _limited_energies(timeline, sources, raw, hot, outputs, jobs, fraction) -> list[np.ndarray]:
+    """For each (gain, ceiling dBTP) of `outputs`, the step energies of what `render.blocks`
+    makes at that gain and ceiling: the first pass's `raw` energies times the gain squared, and
+    what the limiter takes (`_limited_steps`) over the runs of `hot` steps (every step holding
+    a sample the limiter can find over the ceiling at any of the gains)."""
+    step = timeline.sample_rate // 10
+    runs = _hot_runs(hot)
+    found = _measure_spans(
+        timeline,
+        sources,
+        [(a * step, b * step) for a, b in runs],
+        lambda mixer, a, b: _limited_steps(mixer, a, b, outputs),
+        jobs,
+        fraction,
+    )
+    energies = []
+    for j, (gain, _) in enumerate(outputs):
+        steps = raw * gain**2
+        for first_step, deltas in found.values():
+            part = deltas[j][: max(0, len(steps) - first_step)]
+            steps[first_step : first_step + len(part)] += part
+        energies.append(steps)
+    return energies
+
+
+def _between(ds: np.ndarray, ls: np.ndarray, target: float) -> float | None:
+    """The gain offset (dB) at which the loudness `ls` measured at offsets `ds` (ascending)
+    reaches `target`, by linear interpolation between the two tries around it; None when the
+    target is not between two of them."""
+    for k in range(1, len(ds)):
+        lo, hi = ls[k - 1], ls[k]
+        if lo <= target <= hi:
+            if hi == lo:
+                return float(ds[k - 1])
+            return float(ds[k - 1] + (target - lo) * (ds[k] - ds[k - 1]) / (hi - lo))
+    return None
+
+
 def _hot_runs(hot: np.ndarray) -> list[tuple[int, int]]:
-    """[a, b) runs of steps to measure again: the hot ones and the steps before and after each
-    (the limiter's reach, then the filters' ringing), runs less than two steps apart joined
-    (each run costs a pre-roll)."""
-    hot = hot.copy()
-    hot[1:] |= hot[:-1].copy()
-    hot[:-2] |= hot[2:].copy()
+    """[a, b) runs of the hot steps, runs fewer than `_RUN_GAP_STEPS` apart joined: what the
+    limiter changes around one run, and the weighting's ringing after it, never reach the
+    next (each run costs a pre-roll)."""
     at = np.flatnonzero(hot)
     if len(at) == 0:
         return []
-    breaks = np.flatnonzero(np.diff(at) > 2)
+    breaks = np.flatnonzero(np.diff(at) > _RUN_GAP_STEPS)
     starts = np.r_[at[0], at[breaks + 1]]
     ends = np.r_[at[breaks], at[-1]] + 1
     return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
 
-def _measure_spans(timeline, sources, spans, outputs, preroll_steps, jobs, fraction):
-    """{index: arrays} for each [start, stop) span (on step boundaries). With no `outputs`:
-    (step energies, step peaks) of the raw mix; else, for each (gain, ceiling) of `outputs`,
-    the step energies of what `render.blocks` makes at that gain and ceiling (the mix rendered
-    once for all of them). The filters first run over `preroll_steps` steps before each span.
-    `fraction(done)` follows."""
-    step = timeline.sample_rate // 10
+def _measure_spans(timeline, sources, spans, how, jobs, fraction):
+    """{index: how(mixer, start, stop)} for each [start, stop) span, with a `render.Mixer` of
+    the session made once (forked workers inherit it). `fraction(done)` follows."""
     total = sum(b - a for a, b in spans) or 1
     done = 0
-    results: dict[int, tuple[np.ndarray, ...]] = {}
+    results: dict[int, object] = {}
 
     lean = getattr(sources.speech, "lean", None)  # `pipeline.ClipStore.lean`
     if lean is not None and jobs > 1 and len(spans) > 1 and _can_fork():
         sources = render.Sources(speech=lean(), sounds=sources.sounds)
     mixer = render.Mixer(timeline, sources)  # made once: the workers inherit it
 
-    def measure(index: int) -> tuple[np.ndarray, ...]:
-        start, stop = spans[index]
-        return _measure_span(mixer, start, stop, step * preroll_steps, outputs)
+    def measure(index: int):
+        return how(mixer, *spans[index])
 
     def finished(index: int, values) -> None:
         nonlocal done
@@ -226,18 +294,19 @@ def _measure_spans(timeline, sources, spans, outputs, preroll_steps, jobs, fract
     return results
 
 
-def _measure_span(mixer, start, stop, preroll, outputs):
+def _measure_span(mixer, start, stop, preroll):
+    """(step energies, step peaks) of the raw mix over [start, stop), its filters first run
+    over the `preroll` samples before."""
     timeline = mixer.timeline
     rate = timeline.sample_rate
     step = rate // 10
     begin = max(0, start - preroll)
-    count = len(outputs) or 1
-    meters = [loudness.Meter(rate, 2) for _ in range(count)]
+    meter = loudness.Meter(rate, 2)
     # Each step's largest sample, kept as the blocks go (a step can straddle two blocks).
     peaks = np.zeros(-(-(stop - start) // step), dtype=np.float32)
-    # The blocks the meters are fed (the pre-roll's, then the span's: the step sums depend on
+    # The blocks the meter is fed (the pre-roll's, then the span's: the step sums depend on
     # them), rendered up to two blocks' worth at a time (the pre-roll with the first block: one
-    # mix and one limiter pass fewer for every span; the samples do not depend on it).
+    # mix fewer for every span; the samples do not depend on it).
     feeds = [(a, min(a + MEASURE_BLOCK, start)) for a in range(begin, start, MEASURE_BLOCK)]
     feeds += [(a, min(a + MEASURE_BLOCK, stop)) for a in range(start, stop, MEASURE_BLOCK)]
     chunks: list[list[tuple[int, int]]] = []
@@ -247,26 +316,15 @@ def _measure_span(mixer, start, stop, preroll, outputs):
         else:
             chunks.append([(a, b)])
     for chunk in chunks:
-        c0, c1 = chunk[0][0], chunk[-1][1]
-        if not outputs:
-            rendered = [mixer(c0, c1)]
-        else:
-            lo = max(0, c0 - render.LIMIT_BEHIND)
-            hi = min(timeline.total_samples, c1 + render.LIMIT_AHEAD)
-            mixed = mixer(lo, hi)
-            rendered = [
-                render.limit(mixed * np.float32(gain), lo, c0, c1, 10 ** (ceiling / 20))
-                for gain, ceiling in outputs
-            ]
+        c0 = chunk[0][0]
+        mixed = mixer(c0, chunk[-1][1])
         for a, b in chunk:
             if a == start:
-                for meter in meters:
-                    meter.restart_steps()
-            for meter, out in zip(meters, rendered, strict=True):
-                meter.feed(out[a - c0 : b - c0])
-            if outputs or a < start:
+                meter.restart_steps()
+            block = mixed[a - c0 : b - c0]
+            meter.feed(block)
+            if a < start:
                 continue
-            block = rendered[0][a - c0 : b - c0]
             loud = np.abs(block[:, 0])
             np.maximum(loud, np.abs(block[:, 1]), out=loud)
             first = (a - start) // step
@@ -276,10 +334,90 @@ def _measure_span(mixer, start, stop, preroll, outputs):
             top = np.maximum.reduceat(loud, edges)
             into = peaks[first : first + len(top)]
             np.maximum(into, top, out=into)
-    if outputs:
-        return tuple(np.asarray(m.step_energies, dtype="<f8") for m in meters)
-    energies = np.asarray(meters[0].step_energies, dtype="<f8")
+    energies = np.asarray(meter.step_energies, dtype="<f8")
     return energies, peaks[: len(energies)].astype("<f8")
+
+
+def _limited_steps(mixer, start, stop, outputs):
+    """What the limiter does to the loudness around [start, stop), for each (gain, ceiling dBTP)
+    of `outputs`: (the first step it covers, float64 (len(outputs), steps): each step's energy
+    after the gain and the limiter less its energy after the gain alone).
+
+    The true peaks of the mix are found once (`render.true_peaks`; the interpolator is linear, so
+    at a gain they scale with it, to the float's last bits); for each output, the stretches
+    within the limiter's reach of a sample over the ceiling there are limited as `render.limit`
+    does it (`render.limit_peaks`). The
+    difference d that makes is K-weighted from rest (it is zero before), with the `_RING`
+    samples after it where the weighting rings out; with w the weighted mix, a step gains sum((gain * w - d)^2)
+    - sum((gain * w)^2) over those samples. The loud samples of neighbouring spans must lie
+    further apart than the limiter's reach and the ringing (`_hot_runs`)."""
+    timeline = mixer.timeline
+    rate = timeline.sample_rate
+    step = rate // 10
+    total = timeline.total_samples
+    tail = step * CEILING_PREROLL_STEPS
+    ahead, behind = render.LIMIT_AHEAD, render.LIMIT_BEHIND
+    m0 = max(0, start - tail - ahead - behind)
+    m1 = min(total, stop + behind + tail + ahead)
+    mixed = mixer(m0, m1)
+    first = m0 // step
+    deltas = np.zeros((len(outputs), -(-m1 // step) - first))
+    lowest = min(10 ** (c / 20) / g for g, c in outputs)
+    at, peak = render.true_peaks(
+        np.ascontiguousarray(mixed.T), lowest / render.LIMIT_OVERSHOOT * _REACH_MARGIN
+    )
+    at += m0
+    inside = (at >= start) & (at < stop)  # the span's own (a hot run holds every loud sample)
+    at, peak = at[inside], peak[inside]
+    weighted = None
+    for j, (gain, ceiling_dbtp) in enumerate(outputs):
+        ceiling = 10 ** (ceiling_dbtp / 20)
+        level = np.float32(gain)
+        hit = peak * gain > ceiling * _REACH_MARGIN
+        over = at[hit]
+        if not len(over):
+            continue
+        over_peak = peak[hit] * level
+        # The outputs each sample over can turn down, stretches close together joined.
+        a = np.maximum(over - (render.LIMIT_ATTACK + 2 * render.LIMIT_SMOOTH), 0)
+        b = np.minimum(over + (render.LIMIT_RELEASE + 2 * render.LIMIT_SMOOTH + 1), total)
+        breaks = np.flatnonzero(a[1:] > b[:-1] + _LIMIT_JOIN)
+        pieces = []
+        for lo, hi in zip(a[np.r_[0, breaks + 1]], b[np.r_[breaks, len(b) - 1]], strict=True):
+            here = mixed[lo - m0 : hi - m0] * level
+            k0, k1 = np.searchsorted(over, [lo - behind, hi + ahead])
+            diff = here - render.limit_peaks(here, lo, hi, over[k0:k1], over_peak[k0:k1], ceiling)
+            moved = np.flatnonzero(np.any(diff != 0, axis=1))
+            if len(moved):
+                pieces.append((lo + moved[0], lo + moved[-1] + 1, diff[moved[0] : moved[-1] + 1]))
+        if not pieces:
+            continue
+        if weighted is None:
+            weighted = loudness.k_weighted(mixed, rate)  # settled from `tail` after m0
+        for group in _ringing_groups(pieces, _RING, m1):
+            g0, g1 = group[0][0], min(m1, max(p[1] for p in group) + _RING)
+            diff = np.zeros((g1 - g0, 2))
+            for p, q, d in group:
+                diff[p - g0 : q - g0] = d
+            out = weighted[:, g0 - m0 : g1 - m0]
+            change = np.square(gain * out - loudness.k_weighted(diff, rate)).sum(axis=0)
+            change -= gain**2 * np.square(out).sum(axis=0)
+            into = np.arange(g0, g1) // step - first
+            deltas[j] += np.bincount(into, weights=change, minlength=deltas.shape[1]) / step
+    return first, deltas
+
+
+def _ringing_groups(pieces, tail: int, end: int):
+    """`pieces` (start, stop, samples), in order, in groups whose weighted differences overlap
+    (each rings for `tail` samples after its stop)."""
+    group = [pieces[0]]
+    for piece in pieces[1:]:
+        if piece[0] < min(end, max(p[1] for p in group) + tail):
+            group.append(piece)
+        else:
+            yield group
+            group = [piece]
+    yield group
 
 
 # ---- running work in forked processes ----------------------------------------------------------

@@ -188,16 +188,24 @@ class Meter:
         return gated_lufs(self._step_energy)
 
 
+def k_weighted(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The K-weighted signal, filters from rest: float64 rows (channels, n), C-contiguous.
+
+    `signal` is (n,) or (n, channels)."""
+    rows = np.array(np.asarray(signal).reshape(len(signal), -1).T, dtype=np.float64, order="C")
+    sos = np.array([np.concatenate(stage) for stage in k_weighting(sample_rate)])
+    state = np.zeros((rows.shape[0], len(sos), 2))
+    _filter_in_place()(sos, rows, state)
+    return rows
+
+
 def k_weighted_squares(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     """Per sample, the sum over channels of the K-weighted signal squared (filters from rest).
 
     `signal` is (n,) or (n, channels); the result is float64 (n,). Its mean over a 100 ms step is
     that step's energy as `Meter` reads it (when the filters start from rest there).
     """
-    rows = np.array(np.asarray(signal).reshape(len(signal), -1).T, dtype=np.float64, order="C")
-    sos = np.array([np.concatenate(stage) for stage in k_weighting(sample_rate)])
-    state = np.zeros((rows.shape[0], len(sos), 2))
-    _filter_in_place()(sos, rows, state)
+    rows = k_weighted(signal, sample_rate)
     return np.square(rows, out=rows).sum(axis=0)
 
 
