@@ -343,13 +343,13 @@ def _limited_steps(mixer, start, stop, outputs):
     of `outputs`: (the first step it covers, float64 (len(outputs), steps): each step's energy
     after the gain and the limiter less its energy after the gain alone).
 
-    The true peaks of the mix are found once (`render.true_peaks`; the interpolator is linear, so
-    at a gain they scale with it, to the float's last bits); for each output, the stretches
-    within the limiter's reach of a sample over the ceiling there are limited as `render.limit`
-    does it (`render.limit_peaks`). The
-    difference d that makes is K-weighted from rest (it is zero before), with the `_RING`
-    samples after it where the weighting rings out; with w the weighted mix, a step gains sum((gain * w - d)^2)
-    - sum((gain * w)^2) over those samples. The loud samples of neighbouring spans must lie
+    The true peaks of the mix are found once (`render.true_peaks`; the interpolator is linear,
+    so at a gain they scale with it, to the float's last bits). For each ceiling, the stretches
+    within the limiter's reach of a sample over it at the largest of its gains are limited at
+    each of them as `render.limit` does it (`render.limit_peaks`). The difference d that makes
+    is K-weighted from rest (it is zero before), with the `_RING` samples after it where the
+    weighting rings out; with w the weighted mix, a step gains sum((gain * w - d)^2) -
+    sum((gain * w)^2) over those samples. The loud samples of neighbouring spans must lie
     further apart than the limiter's reach and the ringing (`_hot_runs`)."""
     timeline = mixer.timeline
     rate = timeline.sample_rate
@@ -370,23 +370,29 @@ def _limited_steps(mixer, start, stop, outputs):
     inside = (at >= start) & (at < stop)  # the span's own (a hot run holds every loud sample)
     at, peak = at[inside], peak[inside]
     weighted = None
-    for j, (gain, ceiling_dbtp) in enumerate(outputs):
+    for ceiling_dbtp in dict.fromkeys(c for _, c in outputs):
         ceiling = 10 ** (ceiling_dbtp / 20)
-        level = np.float32(gain)
-        hit = peak * gain > ceiling * _REACH_MARGIN
-        over = at[hit]
+        rows = [j for j, (_, c) in enumerate(outputs) if c == ceiling_dbtp]
+        gains = [outputs[j][0] for j in rows]
+        hit = peak * max(gains) > ceiling * _REACH_MARGIN
+        over, over_peak = at[hit], peak[hit]
         if not len(over):
             continue
-        over_peak = peak[hit] * level
         # The outputs each sample over can turn down, stretches close together joined.
         a = np.maximum(over - (render.LIMIT_ATTACK + 2 * render.LIMIT_SMOOTH), 0)
         b = np.minimum(over + (render.LIMIT_RELEASE + 2 * render.LIMIT_SMOOTH + 1), total)
         breaks = np.flatnonzero(a[1:] > b[:-1] + _LIMIT_JOIN)
         pieces = []
         for lo, hi in zip(a[np.r_[0, breaks + 1]], b[np.r_[breaks, len(b) - 1]], strict=True):
-            here = mixed[lo - m0 : hi - m0] * level
             k0, k1 = np.searchsorted(over, [lo - behind, hi + ahead])
-            diff = here - render.limit_peaks(here, lo, hi, over[k0:k1], over_peak[k0:k1], ceiling)
+            diff = np.zeros((hi - lo, 2 * len(gains)), dtype=np.float32)
+            for k, gain in enumerate(gains):
+                level = np.float32(gain)
+                here = mixed[lo - m0 : hi - m0] * level
+                out = render.limit_peaks(
+                    here, lo, hi, over[k0:k1], over_peak[k0:k1] * level, ceiling
+                )
+                diff[:, 2 * k : 2 * k + 2] = here - out
             moved = np.flatnonzero(np.any(diff != 0, axis=1))
             if len(moved):
                 pieces.append((lo + moved[0], lo + moved[-1] + 1, diff[moved[0] : moved[-1] + 1]))
@@ -396,14 +402,17 @@ def _limited_steps(mixer, start, stop, outputs):
             weighted = loudness.k_weighted(mixed, rate)  # settled from `tail` after m0
         for group in _ringing_groups(pieces, _RING, m1):
             g0, g1 = group[0][0], min(m1, max(p[1] for p in group) + _RING)
-            diff = np.zeros((g1 - g0, 2))
+            diff = np.zeros((g1 - g0, 2 * len(gains)))
             for p, q, d in group:
                 diff[p - g0 : q - g0] = d
+            taken = loudness.k_weighted(diff, rate)  # each gain's two channels, as rows
             out = weighted[:, g0 - m0 : g1 - m0]
-            change = np.square(gain * out - loudness.k_weighted(diff, rate)).sum(axis=0)
-            change -= gain**2 * np.square(out).sum(axis=0)
+            plain = np.square(out).sum(axis=0)
             into = np.arange(g0, g1) // step - first
-            deltas[j] += np.bincount(into, weights=change, minlength=deltas.shape[1]) / step
+            for k, (j, gain) in enumerate(zip(rows, gains, strict=True)):
+                change = np.square(gain * out - taken[2 * k : 2 * k + 2]).sum(axis=0)
+                change -= gain**2 * plain
+                deltas[j] += np.bincount(into, weights=change, minlength=deltas.shape[1]) / step
     return first, deltas
 
 
