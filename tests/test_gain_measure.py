@@ -88,3 +88,23 @@ def test_what_the_limiter_takes_is_what_a_meter_reads_after_it():
         assert taken.max() > 1e-3 * expected.max(), (g, c)  # the limiter takes something
         # What it takes is found to a millionth (the float's last bits and the ringing left).
         assert np.abs(got - expected).sum() <= 1e-6 * taken.sum(), (g, c)
+
+
+def test_a_ceiling_the_limiter_works_hard_at_is_still_met(monkeypatch):
+    # A white-noise bed with tones on top, limited 10 dB under the player's ceiling: the
+    # limiter takes more loudness than the first gains tried make up, so the pass is made again
+    # further on; the output still lands on the target.
+    session = script.loads(SCRIPT)
+    speech = {u: np.zeros(4410, np.float32) for u in timeline.speech_requests(session)}
+    tl = timeline.compile(session, {u: len(c) for u, c in speech.items()})
+    sources = render.Sources(speech=speech)
+    passes = []
+    real = gain._limited_energies
+    monkeypatch.setattr(gain, "_limited_energies", lambda *a: passes.append(a[4]) or real(*a))
+    ceiling = -11.0
+    found = gain.measure_gains(tl, sources, (ceiling,), jobs=1)[ceiling]
+    assert len(passes) >= 2  # the target lay past the first gains tried
+    meter = loudness.Meter(tl.sample_rate, 2)
+    for block in render.blocks(tl, sources, gain=found, ceiling_dbtp=ceiling):
+        meter.feed(block)
+    assert abs(meter.integrated_lufs() - gain.TARGET_LUFS) <= gain.CEILING_TOLERANCE_LU
