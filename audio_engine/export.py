@@ -999,9 +999,7 @@ def _export_one(index: int, script: str, outdir: str, options: dict) -> Outcome:
     try:
         session = pipeline.load(script, options["language"])
         # Speech counts for the first tenth of a session's progress, audio for the rest.
-        prepared = pipeline.prepare(
-            session, progress=lambda d, t: report(d, t, 0.1, 0.0), measure_ahead=True
-        )
+        prepared = pipeline.prepare(session, progress=lambda d, t: report(d, t, 0.1, 0.0))
         form = format_for(None, options["fmt"])
         gain = pipeline.gain(prepared, lossy_quality=lossy_quality(form, options["quality"]))
         target = Path(outdir) / default_name(session, form)

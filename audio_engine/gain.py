@@ -6,9 +6,6 @@ Entry points:
   linear gain that puts what `render.blocks` makes at `TARGET_LUFS`, for each limiter ceiling
   (`render.LIMIT_DBTP` for the player, WAV and FLAC; `render.lossy_ceiling(q)` for MP3 and
   OGG), all from one pass over the session. `measure_gain(...)` for one of them.
-- `first_pass_spans(total, rate)`, `measure_piece(mixer, start, stop)`: the first pass's pieces,
-  to measure some of them ahead (`pipeline.prepare`, while the speech is made) and hand them to
-  `measure_gains(..., measured=)`.
 - `estimate_gain(timeline, sources, speech_energy=None) -> float`: that gain from the parts,
   without rendering (milliseconds; the player's cold start; the limiter's share left out).
 - `layer_level`, `tone_profile`, `tone_cycle_profiles`: the pieces of the estimate, cached.
@@ -26,7 +23,7 @@ import signal
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -74,7 +71,6 @@ def measure_gains(
     ceilings: Sequence[float] = (render.LIMIT_DBTP,),
     progress: Callable[[int, int], None] | None = None,
     jobs: int | None = None,
-    measured: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[float, float]:
     """Linear gain that brings the session, as `render.blocks` renders it with the limiter at
     each of `ceilings` (dBTP), to `TARGET_LUFS` integrated: {ceiling: gain}.
@@ -101,12 +97,12 @@ def measure_gains(
     On Linux, when the process has a single thread, `jobs` forked processes (default: the CPU
     count) share the work; otherwise it is done here, one piece after another.
     `progress(done, total)`, if given, is called from the calling thread as pieces finish (the
-    first pass counts for three quarters, the rest for the last quarter). `measured`: pieces of
-    the first pass already measured ({index in `first_pass_spans`: `measure_piece`'s answer}),
-    while the speech was still being made (`pipeline.prepare`).
+    first pass counts for three quarters, the rest for the last quarter).
     """
+    rate = timeline.sample_rate
     total = timeline.total_samples
-    spans = first_pass_spans(total, timeline.sample_rate)
+    piece = rate // 10 * MEASURE_PIECE_STEPS
+    spans = [(a, min(a + piece, total)) for a in range(0, total, piece)]
     jobs = max(1, jobs or os.cpu_count() or 1)
     ceilings = tuple(dict.fromkeys(ceilings))
 
@@ -114,17 +110,15 @@ def measure_gains(
         if progress is not None:
             progress(int(fraction * total), total)
 
-    first = {i: v for i, v in (measured or {}).items() if i < len(spans)}
-    todo = [i for i in range(len(spans)) if i not in first]
-    found = _measure_spans(
+    preroll = rate // 10 * MEASURE_PREROLL_STEPS
+    first = _measure_spans(
         timeline,
         sources,
-        [spans[i] for i in todo],
-        measure_piece,
+        spans,
+        lambda mixer, a, b: _measure_span(mixer, a, b, preroll),
         jobs,
         lambda f: report(0.75 * f),
     )
-    first.update((todo[k], v) for k, v in found.items())
     raw = np.concatenate([first[i][0] for i in range(len(spans))] or [[]])
     peaks = np.concatenate([first[i][1] for i in range(len(spans))] or [[]])
     lufs = loudness.gated_lufs(raw)
@@ -149,19 +143,6 @@ def measure_gains(
         gains.update(_corrected(timeline, sources, raw, peaks, first_gain, group, jobs, part))
     report(1.0)
     return gains
-
-
-def first_pass_spans(total_samples: int, sample_rate: int) -> list[tuple[int, int]]:
-    """The [start, stop) pieces the first pass measures one by one: 30 s each, the last shorter."""
-    piece = sample_rate // 10 * MEASURE_PIECE_STEPS
-    return [(a, min(a + piece, total_samples)) for a in range(0, total_samples, piece)]
-
-
-def measure_piece(mixer: render.Mixer, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first pass over one piece: (its 100 ms steps' energies, their largest samples) of the
-    mix as `mixer` makes it, the filters settled on the `MEASURE_PREROLL_STEPS` before it."""
-    step = mixer.timeline.sample_rate // 10
-    return _measure_span(mixer, start, stop, step * MEASURE_PREROLL_STEPS)
 
 
 def _corrected(timeline, sources, raw, peaks, first_gain, ceilings, jobs, progress):

@@ -80,29 +80,18 @@ class Prepared:
     sources: Sources
     voice_override: Voice | None = None
     rates: Mapping = field(default_factory=dict)  # `fit_rates`: Slot -> words a minute
-    # The loudness measure's first pass, the pieces of it made while the speech was made
-    # (`prepare(measure_ahead=True)`): {index in `gain.first_pass_spans`: its answer}.
-    measured: Mapping = field(default_factory=dict)
 
 
 def load(arg: str, language: str | None = None, extra_dirs=()) -> Session:
     return library.load(arg, language, extra_dirs)
 
 
-def prepare(
-    session: Session, voice_override: Voice | None = None, progress=None, measure_ahead=False
-) -> Prepared:
-    """`measure_ahead`: the loudness will be measured (`gain`): while a process apart makes the
-    speech, this one measures the first pass over each piece of the session whose speech is
-    ready (`MeasureAhead`)."""
+def prepare(session: Session, voice_override: Voice | None = None, progress=None) -> Prepared:
     speaking.check(session, voice_override)
     # The clips of an engine that loads a model (the neural voice) are made in a process forked
     # for them (`speech.apart`), forked before any helper thread starts; it ends before the gain
     # and the render, and its model with it.
     apart = _speech_apart(session, voice_override)
-    ahead = None
-    if measure_ahead and apart is not None:
-        ahead = MeasureAhead.start_for(session, voice_override)
     # While the speech is made (mostly in other processes), other threads ask the engine what it
     # is (which starts espeak-ng's worker server), make or read the chimes (the timeline needs
     # their lengths). The chimes come after a process apart has ended (the main process then
@@ -119,18 +108,8 @@ def prepare(
         for helper in helpers:
             helper.start()
         lengths_of = None if apart is None else apart.clip_lengths
-        told = progress
-        if ahead is not None:
-
-            def told(done: int, total: int) -> None:
-                ahead.poke()
-                if progress is not None:
-                    progress(done, total)
-
-        lengths, rates = speaking.lengths_and_rates(session, voice_override, told, lengths_of)
+        lengths, rates = speaking.lengths_and_rates(session, voice_override, progress, lengths_of)
     finally:
-        if ahead is not None:
-            ahead.stop()
         if apart is not None:
             apart.close()
         for helper in helpers:
@@ -143,106 +122,7 @@ def prepare(
     compiled = timeline.compile(session, lengths, voice_override, rates=rates)
     clips = ClipStore(lengths)
     sources = Sources(speech=clips, sounds=load_sounds(session))
-    measured = {} if ahead is None else dict(ahead.measured)
-    return Prepared(session, compiled, sources, voice_override, rates, measured)
-
-
-class MeasureAhead:
-    """The loudness measure's first pass (`gain.measure_piece`), made in a thread of this
-    process while a process apart makes the speech (this process would only wait): each 30 s
-    piece of `gain.first_pass_spans` as soon as the clips before its end are in the cache, in
-    the order the session speaks them, and the timeline can no longer move there
-    (`timeline.compile_partial`, `render.final_until`: what the mix holds there is then what
-    the complete timeline's holds, to the bit).
-
-    `start_for(session, voice_override)` starts it (None where it cannot help: lines fitted to
-    a rate, or a noise loop to make first, whose memory the speech's peak would meet); `poke()`
-    when a clip may have arrived; `stop()` ends the thread after the piece it is measuring.
-    `measured`: {piece index: (energies, peaks)}. Whatever goes wrong here only leaves pieces
-    unmeasured: `gain` measures what is missing.
-    """
-
-    def __init__(self, session: Session, voice_override: Voice | None):
-        self.measured: dict[int, tuple] = {}
-        self._session = session
-        self._voice_override = voice_override
-        self._order = timeline.speech_order(session, voice_override)
-        self._known: dict = {}
-        self._news = threading.Event()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="relax measure", daemon=True)
-
-    @classmethod
-    def start_for(cls, session: Session, voice_override: Voice | None):
-        if voice_override is not None and voice_override.rate_wpm is not None:
-            return None  # `fit_rates` tries other rates: the lines are not known ahead
-        if not _noise_loops_kept(session):
-            return None
-        ahead = cls(session, voice_override)
-        ahead._thread.start()
-        return ahead
-
-    def poke(self) -> None:
-        self._news.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._news.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            warm_background(self._session)
-            sounds = load_sounds(self._session)
-            while not self._stopping:
-                self._news.wait(REPUBLISH_S * 2)
-                self._news.clear()
-                if self._learn():
-                    self._measure(sounds)
-        except Exception:  # noqa: BLE001 - the gain measures what is left, and reports
-            return
-
-    def _learn(self) -> bool:
-        """Add the clips now in the cache, in speaking order, to what is known; True if any."""
-        before = len(self._known)
-        for utterance in self._order[before:]:
-            length = tts.cached_length(utterance)
-            if length is None:
-                break
-            self._known[utterance] = length
-        return len(self._known) > before
-
-    def _measure(self, sounds) -> None:
-        known = dict(self._known)
-        partial = timeline.compile_partial(
-            self._session,
-            known,
-            lambda u: estimate_length(u, known),
-            self._voice_override,
-        )
-        until = render.final_until(partial)
-        spans = gain_stage.first_pass_spans(partial.timeline.total_samples, SAMPLE_RATE)
-        todo = [i for i, (a, b) in enumerate(spans) if i not in self.measured and b <= until]
-        if not todo:
-            return
-        piece = spans[0][1] - spans[0][0]
-        mixer = render.Mixer(partial.timeline, Sources(speech=ClipStore(known, 2), sounds=sounds))
-        for i in todo:
-            if self._stopping:
-                return
-            a, b = spans[i]
-            if b - a == piece:  # whole pieces only: the last one ends where the session does
-                self.measured[i] = gain_stage.measure_piece(mixer, a, b)
-
-
-def _noise_loops_kept(session: Session) -> bool:
-    """Whether every noise loop of the background can be read (`BUILT_FOLDER`, the cache)."""
-    for layer in session.background:
-        if isinstance(layer, Noise) and not any(
-            path.is_file() for path in (_built_noise_file(layer.color), _noise_file(layer.color))
-        ):
-            return False
-    return True
+    return Prepared(session, compiled, sources, voice_override, rates)
 
 
 def _speech_apart(session: Session, voice_override: Voice | None):
@@ -859,9 +739,7 @@ def gain(prepared: Prepared, progress=None, lossy_quality: float | None = None) 
     if known is not None and not known[1]:
         return known[0]
     ceilings = [wanted, render.LIMIT_DBTP, render.lossy_ceiling(render.DEFAULT_LOSSY_QUALITY)]
-    values = gain_stage.measure_gains(
-        prepared.timeline, prepared.sources, ceilings, progress, measured=prepared.measured
-    )
+    values = gain_stage.measure_gains(prepared.timeline, prepared.sources, ceilings, progress)
     for ceiling, value in values.items():
         where = _gain_file(prepared.session, prepared.voice_override, prepared.sources, ceiling)
         _write_gain(where, value, estimated=False)

@@ -46,9 +46,8 @@ def lengths_and_rates(
     the cache has none by `lengths_of` (`tts.clip_lengths`, or a process apart's)."""
     lengths_of = lengths_of or tts.clip_lengths
     rates = fit_rates(session, voice_override, lengths_of=lengths_of)
-    # In the order the session speaks them: the start of the session is ready first (the loudness
-    # measure can begin there while the rest is made: `pipeline.prepare`).
-    lengths = lengths_of(timeline.speech_order(session, voice_override, rates), progress=progress)
+    utterances = timeline.speech_requests(session, voice_override, rates)
+    lengths = lengths_of(sorted(utterances, key=order_key), progress=progress)
     return lengths, rates
 
 

@@ -63,9 +63,7 @@ def work(state: dict, path: Path, slower: bool) -> None:
     try:
         session = pipeline.load(str(path))
         voice = model.slower_voice(session) if slower else None
-        prepared = pipeline.prepare(
-            session, voice, progress=stage("speech", 0.0, 0.4), measure_ahead=True
-        )
+        prepared = pipeline.prepare(session, voice, progress=stage("speech", 0.0, 0.4))
         form = export.format_for(None, "mp3")
         gain = pipeline.gain(
             prepared,

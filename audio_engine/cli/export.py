@@ -131,7 +131,7 @@ def export_session(
     if prepared is None:
         speech = _common.Progress(f"speech for {session.id}", enabled=show)
         try:
-            prepared = pipeline.prepare(session, voice, progress=speech, measure_ahead=True)
+            prepared = pipeline.prepare(session, voice, progress=speech)
         finally:
             speech.done()
     status = _common.Progress(f"measuring loudness of {session.id}", enabled=show)
