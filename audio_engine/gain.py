@@ -348,7 +348,9 @@ def _limited_steps(mixer, start, stop, outputs):
         np.ascontiguousarray(mixed.T), lowest / render.LIMIT_OVERSHOOT * _REACH_MARGIN
     )
     at += m0
-    inside = (at >= start) & (at < stop)  # the span's own (a hot run holds every loud sample)
+    # The span's own: a hot run holds every loud sample, and a true peak over the ceiling lies
+    # within the interpolator's reach of one (a few samples before or after the run).
+    inside = (at >= start - ahead) & (at < stop + ahead)
     at, peak = at[inside], peak[inside]
     weighted = None
     for ceiling_dbtp in dict.fromkeys(c for _, c in outputs):
