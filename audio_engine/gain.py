@@ -35,6 +35,11 @@ TARGET_LUFS = -16.0
 MEASURE_PIECE_STEPS = 300  # the loudness pass measures the session in 30 s pieces
 MEASURE_PREROLL_STEPS = 5  # each piece's filters settle on the 0.5 s before it
 MEASURE_BLOCK = 1 << 16  # samples rendered and weighted at once
+MEASURE_OVERSHOOT_DB = 3.0  # the limiter's share is looked for in the steps whose largest sample
+# is this close to the ceiling: a peak between samples is rarely 1 dB over the samples beside it
+# (3 dB only near the Nyquist frequency; the interpolator's bound, `render.LIMIT_OVERSHOOT`, is
+# 5.8 dB, which would take in every step of a loud hum); a step missed would move the loudness by
+# far less than the tolerance.
 # The ceilings measured together whenever one of them is asked: the player's (WAV, FLAC) and MP3
 # and OGG files' at the default quality.
 STANDARD_CEILINGS = (render.LIMIT_DBTP, render.lossy_ceiling(render.DEFAULT_LOSSY_QUALITY))
@@ -49,6 +54,7 @@ CEILING_TOLERANCE_LU = 0.01  # the limiter's output is this close to the target 
 CEILING_MAX_PASSES = 4  # passes over what the limiter touches, at most
 _REACH_MARGIN = 0.999  # what may be over the ceiling is looked for with a little to spare
 _LIMIT_JOIN = 2048  # stretches the limiter may turn down closer than this are limited together
+_LIMITED_CHUNK = 1 << 17  # the second pass takes a hot run this many samples at a time
 # Hot runs closer than this many steps are one: the limiter's reach and the ringing of what it
 # changes (0.13 s on either side) never reach across.
 _RUN_GAP_STEPS = 3
@@ -82,7 +88,7 @@ def measure_gains(
     largest sample.
 
     The limiter is not linear: where it turns a peak down it takes a little loudness. A second
-    pass goes over the steps where it can act at all (a sample within `render.LIMIT_OVERSHOOT`
+    pass goes over the steps where it can act (a sample within `MEASURE_OVERSHOOT_DB`
     of the ceiling, at the gains tried) and finds, for several gains at once
     (`CEILING_TRIES_DB` above the first pass's, for every ceiling), what the limiter takes from
     each step: the K-weighting is linear, so the limiter's output weighs as the mix's weighted
@@ -157,7 +163,7 @@ def _corrected(timeline, sources, raw, peaks, first_gain, ceilings, jobs, progre
         outputs = [(base[c] * 10 ** (d / 20), c) for c in active for d in tries[c]]
         hot = np.zeros(len(peaks), dtype=bool)
         for gain, c in outputs:
-            hot |= peaks * (gain * render.LIMIT_OVERSHOOT) > 10 ** (c / 20) * _REACH_MARGIN
+            hot |= peaks * gain > 10 ** ((c - MEASURE_OVERSHOOT_DB) / 20)
         if not hot.any():  # the limiter does nothing at any gain tried: the linear path holds
             for c in active:
                 gains[c] = first_gain
@@ -324,33 +330,58 @@ def _limited_steps(mixer, start, stop, outputs):
     of `outputs`: (the first step it covers, float64 (len(outputs), steps): each step's energy
     after the gain and the limiter less its energy after the gain alone).
 
+    Only the true peaks of [start, stop) count (and a few samples around it, within the
+    interpolator's reach): the loud samples of neighbouring spans must lie further apart than
+    the limiter's reach and the ringing (`_hot_runs`). The samples it can change are taken in
+    stretches of at most `_LIMITED_CHUNK` (memory does not grow with a long loud run); see
+    `_limited_chunk`."""
+    timeline = mixer.timeline
+    step = timeline.sample_rate // 10
+    total = timeline.total_samples
+    ahead, behind = render.LIMIT_AHEAD, render.LIMIT_BEHIND
+    first_out = max(0, start - 2 * ahead)  # the first sample they can change
+    last_out = min(total, stop + ahead + behind + _RING)  # ... and past the last, ringing
+    first = first_out // step
+    deltas = np.zeros((len(outputs), -(-last_out // step) - first))
+    for c0 in range(first_out, last_out, _LIMITED_CHUNK):
+        c1 = min(c0 + _LIMITED_CHUNK, last_out)
+        _limited_chunk(mixer, (start - ahead, stop + ahead), c0, c1, outputs, deltas, first)
+    return first, deltas
+
+
+def _limited_chunk(mixer, own, c0, c1, outputs, deltas, first) -> None:
+    """Add to `deltas` (rows: `outputs`; columns: steps from `first`) what the limiter changes
+    in each step's energy over the samples [c0, c1), from the true peaks at the samples `own`
+    (start, stop) holds.
+
     The true peaks of the mix are found once (`render.true_peaks`; the interpolator is linear,
     so at a gain they scale with it, to the float's last bits). For each ceiling, the stretches
     within the limiter's reach of a sample over it at the largest of its gains are limited at
-    each of them as `render.limit` does it (`render.limit_peaks`). The difference d that makes
-    is K-weighted from rest (it is zero before), with the `_RING` samples after it where the
-    weighting rings out; with w the weighted mix, a step gains sum((gain * w - d)^2) -
-    sum((gain * w)^2) over those samples. The loud samples of neighbouring spans must lie
-    further apart than the limiter's reach and the ringing (`_hot_runs`)."""
+    each of them as `render.limit` does it (`render.limit_peaks`), from 0.1 s before c0. The
+    difference d that makes is K-weighted from rest there (what came before has rung out by
+    c0), with the `_RING` samples after each stretch of it where the weighting rings out; with
+    w the weighted mix (settled by then), a step gains sum((gain * w - d)^2) - sum((gain *
+    w)^2) over its samples in [c0, c1)."""
     timeline = mixer.timeline
     rate = timeline.sample_rate
     step = rate // 10
     total = timeline.total_samples
-    tail = step * CEILING_PREROLL_STEPS
     ahead, behind = render.LIMIT_AHEAD, render.LIMIT_BEHIND
-    m0 = max(0, start - tail - ahead - behind)
-    m1 = min(total, stop + behind + tail + ahead)
+    # The differences are found from 0.1 s before c0 (what they were before has rung out by c0),
+    # the weighted mix from 0.1 s before that (settled by then).
+    lead = step * CEILING_PREROLL_STEPS
+    d0 = max(0, c0 - lead)
+    m0 = max(0, d0 - max(lead, behind))
+    m1 = min(total, c1 + ahead)
     mixed = mixer(m0, m1)
-    first = m0 // step
-    deltas = np.zeros((len(outputs), -(-m1 // step) - first))
+    # The window the limiter of [d0, c1) reads, silence where the session has no samples.
+    x0 = d0 - behind
+    x = np.zeros((2, c1 + ahead - x0), dtype=np.float32)
+    x[:, max(m0, x0) - x0 : m1 - x0] = mixed[max(m0, x0) - m0 :].T
     lowest = min(10 ** (c / 20) / g for g, c in outputs)
-    at, peak = render.true_peaks(
-        np.ascontiguousarray(mixed.T), lowest / render.LIMIT_OVERSHOOT * _REACH_MARGIN
-    )
-    at += m0
-    # The span's own: a hot run holds every loud sample, and a true peak over the ceiling lies
-    # within the interpolator's reach of one (a few samples before or after the run).
-    inside = (at >= start - ahead) & (at < stop + ahead)
+    at, peak = render.true_peaks(x, lowest / render.LIMIT_OVERSHOOT * _REACH_MARGIN)
+    at += x0
+    inside = (at >= own[0]) & (at < own[1])
     at, peak = at[inside], peak[inside]
     weighted = None
     for ceiling_dbtp in dict.fromkeys(c for _, c in outputs):
@@ -361,12 +392,14 @@ def _limited_steps(mixer, start, stop, outputs):
         over, over_peak = at[hit], peak[hit]
         if not len(over):
             continue
-        # The outputs each sample over can turn down, stretches close together joined.
-        a = np.maximum(over - (render.LIMIT_ATTACK + 2 * render.LIMIT_SMOOTH), 0)
-        b = np.minimum(over + (render.LIMIT_RELEASE + 2 * render.LIMIT_SMOOTH + 1), total)
+        # The samples each one over can turn down, in [d0, c1), stretches close together joined.
+        a = np.clip(over - (render.LIMIT_ATTACK + 2 * render.LIMIT_SMOOTH), d0, c1)
+        b = np.clip(over + (render.LIMIT_RELEASE + 2 * render.LIMIT_SMOOTH + 1), d0, c1)
         breaks = np.flatnonzero(a[1:] > b[:-1] + _LIMIT_JOIN)
         pieces = []
         for lo, hi in zip(a[np.r_[0, breaks + 1]], b[np.r_[breaks, len(b) - 1]], strict=True):
+            if lo >= hi:
+                continue
             k0, k1 = np.searchsorted(over, [lo - behind, hi + ahead])
             diff = np.zeros((hi - lo, 2 * len(gains)), dtype=np.float32)
             for k, gain in enumerate(gains):
@@ -382,21 +415,27 @@ def _limited_steps(mixer, start, stop, outputs):
         if not pieces:
             continue
         if weighted is None:
-            weighted = loudness.k_weighted(mixed, rate)  # settled from `tail` after m0
-        for group in _ringing_groups(pieces, _RING, m1):
-            g0, g1 = group[0][0], min(m1, max(p[1] for p in group) + _RING)
+            weighted = loudness.k_weighted(mixed, rate)  # settled by c0
+        for group in _ringing_groups(pieces, _RING, c1):
+            g0, g1 = group[0][0], min(c1, max(p[1] for p in group) + _RING)
             diff = np.zeros((g1 - g0, 2 * len(gains)))
             for p, q, d in group:
-                diff[p - g0 : q - g0] = d
+                diff[p - g0 : min(q, g1) - g0] = d[: min(q, g1) - p]
             taken = loudness.k_weighted(diff, rate)  # each gain's two channels, as rows
-            out = weighted[:, g0 - m0 : g1 - m0]
+            h0 = max(g0, c0)  # counted from here
+            if h0 >= g1:
+                continue
+            taken = taken[:, h0 - g0 :]
+            out = weighted[:, h0 - m0 : g1 - m0]
             plain = np.square(out).sum(axis=0)
-            into = np.arange(g0, g1) // step - first
+            into = np.arange(h0, g1) // step - first
             for k, (j, gain) in enumerate(zip(rows, gains, strict=True)):
                 change = np.square(gain * out - taken[2 * k : 2 * k + 2]).sum(axis=0)
                 change -= gain**2 * plain
-                deltas[j] += np.bincount(into, weights=change, minlength=deltas.shape[1]) / step
-    return first, deltas
+                deltas[j] += (
+                    np.bincount(into, weights=change, minlength=deltas.shape[1])[: deltas.shape[1]]
+                    / step
+                )
 
 
 def _ringing_groups(pieces, tail: int, end: int):
