@@ -347,14 +347,18 @@ def test_remind_speaks_the_interface_language(env, tmp_path):
         "schedule": {
             **{"active_s": 1980.0, "break_in_s": 720.0, "snoozes_in_a_row": 1},
             **{"showing": None, "in_session": None, "in_working_hours": True},
-            **{"postponed": {"breathe": "dnd"}, "next_breathe": "tue 11:00"},
+            **{"postponed": {}, "next_breathe": "tue 11:00"},
         },
     }
     held = lock.InstanceLock(data / lock.LOCK_NAME)
     assert held.acquire()
     try:
+        # The reason is the running reminder's, in its language.
+        state["schedule"]["postponed"] = {"breathe": "do not disturb was on"}
         (data / "remind-status.json").write_text(json.dumps(state))
         english = _run(["--status"], env)
+        state["schedule"]["postponed"] = {"breathe": "niet storen aan stond"}
+        (data / "remind-status.json").write_text(json.dumps(state))
         dutch = _run(["--status"], {**env, "LANG": "nl_NL.UTF-8"})
     finally:
         held.release()
@@ -366,6 +370,7 @@ def test_remind_speaks_the_interface_language(env, tmp_path):
     assert "  breaks: 4 due, 0 taken, 0 stopped early, 2 snoozed, 0 skipped, 1 natural" in (
         english.stdout
     )
+    assert "  postponed: the breathe reminder (do not disturb was on)" in english.stdout
     assert dutch.stdout.splitlines() == [
         f"relax remind: loopt (pid {os.getpid()})",
         "  elke 45 min activiteit een pauze; Later: nog 10 min (hooguit 2 keer op rij); "
@@ -376,14 +381,14 @@ def test_remind_speaks_the_interface_language(env, tmp_path):
         "  herinneringen: fake-notifyd 1; inactieve tijd: Xvfb",
         "  volgende pauze: na nog 12 min activiteit (tot nu toe 33 min actief, 1 keer Later)",
         "  volgend ademhalingsmoment: di om 11:00",
-        "  uitgesteld: de herinnering voor een ademhalingsmoment (dnd)",
+        "  uitgesteld: de herinnering voor een ademhalingsmoment (omdat niet storen aan stond)",
         f"vandaag ({today.isoformat()}):",
         "  pauzes: 4 herinneringen, 0 genomen, 0 eerder gestopt, 2 keer Later, 0 overgeslagen, "
         "1 zelf genomen",
         "  ademhalingsmomenten: 1 herinnering, 0 genomen, 0 eerder gestopt, 0 keer Later, "
         "0 overgeslagen",
     ]
-    same = {"relax", "remind", "pid", "min", "fake-notifyd", "Xvfb", "dnd", "quick-reset"}
+    same = {"relax", "remind", "pid", "min", "fake-notifyd", "Xvfb", "quick-reset"}
     assert _words(english.stdout) & _words(dutch.stdout) <= same
 
     # --help: from the locale, and from --ui-language (which the parser must know before the

@@ -123,7 +123,7 @@ class DBusNotifier:
         if "actions" not in caps:
             self.conn.close()
             raise NoServer(f"the notification server ({self.server}) shows no buttons")
-        self.name = f"desktop notifications ({self.server})"
+        self.name = _("desktop notifications ({server})").format(server=self.server)
         rule = MatchRule(type="signal", interface=NAME, path=PATH)
         # The server leaving the bus (a crash, a desktop restart) is heard as NameOwnerChanged.
         owner = MatchRule(
