@@ -434,6 +434,9 @@ def test_remind_speaks_the_interface_language(env, tmp_path):
         "relax: fout: notify: window, maar er is geen beeldscherm om een venster op te tonen\n"
     )
     assert said[3].returncode == 0 and said[3].stdout == f"relax remind: {unit} geschreven\n"
+    assert _run(["--every", "soon"], nl).stderr == (
+        "relax: fout: --every soon: 'soon' is geen tijdsduur (bijv. 45m, 1h, 90s)\n"
+    )
     assert _run(["--uninstall"], nl).stdout == f"relax remind: {unit} verwijderd\n"
     assert _run(["--uninstall"], nl).stdout == (
         f"relax remind: niets te verwijderen: {unit} bestaat niet\n"
