@@ -437,6 +437,15 @@ def test_remind_speaks_the_interface_language(env, tmp_path):
     assert _run(["--every", "soon"], nl).stderr == (
         "relax: fout: --every soon: 'soon' is geen tijdsduur (bijv. 45m, 1h, 90s)\n"
     )
+    assert _run(["--notify", "dbus"], nl).stderr == (
+        "relax: fout: geen sessiebus (DBUS_SESSION_BUS_ADDRESS is niet gezet)\n"
+    )
+    written = _run(["--print-settings", "--every", "30m"], nl).stdout
+    assert written.startswith("# relax remind: instellingen (dit bestand wordt bij de start")
+    assert "# hooguit zo vaak Later op rij (0-5)\nsnoozes: 2\n" in written
+    (tmp_path / "nl.yaml").write_text(written)
+    read_back = _run(["--print-settings", "--settings", str(tmp_path / "nl.yaml")], nl).stdout
+    assert read_back == written
     assert _run(["--uninstall"], nl).stdout == f"relax remind: {unit} verwijderd\n"
     assert _run(["--uninstall"], nl).stdout == (
         f"relax remind: niets te verwijderen: {unit} bestaat niet\n"

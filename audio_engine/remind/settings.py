@@ -424,30 +424,34 @@ def describe(s: Settings) -> dict[str, str]:
     }
 
 
-_COMMENTS = {
-    "every": "a break after this much active time (30m-60m advised; 5m-4h accepted)",
-    "snooze": "Snooze asks again after this much more active time (1m-60m)",
-    "snoozes": "at most this many snoozes in a row (0-5)",
-    "idle": "this long without input is a natural break and starts the count again (1m-30m)",
-    "hours": "working hours, e.g. 9-17 or 8:30-17:30; `all` for all day",
-    "days": "working days, e.g. mon-fri or mon,wed,fri; `all` for every day",
-    "breathe": "4-7-8 breathing nudges at these times, e.g. 11:00,15:00; `none` for none",
-    "session": "what Start plays for a break: a session id (see `relax list`) or a file",
-    "breathe_session": "what Start plays for a breathing nudge",
-    "notify": "auto (desktop notification, else a small window), dbus, or window",
-    "respect_dnd": "hold reminders back while do-not-disturb is on",
-    "respect_fullscreen": "hold reminders back while a window is fullscreen",
-    "respect_screen_sharing": "hold reminders back while the screen is shared or recorded",
-}
+def _comments() -> dict[str, str]:
+    """What each setting is, for the settings file `template` writes (in the interface
+    language)."""
+    return {
+        "every": _("a break after this much active time (30m-60m advised; 5m-4h accepted)"),
+        "snooze": _("Snooze asks again after this much more active time (1m-60m)"),
+        "snoozes": _("at most this many snoozes in a row (0-5)"),
+        "idle": _("this long without input is a natural break and starts the count again (1m-30m)"),
+        "hours": _("working hours, e.g. 9-17 or 8:30-17:30; `all` for all day"),
+        "days": _("working days, e.g. mon-fri or mon,wed,fri; `all` for every day"),
+        "breathe": _("4-7-8 breathing nudges at these times, e.g. 11:00,15:00; `none` for none"),
+        "session": _("what Start plays for a break: a session id (see `relax list`) or a file"),
+        "breathe_session": _("what Start plays for a breathing nudge"),
+        "notify": _("auto (desktop notification, else a small window), dbus, or window"),
+        "respect_dnd": _("hold reminders back while do-not-disturb is on"),
+        "respect_fullscreen": _("hold reminders back while a window is fullscreen"),
+        "respect_screen_sharing": _("hold reminders back while the screen is shared or recorded"),
+    }
 
 
 def template(s: Settings) -> str:
     lines = [
-        "# relax remind: settings (this file is read at start; flags override it).",
-        "# Durations: 45m, 1h, 90s. Times of day: 11:00. See docs/remind.md.",
+        _("# relax remind: settings (this file is read at start; flags override it)."),
+        _("# Durations: 45m, 1h, 90s. Times of day: 11:00. See docs/remind.md."),
     ]
+    comments = _comments()
     for key, value in describe(s).items():
-        lines.append(f"# {_COMMENTS[key]}")
+        lines.append(f"# {comments[key]}")
         lines.append(f"{key}: {_quote(value)}")
     return "\n".join(lines) + "\n"
 
