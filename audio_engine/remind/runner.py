@@ -43,7 +43,7 @@ def play_command(session: str) -> list[str]:
     return [sys.executable, "-m", "audio_engine.cli._remind_play", session]
 
 
-# The log's line for each answer (by the notifier's name for it).
+# The log's line for each answer a notifier gives.
 _ANSWERS = {
     "start": lambda: _("answer: start"),
     "snooze": lambda: _("answer: snooze"),
