@@ -187,3 +187,48 @@ def test_a_sessions_language_holds_in_its_own_thread_only():
         worker.join()
         assert i18n._("paused") == "gepauzeerd"
     assert seen == ["paused"] and i18n._("paused") == "paused"
+
+
+def test_the_reminders_log_speaks_dutch(dutch):
+    # What `relax remind` logs as the day goes: hours starting and ending, a reminder held back,
+    # Snooze, a natural break, sleep, a missed nudge; and the screen-sharing reasons.
+    from audio_engine.remind import sharing
+    from audio_engine.remind.schedule import Close, Config, Observation, Say, Scheduler
+
+    sched = Scheduler(Config(hours=(9 * 60, 17 * 60), breathe_at=(10 * 60 + 30,)))
+    said: list[str] = []
+    clock = {"mono": 0.0, "wall": datetime(2026, 11, 30, 8, 55)}  # a Monday
+
+    def run(seconds, idle=False, busy=None, step=5.0):
+        for _ in range(int(seconds / step)):
+            clock["mono"] += step
+            clock["wall"] += timedelta(seconds=step)
+            obs = Observation(clock["mono"], clock["wall"], seconds if idle else 0.0, False, busy)
+            for action in sched.tick(obs):
+                said.append(action.text if isinstance(action, Say) else "")
+                said.append(action.reason if isinstance(action, Close) else "")
+
+    run(5 * 60 + 45 * 60, busy=i18n._("do not disturb was on"))
+    run(5)
+    assert sched.showing is not None and "niet storen" in sched.showing.body(sched.config)
+    said += [a.text for a in sched.answer("snooze") if isinstance(a, Say)]
+    run(20 * 60)
+    run(6 * 60, idle=True, step=30.0)
+    clock["wall"] += timedelta(hours=2)  # asleep
+    run(5)
+    run(8 * 3600)
+    said = [text for text in said if text]
+    assert said == [
+        "werktijd begonnen: actieve tijd telt",
+        "pauzeherinnering uitgesteld omdat niet storen aan stond",
+        "Later: opnieuw na 10 min activiteit",
+        "natuurlijke pauze (inactief)",  # the reminder on screen closed
+        "natuurlijke pauze (inactief) na 65 min actief",
+        "de computer heeft 2,0 uur geslapen",
+        "ademhalingsmoment van 10:30 gemist",
+        "werktijd voorbij: geen herinneringen tot de werktijd weer begint",
+        "werktijd voorbij",
+    ], said
+    reasons = [sharing._who({}), sharing.Sharing([]).names]
+    assert reasons == ["een programma", "geen"]
+    _assert_no_english(said + reasons)

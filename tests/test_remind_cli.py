@@ -4,8 +4,10 @@ Ctrl-C, a bus lost mid-run, --status, --install/--uninstall."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import plistlib
+import re
 import signal
 import sqlite3
 import subprocess
@@ -310,3 +312,141 @@ def test_a_session_that_does_not_exist_is_said_at_start(env):
     assert len(done.stderr.splitlines()) == 1
     done = _run(["--breathe", "11:00", "--breathe-session", "nope"], env)
     assert done.returncode == 1 and "no session called 'nope'" in done.stderr
+
+
+def _words(text: str) -> set[str]:
+    """The words of `text`, options (`--every`) left out: they are the same in every language."""
+    text = re.sub(r"(?<![\w-])--?[\w-]+", " ", text)
+    return {w.rstrip(".-") for w in re.findall(r"(?<![\w.-])[A-Za-z][\w'.-]{2,}", text)}
+
+
+def test_remind_speaks_the_interface_language(env, tmp_path):
+    # --status of a running instance, --help, an error and the install messages in Dutch, with
+    # no word of the English output left but the data passed through (names, session ids); the
+    # English stays as it was.
+    from audio_engine.remind import lock, stats
+
+    data = Path(env["RELAX_DATA_DIR"])
+    db = stats.Stats(data / "history.sqlite3")
+    today, now = dt.date.today(), dt.datetime.now().astimezone()
+    for kind, event, n in (("break", "due", 4), ("break", "snoozed", 2), ("break", "natural", 1)):
+        for _ in range(n):
+            db.record(kind, event, today, "", now)
+    db.record("breathe", "due", today, "", now)
+    db.close()
+    state = {
+        "pid": os.getpid(),
+        "settings": {
+            **{"every": "45m", "snooze": "10m", "snoozes": "2", "idle": "5m", "hours": "all"},
+            **{"days": "mon-fri", "breathe": "11:00,15:00", "session": "quick-reset"},
+            **{"respect_dnd": "true", "respect_fullscreen": "false"},
+        },
+        "notifier": "fake-notifyd 1",
+        "idle": "Xvfb",
+        "sharing": None,
+        "schedule": {
+            **{"active_s": 1980.0, "break_in_s": 720.0, "snoozes_in_a_row": 1},
+            **{"showing": None, "in_session": None, "in_working_hours": True},
+            **{"postponed": {}, "next_breathe": "tue 11:00"},
+        },
+    }
+    held = lock.InstanceLock(data / lock.LOCK_NAME)
+    assert held.acquire()
+    try:
+        # The reason is the running reminder's, in its language.
+        state["schedule"]["postponed"] = {"breathe": "do not disturb was on"}
+        (data / "remind-status.json").write_text(json.dumps(state))
+        english = _run(["--status"], env)
+        state["schedule"]["postponed"] = {"breathe": "niet storen aan stond"}
+        (data / "remind-status.json").write_text(json.dumps(state))
+        dutch = _run(["--status"], {**env, "LANG": "nl_NL.UTF-8"})
+    finally:
+        held.release()
+    assert english.returncode == dutch.returncode == 0, dutch.stderr
+    assert english.stdout.splitlines()[1:3] == [
+        "  every 45m of activity; snooze 10m (at most 2 in a row); idle 5m is a break",
+        "  working hours all, days mon-fri; breathing nudges 11:00,15:00; session quick-reset",
+    ]
+    assert "  breaks: 4 due, 0 taken, 0 stopped early, 2 snoozed, 0 skipped, 1 natural" in (
+        english.stdout
+    )
+    assert "  postponed: the breathe reminder (do not disturb was on)" in english.stdout
+    assert dutch.stdout.splitlines() == [
+        f"relax remind: loopt (pid {os.getpid()})",
+        "  elke 45 min activiteit een pauze; Later: nog 10 min (hooguit 2 keer op rij); "
+        "5 min inactief telt als pauze",
+        "  werktijden: de hele dag, op ma-vr; ademhalingsmomenten om 11:00,15:00; "
+        "sessie: quick-reset",
+        "  herinneringen wachten tijdens: niet storen, schermdelen",
+        "  herinneringen: fake-notifyd 1; inactieve tijd: Xvfb",
+        "  volgende pauze: na nog 12 min activiteit (tot nu toe 33 min actief, 1 keer Later)",
+        "  volgend ademhalingsmoment: di om 11:00",
+        "  uitgesteld: de herinnering voor een ademhalingsmoment (omdat niet storen aan stond)",
+        f"vandaag ({today.isoformat()}):",
+        "  pauzes: 4 herinneringen, 0 genomen, 0 eerder gestopt, 2 keer Later, 0 overgeslagen, "
+        "1 zelf genomen",
+        "  ademhalingsmomenten: 1 herinnering, 0 genomen, 0 eerder gestopt, 0 keer Later, "
+        "0 overgeslagen",
+    ]
+    same = {"relax", "remind", "pid", "min", "fake-notifyd", "Xvfb", "quick-reset"}
+    assert _words(english.stdout) & _words(dutch.stdout) <= same
+
+    # --help: from the locale, and from --ui-language (which the parser must know before the
+    # help is written).
+    helps = [
+        _run(["--help"], env),
+        _run(["--help"], {**env, "LANG": "nl_NL.UTF-8"}),
+        subprocess.run(
+            [sys.executable, "-m", "audio_engine", "--ui-language", "nl", "remind", "--help"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ),
+    ]
+    assert helps[0].stdout.startswith("usage: relax remind [-h] [--every DURATION]")
+    assert "  -h, --help            show this help message and exit\n" in helps[0].stdout
+    for done in helps[1:]:
+        assert done.returncode == 0, done.stderr
+        text = done.stdout
+        assert text.startswith("gebruik: relax remind [-h] [--every DUUR]"), text
+        assert "\nopties:\n  -h, --help            toon deze hulp en stop\n" in text
+        assert "Herinnert je eraan een pauze te nemen" in text and "Afsluitstatus: 130" in text
+        # Names, values as typed, and the words Dutch shares with English.
+        literal = {"relax", "remind", "Ctrl-C", "SIGTERM", "remind.yaml", "docs", "remind.md"}
+        literal |= {"macOS", "Windows", "systemd", "Start", "desk-stretches", "breathing-478"}
+        literal |= {"auto", "dbus", "window", "mon-fri", "all", "respect_dnd"}
+        literal |= {"respect_fullscreen", "respect_screen_sharing", "computer", "start"}
+        assert _words(helps[0].stdout) & _words(text) <= literal
+
+    # An error, and what --install and --uninstall say.
+    env.pop("SDL_VIDEODRIVER", None)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    env["RELAX_SYSTEMCTL"] = ""
+    unit = tmp_path / "xdg" / "systemd" / "user" / "relax-remind.service"
+    nl = {**env, "LANG": "nl_NL.UTF-8"}
+    said = [_run(args, e) for e in (env, nl) for args in (["--notify", "window"], ["--install"])]
+    assert said[0].stderr == (
+        "relax: error: notify: window, but there is no display to show a window on\n"
+    )
+    assert said[1].stdout == f"relax remind: wrote {unit}\n"
+    assert said[2].returncode == 1 and said[2].stderr == (
+        "relax: fout: notify: window, maar er is geen beeldscherm om een venster op te tonen\n"
+    )
+    assert said[3].returncode == 0 and said[3].stdout == f"relax remind: {unit} geschreven\n"
+    assert _run(["--every", "soon"], nl).stderr == (
+        "relax: fout: --every soon: 'soon' is geen tijdsduur (bijv. 45m, 1h, 90s)\n"
+    )
+    assert _run(["--notify", "dbus"], nl).stderr == (
+        "relax: fout: geen sessiebus (DBUS_SESSION_BUS_ADDRESS is niet gezet)\n"
+    )
+    written = _run(["--print-settings", "--every", "30m"], nl).stdout
+    assert written.startswith("# relax remind: instellingen (dit bestand wordt bij de start")
+    assert "# hooguit zo vaak Later op rij (0-5)\nsnoozes: 2\n" in written
+    (tmp_path / "nl.yaml").write_text(written)
+    read_back = _run(["--print-settings", "--settings", str(tmp_path / "nl.yaml")], nl).stdout
+    assert read_back == written
+    assert _run(["--uninstall"], nl).stdout == f"relax remind: {unit} verwijderd\n"
+    assert _run(["--uninstall"], nl).stdout == (
+        f"relax remind: niets te verwijderen: {unit} bestaat niet\n"
+    )

@@ -15,6 +15,7 @@ import sys
 
 from audio_engine import __version__
 from audio_engine.errors import RelaxError, ScriptError
+from audio_engine.i18n import _
 from audio_engine.signals import ending_signals
 
 COMMANDS = ("play", "export", "validate", "list", "info", "new", "schema", "voices", "safety")
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         for signum in ending_signals():
             old[signum] = signal.signal(signum, _terminated)
     try:
+        # The interface language before the parser is built: a command's help is written then.
+        _ui_language(words)
         # Building the parser imports the command's modules (numpy, pygame, ...): a Ctrl-C may
         # come in there too.
         parser = build_parser(first if first in COMMANDS else None, light=True)
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except RelaxError as exc:
         _clear_status_line()
-        print(f"relax: error: {exc}", file=sys.stderr)
+        print(_("relax: error: {message}").format(message=exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         _clear_status_line()
@@ -175,6 +178,19 @@ def _command_word(words: list[str]) -> str | None:
         elif not word.startswith("-"):
             return word
     return None
+
+
+def _ui_language(words: list[str]) -> None:
+    """Use `--ui-language LANG` (given before the command) from now on."""
+    from audio_engine import i18n
+
+    for i, word in enumerate(words):
+        if word == "--ui-language" and i + 1 < len(words):
+            i18n.set_language(words[i + 1])
+        elif word.startswith("--ui-language="):
+            i18n.set_language(word.partition("=")[2])
+        if not word.startswith("-") and (i == 0 or words[i - 1] != "--ui-language"):
+            return  # the command: its own options follow
 
 
 def _library_window() -> bool:

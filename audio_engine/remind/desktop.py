@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import queue
 
+from audio_engine.i18n import _
 from audio_engine.remind.notify import NoServer, actions_for
 
 
 class DesktopNotifier:
-    name = "desktop notifications (desktop-notifier)"
+    @property
+    def name(self) -> str:
+        return _("desktop notifications (desktop-notifier)")
 
     def __init__(self):
         try:

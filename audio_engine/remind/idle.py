@@ -27,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from audio_engine.i18n import _
+
 
 class IdleUnavailable(Exception):
     """This source cannot tell idle time here."""
@@ -40,7 +42,9 @@ class Reading:
 
 
 class WallClock:
-    name = "wall-clock time (no idle time on this system: every minute counts as active)"
+    @property
+    def name(self) -> str:
+        return _("wall-clock time (no idle time on this system: every minute counts as active)")
 
     def read(self) -> Reading:
         return Reading(None)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audio_engine import fsio
+from audio_engine.i18n import _
 
 UNIT = "relax-remind.service"
 AGENT = "org.relax.remind"
@@ -95,14 +96,19 @@ def _systemd_quote(word: str) -> str:
 def install(t: Target, say) -> None:
     # The unit file is the user's own, not relax's secret: readable like the other units there.
     fsio.atomic_write(t.path, t.text.encode("utf-8"), mode=0o644)
-    say(f"wrote {t.path}")
+    say(_("wrote {path}").format(path=t.path))
     if t.platform == "linux":
         if _systemctl(["daemon-reload"], say) and _systemctl(["enable", UNIT], say):
-            say(f"enabled: starts at your next login (now: systemctl --user start {UNIT})")
+            say(
+                _("enabled: starts at your next login (now: {command})").format(
+                    command=f"systemctl --user start {UNIT}"
+                )
+            )
     elif t.platform == "darwin":
-        say(f"starts at your next login (now: launchctl load {shlex.quote(str(t.path))})")
+        command = f"launchctl load {shlex.quote(str(t.path))}"
+        say(_("starts at your next login (now: {command})").format(command=command))
     else:
-        say("starts at your next login")
+        say(_("starts at your next login"))
 
 
 def uninstall(t: Target, say) -> bool:
@@ -111,9 +117,9 @@ def uninstall(t: Target, say) -> bool:
     try:
         t.path.unlink()
     except FileNotFoundError:
-        say(f"nothing to remove: {t.path} does not exist")
+        say(_("nothing to remove: {path} does not exist").format(path=t.path))
         return False
-    say(f"removed {t.path}")
+    say(_("removed {path}").format(path=t.path))
     if t.platform == "linux":
         _systemctl(["daemon-reload"], say, quiet=True)
     return True
@@ -126,7 +132,11 @@ def _systemctl(args: list[str], say, quiet: bool = False) -> bool:
     exe = shutil.which(command)
     if exe is None:
         if not quiet:
-            say(f"{command} not found: enable the unit yourself (systemctl --user enable {UNIT})")
+            say(
+                _("{command} not found: enable the unit yourself ({how})").format(
+                    command=command, how=f"systemctl --user enable {UNIT}"
+                )
+            )
         return False
     try:
         done = subprocess.run([exe, "--user", *args], capture_output=True, text=True, timeout=20)
@@ -141,5 +151,9 @@ def _systemctl(args: list[str], say, quiet: bool = False) -> bool:
     if done is not None and done.returncode == 0:
         return True
     if not quiet:
-        say(f"systemctl --user {' '.join(args)} failed ({reason}); the unit file is written")
+        say(
+            _("{command} failed ({reason}); the unit file is written").format(
+                command=f"systemctl --user {' '.join(args)}", reason=reason
+            )
+        )
     return False

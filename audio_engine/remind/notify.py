@@ -57,17 +57,22 @@ def actions_for(reminder) -> list[tuple[str, str]]:
     return buttons
 
 
+def _bus_lost(exc: Exception) -> str:
+    return _("the session bus was lost ({problem})").format(problem=exc or type(exc).__name__)
+
+
 def connect(address: str | None = None):
     """A jeepney connection to the session bus, or `NoBus` saying why not."""
     from jeepney.io.blocking import open_dbus_connection
 
     address = address or os.environ.get("DBUS_SESSION_BUS_ADDRESS")
     if not address:
-        raise NoBus("no session bus (DBUS_SESSION_BUS_ADDRESS is not set)")
+        raise NoBus(_("no session bus (DBUS_SESSION_BUS_ADDRESS is not set)"))
     try:
         return open_dbus_connection(bus=address)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise NoBus(f"cannot connect to the session bus at {address}: {exc}") from None
+        text = _("cannot connect to the session bus at {address}: {problem}")
+        raise NoBus(text.format(address=address, problem=exc)) from None
 
 
 def call(conn, destination: str, path: str, interface: str, method: str, signature="", body=()):
@@ -81,11 +86,12 @@ def call(conn, destination: str, path: str, interface: str, method: str, signatu
     try:
         reply = conn.send_and_get_reply(msg, timeout=CALL_TIMEOUT_S)
     except TimeoutError:
+        text = _("{destination} did not answer {method} in {seconds} s")
         raise RuntimeError(
-            f"{destination} did not answer {method} in {CALL_TIMEOUT_S:g} s"
+            text.format(destination=destination, method=method, seconds=f"{CALL_TIMEOUT_S:g}")
         ) from None
     except (OSError, ConnectionError) as exc:
-        raise BusLost(f"the session bus was lost ({exc or type(exc).__name__})") from None
+        raise BusLost(_bus_lost(exc)) from None
     if reply.header.message_type == MessageType.error:
         text = reply.body[0] if reply.body else ""
         name = reply.header.fields.get(HeaderFields.error_name, "")
@@ -118,12 +124,14 @@ class DBusNotifier:
             caps = call(self.conn, NAME, PATH, NAME, "GetCapabilities")[0]
         except RuntimeError as exc:
             self.conn.close()
-            raise NoServer(f"no notification server on the session bus ({exc})") from None
+            text = _("no notification server on the session bus ({problem})")
+            raise NoServer(text.format(problem=exc)) from None
         self.server = f"{info[0]} {info[2]}".strip()
         if "actions" not in caps:
             self.conn.close()
-            raise NoServer(f"the notification server ({self.server}) shows no buttons")
-        self.name = f"desktop notifications ({self.server})"
+            text = _("the notification server ({server}) shows no buttons")
+            raise NoServer(text.format(server=self.server))
+        self.name = _("desktop notifications ({server})").format(server=self.server)
         rule = MatchRule(type="signal", interface=NAME, path=PATH)
         # The server leaving the bus (a crash, a desktop restart) is heard as NameOwnerChanged.
         owner = MatchRule(
@@ -171,7 +179,8 @@ class DBusNotifier:
                 ("relax", self.id or 0, "", reminder.title, body, actions, hints, 0),
             )
         except RuntimeError as exc:
-            raise NoServer(f"the notification server did not take the reminder ({exc})") from None
+            text = _("the notification server did not take the reminder ({problem})")
+            raise NoServer(text.format(problem=exc)) from None
         self.id = int(reply[0])
 
     def close(self) -> None:
@@ -198,7 +207,7 @@ class DBusNotifier:
             except TimeoutError:
                 return answers
             except (OSError, ConnectionError) as exc:
-                raise BusLost(f"the session bus was lost ({exc or type(exc).__name__})") from None
+                raise BusLost(_bus_lost(exc)) from None
             self.queue.appendleft(message)
 
     def _answer(self, message) -> str | None:
@@ -208,7 +217,7 @@ class DBusNotifier:
         body = message.body
         if member == "NameOwnerChanged":
             if body[0] == NAME and not body[2]:
-                raise NoServer("the notification server left the session bus")
+                raise NoServer(_("the notification server left the session bus"))
             return None
         if self.id is None or not body or body[0] != self.id:
             return None  # not about the reminder on screen

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from audio_engine import fsio
+from audio_engine.i18n import _
 from audio_engine.remind import schedule as sch
 from audio_engine.remind.idle import IdleUnavailable, Reading, WallClock
 from audio_engine.remind.notify import NotifyError
@@ -40,6 +41,15 @@ QUIT_EXIT = 3
 
 def play_command(session: str) -> list[str]:
     return [sys.executable, "-m", "audio_engine.cli._remind_play", session]
+
+
+# The log's line for each answer a notifier gives.
+_ANSWERS = {
+    "start": lambda: _("answer: start"),
+    "snooze": lambda: _("answer: snooze"),
+    "skip": lambda: _("answer: skip"),
+    "closed": lambda: _("answer: closed"),
+}
 
 
 class Runner:
@@ -108,7 +118,8 @@ class Runner:
             self._lost(exc)
             return
         for answer in answers:
-            self.say(f"answer: {answer}")
+            said = _ANSWERS.get(answer)
+            self.say(said() if said else _("answer: {answer}").format(answer=answer))
             self._do(self.sched.answer(answer))
         self._poll_child()
 
@@ -135,7 +146,8 @@ class Runner:
         try:
             return self.idle.read()
         except IdleUnavailable as exc:
-            self.say(f"relax: idle time lost ({exc}); counting wall-clock time from now on")
+            text = _("relax: idle time lost ({problem}); counting wall-clock time from now on")
+            self.say(text.format(problem=exc))
             self.idle = WallClock()
             self.info["idle"] = self.idle.name
             return self.idle.read()
@@ -144,11 +156,11 @@ class Runner:
         if self.settings.respect_dnd:
             try:
                 if self.notifier.inhibited():
-                    return "do not disturb was on"
+                    return _("do not disturb was on")
             except NotifyError as exc:
                 self._lost(exc)
         if self.settings.respect_fullscreen and reading.fullscreen:
-            return "a window was fullscreen"
+            return _("a window was fullscreen")
         if (
             self.settings.respect_screen_sharing
             and self.sharing is not None
@@ -172,7 +184,8 @@ class Runner:
             self.notifier.shutdown()
         self.notifier = make()
         self.info["notifier"] = self.notifier.name
-        self.say(f"relax: {exc}; reminders now show in {self.notifier.name}")
+        text = _("relax: {problem}; reminders now show in {notifier}")
+        self.say(text.format(problem=exc, notifier=self.notifier.name))
         showing = self.sched.showing
         if showing is not None:
             self.notifier.show(showing, showing.body(self.sched.config))
@@ -181,15 +194,17 @@ class Runner:
         for action in actions:
             if isinstance(action, sch.Show):
                 r = action.reminder
-                self.say(
-                    f"reminder: {r.title.lower()}" + (f" (postponed: {r.note})" if r.note else "")
-                )
+                if r.note:
+                    text = _("reminder: {title} (postponed: {reason})")
+                else:
+                    text = _("reminder: {title}")
+                self.say(text.format(title=r.title.lower(), reason=r.note))
                 try:
                     self.notifier.show(r, r.body(self.sched.config))
                 except NotifyError as exc:
                     self._lost(exc)
             elif isinstance(action, sch.Close):
-                self.say(f"reminder closed: {action.reason}")
+                self.say(_("reminder closed: {reason}").format(reason=action.reason))
                 try:
                     self.notifier.close()
                 except NotifyError as exc:
@@ -203,11 +218,11 @@ class Runner:
 
     def _start(self, action: sch.StartSession) -> None:
         command = self.play(action.session)
-        self.say(f"starting {action.session}")
+        self.say(_("starting {session}").format(session=action.session))
         try:
             self.child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         except OSError as exc:
-            self.say(f"relax: cannot start the session ({exc})")
+            self.say(_("relax: cannot start the session ({problem})").format(problem=exc))
             self._do(self.sched.session_ended(False, f"could not start: {exc}"))
             return
         self.child_kind = action.kind
@@ -225,7 +240,8 @@ class Runner:
             detail = "quit before the end"
         else:
             detail = f"relax play exited with status {code}"
-            self.say(f"relax: the session did not play ({detail})")
+            text = _("relax: the session did not play (relax play exited with status {code})")
+            self.say(text.format(code=code))
         self._do(self.sched.session_ended(code == 0, detail))
 
     def write_status(self) -> None:

@@ -211,13 +211,13 @@ class Scheduler:
         in_hours = self._working(obs.wall)
         if s.in_hours is not None and in_hours != s.in_hours:
             if in_hours:
-                out.append(Say("working hours started: counting active time"))
+                out.append(Say(_("working hours started: counting active time")))
             else:
-                out.append(Say("working hours ended: no reminders until they start again"))
+                out.append(Say(_("working hours ended: no reminders until they start again")))
                 self._reset_break()
                 if s.showing and s.showing.kind == BREAK:
                     s.showing = None
-                    out.append(Close("working hours ended"))
+                    out.append(Close(_("working hours ended")))
                 s.postponed.pop(BREAK, None)
         s.in_hours = in_hours
         if last is None:
@@ -232,7 +232,8 @@ class Scheduler:
         elif gap_mono >= c.idle_break_s:
             asleep_s = gap_mono  # monotonic time ran on (Windows), or we were stopped
         if asleep_s >= c.idle_break_s:
-            out.append(Say(f"the computer was asleep for {_minutes(asleep_s)}"))
+            text = _("the computer was asleep for {duration}")
+            out.append(Say(text.format(duration=_minutes(asleep_s))))
             self._natural(out, day, "asleep")
             # Counted; the observation itself decides whether the user is away now.
             s.away = False
@@ -279,14 +280,17 @@ class Scheduler:
             else:
                 s.breathe_snoozes += 1
                 s.breathe_snoozed_until_s = s.active_s + c.snooze_s
-            out.append(Say(f"snoozed: asking again after {_minutes(c.snooze_s)} of activity"))
+            text = _("snoozed: asking again after {duration} of activity")
+            out.append(Say(text.format(duration=_minutes(c.snooze_s))))
         else:  # skip (or a snooze no longer allowed)
             out.append(Record(reminder.kind, SKIPPED, day))
             if reminder.kind == BREAK:
                 self._reset_break()
             else:
                 self._reset_breathe()
-            out.append(Say(f"skipped the {reminder.kind}"))
+            out.append(
+                Say(_("skipped the break") if reminder.kind == BREAK else _("skipped the breathe"))
+            )
         return out
 
     def session_ended(self, finished: bool, detail: str = "") -> list[Action]:
@@ -304,7 +308,7 @@ class Scheduler:
         event = TAKEN if finished else STOPPED
         return [
             Record(kind, event, day, detail),
-            Say(f"{kind} {'taken' if finished else 'ended before the end'}"),
+            Say(_ENDED[kind, finished]()),
         ]
 
     # -- inside --------------------------------------------------------------------------
@@ -345,12 +349,13 @@ class Scheduler:
             return  # the session is the break; its end is recorded by session_ended
         if s.showing is not None and s.showing.kind == BREAK:
             s.showing = None
-            out.append(Close(f"natural break ({how})"))
+            out.append(Close(_NATURAL[how]()))
         # Only a break with some sitting before it is worth counting (not every idle stretch
         # outside hours or right after another break): a minute (less for very short --every).
         if s.in_hours and s.active_s >= min(60.0, self.config.every_s / 4):
             out.append(Record(BREAK, NATURAL, day, how))
-            out.append(Say(f"natural break ({how}) after {_minutes(s.active_s)} active"))
+            text = _NATURAL_AFTER[how]()
+            out.append(Say(text.format(duration=_minutes(s.active_s))))
         self._reset_break()
 
     def _maybe_show(self, obs: Observation, out: list[Action], day, in_hours: bool) -> None:
@@ -375,7 +380,11 @@ class Scheduler:
                 if k not in s.postponed:
                     s.postponed[k] = obs.busy
                     out.append(Record(k, POSTPONED, day, obs.busy))
-                    out.append(Say(f"{k} reminder postponed: {obs.busy}"))
+                    if k == BREAK:
+                        text = _("break reminder postponed: {reason}")
+                    else:
+                        text = _("breathe reminder postponed: {reason}")
+                    out.append(Say(text.format(reason=obs.busy)))
             return
         snoozes = s.snoozes if kind == BREAK else s.breathe_snoozes
         reminder = Reminder(
@@ -416,7 +425,8 @@ class Scheduler:
                         s.breathe_last_key = key
                         late_s = (end - at).total_seconds()
                         if late_s > c.breathe_late_s:
-                            out.append(Say(f"missed the {_clock(minute)} breathing nudge"))
+                            text = _("missed the {time} breathing nudge")
+                            out.append(Say(text.format(time=_clock(minute))))
                             continue
                         if s.breathe_pending or (s.showing and s.showing.kind == BREATHE):
                             continue  # one nudge at a time
@@ -448,10 +458,31 @@ class Scheduler:
 def _minutes(seconds: float) -> str:
     minutes = seconds / 60
     if minutes < 1:
-        return f"{seconds:.0f} s"
+        return _("{seconds} s").format(seconds=f"{seconds:.0f}")
     if minutes < 90:
-        return f"{minutes:.0f} min"
-    return f"{minutes / 60:.1f} h"
+        return _("{minutes} min").format(minutes=f"{minutes:.0f}")
+    whole, tenth = f"{minutes / 60:.1f}".split(".")
+    return _("{whole}.{tenth} h").format(whole=whole, tenth=tenth)
+
+
+# What the log says (in the interface language), by kind and outcome, and by how a natural break
+# came.
+_ENDED = {
+    (BREAK, True): lambda: _("break taken"),
+    (BREAK, False): lambda: _("break ended before the end"),
+    (BREATHE, True): lambda: _("breathe taken"),
+    (BREATHE, False): lambda: _("breathe ended before the end"),
+}
+_NATURAL = {
+    "asleep": lambda: _("natural break (asleep)"),
+    "locked": lambda: _("natural break (locked)"),
+    "idle": lambda: _("natural break (idle)"),
+}
+_NATURAL_AFTER = {
+    "asleep": lambda: _("natural break (asleep) after {duration} active"),
+    "locked": lambda: _("natural break (locked) after {duration} active"),
+    "idle": lambda: _("natural break (idle) after {duration} active"),
+}
 
 
 def _clock(minute: int) -> str:

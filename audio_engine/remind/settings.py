@@ -26,6 +26,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from audio_engine import fsio
 from audio_engine.errors import Diagnostic, ScriptError
+from audio_engine.i18n import _
 from audio_engine.remind.schedule import DAY_NAMES, Config
 from audio_engine.script import _yaml
 from audio_engine.script._yaml import MAX_BYTES
@@ -94,7 +95,7 @@ def parse_duration(text: str) -> float:
     """`45m`, `1h`, `1h30m`, `90s`, `2.5m` -> seconds."""
     t = text.strip().lower().replace(" ", "")
     if not t:
-        raise ValueError("a duration is needed, e.g. 45m")
+        raise ValueError(_("a duration is needed, e.g. 45m"))
     total = 0.0
     number = ""
     seen_unit = False
@@ -106,47 +107,53 @@ def parse_duration(text: str) -> float:
             try:
                 total += float(number) * units[ch]
             except ValueError:
-                raise ValueError(f"{text!r} is not a duration (e.g. 45m, 1h, 90s)") from None
+                raise ValueError(_not_a_duration(text)) from None
             number = ""
             seen_unit = True
         else:
-            raise ValueError(f"{text!r} is not a duration (e.g. 45m, 1h, 90s)")
+            raise ValueError(_not_a_duration(text))
     if number:
-        raise ValueError(f"{text!r} needs a unit: h, m or s (e.g. {number}m)")
+        raise ValueError(
+            _("{text!r} needs a unit: h, m or s (e.g. {number}m)").format(text=text, number=number)
+        )
     if not seen_unit:
-        raise ValueError(f"{text!r} is not a duration (e.g. 45m, 1h, 90s)")
+        raise ValueError(_not_a_duration(text))
     return total
+
+
+def _not_a_duration(text: str) -> str:
+    return _("{text!r} is not a duration (e.g. 45m, 1h, 90s)").format(text=text)
 
 
 def _every(text):
     s = parse_duration(text)
     if not 5 * 60 <= s <= 4 * 3600:
-        raise ValueError("must be between 5m and 4h")
+        raise ValueError(_("must be between 5m and 4h"))
     lo, hi = EVERY_ADVISED_S
     warning = None
     if not lo <= s <= hi:
-        warning = "the guide advises a break every 30m to 60m of sitting; using it anyway"
+        warning = _("the guide advises a break every 30m to 60m of sitting; using it anyway")
     return s, warning
 
 
 def _snooze(text):
     s = parse_duration(text)
     if not 60 <= s <= 60 * 60:
-        raise ValueError("must be between 1m and 60m")
+        raise ValueError(_("must be between 1m and 60m"))
     return s, None
 
 
 def _idle(text):
     s = parse_duration(text)
     if not 60 <= s <= 30 * 60:
-        raise ValueError("must be between 1m and 30m")
+        raise ValueError(_("must be between 1m and 30m"))
     return s, None
 
 
 def _snoozes(text):
     t = text.strip()
     if not (t.isascii() and t.isdigit()) or not 0 <= int(t) <= 5:
-        raise ValueError("must be a whole number from 0 to 5")
+        raise ValueError(_("must be a whole number from 0 to 5"))
     return int(t), None
 
 
@@ -156,12 +163,12 @@ def _clock_minute(text: str) -> int:
     if not (hour.isascii() and hour.isdigit()) or (
         sep and not (minute.isdigit() and len(minute) == 2)
     ):
-        raise ValueError(f"{text!r} is not a time of day (e.g. 9, 9:30, 17:00)")
+        raise ValueError(_("{text!r} is not a time of day (e.g. 9, 9:30, 17:00)").format(text=text))
     h, m = int(hour), int(minute or 0)
     if h == 24 and m == 0:
         return 24 * 60
     if not (0 <= h <= 23 and 0 <= m <= 59):
-        raise ValueError(f"{text!r} is not a time of day (00:00 to 24:00)")
+        raise ValueError(_("{text!r} is not a time of day (00:00 to 24:00)").format(text=text))
     return h * 60 + m
 
 
@@ -171,17 +178,23 @@ def _hours(text):
         return None, None
     start, sep, end = t.partition("-")
     if not sep:
-        raise ValueError(f"{text!r} is not a range of hours (e.g. 9-17, 8:30-17:30, all)")
+        raise ValueError(
+            _("{text!r} is not a range of hours (e.g. 9-17, 8:30-17:30, all)").format(text=text)
+        )
     a, b = _clock_minute(start), _clock_minute(end)
     if a == b:
-        raise ValueError(f"{text!r} starts and ends at the same time (use `all` for all day)")
+        raise ValueError(
+            _("{text!r} starts and ends at the same time (use `all` for all day)").format(text=text)
+        )
     return (a % (24 * 60), b if b == 24 * 60 else b % (24 * 60)), None
 
 
 def _day(word: str) -> int:
     w = word.strip().lower()[:3]
     if w not in DAY_NAMES or len(word.strip()) < 3:
-        raise ValueError(f"{word.strip()!r} is not a day (mon, tue, wed, thu, fri, sat, sun)")
+        raise ValueError(
+            _("{word!r} is not a day (mon, tue, wed, thu, fri, sat, sun)").format(word=word.strip())
+        )
     return DAY_NAMES.index(w)
 
 
@@ -192,7 +205,7 @@ def _days(text):
     days: set[int] = set()
     for part in t.split(","):
         if "-" in part:
-            first, _, last = part.partition("-")
+            first, _dash, last = part.partition("-")
             a, b = _day(first), _day(last)
             i = a
             while True:
@@ -216,14 +229,14 @@ def _breathe(text):
 def _session(text):
     t = text.strip()
     if not t:
-        raise ValueError("a session id or file is needed (see `relax list`)")
+        raise ValueError(_("a session id or file is needed (see `relax list`)"))
     return t, None
 
 
 def _notify(text):
     t = text.strip().lower()
     if t not in NOTIFY_CHOICES:
-        raise ValueError(f"must be one of {', '.join(NOTIFY_CHOICES)}")
+        raise ValueError(_("must be one of {choices}").format(choices=", ".join(NOTIFY_CHOICES)))
     return t, None
 
 
@@ -233,7 +246,7 @@ def _bool(text):
         return True, None
     if t in ("false", "no", "off"):
         return False, None
-    raise ValueError("must be true or false")
+    raise ValueError(_("must be true or false"))
 
 
 # file key -> (parser, Settings field)
@@ -275,12 +288,13 @@ def load(path: Path) -> tuple[Settings, list[Diagnostic]]:
         # A regular file of at most 1 MiB, like a session script (a FIFO is never waited on).
         data = fsio.read_checked(path, MAX_BYTES)
     except fsio.FsError as exc:
-        raise SettingsError([Diagnostic(name, 1, 1, "", f"cannot read: {exc.reason}")]) from None
+        message = _("cannot read: {reason}").format(reason=exc.reason)
+        raise SettingsError([Diagnostic(name, 1, 1, "", message)]) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SettingsError(
-            [Diagnostic(name, 1, 1, "", f"not UTF-8 text (byte {exc.start})")]
+            [Diagnostic(name, 1, 1, "", _("not UTF-8 text (byte {byte})").format(byte=exc.start))]
         ) from None
     return parse(text, name)
 
@@ -300,30 +314,33 @@ def parse(text: str, name: str) -> tuple[Settings, list[Diagnostic]]:
         (warnings if severity == "warning" else errors).append(d)
 
     if not isinstance(root, MappingNode):
-        at(root, "", "expected a mapping of settings (`every: 45m` lines)")
+        at(root, "", _("expected a mapping of settings (`every: 45m` lines)"))
         raise SettingsError(errors)
     changes = {}
     seen: set[str] = set()
     for key_node, value_node in root.value:
         if not isinstance(key_node, ScalarNode):
-            at(key_node, "", "a setting's name must be plain text")
+            at(key_node, "", _("a setting's name must be plain text"))
             continue
         key = key_node.value
         if key in seen:
-            at(key_node, key, "this setting is given twice")
+            at(key_node, key, _("this setting is given twice"))
             continue
         seen.add(key)
         if key not in _KEYS:
             close = difflib.get_close_matches(key, list(_KEYS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(_KEYS)})"
-            at(key_node, key, f"unknown setting{hint}")
+            if close:
+                message = _("unknown setting; did you mean '{name}'?").format(name=close[0])
+            else:
+                message = _("unknown setting (known: {names})").format(names=", ".join(_KEYS))
+            at(key_node, key, message)
             continue
         if isinstance(value_node, SequenceNode) and key in _LIST_KEYS:
             parts = []
             bad = False
             for item in value_node.value:
                 if not isinstance(item, ScalarNode):
-                    at(item, key, "expected plain values in this list")
+                    at(item, key, _("expected plain values in this list"))
                     bad = True
                 elif key == "breathe":
                     try:
@@ -342,7 +359,7 @@ def parse(text: str, name: str) -> tuple[Settings, list[Diagnostic]]:
             if value_node.tag.endswith(":null") and value_node.style is None:
                 raw = "none" if key == "breathe" else ""
         else:
-            at(value_node, key, "expected a single value here")
+            at(value_node, key, _("expected a single value here"))
             continue
         try:
             value, warning = _PARSERS[key](raw)
@@ -407,30 +424,34 @@ def describe(s: Settings) -> dict[str, str]:
     }
 
 
-_COMMENTS = {
-    "every": "a break after this much active time (30m-60m advised; 5m-4h accepted)",
-    "snooze": "Snooze asks again after this much more active time (1m-60m)",
-    "snoozes": "at most this many snoozes in a row (0-5)",
-    "idle": "this long without input is a natural break and starts the count again (1m-30m)",
-    "hours": "working hours, e.g. 9-17 or 8:30-17:30; `all` for all day",
-    "days": "working days, e.g. mon-fri or mon,wed,fri; `all` for every day",
-    "breathe": "4-7-8 breathing nudges at these times, e.g. 11:00,15:00; `none` for none",
-    "session": "what Start plays for a break: a session id (see `relax list`) or a file",
-    "breathe_session": "what Start plays for a breathing nudge",
-    "notify": "auto (desktop notification, else a small window), dbus, or window",
-    "respect_dnd": "hold reminders back while do-not-disturb is on",
-    "respect_fullscreen": "hold reminders back while a window is fullscreen",
-    "respect_screen_sharing": "hold reminders back while the screen is shared or recorded",
-}
+def _comments() -> dict[str, str]:
+    """What each setting is, for the settings file `template` writes (in the interface
+    language)."""
+    return {
+        "every": _("a break after this much active time (30m-60m advised; 5m-4h accepted)"),
+        "snooze": _("Snooze asks again after this much more active time (1m-60m)"),
+        "snoozes": _("at most this many snoozes in a row (0-5)"),
+        "idle": _("this long without input is a natural break and starts the count again (1m-30m)"),
+        "hours": _("working hours, e.g. 9-17 or 8:30-17:30; `all` for all day"),
+        "days": _("working days, e.g. mon-fri or mon,wed,fri; `all` for every day"),
+        "breathe": _("4-7-8 breathing nudges at these times, e.g. 11:00,15:00; `none` for none"),
+        "session": _("what Start plays for a break: a session id (see `relax list`) or a file"),
+        "breathe_session": _("what Start plays for a breathing nudge"),
+        "notify": _("auto (desktop notification, else a small window), dbus, or window"),
+        "respect_dnd": _("hold reminders back while do-not-disturb is on"),
+        "respect_fullscreen": _("hold reminders back while a window is fullscreen"),
+        "respect_screen_sharing": _("hold reminders back while the screen is shared or recorded"),
+    }
 
 
 def template(s: Settings) -> str:
     lines = [
-        "# relax remind: settings (this file is read at start; flags override it).",
-        "# Durations: 45m, 1h, 90s. Times of day: 11:00. See docs/remind.md.",
+        _("# relax remind: settings (this file is read at start; flags override it)."),
+        _("# Durations: 45m, 1h, 90s. Times of day: 11:00. See docs/remind.md."),
     ]
+    comments = _comments()
     for key, value in describe(s).items():
-        lines.append(f"# {_COMMENTS[key]}")
+        lines.append(f"# {comments[key]}")
         lines.append(f"{key}: {_quote(value)}")
     return "\n".join(lines) + "\n"
 

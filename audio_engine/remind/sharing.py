@@ -48,6 +48,8 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
+from audio_engine.i18n import _
+
 SCREEN_CAST = "org.gnome.Mutter.ScreenCast"
 SCREEN_CAST_SESSIONS = "/org/gnome/Mutter/ScreenCast/Session"
 REMOTE_DESKTOP = "org.gnome.Mutter.RemoteDesktop"
@@ -128,8 +130,8 @@ class MutterScreenCast:
             if self._owned(REMOTE_DESKTOP) and self._sessions(
                 REMOTE_DESKTOP, REMOTE_DESKTOP_SESSIONS
             ):
-                return "the screen was being shown over GNOME remote desktop"
-            return "the screen was being shared on GNOME"
+                return _("the screen was being shown over GNOME remote desktop")
+            return _("the screen was being shared on GNOME")
         except BusLost as exc:
             raise Unavailable(str(exc)) from None
 
@@ -160,7 +162,7 @@ def _who(props: dict) -> str:
         value = props.get(key)
         if isinstance(value, str) and value:
             return value
-    return "an application"
+    return _("an application")
 
 
 class PipeWireGraph:
@@ -202,7 +204,9 @@ class PipeWireGraph:
         casts = screen_casts(self.dump())
         if not casts:
             return None
-        return f"the screen was being shared through {_who(casts[0])}"
+        return _("the screen was being shared through {application}").format(
+            application=_who(casts[0])
+        )
 
 
 # -- together ----------------------------------------------------------------------------------
@@ -220,7 +224,7 @@ class Sharing:
 
     @property
     def names(self) -> str:
-        return ", ".join(p.name for p in self.probes) or "none"
+        return ", ".join(p.name for p in self.probes) or _("none")
 
     def check(self, now_s: float) -> str | None:
         if self._held is not None and now_s - self._held[0] < self.recheck_s:

@@ -23,7 +23,9 @@ KEYS = {"start": ("return", "s"), "snooze": ("z",), "skip": ("escape", "k")}
 
 
 class WindowNotifier:
-    name = "a reminder window (pygame)"
+    @property
+    def name(self) -> str:
+        return _("a reminder window (pygame)")
 
     def __init__(self):
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
