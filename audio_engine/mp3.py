@@ -323,11 +323,11 @@ class _Ffmpeg:
             ) from None
         self._ender = weakref.finalize(self, _end, self._proc)  # when dropped, and at exit
         self._in = self._proc.stdin.fileno()
-        if hasattr(os, "set_blocking") and hasattr(select, "select") and os.name == "posix":
-            os.set_blocking(self._in, False)  # each wait is short: see `_write`
-            self._waits = True
-        else:
-            self._waits = False
+        self._room = None  # where there is poll: short waits for room in the pipe (`_write`)
+        if os.name == "posix" and hasattr(select, "poll"):
+            os.set_blocking(self._in, False)
+            self._room = select.poll()
+            self._room.register(self._in, select.POLLOUT)
         self._frames: queue.SimpleQueue = queue.SimpleQueue()  # bytes, then None at the end
         self._ended = False
         self._reader = threading.Thread(
@@ -363,7 +363,7 @@ class _Ffmpeg:
     # ---- internals -----------------------------------------------------------------------------
 
     def _write(self, view: memoryview) -> None:
-        if not self._waits:
+        if self._room is None:
             try:
                 self._proc.stdin.write(view)
             except OSError:
@@ -385,7 +385,7 @@ class _Ffmpeg:
                 raise self._failure()
             if time.monotonic() - since > STALL_S:
                 raise self._failure("the MP3 encoder (ffmpeg) stopped taking samples")
-            select.select([], [self._in], [], _WAKE_S)  # room in the pipe, or a turn ends
+            self._room.poll(_WAKE_S * 1000)  # room in the pipe, or a turn ends
 
     def _take(self) -> bytes:
         parts = []
