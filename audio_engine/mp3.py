@@ -6,12 +6,13 @@ encoder without a file). The same settings as LAME's `-V (10 - q) * 0.99` with i
 algorithm quality (-q 3): variable bit rate, joint stereo.
 
 Which LAME: the one in the static ffmpeg of the imageio-ffmpeg wheel (`encoder == "ffmpeg"`),
-fed the 16-bit PCM through a pipe while a thread reads the MPEG frames back, because its build
-of LAME 3.100 takes 1.16-1.3x less CPU than the one in lameenc's wheel. Where there is no such
-ffmpeg (imageio-ffmpeg has no binary for every platform; an ffmpeg without libmp3lame), or
-`RELAX_MP3_ENCODER=lameenc` is set, LAME through `lameenc` (`encoder == "lameenc"`). ffmpeg's
-`-q:a` counts in steps of 1/118 (4.95 is given as 4.9492), so the two differ in the last bits of
-a frame, not in size or quality. An ffmpeg that fails, dies or stalls (no input taken for
+fed the 16-bit PCM through a pipe while a thread reads the MPEG frames back: the build of LAME
+3.100 in lameenc's wheel takes 1.16-1.3x the CPU of that one. Where there is no such ffmpeg
+(imageio-ffmpeg has no binary for every platform; an ffmpeg without libmp3lame), or
+`RELAX_MP3_ENCODER=lameenc` is set, LAME through `lameenc` (`encoder == "lameenc"`). The two
+builds (and ffmpeg's `-q:a`, which counts in steps of 1/118: 4.95 is given as 4.9492) differ in
+the last bits of some frames and a few bytes in size, not in sound; each gives the same bytes
+from the same samples. An ffmpeg that fails, dies or stalls (no input taken for
 `STALL_S`) is ended and raised as an `EncoderError` (an `OSError`, so the export says "cannot
 write FILE: ..." and leaves no file); it runs in a session of its own (a Ctrl-C at the terminal
 reaches relax alone) and is ended with relax: on `abort()`, when the Writer is dropped, at exit.
