@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import wave
+from pathlib import Path
 
 import numpy as np
 import pyloudnorm
@@ -365,6 +366,7 @@ def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path, how, code):
         text=True,
     )
     _wait_for_a_temporary_file(proc, out)
+    encoders = _ffmpeg_children(proc)  # LAME in ffmpeg: it ends with relax
     time.sleep(0.5)  # well inside the encoding of 20 minutes
     proc.send_signal(how)
     _, stderr = proc.communicate(timeout=60)
@@ -372,6 +374,39 @@ def test_interrupted_export_leaves_nothing_and_exits_130(tmp_path, how, code):
     assert "Traceback" not in stderr
     assert how != signal.SIGINT or "interrupted" in stderr
     assert list(out.iterdir()) == []
+    assert [pid for pid in encoders if _running(pid)] == []
+
+
+def _process_state(pid: int) -> tuple[str, str, int] | None:
+    """(name, state, parent) of a process, from /proc; None when there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 1 :]
+    fields = rest.split()
+    return name, fields[0], int(fields[1])
+
+
+def _running(pid: int) -> bool:
+    state = _process_state(pid)
+    return state is not None and state[1] != "Z"
+
+
+def _ffmpeg_children(proc) -> list[int]:
+    """The ffmpeg processes `proc` has started, once there is one."""
+    deadline = time.monotonic() + 30
+    while True:
+        found = []
+        for entry in os.listdir("/proc"):
+            state = _process_state(int(entry)) if entry.isdigit() else None
+            if state and state[2] == proc.pid and state[0].startswith("ffmpeg"):
+                found.append(int(entry))
+        if found:
+            return found
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no ffmpeg encodes the MP3"
+        time.sleep(0.05)
 
 
 # The `relax` console script (`from audio_engine.__main__ import run; run()`), writing one byte to
@@ -591,12 +626,14 @@ def test_sigterm_to_the_group_during_export_all_leaves_no_temporary_file(tmp_pat
 
 
 def test_mp3_carries_lames_info_tag_for_gapless_playback(prepared, exports, tmp_path):
-    # The MP3 frames come from lameenc, the info tag is written by relax: read it back field by
-    # field, and let ffmpeg (which trims by it) decode exactly the session's samples.
+    # The MP3 frames come from LAME in ffmpeg, the info tag is written by relax: read it back
+    # field by field, and let ffmpeg (which trims by it) decode exactly the session's samples, in
+    # line with the WAV export's to the sample.
     from mutagen.id3 import ID3
 
     from audio_engine import mp3
 
+    assert mp3.encoder_name() == "ffmpeg"
     data = exports["mp3"].read_bytes()
     audio = data[ID3(exports["mp3"]).size :]
     total = prepared.timeline.total_samples
@@ -630,13 +667,16 @@ def test_mp3_carries_lames_info_tag_for_gapless_playback(prepared, exports, tmp_
         check=True,
     ).stdout
     assert len(pcm) == 4 * total
+    decoded = np.frombuffer(pcm, dtype="<i2").reshape(-1, 2).astype(np.float32)
+    assert _lag(_wave_decode(exports["wav"]).astype(np.float32), decoded) == 0
     again = export.export(prepared, tmp_path / "again.mp3", gain=pipeline.gain(prepared))
     assert again.read_bytes() == data  # the same bytes from the same input
 
 
-def test_lame_runs_at_the_algorithm_quality_lame_and_ffmpeg_leave_it_at():
+def test_lame_runs_at_the_algorithm_quality_lame_and_ffmpeg_leave_it_at(monkeypatch):
     # `lame -V` and ffmpeg's libmp3lame leave LAME's default (-q 3); in LAME's VBR mode 0-4 are
-    # one quality (0), 5 another: the Writer's frames are those of that setting.
+    # one quality (0), 5 another: the Writer's frames through lameenc are those of that setting
+    # (through ffmpeg, those of ffmpeg's own default: tests/test_mp3.py).
     import io
 
     import lameenc
@@ -658,8 +698,10 @@ def test_lame_runs_at_the_algorithm_quality_lame_and_ffmpeg_leave_it_at():
         return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())
 
     assert frames(0) == frames(3) == frames(4) != frames(5)
+    monkeypatch.setenv(mp3.ENCODER_ENV, "lameenc")
     written = io.BytesIO()
     writer = mp3.Writer(written, 5.0)
     writer.write(pcm)
     writer.close()
+    assert writer.encoder == "lameenc"
     assert written.getvalue()[417:] == frames(3)  # after the info frame
