@@ -354,7 +354,7 @@ def _guide_cycle(out, start, lo, hi, cycle_start, plan, whole, *, first, final) 
         a_s, a_c = np.float32(math.sin(offset)), np.float32(math.cos(offset))
         sin_g, cos_g = _glide_table(f0, f1, length, ta, tb)
         # wave = sin1 * (1 + 2 h2 cos1) (+ h2 sin(2 theta)), with sin1 = a_s cos_g + a_c sin_g
-        # and cos1 = a_c cos_g - a_s sin_g: written into two arrays, the same float steps.
+        # and cos1 = a_c cos_g - a_s sin_g, in three arrays rather than seven: the same float steps.
         wave = np.multiply(cos_g, a_s)
         term = np.multiply(sin_g, a_c)
         wave += term
