@@ -449,7 +449,16 @@ def _mutagen_error():
     return MutagenError
 
 
+# libFLAC's level 4 (libsndfile's 0-1 scale times 8) rather than libsndfile's default 5: on
+# relax's sessions its files are 0.02-0.3% larger and it takes 13-16% less of the encoder's time,
+# which is most of a FLAC export's (level 5 adds exhaustive mid/side stereo and a finer Rice
+# partition search, which buy almost nothing on a voice over a quiet background).
+_FLAC_COMPRESSION_LEVEL = 0.5
+
+
 def _compression_level(form: Format, quality: float | None) -> float | None:
+    if form.name == "flac":
+        return _FLAC_COMPRESSION_LEVEL
     if not form.lossy:
         return None
     q = DEFAULT_QUALITY if quality is None else quality

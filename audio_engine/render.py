@@ -313,42 +313,60 @@ def _interpolated_peak(x: np.ndarray, first: int, n: int) -> np.ndarray:
 
 
 _SPARSE = 4  # candidates under 1 in this many samples are interpolated one by one
+_GATHER = 4096  # ... gathered this many at a time (their taps: 0.5 MiB)
 
 
 def _interpolated_peak_at(x: np.ndarray, at: np.ndarray) -> np.ndarray:
     """`_interpolated_peak` after each sample k of `at` (each at least `_TAPS` // 2 from the
     edges): the same arithmetic, value by value, on the taps gathered around each k."""
+    if len(at) > _GATHER:  # a bounded gather: the same values, piece by piece
+        return np.concatenate(
+            [_interpolated_peak_at(x, at[i : i + _GATHER]) for i in range(0, len(at), _GATHER)]
+        )
     rows, n = x.shape[0], len(at)
-    first = at - (_TAPS // 2 - 1)  # k's values read x[k - half + 1 .. k + half]
-    a = np.empty((rows, n), dtype=np.float32)
-    b = np.empty((rows, n), dtype=np.float32)
-
-    def pairs():
-        for i in range(_TAPS // 2):
-            np.take(x, first + i, axis=1, out=a)
-            np.take(x, first + (_TAPS - 1 - i), axis=1, out=b)
-            yield a, b
-
-    return _peak_of_taps(rows, n, pairs())
+    half = _TAPS // 2
+    first = at - (half - 1)  # k's values read x[k - half + 1 .. k + half]
+    # Every tap of every k in one gather, (rows, _TAPS, n); then each step of `_peak_of_taps`
+    # for all the pairs (i, _TAPS - 1 - i) at once, the sums still taken pair by pair in order.
+    taps = np.take(x, first + np.arange(_TAPS)[:, None], axis=1)
+    a, b = taps[:, :half], taps[:, : half - 1 : -1]
+    pair = a + b
+    odd = a - b
+    even = pair * _PAIR_EVEN[:, None]
+    pair *= _PAIR_HALF[:, None]
+    odd *= _PAIR_ODD[:, None]
+    return _peak_of_terms(rows, n, ((even[:, i], pair[:, i], odd[:, i]) for i in range(half)))
 
 
 def _peak_of_taps(rows: int, n: int, pairs) -> np.ndarray:
     """The interpolator's largest absolute value over its three points, from `pairs`: for each
     tap i of the first half, the (rows, n) values at tap i and at its mirror `_TAPS - 1 - i`."""
+    pair = np.empty((rows, n), dtype=np.float32)
+    even, mid, odd = (np.empty((rows, n), dtype=np.float32) for _ in range(3))
+
+    def terms():
+        for i, (a, b) in enumerate(pairs):
+            np.add(a, b, out=pair)
+            np.multiply(pair, _PAIR_EVEN[i], out=even)
+            np.multiply(pair, _PAIR_HALF[i], out=mid)
+            np.subtract(a, b, out=pair)
+            np.multiply(pair, _PAIR_ODD[i], out=odd)
+            yield even, mid, odd
+
+    return _peak_of_terms(rows, n, terms())
+
+
+def _peak_of_terms(rows: int, n: int, terms) -> np.ndarray:
+    """`_peak_of_taps` from each pair's three products (with the even, the half and the odd
+    phase's coefficient), (rows, n) each: summed in pair order, from 0."""
     even = np.zeros((rows, n), dtype=np.float32)
     odd = np.zeros((rows, n), dtype=np.float32)
     mid = np.zeros((rows, n), dtype=np.float32)
+    for even_term, mid_term, odd_term in terms:
+        even += even_term
+        mid += mid_term
+        odd += odd_term
     pair = np.empty((rows, n), dtype=np.float32)
-    term = np.empty((rows, n), dtype=np.float32)
-    for i, (a, b) in enumerate(pairs):
-        np.add(a, b, out=pair)
-        np.multiply(pair, _PAIR_EVEN[i], out=term)
-        even += term
-        np.multiply(pair, _PAIR_HALF[i], out=term)
-        mid += term
-        np.subtract(a, b, out=pair)
-        np.multiply(pair, _PAIR_ODD[i], out=term)
-        odd += term
     np.abs(mid, out=mid)
     np.add(even, odd, out=pair)
     np.abs(pair, out=pair)
@@ -443,10 +461,12 @@ def _limit_window(mixed: np.ndarray, mixed_from: int, start: int, stop: int, cei
     threshold = ceiling / LIMIT_OVERSHOOT
     # The window [lo, hi), silence where the session has no samples; channels as rows.
     size = hi - lo
-    x = np.zeros((2, size), dtype=np.float32)
+    x = np.empty((2, size), dtype=np.float32)
     a = max(lo, mixed_from)
     b = min(hi, mixed_from + n)
+    x[:, : a - lo] = 0.0
     x[:, a - lo : b - lo] = mixed[a - mixed_from : b - mixed_from].T
+    x[:, b - lo :] = 0.0
     at, peak = true_peaks(x, threshold)
     return limit_peaks(here, start, stop, at + lo, peak, ceiling)
 
@@ -638,8 +658,8 @@ class _Background:
             if duck_depth > 0 and self._near_speech(start, stop):
                 duck = synth.duck_gain(start, stop, self.intervals, duck_depth, self.ramp)
                 shape = duck if shape is None else shape * duck
-            if shape is not None:
-                _columns(np.multiply, sound, shape * self.gain)
+            if shape is not None:  # (times a gain of 1: the same samples)
+                _columns(np.multiply, sound, shape if self.gain == 1 else shape * self.gain)
             elif self.gain != 1:
                 sound *= self.gain
             if out is None:

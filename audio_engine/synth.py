@@ -353,9 +353,17 @@ def _guide_cycle(out, start, lo, hi, cycle_start, plan, whole, *, first, final) 
         offset = 2 * math.pi * ((whole + start_cycles[k]) % 1.0)
         a_s, a_c = np.float32(math.sin(offset)), np.float32(math.cos(offset))
         sin_g, cos_g = _glide_table(f0, f1, length, ta, tb)
-        sin1 = a_s * cos_g + a_c * sin_g
-        cos1 = a_c * cos_g - a_s * sin_g
-        wave = sin1 * (1 + np.float32(2 * _GUIDE_TONE_H2) * cos1)  # + h2 sin(2 theta)
+        # wave = sin1 * (1 + 2 h2 cos1) (+ h2 sin(2 theta)), with sin1 = a_s cos_g + a_c sin_g
+        # and cos1 = a_c cos_g - a_s sin_g, in three arrays rather than seven: the same float steps.
+        wave = np.multiply(cos_g, a_s)
+        term = np.multiply(sin_g, a_c)
+        wave += term
+        cos1 = np.multiply(cos_g, a_c)
+        np.multiply(sin_g, a_s, out=term)
+        cos1 -= term
+        cos1 *= np.float32(2 * _GUIDE_TONE_H2)
+        cos1 += np.float32(1)
+        wave *= cos1
         wave *= np.float32(peak)
         if audible:
             # Sound starts after silence: the step's first sample, or a phase after a rest.

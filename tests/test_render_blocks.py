@@ -98,6 +98,9 @@ def test_the_limiter_finds_the_same_peaks_one_by_one_or_by_stretches(tones, monk
     at = np.arange(half, 5000 - half, 7)
     by_stretch = render._interpolated_peak(x, 1, 5000 - 2 * half)  # k from half on
     assert np.array_equal(render._interpolated_peak_at(x, at), by_stretch[at - half])
+    monkeypatch.setattr(render, "_GATHER", 64)  # the candidates' taps gathered in pieces
+    assert np.array_equal(render._interpolated_peak_at(x, at), by_stretch[at - half])
+    monkeypatch.undo()
     gain = 4.0
     expected = _all(tones, gain=gain, block_samples=8192)
     for sparse in (1, 1 << 30):  # always one by one, never
