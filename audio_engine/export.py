@@ -509,6 +509,27 @@ def _encode(prepared, tmp: Path, form: Format, float32, quality, gain, progress,
             **extra,
         ) as out:
             _write_all(ahead, out.write, progress, frames)
+    if form.container == "WAV" and subtype == "FLOAT":
+        _clear_peak_time(tmp)
+
+
+def _clear_peak_time(path: Path) -> None:
+    """Zero the time stamp libsndfile writes into a float WAV's PEAK chunk (the seconds since
+    1970 at which the file was written): the same session then gives the same bytes."""
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8 or chunk[:4] == b"data":
+                return
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"PEAK" and size >= 8:
+                f.seek(4, os.SEEK_CUR)  # the chunk's version
+                f.write(bytes(4))
+                return
+            f.seek(size + (size & 1), os.SEEK_CUR)
 
 
 def _write_all(blocks, write, progress, frames: int) -> None:

@@ -278,6 +278,12 @@ def test_float_wav_and_24_bit_flac(prepared, tmp_path):
     reference = np.concatenate(list(render.blocks(prepared.timeline, prepared.sources, gain=gain)))
     data, rate = soundfile.read(wav, dtype="float32")
     assert soundfile.info(wav).subtype == "FLOAT" and rate == RATE
+    # libsndfile's PEAK chunk carries no time of writing: the same bytes on every export.
+    raw = wav.read_bytes()
+    peak = raw.index(b"PEAK")
+    assert raw[peak + 12 : peak + 16] == bytes(4)
+    again = export.export(prepared, tmp_path / "g.wav", gain=gain, float32=True, transcript=False)
+    assert again.read_bytes() == raw
     assert np.array_equal(data, reference)
     assert soundfile.info(flac).subtype == "PCM_24"
     # Decoder for the 24-bit FLAC: mutagen for the header, libsndfile would be the writer, so
