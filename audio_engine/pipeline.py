@@ -152,7 +152,7 @@ SYNTHESIS_S_PER_CLIP = 0.03  # espeak-ng, one worker, this machine's order of ma
 NEURAL_S_PER_CLIP = 0.015
 NEURAL_S_PER_CHAR = 0.0009
 NEURAL_LOAD_S = 0.25  # ... once its model and pronunciation tables are loaded (from the cache)
-MEASURE_REAL_TIME = 550  # the measure's speed, x real time (a pass, ~20 % more after the ceiling)
+MEASURE_REAL_TIME = 550  # the measure's speed, x real time, with room (950x on two idle cores)
 DEFAULT_PER_CHAR = 441000  # samples per character x words per minute (~6 characters a word)
 
 
