@@ -432,10 +432,7 @@ def _limited_chunk(mixer, own, c0, c1, outputs, deltas, first) -> None:
             for k, (j, gain) in enumerate(zip(rows, gains, strict=True)):
                 change = np.square(gain * out - taken[2 * k : 2 * k + 2]).sum(axis=0)
                 change -= gain**2 * plain
-                deltas[j] += (
-                    np.bincount(into, weights=change, minlength=deltas.shape[1])[: deltas.shape[1]]
-                    / step
-                )
+                deltas[j] += np.bincount(into, weights=change, minlength=deltas.shape[1]) / step
 
 
 def _ringing_groups(pieces, tail: int, end: int):

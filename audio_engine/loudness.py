@@ -12,6 +12,7 @@ against pyloudnorm on the same audio (within 0.3 LU: pyloudnorm's filters are no
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import sys
@@ -54,6 +55,14 @@ def k_weighting(sample_rate: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         np.array([1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]),
     )
     return shelf, highpass
+
+
+@functools.lru_cache(maxsize=4)
+def _sos(sample_rate: int) -> np.ndarray:
+    """The K-weighting as second-order sections (b0 b1 b2 a0 a1 a2 per row), made once per rate
+    (the loudness measure weighs thousands of short stretches). Shared: read, never written (the
+    filter kernel takes it as a writable buffer, so it is not marked read-only)."""
+    return np.array([np.concatenate(stage) for stage in k_weighting(sample_rate)])
 
 
 def _biquads_reference(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -137,7 +146,7 @@ class Meter:
         self.channels = channels
         # Both stages as second-order sections, run along contiguous channel rows: an order of
         # magnitude faster than filtering the interleaved (n, channels) layout.
-        self._sos = np.array([np.r_[b, a] for b, a in k_weighting(sample_rate)])
+        self._sos = _sos(sample_rate)
         self._state = np.zeros((channels, len(self._sos), 2))  # zero: the stream starts silent
         self._step = sample_rate // 10  # 100 ms
         self._partial = 0.0  # sum over channels of squares in the unfinished 100 ms step
@@ -193,7 +202,7 @@ def k_weighted(signal: np.ndarray, sample_rate: int) -> np.ndarray:
 
     `signal` is (n,) or (n, channels)."""
     rows = np.array(np.asarray(signal).reshape(len(signal), -1).T, dtype=np.float64, order="C")
-    sos = np.array([np.concatenate(stage) for stage in k_weighting(sample_rate)])
+    sos = _sos(sample_rate)
     state = np.zeros((rows.shape[0], len(sos), 2))
     _filter_in_place()(sos, rows, state)
     return rows
@@ -234,7 +243,7 @@ def energy_profile_scaled(
     """`energy_profile(signal * np.float32(scale))`, the same values, in blocks: the memory it
     takes does not grow with the signal's length (a long sound file mapped from the cache)."""
     n = len(signal)
-    sos = np.array([np.concatenate(stage) for stage in k_weighting(sample_rate)])
+    sos = _sos(sample_rate)
     channels = int(np.prod(np.shape(signal)[1:], dtype=np.int64)) or 1
     state = np.zeros((channels, len(sos), 2))
     points = np.minimum(np.arange(0, n + hop, hop), n)

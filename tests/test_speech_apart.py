@@ -28,6 +28,19 @@ pytestmark = pytest.mark.skipif(not neural.available(), reason="hibari-tts is no
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def _python(code: str, cache: Path) -> subprocess.CompletedProcess:
+    """`code` run by a fresh Python from the checkout, with `cache` as its cache folder."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "RELAX_CACHE_DIR": str(cache)},
+    )
+
+
 LINES = """format: 1
 title: Three lines
 language: en
@@ -60,14 +73,7 @@ def test_the_speech_is_made_apart_and_the_model_leaves_with_its_process(tmp_path
               "hibari" in sys.modules, left)
         """
     apart_cache = tmp_path / "apart"
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "RELAX_CACHE_DIR": str(apart_cache)},
-    )
+    done = _python(code, apart_cache)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["3", "False", "False", "False"], done.stdout
     # The clips made apart are the clips this process makes itself.
@@ -207,14 +213,7 @@ def test_the_process_apart_ends_when_relax_is_killed(tmp_path):
         os.kill(os.getpid(), signal.SIGKILL)
         """
     cache = tmp_path / "cache"
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "RELAX_CACHE_DIR": str(cache)},
-    )
+    done = _python(code, cache)
     assert done.returncode == -signal.SIGKILL, done.stderr
     child = int(done.stdout)
     deadline = time.monotonic() + 120
