@@ -46,6 +46,30 @@ def test_a_voice_name_that_matches_no_voice_is_reported_at_the_name(tmp_path: Pa
     assert "steps[1].voice.name: no installed voice matches 'zzzz'" in errors[1]
 
 
+@pytest.mark.parametrize("no_voice", [True, False], ids=["no-voice", "voice"])
+def test_voice_names_and_engines_are_checked_in_a_script_with_other_errors(tmp_path, no_voice):
+    # Every error in the file: a voice the engines cannot give is reported beside a mistake of
+    # another kind, on the session's voice and on a step that has no timing of its own.
+    session_voice = tmp_path / "a.nl.yaml"
+    session_voice.write_text(
+        "format: 1\ntitle: T\nlanguage: nl\nvoice: {engine: neural}\n"
+        "steps:\n  - Hallo.\n  - pause: -1\n"
+    )
+    step_voice = tmp_path / "b.en.yaml"
+    step_voice.write_text(HEADER + "steps:\n  - say: Hi.\n    voice: {name: zzzz}\n  - sya: x\n")
+    flags = ["--no-voice"] if no_voice else []
+    result = relax("validate", *flags, str(session_voice), str(step_voice))
+    assert result.returncode == 1 and result.stdout == ""
+    assert [line.split(": error: ")[0] for line in _errors(result.stderr)] == [
+        f"{session_voice}:4:17",
+        f"{session_voice}:7:12",
+        f"{step_voice}:6:19",
+        f"{step_voice}:7:5",
+    ]
+    assert "voice.engine: the neural voice speaks only English, not 'nl'" in result.stderr
+    assert "steps[0].voice.name: no installed voice matches 'zzzz'" in result.stderr
+
+
 def test_no_voice_checks_names_against_the_voice_list_only_when_there_is_an_engine(tmp_path):
     if ctypes.util.find_library("espeak-ng"):
         pytest.skip("this machine has a system espeak-ng: the engine starts")

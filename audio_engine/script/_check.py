@@ -704,8 +704,13 @@ class Checker:
         )
 
     def partial_session(self) -> model.Session | None:
-        """The steps that were built, as a session the voice can time; None if none can be."""
-        return self._session_of(self.timed_steps, "partial")
+        """The steps that were built, as a session the voice can time and check the voice names
+        and engines of; None if none can be."""
+        steps = self.timed_steps
+        voice = self.session_voice
+        if not steps and isinstance(voice, model.Voice) and _names_a_voice(voice):
+            steps = self.top_steps[:1]  # the session's own voice, checked with any valid step
+        return self._session_of(steps, "partial")
 
     def bound_session(self) -> model.Session | None:
         """The valid steps of the session's own list, as a session: whatever the rest turns out
@@ -1120,7 +1125,7 @@ class Checker:
         timed = isinstance(step, model.Breathe | model.Stretch | model.Scan) or (
             isinstance(step, model.Say) and step.duration_s is not None
         )
-        if timed:
+        if timed or (isinstance(step, model.Say) and _names_a_voice(step.voice)):
             self.timed_steps.append(step)
         return step, min_s
 
@@ -1313,6 +1318,12 @@ class Checker:
         if BAD in (times, steps, voice):
             return BAD, min_s
         return model.Repeat(times=times, steps=steps, voice=voice, origin=origin), min_s
+
+
+def _names_a_voice(voice: model.Voice | None) -> bool:
+    """Whether voice settings choose a voice (`name:`) or an engine (`engine:`), which only the
+    speech engines can check."""
+    return voice is not None and bool(voice.name or voice.engine)
 
 
 def _is_null(node: Node) -> bool:
