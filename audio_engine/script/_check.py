@@ -1236,11 +1236,15 @@ class Checker:
                 cnode, cpath, "a countdown: a whole number from 1", low=1, integer=True
             )
             if count is not BAD and isinstance(hold_s, float) and count > hold_s:
+                room = (
+                    f"expected a whole number from 1 to {int(hold_s)}"
+                    if hold_s >= 1
+                    else "a hold shorter than 1 s has no room for one: leave `countdown` out"
+                )
                 self.report(
                     cnode,
                     cpath,
-                    f"a countdown of {count} does not fit in a hold of {hold_s:g} s "
-                    f"(expected a whole number from 1 to {int(hold_s)})",
+                    f"a countdown of {count} does not fit in a hold of {hold_s:g} s ({room})",
                 )
                 count = BAD
             values["countdown"] = count
