@@ -521,9 +521,15 @@ def _warm_levels(session: Session, tones, background: threading.Thread) -> None:
 def load_sounds(session: Session) -> dict[Path, np.ndarray]:
     """The session's background sound files, decoded; `ScriptError` at the `file:` of any that
     exists but cannot be played."""
+    return load_sound_layers(session.background)
+
+
+def load_sound_layers(layers) -> dict[Path, np.ndarray]:
+    """The files of these sound layers (other layers are passed over), decoded; `ScriptError`
+    at the `file:` of any that exists but cannot be played."""
     sounds = {}
     problems = []
-    for layer in session.background:
+    for layer in layers:
         if isinstance(layer, SoundFile):
             try:
                 sounds[layer.path] = assets.load_sound(layer.path)

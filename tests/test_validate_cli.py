@@ -70,6 +70,24 @@ def test_voice_names_and_engines_are_checked_in_a_script_with_other_errors(tmp_p
     assert "steps[0].voice.name: no installed voice matches 'zzzz'" in result.stderr
 
 
+@pytest.mark.parametrize("no_voice", [True, False], ids=["no-voice", "voice"])
+def test_a_sound_file_that_does_not_play_is_reported_in_a_script_with_other_errors(
+    tmp_path, no_voice
+):
+    (tmp_path / "rain.wav").write_text("not audio")
+    path = tmp_path / "s.en.yaml"
+    path.write_text(
+        HEADER + "background:\n  - sound: {file: rain.wav, volume: 0.5}\nsteps:\n  - pause: -1\n"
+    )
+    result = relax("validate", *(["--no-voice"] if no_voice else []), str(path))
+    assert result.returncode == 1 and result.stdout == ""
+    assert _errors(result.stderr) == [
+        f"{path}:5:19: error: background[0].sound.file: not a WAV, FLAC or OGG file",
+        f"{path}:7:12: error: steps[0].pause: expected a duration longer than zero, found -1: "
+        "a duration cannot be negative",
+    ]
+
+
 def test_no_voice_checks_names_against_the_voice_list_only_when_there_is_an_engine(tmp_path):
     if ctypes.util.find_library("espeak-ng"):
         pytest.skip("this machine has a system espeak-ng: the engine starts")

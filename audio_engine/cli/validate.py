@@ -93,15 +93,22 @@ def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bo
     allowed = (library.user_dir(), *args.dir)
     partial: list = []
     bound: list = []
-    session, diagnostics = script.check(path, allowed_dirs=allowed, partial=partial, bound=bound)
+    sounds: list = []
+    session, diagnostics = script.check(
+        path, allowed_dirs=allowed, partial=partial, bound=bound, sounds=sounds
+    )
     found = list(diagnostics)
     timed = session if session is not None else (partial[0] if partial else None)
     ok = session is not None
-    if ok and args.no_voice and any(isinstance(x, SoundFile) for x in session.background):
+    if ok and args.no_voice:
+        sounds = [x for x in session.background if isinstance(x, SoundFile)]
+    if sounds and (args.no_voice or not ok):
         from audio_engine import pipeline
 
-        try:  # without the voice, the sound files are still opened: they must play
-            pipeline.load_sounds(session)
+        # The sound files are opened: they must play (with the voice, a valid script's are
+        # opened by the timing check; in a script with errors, those of its valid layers).
+        try:
+            pipeline.load_sound_layers(sounds)
         except ScriptError as exc:
             found += exc.diagnostics
             ok = False

@@ -66,6 +66,7 @@ def _check_text(
     source: Path | None,
     partial: list | None = None,
     bound: list | None = None,
+    sounds: list | None = None,
 ) -> tuple[model.Session | None, Diagnostics]:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
@@ -84,6 +85,8 @@ def _check_text(
             partial.append(rest)
         if bound is not None and (least := checker.bound_session()) is not None:
             bound.append(least)
+        if sounds is not None:
+            sounds.extend(checker.sound_layers)
         return None, found
     return session, found
 
@@ -147,6 +150,7 @@ def check(
     allowed_dirs: Sequence[str | os.PathLike] = (),
     partial: list | None = None,
     bound: list | None = None,
+    sounds: list | None = None,
 ) -> tuple[model.Session | None, Diagnostics]:
     """Check the script file at `path`; never raises for problems in the script or file.
 
@@ -156,7 +160,8 @@ def check(
     the steps that were built and have speech to fit in their own time (say with a duration,
     breathe, stretch, scan) is appended to it, so the voice can still time them; and to
     `bound`, a session of the valid steps of the script's own step list (it lasts at least as
-    long as that).
+    long as that); and to `sounds`, the sound layers that were built (their files can still be
+    opened to check that they play).
 
     Returns
     -------
@@ -187,6 +192,7 @@ def check(
         source=absolute,
         partial=partial,
         bound=bound,
+        sounds=sounds,
     )
 
 

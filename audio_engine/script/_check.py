@@ -257,6 +257,9 @@ class Checker:
         # voice can still check them in a script with errors (`partial_session`).
         self.timed_steps: list[model.Step] = []
         self.top_steps: list[model.Step] = []  # the valid steps of the session's own list
+        # Sound layers that were built (also when others are bad): their files can still be
+        # opened to check that they play.
+        self.sound_layers: list[model.SoundFile] = []
         self.steps_origin = model.NO_ORIGIN
         self.session_voice: Any = None
         self.session_language: Any = None
@@ -880,6 +883,7 @@ class Checker:
         if not isinstance(node, SequenceNode) or node.tag == BAD_TAG:
             return self.expected(node, "background", "a list of layers (drone, noise, ...)")
         layers = [self.layer(item, _join("background", i)) for i, item in enumerate(node.value)]
+        self.sound_layers = [x for x in layers if isinstance(x, model.SoundFile)]
         return BAD if any(layer is BAD for layer in layers) else tuple(layers)
 
     def layer(self, node: Node, path: str) -> Any:
