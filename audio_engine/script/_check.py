@@ -559,9 +559,14 @@ class Checker:
     def volume(self, node: Node, path: str) -> Any:
         return self.number(node, path, "a volume from 0 to 1", low=0.0, high=1.0)
 
-    def text_list(self, node: Node, path: str, what: str, *, spoken: bool = False) -> Any:
+    def text_list(
+        self, node: Node, path: str, what: str, *, spoken: bool = False, allow_empty=False
+    ) -> Any:
         if not isinstance(node, SequenceNode) or node.tag == BAD_TAG:
-            return self.expected(node, path, f"a non-empty list of {what}")
+            listed = "a list" if allow_empty else "a non-empty list"
+            return self.expected(node, path, f"{listed} of {what}")
+        if not node.value and allow_empty:
+            return ()
         if not node.value:
             self.report(node, path, f"expected a non-empty list of {what}, found an empty list")
             return BAD
@@ -643,10 +648,7 @@ class Checker:
             )
         if "tags" in got:
             node = got["tags"].value
-            if isinstance(node, SequenceNode) and not node.value and node.tag != BAD_TAG:
-                values["tags"] = ()
-            else:
-                values["tags"] = self.text_list(node, "tags", "tags (texts)")
+            values["tags"] = self.text_list(node, "tags", "tags (texts)", allow_empty=True)
         if "voice" in got:
             values["voice"] = self.voice(got["voice"].value, "voice")
             values["voice_origin"] = self._origin(got["voice"].value, "voice")
