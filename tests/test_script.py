@@ -340,3 +340,8 @@ def test_texts_with_nothing_to_say_are_errors_at_their_position():
         (7, "steps[2].stretch.sides[1]"),
     ]
     assert all("nothing to say" in d.message for d in info.value.diagnostics)
+
+
+def test_an_empty_tags_list_is_no_tags():
+    session = script.loads("format: 1\ntitle: T\nlanguage: en\ntags: []\nsteps: [Hi]\n")
+    assert session.tags == ()
