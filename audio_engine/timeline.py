@@ -651,7 +651,8 @@ class _Builder:
                 notes = self.note(step, f"breathe.{name}", f"the {name} lasts {seconds:g} s")
             else:
                 written = "count" if what == "count" else name
-            where = f" in cycle {c + 1} of {step.cycles}, its shortest" if step.varies else ""
+            ramps = name in dict(step.ramps)  # else every cycle gives the phase the same time
+            where = f" in cycle {c + 1} of {step.cycles}, its shortest" if ramps else ""
             self.problem(
                 step.origin_of(written),
                 self.too_long(f"{name} {what}", text, length, room, rate, where=where),

@@ -265,6 +265,16 @@ def test_a_cue_too_long_for_its_shortest_cycle_is_one_error_at_the_cue():
     assert "in cycle 3 of 3, its shortest" in d.message
 
 
+def test_a_cue_too_long_for_a_phase_that_does_not_ramp_names_no_cycle():
+    # The exhale ramps; the inhale is the same in every cycle: no cycle is its shortest.
+    s = load("- breathe: {inhale: 1, exhale: {from: 2, to: 4}, cycles: 3}")
+    with pytest.raises(TimingError) as caught:
+        timeline.compile(s, FakeLengths(fixed={"Breathe in": int(1.5 * SR)}))
+    (d,) = caught.value.diagnostics
+    assert d.path == "steps[0].breathe.inhale"
+    assert d.message.endswith("longer than the 1.00 s it has"), d.message
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     cycles=st.integers(1, 12),
