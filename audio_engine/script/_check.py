@@ -155,7 +155,7 @@ def _format_seconds(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "forever"
     if seconds < 60:
-        return f"{seconds:g} s"
+        return f"{_plain(seconds)} s"
     if seconds >= 1e9:
         return f"{seconds:.3g} s"
     whole = int(seconds)
@@ -166,8 +166,16 @@ def _format_seconds(seconds: float) -> str:
     if minutes:
         parts.append(f"{minutes} min")
     if secs or fraction:
-        parts.append(f"{secs + fraction:g} s")
+        parts.append(f"{_plain(secs + fraction)} s")
     return " ".join(parts)
+
+
+def _plain(seconds: float) -> str:
+    """Seconds as `:g` writes them, but never in powers of ten (`0.000011`, not `1.1e-05`)."""
+    text = f"{seconds:g}"
+    if "e" in text:
+        text = f"{seconds:.6f}".rstrip("0").rstrip(".")
+    return text
 
 
 def describe(node: Node) -> str:
