@@ -52,6 +52,11 @@ _RING = 512  # ... and what the limiter changes rings out after 12 ms (counted t
 # energy it takes is then found to 1e-8 on loud tones, tested)
 CEILING_TOLERANCE_LU = 0.01  # the limiter's output is this close to the target (tested)
 CEILING_MAX_PASSES = 4  # passes over what the limiter touches, at most
+# Where another dB of gain adds less loudness than this (LU), the limiter takes back nearly all
+# of it: a target still above is out of the ceiling's reach (a session of loud low hum), and
+# the gain stops there rather than push the fades and quiet parts into the limiter too.
+CEILING_MIN_SLOPE = 0.05
+CEILING_MAX_STEP_DB = 3.0  # a pass goes at most this much further up than the last one tried
 _REACH_MARGIN = 0.999  # what may be over the ceiling is looked for with a little to spare
 _LIMIT_JOIN = 2048  # stretches the limiter may turn down closer than this are limited together
 _LIMITED_CHUNK = 1 << 17  # the second pass takes a hot run this many samples at a time
@@ -97,8 +102,10 @@ def measure_gains(
     those milliseconds once per gain). The gain is then read off between the two gains tried on
     either side of the target (the loudness is smooth in the gain: within
     `CEILING_TOLERANCE_LU`); when the target lies past them (a session the limiter works hard
-    on), the pass is made again around the gain the last two predict, at most
-    `CEILING_MAX_PASSES` times.
+    on), the pass is made again around the gain the last two predict (at most
+    `CEILING_MAX_STEP_DB` higher), at most `CEILING_MAX_PASSES` times. When another dB adds
+    less than `CEILING_MIN_SLOPE` LU below the target, the target is out of the ceiling's
+    reach: the gain stops at the highest tried.
 
     On Linux, when the process has a single thread, `jobs` forked processes (default: the CPU
     count) share the work; otherwise it is done here, one piece after another.
@@ -197,8 +204,14 @@ def _corrected(timeline, sources, raw, peaks, first_gain, ceilings, jobs, progre
             k = len(ds) - 1 if ls[-1] < TARGET_LUFS else 0
             j = k - 1 if k else 1
             slope = (ls[k] - ls[j]) / (ds[k] - ds[j]) if ds[k] != ds[j] else 1.0
-            slope = min(1.0, max(0.1, slope))
-            base[c] *= 10 ** ((ds[k] + (TARGET_LUFS - ls[k]) / slope) / 20)
+            if k and slope < CEILING_MIN_SLOPE:  # out of reach: as loud as this ceiling gets
+                gains[c] = base[c] * 10 ** (ds[k] / 20)
+                active.remove(c)
+                continue
+            further = (TARGET_LUFS - ls[k]) / min(1.0, max(0.1, slope))
+            if k:  # up by small steps: where the slope falls, the target may be out of reach
+                further = min(further, CEILING_MAX_STEP_DB)
+            base[c] *= 10 ** ((ds[k] + further) / 20)
             tries[c] = CEILING_RETRIES_DB
     for c in active:  # after the last pass: where the last two tries point
         gains[c] = base[c]

@@ -717,7 +717,8 @@ class ClipStore(Mapping):
 
 
 ESTIMATE_ERROR_DB = 0.5  # a cold start's gain estimate is this close to the measure (tested)
-GAIN_VERSION = 5  # bump when what the gain is measured on changes (5: the limiter's share weighed)
+GAIN_VERSION = 6  # bump when what the gain is measured on changes (5: the limiter's share weighed;
+# 6: a target out of the ceiling's reach stops the gain)
 GAIN_RANGE = (1e-4, 1e4)  # a kept gain outside this (+-80 dB) is not one relax measured
 
 

@@ -111,3 +111,27 @@ def test_a_ceiling_the_limiter_works_hard_at_is_still_met(monkeypatch):
     for block in render.blocks(tl, sources, gain=found, ceiling_dbtp=ceiling):
         meter.feed(block)
     assert abs(meter.integrated_lufs() - gain.TARGET_LUFS) <= gain.CEILING_TOLERANCE_LU
+
+
+def test_a_target_out_of_the_ceilings_reach_stops_the_gain_and_keeps_the_fade_in():
+    # A loud 20 Hz drone alone: under the lowest lossy ceiling no gain reaches -16 LUFS (the
+    # limiter takes back all that more gain gives). The gain stops where the loudness stops
+    # growing, rather than climb by tens of dB and flatten the fade-in into a full-level start.
+    session = script.loads(
+        "format: 1\ntitle: Hum\nlanguage: en\n"
+        "background:\n  - drone: {frequency: 20, volume: 1, fade_in: 4}\nsteps:\n  - pause: 12\n"
+    )
+    tl = timeline.compile(session, {})
+    sources = render.Sources(speech={})
+    ceiling = render.lossy_ceiling(0)
+    found = gain.measure_gains(tl, sources, (ceiling,), jobs=1)[ceiling]
+
+    def rendered(g):
+        return np.concatenate(list(render.blocks(tl, sources, gain=g, ceiling_dbtp=ceiling)))
+
+    out, more = rendered(found), rendered(found * 10 ** (1 / 20))
+    lufs = loudness.integrated_lufs(out, tl.sample_rate)
+    assert lufs < gain.TARGET_LUFS - 1  # out of reach
+    assert loudness.integrated_lufs(more, tl.sample_rate) - lufs < 0.1  # another dB: ~nothing
+    first = np.abs(out[: tl.sample_rate // 4]).max()
+    assert first < 0.1 * np.abs(out).max(), first  # the fade-in starts quietly
