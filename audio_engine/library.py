@@ -32,6 +32,7 @@ import platformdirs
 
 from audio_engine import fsio
 from audio_engine.errors import RelaxError, SessionNotFound
+from audio_engine.i18n import _
 from audio_engine.langtag import primary_language
 
 SUFFIXES = (".yaml", ".yml")
@@ -151,12 +152,17 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
         # A FIFO or /dev/zero is never read: it could block, or never end.
         raise SessionNotFound(f"cannot use {arg}: it is {fsio.kind_of(mode)}, not a regular file")
     if os.sep in arg or arg.endswith(SUFFIXES):
-        raise SessionNotFound(f"no such file: {arg}")
+        raise SessionNotFound(_("no such file: {path}").format(path=arg))
     found = variants(arg, extra_dirs)
     if not found:
         known = sorted({e.id for e in find_all(extra_dirs)})  # (the file names' ids)
-        hint = f"; known sessions: {', '.join(known)}" if known else ""
-        raise SessionNotFound(f"no session called '{arg}'{hint} (see `relax list`)")
+        if known:
+            raise SessionNotFound(
+                _("no session called '{name}'; known sessions: {known} (see `relax list`)").format(
+                    name=arg, known=", ".join(known)
+                )
+            )
+        raise SessionNotFound(_("no session called '{name}' (see `relax list`)").format(name=arg))
     by_language: dict[str, Entry] = {}
     for entry in found:  # first one wins: user folders shadow the built-in library
         lang = _language_of(entry)
@@ -169,7 +175,9 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
                 return by_language[key].path
         have = sorted({_language_of(e) or "?" for e in found})
         raise SessionNotFound(
-            f"session '{arg}' has no '{language}' version (it has: {', '.join(have)})"
+            _("session '{name}' has no '{language}' version (it has: {have})").format(
+                name=arg, language=language, have=", ".join(have)
+            )
         )
     for key in (locale_language(), "en"):
         if key and key in by_language:

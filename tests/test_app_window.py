@@ -5,6 +5,7 @@ reminders' settings written as `relax remind` reads them."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,9 @@ def test_the_reminders_view_writes_the_settings_and_installs_the_login_unit(app,
     click("hours:on")
     click("from:more")  # 9 -> 10
     click("remind:save")
+    # Each line the install says stands on its own under "Saved.", not run together with it.
+    said = [t.text for t in a.frame().texts if t.role == "message"]
+    assert said[0] == "Saved." and said[1].startswith("wrote"), said
     saved, warnings = st.load(st.settings_path())
     assert not warnings
     assert saved.every_s == 55 * 60 and saved.hours == (10 * 60, 17 * 60)
@@ -275,6 +279,25 @@ def test_a_setting_that_cannot_be_written_is_one_line_in_the_window(app, tmp_pat
     assert a.focus == "streaks"
     assert "cannot change the setting" in a.message
     assert any(t.role == "message" and "cannot" in t.text for t in kit.texts)
+    _check_frame(kit)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="xdg-open is Linux's opener")
+def test_no_file_manager_to_open_the_folder_is_said_in_the_interface_language(
+    app, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    i18n.set_language("nl")
+    a = app()
+    a.open_item(next(i for i in a.items if i.id == "quick-reset"))
+    a.save_state = {"busy": False, "path": str(tmp_path / "quick-reset.nl.mp3"), "title": "Korte"}
+    a.go("saving")
+    a.frame()
+    assert a.focus == "open-folder"
+    kit = _key(a, "K_RETURN")
+    expected = "De map kon niet worden geopend: xdg-open is niet ge\u00efnstalleerd"
+    assert a.message == expected
+    assert [t.text for t in kit.texts if t.role == "message"] == [expected]
     _check_frame(kit)
 
 

@@ -312,6 +312,11 @@ def test_a_session_that_does_not_exist_is_said_at_start(env):
     assert len(done.stderr.splitlines()) == 1
     done = _run(["--breathe", "11:00", "--breathe-session", "nope"], env)
     assert done.returncode == 1 and "no session called 'nope'" in done.stderr
+    # In Dutch the whole line is Dutch, not a Dutch "fout:" before an English message.
+    done = _run(["--session", "nope"], {**env, "LANG": "nl_NL.UTF-8"})
+    assert done.returncode == 1
+    assert done.stderr.startswith("relax: fout: er is geen sessie 'nope'; bekende sessies: ")
+    assert done.stderr.rstrip().endswith("(zie `relax list`)")
 
 
 def _words(text: str) -> set[str]:

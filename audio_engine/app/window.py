@@ -746,8 +746,12 @@ class App:
     def _open(self, folder: Path) -> None:
         try:
             saving.open_folder(folder)
+        except FileNotFoundError as exc:  # no file manager opener installed
+            reason = _("{program} is not installed").format(program=exc.filename or "xdg-open")
+            self.message = _("Could not open the folder: {reason}").format(reason=reason)
         except OSError as exc:
-            self.message = _("Could not open the folder: {reason}").format(reason=exc)
+            reason = exc.strerror or str(exc)
+            self.message = _("Could not open the folder: {reason}").format(reason=reason)
 
     # ---- listen on your phone ---------------------------------------------------------------
 
@@ -1032,7 +1036,8 @@ class App:
             )
 
     def _save_reminders(self) -> None:
-        self.message = _("Saved.") + " " + " ".join(reminders.save(self.remind_form))
+        # What the login unit's install said (`relax remind --install`'s lines), one a line.
+        self.message = "\n".join([_("Saved."), *reminders.save(self.remind_form)])
 
     # ---- safety -----------------------------------------------------------------------------
 
