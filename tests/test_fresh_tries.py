@@ -92,6 +92,28 @@ def test_git_ignores_what_the_readmes_commands_write_in_the_checkout():
         assert done.returncode == 1, name
 
 
+def test_the_readmes_own_session_commands_work_one_after_the_other(tmp_path, monkeypatch, capsys):
+    # "Writing your own session" as a new user types it: what `validate` checks is what the
+    # `new` lines above it made (a name that is neither is "no such file").
+    from audio_engine import cli
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("## Writing your own session") :].split("```")[1]
+    monkeypatch.setenv("RELAX_SESSIONS_DIR", str(tmp_path / "sessions"))
+    monkeypatch.chdir(tmp_path)
+    ran = []
+    for line in re.findall(r"^scripts/relax (.*)$", block, flags=re.M):
+        words = line.split("#")[0].split(">")[0].split()
+        if "--watch" in words:  # runs until Ctrl-C: its files are the plain validate's
+            words.remove("--watch")
+        if words[0] == "validate":
+            words.insert(1, "--no-voice")  # the format only: the timing needs the voice
+        code = cli.main(words)
+        assert code == 0, (line, capsys.readouterr().err)
+        ran.append(words[0])
+    assert ran == ["new", "new", "validate", "validate", "schema"]
+
+
 # ---- one chapter name for a section and the stretch that starts with it -----------------------
 
 
