@@ -62,14 +62,20 @@ def user_dir() -> Path:
 
 
 def locale_language() -> str | None:
-    """The primary language of the user's locale (`nl` for nl_NL.UTF-8), if any."""
-    for var in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
-        value = os.environ.get(var)
-        if value:
-            tag = value.split(":")[0].split(".")[0]
-            if tag and tag not in ("C", "POSIX"):
-                return primary_language(tag)
-            return None
+    """The primary language of the user's locale (`nl` for nl_NL.UTF-8), if any.
+
+    As gettext chooses a program's message language: the first of `LANGUAGE`'s list (unless the
+    locale is plain C or POSIX, where gettext ignores it), else the first of `LC_ALL`,
+    `LC_MESSAGES` and `LANG` that is set."""
+    name = next(
+        (os.environ[v] for v in ("LC_ALL", "LC_MESSAGES", "LANG") if os.environ.get(v)), None
+    )
+    preferred = os.environ.get("LANGUAGE", "").split(":")[0].split(".")[0]
+    if preferred and name not in ("C", "POSIX"):
+        return primary_language(preferred)
+    if name is not None:
+        tag = name.split(".")[0]
+        return primary_language(tag) if tag and tag not in ("C", "POSIX") else None
     tag = locale.getlocale()[0]
     return primary_language(tag) if tag and tag not in ("C", "POSIX") else None
 

@@ -46,6 +46,12 @@ def test_builtin_ids_resolve_to_the_checkout_sessions():
         ({"LANG": "en_GB.UTF-8"}, "en"),
         ({"LANG": "fr_FR.UTF-8"}, "en"),  # no French version: English
         ({"LC_ALL": "nl_BE.UTF-8", "LANG": "en_US.UTF-8"}, "nl"),
+        # LANGUAGE first, as gettext reads it (a Dutch desktop with English formats) ...
+        ({"LANGUAGE": "nl:en", "LANG": "en_US.UTF-8"}, "nl"),
+        ({"LANGUAGE": "nl", "LANG": "C.UTF-8"}, "nl"),
+        ({"LANGUAGE": "en_GB:nl", "LC_ALL": "nl_NL.UTF-8"}, "en"),
+        # ... except under the plain C locale, where gettext ignores it.
+        ({"LANGUAGE": "nl", "LC_ALL": "C"}, "en"),
     ],
 )
 def test_without_language_the_locale_decides_else_english(monkeypatch, env, expected):
