@@ -307,8 +307,10 @@ def test_the_app_menu_entry_validates_and_names_the_window_class(tmp_path, monke
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "LANG": "nl_NL.UTF-8"},
     )
     assert done.returncode == 0 and not entry.exists() and not icon.exists()
+    assert done.stdout.splitlines()[0] == f"{entry} verwijderd"  # in the interface's language
 
 
 def test_relax_alone_opens_the_library_where_there_is_a_display_else_prints_help(xvfb, tmp_path):
@@ -386,3 +388,10 @@ def test_the_launchers_first_run_says_once_how_to_add_relax_to_the_app_menu(tmp_
         "relax: to add relax to your app menu, run: scripts/relax install-launcher"
     )
     assert run() == (0, "")
+    # In the interface's language, like the session it comes before.
+    env.update(RELAX_SETTINGS_DIR=str(tmp_path / "settings-nl"), LANG="nl_NL.UTF-8")
+    code, err = run()
+    assert code == 0
+    assert err.strip() == (
+        "relax: om relax aan je appmenu toe te voegen: scripts/relax install-launcher"
+    )
