@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         _clear_status_line()
-        print("relax: interrupted", file=sys.stderr)
+        print(_("relax: interrupted"), file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
