@@ -104,6 +104,21 @@ def test_every_view_keeps_its_text_in_its_boxes_with_a_visible_focus(app, size, 
     assert len(titles) >= 4
 
 
+@pytest.mark.parametrize("language", ["en", "nl"])
+def test_a_built_in_sessions_description_is_shown_whole_at_800x600(app, language):
+    # Its last sentence is the "not medical advice" note: it was cut with an ellipsis at four
+    # lines while the view had room under its buttons.
+    i18n.set_language(language)
+    a = app()
+    for item in [i for i in a.items if i.builtin]:
+        a.open_item(item)
+        a.language = language
+        kit = a.frame()
+        lines = [t.text for t in kit.texts if t.role == "description"]
+        assert " ".join(lines) == " ".join(item.version(language).description.split()), item.id
+        _check_frame(kit)
+
+
 def test_the_safety_text_shows_at_the_first_start_only(app):
     a = app()
     assert a.view == "safety"

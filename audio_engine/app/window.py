@@ -489,9 +489,11 @@ class App:
         )
         kit.text("meta", meta, (left, y, width, int(unit * 1.5)), int(unit * 0.9), ui.MUTED)
         y += int(unit * 1.5) + pad
-        used = kit.paragraph(
-            "description", version.description, (left, y, width, int(unit * 1.3) * 4), unit
-        )
+        # The description takes the room the controls under it leave (at least 4 lines; two
+        # lines kept for a message under the buttons), so it is cut only when it must be.
+        below = 3 * (kit.target + pad * 2) + pad + kit.target + pad + int(unit * 1.3) * 2
+        room = max(int(unit * 1.3) * 4, kit.h - y - pad * 2 - below)
+        used = kit.paragraph("description", version.description, (left, y, width, room), unit)
         y += used + pad * 2
         label_w = min(int(unit * 10), width // 3)
 
