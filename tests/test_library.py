@@ -113,6 +113,13 @@ def test_list_shows_each_session_once_with_its_languages(user_dir):
     }
     assert "en, nl" in rows["breathing-478"] and "4-7-8 breathing" in rows["breathing-478"]
     assert rows["evening"].rstrip().endswith(str(user_dir))
+    # In Dutch the heads and the words around the Dutch titles are Dutch too.
+    env = {"RELAX_SESSIONS_DIR": str(user_dir), "LANG": "nl_NL.UTF-8"}
+    dutch = _relax("list", env=env).stdout.splitlines()
+    assert dutch[0].split() == ["ID", "TALEN", "TITEL", "DUUR", "WAAR"]
+    row = next(line for line in dutch if line.startswith("breathing-478 "))
+    assert row.split()[-3:] == ["4-7-8-ademhaling", row.split()[-2], "ingebouwd"]
+    assert _relax("list", "-l", "fr", env=env).stdout == "geen sessies gevonden in de taal 'fr'\n"
     assert "My evening" in rows["evening"]
 
 
