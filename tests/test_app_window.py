@@ -316,6 +316,27 @@ def test_no_file_manager_to_open_the_folder_is_said_in_the_interface_language(
     _check_frame(kit)
 
 
+def test_no_audio_device_is_said_for_the_window_not_as_a_command(app, monkeypatch):
+    # A person who started relax from the app menu is pointed at the button beside Start, not
+    # at `relax export SESSION`.
+    monkeypatch.setenv("SDL_AUDIODRIVER", "no-such-device")
+    i18n.set_language("nl")
+    a = app()
+    a.open_item(next(i for i in a.items if i.id == "quick-reset"))
+    a.language = "nl"
+    a._play()
+    kit = a.frame()
+    assert a.view == "session"
+    assert a.message.startswith("Afspelen lukt niet: geen audio-uitvoerapparaat (")
+    assert a.message.endswith(
+        "of kies \u201cBewaar voor je telefoon\u201d om op een ander apparaat te luisteren."
+    )
+    assert "relax export" not in a.message
+    said = " ".join(t.text for t in kit.texts if t.role == "message")
+    assert said == " ".join(a.message.split())
+    _check_frame(kit)
+
+
 def test_the_reminders_view_says_when_the_next_break_is_while_the_reminder_runs(app, tmp_path):
     import json
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from audio_engine import history, i18n
 from audio_engine.app import model, phoning, reminders, saving, ui
 from audio_engine.app.launcher import WM_CLASS
-from audio_engine.errors import RelaxError
+from audio_engine.errors import AudioDeviceError, RelaxError
 from audio_engine.i18n import _
 
 DEFAULT_SIZE = (960, 720)
@@ -623,6 +623,14 @@ class App:
                     raise growing.error
             finally:
                 growing.close()
+        except AudioDeviceError as exc:
+            # Said for the window: no command to type, the button beside Start named instead.
+            self.message = _(
+                "Cannot play: {problem}. Connect or turn on speakers or headphones, or use "
+                "\u201c{save}\u201d to listen on another device."
+            ).format(problem=str(exc).split(";")[0], save=_("Save for your phone"))
+            self.view = "session"
+            return
         except RelaxError as exc:
             self.message = str(exc)
             self.view = "session"
