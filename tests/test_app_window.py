@@ -119,6 +119,27 @@ def test_a_built_in_sessions_description_is_shown_whole_at_800x600(app, language
         _check_frame(kit)
 
 
+@pytest.mark.parametrize(
+    ("args", "heading", "size_help"),
+    [
+        (["--help"], "options:", "the window's size in pixels"),
+        (["--ui-language", "nl", "--help"], "opties:", "de grootte van het venster in pixels"),
+    ],
+)
+def test_relax_app_help_explains_every_option(capsys, args, heading, size_help):
+    try:
+        with pytest.raises(SystemExit) as done:
+            window.main(args)
+    finally:
+        i18n.set_language(None)
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert heading in out and size_help in " ".join(out.split())
+    for option in ("--size WxH", "--ui-language LANG"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(option))
+        assert line.strip() != option, f"{option} has no help"
+
+
 def test_the_safety_text_shows_at_the_first_start_only(app):
     a = app()
     assert a.view == "safety"

@@ -1140,10 +1140,46 @@ def main(argv: list[str] | None = None) -> int:
     """Open the library window and run it until it is closed; the exit status."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="relax-app", description="relax's session library")
-    parser.add_argument("--size", type=_size, default=None, metavar="WxH")
-    parser.add_argument("--ui-language", metavar="LANG")
-    args = parser.parse_args(argv if argv is not None else [])
+    argv = list(argv) if argv is not None else []
+    # The language first: the help is written in it.
+    for i, word in enumerate(argv):
+        if word == "--ui-language" and i + 1 < len(argv):
+            i18n.set_language(argv[i + 1])
+        elif word.startswith("--ui-language="):
+            i18n.set_language(word.partition("=")[2])
+
+    class Help(argparse.HelpFormatter):  # argparse's heading "usage:" in that language too
+        def add_usage(self, usage, actions, groups, prefix=None):
+            super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
+
+    parser = argparse.ArgumentParser(
+        prog="relax-app",
+        description=_(
+            "The relax session library in a window: choose a session, its language, voice and "
+            "background, and play it with the breathing pacer; save it for your phone, see your "
+            "history, turn break reminders on or off. The same window as `relax` with no "
+            "arguments and the app-menu entry."
+        ),
+        formatter_class=Help,
+        add_help=False,
+    )
+    parser._optionals.title = _("options")
+    parser.add_argument("-h", "--help", action="help", help=_("show this help message and exit"))
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=None,
+        metavar="WxH",
+        help=_(
+            "the window's size in pixels, e.g. 1280x800 (default 960x720, less on a small screen)"
+        ),
+    )
+    parser.add_argument(
+        "--ui-language",
+        metavar="LANG",
+        help=_("the language of the window: en or nl (default: your locale's)"),
+    )
+    args = parser.parse_args(argv)
     if args.ui_language:
         i18n.set_language(args.ui_language)
     # The window's class names the app-menu entry's StartupWMClass (X11 and Wayland).
