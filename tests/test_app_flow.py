@@ -348,6 +348,28 @@ def test_relax_alone_opens_the_library_where_there_is_a_display_else_prints_help
     assert done.returncode == 2 and "usage: relax" in done.stdout
 
 
+def test_relax_app_with_no_display_says_so_in_one_line(tmp_path):
+    # SDL's own complaint (no XDG_RUNTIME_DIR for Wayland) came before relax's line.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("XDG_RUNTIME_DIR", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
+    }
+    env.update(DISPLAY=":97", RELAX_SETTINGS_DIR=str(tmp_path / "settings"))
+    done = subprocess.run(
+        [sys.executable, "-m", "audio_engine.app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "relax: error: cannot open the library window (the display cannot be reached); "
+        "see relax --help"
+    ]
+
+
 def test_the_launchers_first_run_says_once_how_to_add_relax_to_the_app_menu(tmp_path):
     import pty
 

@@ -1188,22 +1188,23 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SDL_WINDOWS_DPI_AWARENESS", "permonitorv2")
     os.environ.setdefault("SDL_VIDEO_WAYLAND_WMCLASS", WM_CLASS)
     from audio_engine.app import icon
-    from audio_engine.player.app import import_pygame
+    from audio_engine.player.app import _quiet_stderr, import_pygame
 
     import_pygame()
     import pygame
 
     try:
-        pygame.display.init()
-        pygame.font.init()
-        pygame.display.set_icon(icon.draw(64))
-        pygame.display.set_caption("relax")
-        size = args.size or DEFAULT_SIZE
-        if args.size is None:
-            with contextlib.suppress(pygame.error, IndexError):
-                desktop = pygame.display.get_desktop_sizes()[0]
-                size = (min(size[0], desktop[0] * 9 // 10), min(size[1], desktop[1] * 9 // 10))
-        screen = pygame.display.set_mode(size, pygame.RESIZABLE)
+        with _quiet_stderr():  # SDL's own complaints; the reason is in the one line below
+            pygame.display.init()
+            pygame.font.init()
+            pygame.display.set_icon(icon.draw(64))
+            pygame.display.set_caption("relax")
+            size = args.size or DEFAULT_SIZE
+            if args.size is None:
+                with contextlib.suppress(pygame.error, IndexError):
+                    desktop = pygame.display.get_desktop_sizes()[0]
+                    size = (min(size[0], desktop[0] * 9 // 10), min(size[1], desktop[1] * 9 // 10))
+            screen = pygame.display.set_mode(size, pygame.RESIZABLE)
         driver = pygame.display.get_driver()
         asked = os.environ.get("SDL_VIDEODRIVER", "").strip().lower()
         if driver in ("offscreen", "dummy") and driver != asked:
@@ -1211,7 +1212,9 @@ def main(argv: list[str] | None = None) -> int:
             raise pygame.error("the display cannot be reached")
     except pygame.error as exc:
         pygame.display.quit()
-        raise RelaxError(f"cannot open the library window ({exc}); see relax --help") from None
+        raise RelaxError(
+            _("cannot open the library window ({problem}); see relax --help").format(problem=exc)
+        ) from None
     try:
         return App(screen).run()
     finally:
