@@ -160,6 +160,8 @@ def test_keys_move_the_focus_open_a_session_and_go_back(app):
     a.back()  # past the safety text
     a.frame()
     first = a.focus
+    # The first session has the focus, not "Listen on your phone" (Enter would serve the feed).
+    assert first == "item:" + a.items[0].id
     kit = _key(a, "K_TAB")
     assert a.focus != first
     _key(a, "K_TAB", pygame.KMOD_SHIFT)

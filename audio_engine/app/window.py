@@ -204,7 +204,10 @@ class App:
         self._draw(kit, language)
         ids = [c.id for c in kit.controls]
         if kit.controls and self.focus not in ids:
-            self.focus = kit.controls[0].id
+            # The library starts on its first session, not on the header's "Listen on your
+            # phone" (Enter there would export and serve the whole library).
+            items = [i for i in ids if i.startswith("item:")] if self.view == "library" else []
+            self.focus = (items or ids)[0]
             kit = ui.Kit(surface, self.focus)  # draw again with the focus ring
             self._draw(kit, language)
         self.controls = kit.controls
