@@ -140,6 +140,16 @@ def test_relax_app_help_explains_every_option(capsys, args, heading, size_help):
         assert line.strip() != option, f"{option} has no help"
 
 
+def test_the_apps_name_stays_in_the_dutch_header_at_the_default_size(app):
+    # The Dutch buttons are wider: the name was left out at 960x720 rather than made smaller.
+    i18n.set_language("nl")
+    a = app(window.DEFAULT_SIZE)
+    a.back()  # past the safety text
+    kit = a.frame()
+    assert [t.text for t in kit.texts if t.role == "heading"] == ["relax"]
+    _check_frame(kit)
+
+
 def test_the_safety_text_shows_at_the_first_start_only(app):
     a = app()
     assert a.view == "safety"

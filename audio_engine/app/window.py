@@ -351,10 +351,12 @@ class App:
         widths = [kit.button_width(label) for _id, label in labels]
         x = kit.w - pad * 2 - sum(widths) - pad * (len(widths) - 1)
         name_w = max(0, x - pad * 4)
-        if ui.font(int(unit * 1.4), bold=True).size("relax")[0] <= name_w:  # whole, or not at all
-            kit.text(
-                "heading", "relax", (pad * 2, y, name_w, kit.target), int(unit * 1.4), bold=True
-            )
+        # The name whole, a little smaller where the buttons leave less room (the Dutch labels
+        # are longer), or not at all.
+        for size in (int(unit * 1.4), int(unit * 1.2), unit):
+            if ui.font(size, bold=True).size("relax")[0] <= name_w:
+                kit.text("heading", "relax", (pad * 2, y, name_w, kit.target), size, bold=True)
+                break
         header_controls = []
         for (view, label), width in zip(labels, widths, strict=True):
             header_controls.append((view, label, (x, y, width, kit.target)))
