@@ -32,6 +32,7 @@ import platformdirs
 
 from audio_engine import fsio
 from audio_engine.errors import RelaxError, SessionNotFound
+from audio_engine.i18n import _
 from audio_engine.langtag import primary_language
 
 SUFFIXES = (".yaml", ".yml")
@@ -61,14 +62,20 @@ def user_dir() -> Path:
 
 
 def locale_language() -> str | None:
-    """The primary language of the user's locale (`nl` for nl_NL.UTF-8), if any."""
-    for var in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE"):
-        value = os.environ.get(var)
-        if value:
-            tag = value.split(":")[0].split(".")[0]
-            if tag and tag not in ("C", "POSIX"):
-                return primary_language(tag)
-            return None
+    """The primary language of the user's locale (`nl` for nl_NL.UTF-8), if any.
+
+    As gettext chooses a program's message language: the first of `LANGUAGE`'s list (unless the
+    locale is plain C or POSIX, where gettext ignores it), else the first of `LC_ALL`,
+    `LC_MESSAGES` and `LANG` that is set."""
+    name = next(
+        (os.environ[v] for v in ("LC_ALL", "LC_MESSAGES", "LANG") if os.environ.get(v)), None
+    )
+    preferred = os.environ.get("LANGUAGE", "").split(":")[0].split(".")[0]
+    if preferred and name not in ("C", "POSIX"):
+        return primary_language(preferred)
+    if name is not None:
+        tag = name.split(".")[0]
+        return primary_language(tag) if tag and tag not in ("C", "POSIX") else None
     tag = locale.getlocale()[0]
     return primary_language(tag) if tag and tag not in ("C", "POSIX") else None
 
@@ -151,12 +158,17 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
         # A FIFO or /dev/zero is never read: it could block, or never end.
         raise SessionNotFound(f"cannot use {arg}: it is {fsio.kind_of(mode)}, not a regular file")
     if os.sep in arg or arg.endswith(SUFFIXES):
-        raise SessionNotFound(f"no such file: {arg}")
+        raise SessionNotFound(_("no such file: {path}").format(path=arg))
     found = variants(arg, extra_dirs)
     if not found:
         known = sorted({e.id for e in find_all(extra_dirs)})  # (the file names' ids)
-        hint = f"; known sessions: {', '.join(known)}" if known else ""
-        raise SessionNotFound(f"no session called '{arg}'{hint} (see `relax list`)")
+        if known:
+            raise SessionNotFound(
+                _("no session called '{name}'; known sessions: {known} (see `relax list`)").format(
+                    name=arg, known=", ".join(known)
+                )
+            )
+        raise SessionNotFound(_("no session called '{name}' (see `relax list`)").format(name=arg))
     by_language: dict[str, Entry] = {}
     for entry in found:  # first one wins: user folders shadow the built-in library
         lang = _language_of(entry)
@@ -169,7 +181,9 @@ def resolve(arg: str, language: str | None = None, extra_dirs=()) -> Path:
                 return by_language[key].path
         have = sorted({_language_of(e) or "?" for e in found})
         raise SessionNotFound(
-            f"session '{arg}' has no '{language}' version (it has: {', '.join(have)})"
+            _("session '{name}' has no '{language}' version (it has: {have})").format(
+                name=arg, language=language, have=", ".join(have)
+            )
         )
     for key in (locale_language(), "en"):
         if key and key in by_language:

@@ -259,8 +259,10 @@ def test_the_library_at_1920x1080(xvfb, tmp_path):
     proc, person, _home = _start(xvfb, tmp_path, size)
     try:
         state = person.wait(lambda s: s.get("view") == "library", what="the library")
+        first = state["focus"]
+        assert first.startswith("item:"), first  # the first session, not Listen on your phone
         person.key("Tab")
-        state = person.wait(lambda s: s.get("focus") == "history", what="Tab")
+        state = person.wait(lambda s: s.get("focus") not in (None, first), what="Tab")
         _check_screen(person.screenshot(size), state, tmp_path / "library-1920x1080.png")
         assert min(t["size"] for t in state["texts"]) >= 20  # scaled with the window
     finally:
@@ -307,8 +309,10 @@ def test_the_app_menu_entry_validates_and_names_the_window_class(tmp_path, monke
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "LANG": "nl_NL.UTF-8"},
     )
     assert done.returncode == 0 and not entry.exists() and not icon.exists()
+    assert done.stdout.splitlines()[0] == f"{entry} verwijderd"  # in the interface's language
 
 
 def test_relax_alone_opens_the_library_where_there_is_a_display_else_prints_help(xvfb, tmp_path):
@@ -344,6 +348,28 @@ def test_relax_alone_opens_the_library_where_there_is_a_display_else_prints_help
         [sys.executable, "-m", "audio_engine"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "usage: relax" in done.stdout
+
+
+def test_relax_app_with_no_display_says_so_in_one_line(tmp_path):
+    # SDL's own complaint (no XDG_RUNTIME_DIR for Wayland) came before relax's line.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("XDG_RUNTIME_DIR", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
+    }
+    env.update(DISPLAY=":97", RELAX_SETTINGS_DIR=str(tmp_path / "settings"))
+    done = subprocess.run(
+        [sys.executable, "-m", "audio_engine.app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "relax: error: cannot open the library window (the display cannot be reached); "
+        "see relax --help"
+    ]
 
 
 def test_the_launchers_first_run_says_once_how_to_add_relax_to_the_app_menu(tmp_path):
@@ -386,3 +412,10 @@ def test_the_launchers_first_run_says_once_how_to_add_relax_to_the_app_menu(tmp_
         "relax: to add relax to your app menu, run: scripts/relax install-launcher"
     )
     assert run() == (0, "")
+    # In the interface's language, like the session it comes before.
+    env.update(RELAX_SETTINGS_DIR=str(tmp_path / "settings-nl"), LANG="nl_NL.UTF-8")
+    code, err = run()
+    assert code == 0
+    assert err.strip() == (
+        "relax: om relax aan je appmenu toe te voegen: scripts/relax install-launcher"
+    )

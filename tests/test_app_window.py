@@ -5,6 +5,7 @@ reminders' settings written as `relax remind` reads them."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,52 @@ def test_every_view_keeps_its_text_in_its_boxes_with_a_visible_focus(app, size, 
     assert len(titles) >= 4
 
 
+@pytest.mark.parametrize("language", ["en", "nl"])
+def test_a_built_in_sessions_description_is_shown_whole_at_800x600(app, language):
+    # Its last sentence is the "not medical advice" note: it was cut with an ellipsis at four
+    # lines while the view had room under its buttons.
+    i18n.set_language(language)
+    a = app()
+    for item in [i for i in a.items if i.builtin]:
+        a.open_item(item)
+        a.language = language
+        kit = a.frame()
+        lines = [t.text for t in kit.texts if t.role == "description"]
+        assert " ".join(lines) == " ".join(item.version(language).description.split()), item.id
+        _check_frame(kit)
+
+
+@pytest.mark.parametrize(
+    ("args", "heading", "size_help"),
+    [
+        (["--help"], "options:", "the window's size in pixels"),
+        (["--ui-language", "nl", "--help"], "opties:", "de grootte van het venster in pixels"),
+    ],
+)
+def test_relax_app_help_explains_every_option(capsys, args, heading, size_help):
+    try:
+        with pytest.raises(SystemExit) as done:
+            window.main(args)
+    finally:
+        i18n.set_language(None)
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert heading in out and size_help in " ".join(out.split())
+    for option in ("--size WxH", "--ui-language LANG"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(option))
+        assert line.strip() != option, f"{option} has no help"
+
+
+def test_the_apps_name_stays_in_the_dutch_header_at_the_default_size(app):
+    # The Dutch buttons are wider: the name was left out at 960x720 rather than made smaller.
+    i18n.set_language("nl")
+    a = app(window.DEFAULT_SIZE)
+    a.back()  # past the safety text
+    kit = a.frame()
+    assert [t.text for t in kit.texts if t.role == "heading"] == ["relax"]
+    _check_frame(kit)
+
+
 def test_the_safety_text_shows_at_the_first_start_only(app):
     a = app()
     assert a.view == "safety"
@@ -123,6 +170,8 @@ def test_keys_move_the_focus_open_a_session_and_go_back(app):
     a.back()  # past the safety text
     a.frame()
     first = a.focus
+    # The first session has the focus, not "Listen on your phone" (Enter would serve the feed).
+    assert first == "item:" + a.items[0].id
     kit = _key(a, "K_TAB")
     assert a.focus != first
     _key(a, "K_TAB", pygame.KMOD_SHIFT)
@@ -220,6 +269,9 @@ def test_the_reminders_view_writes_the_settings_and_installs_the_login_unit(app,
     click("hours:on")
     click("from:more")  # 9 -> 10
     click("remind:save")
+    # Each line the install says stands on its own under "Saved.", not run together with it.
+    said = [t.text for t in a.frame().texts if t.role == "message"]
+    assert said[0] == "Saved." and said[1].startswith("wrote"), said
     saved, warnings = st.load(st.settings_path())
     assert not warnings
     assert saved.every_s == 55 * 60 and saved.hours == (10 * 60, 17 * 60)
@@ -275,6 +327,46 @@ def test_a_setting_that_cannot_be_written_is_one_line_in_the_window(app, tmp_pat
     assert a.focus == "streaks"
     assert "cannot change the setting" in a.message
     assert any(t.role == "message" and "cannot" in t.text for t in kit.texts)
+    _check_frame(kit)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="xdg-open is Linux's opener")
+def test_no_file_manager_to_open_the_folder_is_said_in_the_interface_language(
+    app, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    i18n.set_language("nl")
+    a = app()
+    a.open_item(next(i for i in a.items if i.id == "quick-reset"))
+    a.save_state = {"busy": False, "path": str(tmp_path / "quick-reset.nl.mp3"), "title": "Korte"}
+    a.go("saving")
+    a.frame()
+    assert a.focus == "open-folder"
+    kit = _key(a, "K_RETURN")
+    expected = "De map kon niet worden geopend: xdg-open is niet ge\u00efnstalleerd"
+    assert a.message == expected
+    assert [t.text for t in kit.texts if t.role == "message"] == [expected]
+    _check_frame(kit)
+
+
+def test_no_audio_device_is_said_for_the_window_not_as_a_command(app, monkeypatch):
+    # A person who started relax from the app menu is pointed at the button beside Start, not
+    # at `relax export SESSION`.
+    monkeypatch.setenv("SDL_AUDIODRIVER", "no-such-device")
+    i18n.set_language("nl")
+    a = app()
+    a.open_item(next(i for i in a.items if i.id == "quick-reset"))
+    a.language = "nl"
+    a._play()
+    kit = a.frame()
+    assert a.view == "session"
+    assert a.message.startswith("Afspelen lukt niet: geen audio-uitvoerapparaat (")
+    assert a.message.endswith(
+        "of kies \u201cBewaar voor je telefoon\u201d om op een ander apparaat te luisteren."
+    )
+    assert "relax export" not in a.message
+    said = " ".join(t.text for t in kit.texts if t.role == "message")
+    assert said == " ".join(a.message.split())
     _check_frame(kit)
 
 

@@ -243,6 +243,24 @@ class _Terminal(io.StringIO):
         return True
 
 
+def test_ctrl_c_is_said_in_the_interface_language(monkeypatch, capsys):
+    from audio_engine import cli, i18n
+    from audio_engine.cli import info
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "run", interrupted)
+    monkeypatch.setenv("LANG", "nl_NL.UTF-8")
+    i18n.set_language(None)  # the locale's, read again
+    try:
+        assert cli.main(["info", "breathing-478"]) == 130
+    finally:
+        monkeypatch.undo()  # the test's locale gone before it is read again
+        i18n.set_language(None)
+    assert capsys.readouterr().err == "relax: onderbroken\n"
+
+
 @pytest.mark.parametrize("how", ["error", "interrupt"])
 def test_a_progress_line_is_wiped_before_the_last_message(monkeypatch, how):
     from audio_engine import cli

@@ -113,7 +113,7 @@ def test_a_folder_that_cannot_be_made_is_one_line_and_nothing_is_made_for_a_wron
 # ---- `relax play` without an audio device, from the launcher ----------------------------------
 
 
-def _fallback(path, cwd, *args):
+def _fallback(path, cwd, *args, **env):
     return _relax(
         "play",
         str(path),
@@ -123,6 +123,7 @@ def _fallback(path, cwd, *args):
         SDL_AUDIODRIVER="no-such-device",
         RELAX_FALLBACK_EXPORT="1",
         RELAX_SETTINGS_DIR=str(cwd / "settings"),
+        **env,
     )
 
 
@@ -169,3 +170,12 @@ def test_the_fallback_honours_from(short, tmp_path):
     chaps = mutagen.File(written).tags.getall("CHAP")
     assert [(str(c.sub_frames["TIT2"]), c.start_time) for c in chaps] == [("Breathing", 0)]
     assert export.file_chapters(tl, start) == (export.FileChapter("Breathing", 0),)
+    # In a Dutch locale the line is Dutch from end to end (only SDL's own words stay).
+    done = _fallback(path, tmp_path, "--from", "2", LANG="nl_NL.UTF-8")
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if "audio" in x)
+    assert line.startswith("relax: geen audio-uitvoerapparaat (")
+    assert line.endswith(
+        "); de sessie wordt vanaf deel 2 (Breathing) in plaats daarvan naar een WAV-bestand met "
+        "transcript geschreven"
+    )

@@ -92,6 +92,56 @@ def test_git_ignores_what_the_readmes_commands_write_in_the_checkout():
         assert done.returncode == 1, name
 
 
+def test_the_readmes_own_session_commands_work_one_after_the_other(tmp_path, monkeypatch, capsys):
+    # "Writing your own session" as a new user types it: what `validate` checks is what the
+    # `new` lines above it made (a name that is neither is "no such file").
+    from audio_engine import cli
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("## Writing your own session") :].split("```")[1]
+    monkeypatch.setenv("RELAX_SESSIONS_DIR", str(tmp_path / "sessions"))
+    monkeypatch.chdir(tmp_path)
+    ran = []
+    for line in re.findall(r"^scripts/relax (.*)$", block, flags=re.M):
+        words = line.split("#")[0].split(">")[0].split()
+        if "--watch" in words:  # runs until Ctrl-C: its files are the plain validate's
+            words.remove("--watch")
+        if words[0] == "validate":
+            words.insert(1, "--no-voice")  # the format only: the timing needs the voice
+        code = cli.main(words)
+        assert code == 0, (line, capsys.readouterr().err)
+        ran.append(words[0])
+    assert ran == ["new", "new", "validate", "validate", "schema"]
+
+
+def test_plays_usage_errors_are_dutch_in_dutch(capsys, monkeypatch):
+    # The "relax: fout:" before them was Dutch, the rest English.
+    from audio_engine import cli, i18n
+    from audio_engine.cli.play import chapter_index
+    from audio_engine.errors import UsageError
+
+    monkeypatch.setenv("LANG", "nl_NL.UTF-8")
+    i18n.set_language(None)
+    try:
+        assert cli.main(["play", "quick-reset", "--rate", "10"]) == 2
+        assert capsys.readouterr().err == (
+            "relax: fout: --rate moet 80-300 woorden per minuut zijn, niet 10\n"
+        )
+        assert cli.main(["play", "quick-reset", "--volume", "2"]) == 2
+        assert "--volume moet tussen 0 en 1 liggen, niet 2.0" in capsys.readouterr().err
+        session = script.loads(
+            HEADER + "steps:\n  - section: Adem\n  - say: Hoi.\n", filename="a.en.yaml"
+        )
+        tl = timeline.compile(session, Lengths())
+        with pytest.raises(UsageError, match=r"^--from 9: er is geen deel 9 \(delen: 1\. Adem\)$"):
+            chapter_index(tl, "9")
+        with pytest.raises(UsageError, match=r"^--from 'voet': geen deel heeft die titel"):
+            chapter_index(tl, "voet")
+    finally:
+        monkeypatch.undo()
+        i18n.set_language(None)
+
+
 # ---- one chapter name for a section and the stretch that starts with it -----------------------
 
 

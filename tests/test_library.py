@@ -46,6 +46,12 @@ def test_builtin_ids_resolve_to_the_checkout_sessions():
         ({"LANG": "en_GB.UTF-8"}, "en"),
         ({"LANG": "fr_FR.UTF-8"}, "en"),  # no French version: English
         ({"LC_ALL": "nl_BE.UTF-8", "LANG": "en_US.UTF-8"}, "nl"),
+        # LANGUAGE first, as gettext reads it (a Dutch desktop with English formats) ...
+        ({"LANGUAGE": "nl:en", "LANG": "en_US.UTF-8"}, "nl"),
+        ({"LANGUAGE": "nl", "LANG": "C.UTF-8"}, "nl"),
+        ({"LANGUAGE": "en_GB:nl", "LC_ALL": "nl_NL.UTF-8"}, "en"),
+        # ... except under the plain C locale, where gettext ignores it.
+        ({"LANGUAGE": "nl", "LC_ALL": "C"}, "en"),
     ],
 )
 def test_without_language_the_locale_decides_else_english(monkeypatch, env, expected):
@@ -107,6 +113,13 @@ def test_list_shows_each_session_once_with_its_languages(user_dir):
     }
     assert "en, nl" in rows["breathing-478"] and "4-7-8 breathing" in rows["breathing-478"]
     assert rows["evening"].rstrip().endswith(str(user_dir))
+    # In Dutch the heads and the words around the Dutch titles are Dutch too.
+    env = {"RELAX_SESSIONS_DIR": str(user_dir), "LANG": "nl_NL.UTF-8"}
+    dutch = _relax("list", env=env).stdout.splitlines()
+    assert dutch[0].split() == ["ID", "TALEN", "TITEL", "DUUR", "WAAR"]
+    row = next(line for line in dutch if line.startswith("breathing-478 "))
+    assert row.split()[-3:] == ["4-7-8-ademhaling", row.split()[-2], "ingebouwd"]
+    assert _relax("list", "-l", "fr", env=env).stdout == "geen sessies gevonden in de taal 'fr'\n"
     assert "My evening" in rows["evening"]
 
 

@@ -28,6 +28,7 @@ import podcastparser
 import pytest
 import soundfile
 
+from audio_engine import i18n
 from audio_engine.errors import ScriptError
 from audio_engine.phone import episodes, feed, qr
 
@@ -587,6 +588,11 @@ def test_the_start_line_and_the_log_say_what_happened(made):
     start = phone.start_line("127.0.0.1", 2)
     assert "this computer only" in start and "Ctrl-C" in start
     assert any(start in line for line in served.errors)
+    # One session is one, in both languages.
+    assert phone.start_line("127.0.0.1", 1).startswith("relax: serving 1 session to this")
+    with i18n.using("nl"):
+        assert phone.start_line("192.168.1.20", 1).startswith("relax: 1 sessie beschikbaar op")
+        assert phone.start_line("127.0.0.1", 3).startswith("relax: 3 sessies beschikbaar voor")
     count = len(served.log_lines())
     served.get("feed.xml")
     served.request("HEAD", served.base + "kort-een.nl.mp3")

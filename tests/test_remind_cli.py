@@ -312,6 +312,33 @@ def test_a_session_that_does_not_exist_is_said_at_start(env):
     assert len(done.stderr.splitlines()) == 1
     done = _run(["--breathe", "11:00", "--breathe-session", "nope"], env)
     assert done.returncode == 1 and "no session called 'nope'" in done.stderr
+    # In Dutch the whole line is Dutch, not a Dutch "fout:" before an English message.
+    done = _run(["--session", "nope"], {**env, "LANG": "nl_NL.UTF-8"})
+    assert done.returncode == 1
+    assert done.stderr.startswith("relax: fout: er is geen sessie 'nope'; bekende sessies: ")
+    assert done.stderr.rstrip().endswith("(zie `relax list`)")
+
+
+def test_remind_usage_errors_are_in_the_interface_language(env):
+    # argparse's own words too ("expected one argument"), not a Dutch frame around English.
+    dutch = {**env, "LANG": "nl_NL.UTF-8"}
+    for args, said in (
+        (["--every"], "relax remind: fout: optie --every: hier hoort één waarde bij"),
+        (
+            ["--status", "--install"],
+            "relax remind: fout: optie --install: gaat niet samen met --status",
+        ),
+        (["--evry", "3"], "relax remind: fout: onbekende opties: --evry 3"),
+    ):
+        done = _run(args, dutch)
+        assert done.returncode == 2
+        assert done.stderr.splitlines() == [said, "(zie relax remind --help)"]
+    done = _run(["--every"], env)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "relax remind: error: argument --every: expected one argument",
+        "(see relax remind --help)",
+    ]
 
 
 def _words(text: str) -> set[str]:

@@ -24,13 +24,14 @@ import sys
 def run() -> None:
     """Open the library window; exit with its status (130 after Ctrl-C)."""
     from audio_engine.errors import RelaxError
+    from audio_engine.i18n import _
 
     try:
         from audio_engine.app import window
 
         code = window.main(sys.argv[1:])
     except RelaxError as exc:
-        print(f"relax: error: {exc}", file=sys.stderr)
+        print(_("relax: error: {message}").format(message=exc), file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         code = 130

@@ -178,4 +178,8 @@ def hint_once(launcher: str) -> str | None:
         marker.write_text("The app-menu hint was shown.\n", encoding="utf-8")
     except OSError:
         return None  # shown again next time rather than every time failing
-    return f"relax: to add relax to your app menu, run: {launcher} install-launcher"
+    from audio_engine.i18n import _
+
+    return _("relax: to add relax to your app menu, run: {command}").format(
+        command=f"{launcher} install-launcher"
+    )

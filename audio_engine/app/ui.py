@@ -137,10 +137,11 @@ class Kit:
         return rect.width
 
     def paragraph(self, role: str, text: str, box, size_px: int, colour=TEXT) -> int:
-        """`text` wrapped in `box`; what does not fit ends with an ellipsis. Returns the height."""
+        """`text` wrapped in `box`, each of its lines (`\n`) on a line of its own; what does not
+        fit ends with an ellipsis. Returns the height."""
         x, y, w, h = (int(v) for v in box)
         f = font(size_px)
-        lines = pacer.wrap(f, text, w)
+        lines = [line for part in text.split("\n") for line in pacer.wrap(f, part, w)]
         line_px = f.get_linesize()
         room = max(0, h // line_px)
         if len(lines) > room:

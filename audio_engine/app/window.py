@@ -27,7 +27,7 @@ from pathlib import Path
 from audio_engine import history, i18n
 from audio_engine.app import model, phoning, reminders, saving, ui
 from audio_engine.app.launcher import WM_CLASS
-from audio_engine.errors import RelaxError
+from audio_engine.errors import AudioDeviceError, RelaxError
 from audio_engine.i18n import _
 
 DEFAULT_SIZE = (960, 720)
@@ -204,7 +204,10 @@ class App:
         self._draw(kit, language)
         ids = [c.id for c in kit.controls]
         if kit.controls and self.focus not in ids:
-            self.focus = kit.controls[0].id
+            # The library starts on its first session, not on the header's "Listen on your
+            # phone" (Enter there would export and serve the whole library).
+            items = [i for i in ids if i.startswith("item:")] if self.view == "library" else []
+            self.focus = (items or ids)[0]
             kit = ui.Kit(surface, self.focus)  # draw again with the focus ring
             self._draw(kit, language)
         self.controls = kit.controls
@@ -348,10 +351,12 @@ class App:
         widths = [kit.button_width(label) for _id, label in labels]
         x = kit.w - pad * 2 - sum(widths) - pad * (len(widths) - 1)
         name_w = max(0, x - pad * 4)
-        if ui.font(int(unit * 1.4), bold=True).size("relax")[0] <= name_w:  # whole, or not at all
-            kit.text(
-                "heading", "relax", (pad * 2, y, name_w, kit.target), int(unit * 1.4), bold=True
-            )
+        # The name whole, a little smaller where the buttons leave less room (the Dutch labels
+        # are longer), or not at all.
+        for size in (int(unit * 1.4), int(unit * 1.2), unit):
+            if ui.font(size, bold=True).size("relax")[0] <= name_w:
+                kit.text("heading", "relax", (pad * 2, y, name_w, kit.target), size, bold=True)
+                break
         header_controls = []
         for (view, label), width in zip(labels, widths, strict=True):
             header_controls.append((view, label, (x, y, width, kit.target)))
@@ -489,9 +494,11 @@ class App:
         )
         kit.text("meta", meta, (left, y, width, int(unit * 1.5)), int(unit * 0.9), ui.MUTED)
         y += int(unit * 1.5) + pad
-        used = kit.paragraph(
-            "description", version.description, (left, y, width, int(unit * 1.3) * 4), unit
-        )
+        # The description takes the room the controls under it leave (at least 4 lines; two
+        # lines kept for a message under the buttons), so it is cut only when it must be.
+        below = 3 * (kit.target + pad * 2) + pad + kit.target + pad + int(unit * 1.3) * 2
+        room = max(int(unit * 1.3) * 4, kit.h - y - pad * 2 - below)
+        used = kit.paragraph("description", version.description, (left, y, width, room), unit)
         y += used + pad * 2
         label_w = min(int(unit * 10), width // 3)
 
@@ -621,6 +628,14 @@ class App:
                     raise growing.error
             finally:
                 growing.close()
+        except AudioDeviceError as exc:
+            # Said for the window: no command to type, the button beside Start named instead.
+            self.message = _(
+                "Cannot play: {problem}. Connect or turn on speakers or headphones, or use "
+                "\u201c{save}\u201d to listen on another device."
+            ).format(problem=str(exc).split(";")[0], save=_("Save for your phone"))
+            self.view = "session"
+            return
         except RelaxError as exc:
             self.message = str(exc)
             self.view = "session"
@@ -746,8 +761,12 @@ class App:
     def _open(self, folder: Path) -> None:
         try:
             saving.open_folder(folder)
+        except FileNotFoundError as exc:  # no file manager opener installed
+            reason = _("{program} is not installed").format(program=exc.filename or "xdg-open")
+            self.message = _("Could not open the folder: {reason}").format(reason=reason)
         except OSError as exc:
-            self.message = _("Could not open the folder: {reason}").format(reason=exc)
+            reason = exc.strerror or str(exc)
+            self.message = _("Could not open the folder: {reason}").format(reason=reason)
 
     # ---- listen on your phone ---------------------------------------------------------------
 
@@ -1032,7 +1051,8 @@ class App:
             )
 
     def _save_reminders(self) -> None:
-        self.message = _("Saved.") + " " + " ".join(reminders.save(self.remind_form))
+        # What the login unit's install said (`relax remind --install`'s lines), one a line.
+        self.message = "\n".join([_("Saved."), *reminders.save(self.remind_form)])
 
     # ---- safety -----------------------------------------------------------------------------
 
@@ -1125,10 +1145,46 @@ def main(argv: list[str] | None = None) -> int:
     """Open the library window and run it until it is closed; the exit status."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="relax-app", description="relax's session library")
-    parser.add_argument("--size", type=_size, default=None, metavar="WxH")
-    parser.add_argument("--ui-language", metavar="LANG")
-    args = parser.parse_args(argv if argv is not None else [])
+    argv = list(argv) if argv is not None else []
+    # The language first: the help is written in it.
+    for i, word in enumerate(argv):
+        if word == "--ui-language" and i + 1 < len(argv):
+            i18n.set_language(argv[i + 1])
+        elif word.startswith("--ui-language="):
+            i18n.set_language(word.partition("=")[2])
+
+    class Help(argparse.HelpFormatter):  # argparse's heading "usage:" in that language too
+        def add_usage(self, usage, actions, groups, prefix=None):
+            super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
+
+    parser = argparse.ArgumentParser(
+        prog="relax-app",
+        description=_(
+            "The relax session library in a window: choose a session, its language, voice and "
+            "background, and play it with the breathing pacer; save it for your phone, see your "
+            "history, turn break reminders on or off. The same window as `relax` with no "
+            "arguments and the app-menu entry."
+        ),
+        formatter_class=Help,
+        add_help=False,
+    )
+    parser._optionals.title = _("options")
+    parser.add_argument("-h", "--help", action="help", help=_("show this help message and exit"))
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=None,
+        metavar="WxH",
+        help=_(
+            "the window's size in pixels, e.g. 1280x800 (default 960x720, less on a small screen)"
+        ),
+    )
+    parser.add_argument(
+        "--ui-language",
+        metavar="LANG",
+        help=_("the language of the window: en or nl (default: your locale's)"),
+    )
+    args = parser.parse_args(argv)
     if args.ui_language:
         i18n.set_language(args.ui_language)
     # The window's class names the app-menu entry's StartupWMClass (X11 and Wayland).
@@ -1137,22 +1193,23 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SDL_WINDOWS_DPI_AWARENESS", "permonitorv2")
     os.environ.setdefault("SDL_VIDEO_WAYLAND_WMCLASS", WM_CLASS)
     from audio_engine.app import icon
-    from audio_engine.player.app import import_pygame
+    from audio_engine.player.app import _quiet_stderr, import_pygame
 
     import_pygame()
     import pygame
 
     try:
-        pygame.display.init()
-        pygame.font.init()
-        pygame.display.set_icon(icon.draw(64))
-        pygame.display.set_caption("relax")
-        size = args.size or DEFAULT_SIZE
-        if args.size is None:
-            with contextlib.suppress(pygame.error, IndexError):
-                desktop = pygame.display.get_desktop_sizes()[0]
-                size = (min(size[0], desktop[0] * 9 // 10), min(size[1], desktop[1] * 9 // 10))
-        screen = pygame.display.set_mode(size, pygame.RESIZABLE)
+        with _quiet_stderr():  # SDL's own complaints; the reason is in the one line below
+            pygame.display.init()
+            pygame.font.init()
+            pygame.display.set_icon(icon.draw(64))
+            pygame.display.set_caption("relax")
+            size = args.size or DEFAULT_SIZE
+            if args.size is None:
+                with contextlib.suppress(pygame.error, IndexError):
+                    desktop = pygame.display.get_desktop_sizes()[0]
+                    size = (min(size[0], desktop[0] * 9 // 10), min(size[1], desktop[1] * 9 // 10))
+            screen = pygame.display.set_mode(size, pygame.RESIZABLE)
         driver = pygame.display.get_driver()
         asked = os.environ.get("SDL_VIDEODRIVER", "").strip().lower()
         if driver in ("offscreen", "dummy") and driver != asked:
@@ -1160,7 +1217,9 @@ def main(argv: list[str] | None = None) -> int:
             raise pygame.error("the display cannot be reached")
     except pygame.error as exc:
         pygame.display.quit()
-        raise RelaxError(f"cannot open the library window ({exc}); see relax --help") from None
+        raise RelaxError(
+            _("cannot open the library window ({problem}); see relax --help").format(problem=exc)
+        ) from None
     try:
         return App(screen).run()
     finally:

@@ -46,8 +46,57 @@ SUMMARIES = {
 
 
 class _Parser(argparse.ArgumentParser):
+    # A command whose help is in the interface language (`relax remind`) sets this: its usage
+    # errors are then in that language too, argparse's own words included.
+    translated = False
+
     def error(self, message: str):  # usage errors: one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+        if not self.translated:
+            self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+        said = _("{prog}: error: {message}").format(prog=self.prog, message=_argparse(message))
+        self.exit(2, said + "\n" + _("(see {prog} --help)").format(prog=self.prog) + "\n")
+
+
+# argparse's own messages (it reads no catalog of ours), in the interface language; the first
+# pattern that matches the whole message wins.
+_ARGPARSE = (
+    (
+        r"argument (?P<arg>\S+): expected one argument",
+        lambda: _("argument {arg}: expected one argument"),
+    ),
+    (
+        r"argument (?P<arg>\S+): not allowed with argument (?P<other>\S+)",
+        lambda: _("argument {arg}: not allowed with argument {other}"),
+    ),
+    (
+        r"argument (?P<arg>\S+): invalid choice: (?P<value>.+?) \(choose from (?P<choices>.+)\)",
+        lambda: _("argument {arg}: invalid choice: {value} (choose from {choices})"),
+    ),
+    (
+        r"argument (?P<arg>\S+): invalid \w+ value: (?P<value>.+)",
+        lambda: _("argument {arg}: invalid value: {value}"),
+    ),
+    (r"argument (?P<arg>\S+): (?P<message>.+)", lambda: _("argument {arg}: {message}")),
+    (r"unrecognized arguments: (?P<args>.+)", lambda: _("unrecognized arguments: {args}")),
+    (
+        r"ambiguous option: (?P<option>\S+) could match (?P<matches>.+)",
+        lambda: _("ambiguous option: {option} could match {matches}"),
+    ),
+    (
+        r"the following arguments are required: (?P<args>.+)",
+        lambda: _("the following arguments are required: {args}"),
+    ),
+)
+
+
+def _argparse(message: str) -> str:
+    import re
+
+    for pattern, text in _ARGPARSE:
+        found = re.fullmatch(pattern, message, flags=re.S)
+        if found:
+            return text().format(**found.groupdict())
+    return message
 
 
 def build_parser(only: str | None = None, light: bool = False) -> argparse.ArgumentParser:
@@ -132,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         _clear_status_line()
-        print("relax: interrupted", file=sys.stderr)
+        print(_("relax: interrupted"), file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio_engine.errors import UsageError
+from audio_engine.i18n import _
 
 if TYPE_CHECKING:
     from audio_engine import model
@@ -83,11 +84,13 @@ def voice_override(args) -> model.Voice | None:
     name = getattr(args, "voice", None)
     engine = getattr(args, "engine", None)
     if rate is not None and not 80 <= rate <= 300:  # also NaN
-        raise UsageError(f"--rate must be 80-300 words per minute, not {rate:g}")
+        raise UsageError(
+            _("--rate must be 80-300 words per minute, not {rate}").format(rate=f"{rate:g}")
+        )
     if rate is not None:
         rate = int(math.floor(rate + 0.5))  # as in scripts: halves round up
     if volume is not None and not 0 <= volume <= 1:
-        raise UsageError(f"--volume must be between 0 and 1, not {volume}")
+        raise UsageError(_("--volume must be between 0 and 1, not {volume}").format(volume=volume))
     if rate is None and volume is None and name is None and engine is None:
         return None
     from audio_engine import model

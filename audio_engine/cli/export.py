@@ -14,6 +14,7 @@ from pathlib import Path
 from audio_engine import export, library, model, pipeline
 from audio_engine.cli import _common
 from audio_engine.errors import ExportError, RelaxError, ScriptError, UsageError
+from audio_engine.i18n import _
 from audio_engine.model import primary_language
 
 
@@ -167,16 +168,19 @@ def fallback_export(session, voice, growing, section: int | None, reason: str) -
     prepared = growing.prepared()
     name = export.default_name(session, "wav")
     start = 0
-    what = "the session"
-    if section is not None:
+    if section is None:
+        said = _(
+            "relax: {reason}; writing the session to a WAV file and its transcript instead"
+        ).format(reason=reason)
+    else:
         chapter = prepared.timeline.chapters[section]
         start = chapter.start_sample
         name = name.removesuffix(".wav") + f".from-{section + 1}.wav"
-        what = f"the session from section {section + 1} ({chapter.title})"
-    print(
-        f"relax: {reason}; writing {what} to a WAV file and its transcript instead",
-        file=sys.stderr,
-    )
+        said = _(
+            "relax: {reason}; writing the session from section {number} ({title}) to a WAV "
+            "file and its transcript instead"
+        ).format(reason=reason, number=section + 1, title=chapter.title)
+    print(said, file=sys.stderr)
     path = export_session(
         session, Path(name), voice=voice, prepared=prepared, transcript=True, start_sample=start
     )
@@ -344,7 +348,7 @@ def _expected_s(path: str) -> float:
     every session, plus its length (its pauses and timed steps, its words at the voice's rate)."""
     from audio_engine import library, script
 
-    session, _ = script.check(path, allowed_dirs=(library.user_dir(),))
+    session, _warnings = script.check(path, allowed_dirs=(library.user_dir(),))
     if session is None:
         return 1.0
     wpm = session.voice.rate_wpm or 150

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from audio_engine.errors import RelaxError
+from audio_engine.i18n import _
 
 
 def register(sub) -> None:
@@ -30,13 +31,13 @@ def run(args: argparse.Namespace) -> int:
         if args.uninstall:
             removed = launcher.uninstall()
             for path in removed:
-                print(f"removed {path}")
+                print(_("removed {path}").format(path=path))
             if not removed:
-                print("relax was not in the app menu: nothing to remove")
+                print(_("relax was not in the app menu: nothing to remove"))
             return 0
         for path in launcher.install():
-            print(f"wrote {path}")
+            print(_("wrote {path}").format(path=path))
     except (OSError, NotImplementedError) as exc:
-        raise RelaxError(f"cannot change the app menu: {exc}") from None
-    print("relax is in your app menu (search for relax, or ontspanning)")
+        raise RelaxError(_("cannot change the app menu: {reason}").format(reason=exc)) from None
+    print(_("relax is in your app menu (search for relax, or ontspanning)"))
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from audio_engine import library
 from audio_engine.cli import _common
+from audio_engine.i18n import _
 from audio_engine.langtag import primary_language
 
 # Speech not yet in the cache is estimated at this many seconds per character (espeak at ~150 wpm).
@@ -33,7 +34,7 @@ def register(sub) -> None:
 def _duration(found: tuple[float, bool] | None) -> str:
     """m:ss of a session's `library.length_s`; marked with ~ when estimated."""
     if found is None:
-        return "timing?"  # `relax validate` tells what does not fit
+        return _("timing?")  # `relax validate` tells what does not fit
     seconds, estimated = found
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{'~' if estimated else ''}{minutes}:{secs:02d}"
@@ -63,25 +64,31 @@ def run(args: argparse.Namespace) -> int:
             ),
             variants[0],
         )
-        where = "built-in" if shown.builtin else str(folder)
+        where = _("built-in") if shown.builtin else str(folder)
         rows.append((session_id, ", ".join(languages), shown.title, _duration(shown.length), where))
     if rows:
-        widths = [
-            max(len(r[i]) for r in rows + [("ID", "LANGUAGES", "TITLE", "LENGTH", "")])
-            for i in range(4)
-        ]
-        header = ("ID", "LANGUAGES", "TITLE", "LENGTH", "WHERE")
+        # The column heads in the interface's language, like the titles under them.
+        header = (_("ID"), _("LANGUAGES"), _("TITLE"), _("LENGTH"), _("WHERE"))
+        widths = [max(len(r[i]) for r in [*rows, header]) for i in range(4)]
         for row in [header, *rows]:
             print(
                 "  ".join(f"{v:<{w}}" for v, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
             )
         if any(row[3].startswith("~") for row in rows):
             print(
-                "\n~ estimated: the speech is not made yet; the length is exact once the session "
-                "has been played, exported or checked (`relax validate`)"
+                "\n"
+                + _(
+                    "~ estimated: the speech is not made yet; the length is exact once the "
+                    "session has been played, exported or checked (`relax validate`)"
+                )
             )
+    elif args.language:
+        print(_("no sessions found in language '{language}'").format(language=args.language))
     else:
-        print("no sessions found" + (f" in language '{args.language}'" if args.language else ""))
+        print(_("no sessions found"))
     for path in problems:
-        print(f"relax: {path}: invalid script (run `relax validate {path}`)", file=sys.stderr)
+        print(
+            _("relax: {path}: invalid script (run `relax validate {path}`)").format(path=path),
+            file=sys.stderr,
+        )
     return 1 if problems else 0

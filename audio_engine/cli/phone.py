@@ -152,13 +152,20 @@ def _make_and_serve(args, selection, folder, state, language, host, port, servin
 
 def start_line(host: str, count: int) -> str:
     """The line that says who can listen now and how to stop."""
+    from audio_engine.i18n import ngettext
+
     if host.startswith("127.") or host == "::1":
-        return _("relax: serving {count} sessions to this computer only; stop with Ctrl-C").format(
-            count=count
-        )
-    return _(
+        return ngettext(
+            "relax: serving {count} session to this computer only; stop with Ctrl-C",
+            "relax: serving {count} sessions to this computer only; stop with Ctrl-C",
+            count,
+        ).format(count=count)
+    return ngettext(
+        "relax: serving {count} session on {host}: anyone on this network who has the link can "
+        "listen; stop with Ctrl-C",
         "relax: serving {count} sessions on {host}: anyone on this network who has the link can "
-        "listen; stop with Ctrl-C"
+        "listen; stop with Ctrl-C",
+        count,
     ).format(count=count, host=host)
 
 

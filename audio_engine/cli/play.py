@@ -10,6 +10,7 @@ import sys
 from audio_engine import history, pipeline, player, safety
 from audio_engine.cli import _common
 from audio_engine.errors import AudioDeviceError, UsageError
+from audio_engine.i18n import _
 
 KEYS_HELP = (
     "keys: space pause/resume, right or n next section, left or p previous section, "
@@ -63,15 +64,21 @@ def chapter_index(timeline, wanted: str | None) -> int | None:
     if wanted is None:
         return None
     chapters = timeline.chapters
-    names = ", ".join(f"{i}. {c.title}" for i, c in enumerate(chapters, 1)) or "none"
+    names = ", ".join(f"{i}. {c.title}" for i, c in enumerate(chapters, 1)) or _("none")
     text = wanted.strip()
     if not text:
-        raise UsageError(f"--from needs a section title or number (sections: {names})")
+        raise UsageError(
+            _("--from needs a section title or number (sections: {names})").format(names=names)
+        )
     if text.isascii() and text.isdigit():
         number = int(text)
         if 1 <= number <= len(chapters):
             return number - 1
-        raise UsageError(f"--from {text}: there is no section {number} (sections: {names})")
+        raise UsageError(
+            _("--from {text}: there is no section {number} (sections: {names})").format(
+                text=text, number=number, names=names
+            )
+        )
     needle = text.casefold()
     for match in (
         lambda t: t == needle,
@@ -80,7 +87,11 @@ def chapter_index(timeline, wanted: str | None) -> int | None:
         found = [i for i, c in enumerate(chapters) if match(c.title.casefold())]
         if found:
             return found[0]
-    raise UsageError(f"--from {text!r}: no section has that title (sections: {names})")
+    raise UsageError(
+        _("--from {text}: no section has that title (sections: {names})").format(
+            text=repr(text), names=names
+        )
+    )
 
 
 def _naming_the_session(message: str, args) -> str:

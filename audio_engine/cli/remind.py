@@ -85,6 +85,7 @@ def register(sub) -> None:
         formatter_class=_Help,
         add_help=False,
     )
+    parser.translated = True  # its usage errors in the interface language too
     # argparse's own -h and heading, in the interface language (the same English as argparse's).
     parser._optionals.title = _("options")
     parser.add_argument("-h", "--help", action="help", help=_("show this help message and exit"))

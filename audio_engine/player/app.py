@@ -97,15 +97,19 @@ def open_mixer(sample_rate: int = 44100):
             )
     except pygame.error as exc:
         raise AudioDeviceError(
-            f"no audio output device ({exc}); connect or enable one, or write the session "
-            "to a file with: relax export SESSION"
+            i18n._(
+                "no audio output device ({problem}); connect or enable one, or write the "
+                "session to a file with: relax export SESSION"
+            ).format(problem=exc)
         ) from None
     if pygame.mixer.get_init() != wanted:
         got = pygame.mixer.get_init()
         pygame.mixer.quit()
         raise AudioDeviceError(
-            f"the audio device does not accept {sample_rate} Hz stereo 16-bit (got {got}); "
-            "write the session to a file with: relax export SESSION"
+            i18n._(
+                "the audio device does not accept {rate} Hz stereo 16-bit (got {got}); "
+                "write the session to a file with: relax export SESSION"
+            ).format(rate=sample_rate, got=got)
         )
     return pygame
 
