@@ -75,3 +75,23 @@ def test_main_command_exports_when_there_is_no_audio_device(tmp_path):
     assert quiet < spoken / 6, "the pause should be near silence next to the voice"
     # The audio and its transcript, as an export writes them; no temporary files left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["breathing-478.en.vtt", wav.name]
+
+
+def test_the_launcher_runs_its_own_checkout_from_any_folder(tmp_path):
+    # A folder holding another `audio_engine` (another checkout, a download) must not be run in
+    # place of the launcher's own when relax is started from it.
+    stranger = tmp_path / "audio_engine"
+    stranger.mkdir()
+    (stranger / "__init__.py").write_text("raise SystemExit('the wrong audio_engine')\n")
+    (stranger / "__main__.py").write_text("raise SystemExit('the wrong audio_engine')\n")
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "relax"), "safety", "-l", "en"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrong audio_engine" not in result.stderr
+    assert "medical" in result.stdout.lower()
