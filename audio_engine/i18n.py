@@ -50,6 +50,20 @@ def available() -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def has_interface(tag: str) -> bool:
+    """Whether the interface exists in the language of `tag` (`nl`, `nl-BE`, `nl_NL.UTF-8`)."""
+    return _primary(tag) in available()
+
+
+def unknown_language_error(tag: str) -> str:
+    """The error line for asking for an interface language relax does not have, in the system
+    locale's language (the one asked for is not there)."""
+    set_language(None)
+    return _("--ui-language: there is no interface in '{tag}' (choose from: {languages})").format(
+        tag=tag, languages=", ".join(available())
+    )
+
+
 def _primary(tag: str | None) -> str:
     return (tag or "").replace("_", "-").split("-")[0].strip().lower()
 

@@ -66,6 +66,8 @@ USAGE_ERRORS = [
     (["safety", "-l", "!!"], "must be a tag such as en"),
     (["schema", "extra"], "unrecognized arguments"),
     (["no-such-command"], "invalid choice"),
+    (["--ui-language", "fr", "list"], "no interface in 'fr' (choose from: en, nl)"),
+    (["--ui-language", "xx-!!", "safety"], "no interface in 'xx-!!'"),
     ([], ""),
 ]
 

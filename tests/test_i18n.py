@@ -232,3 +232,13 @@ def test_the_reminders_log_speaks_dutch(dutch):
     reasons = [sharing._who({}), sharing.Sharing([]).names]
     assert reasons == ["een programma", "geen"]
     _assert_no_english(said + reasons)
+
+
+def test_the_window_refuses_an_interface_language_it_does_not_have(capsys):
+    from audio_engine.app import window
+
+    try:
+        assert window.main(["--ui-language", "fr"]) == 2
+        assert "no interface in 'fr'" in capsys.readouterr().err
+    finally:
+        i18n.set_language(None)

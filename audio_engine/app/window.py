@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -1186,6 +1187,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.ui_language:
+        if not i18n.has_interface(args.ui_language):
+            print("relax-app: " + i18n.unknown_language_error(args.ui_language), file=sys.stderr)
+            return 2  # a usage error
         i18n.set_language(args.ui_language)
     # The window's class names the app-menu entry's StartupWMClass (X11 and Wayland).
     os.environ.setdefault("SDL_VIDEO_X11_WMCLASS", WM_CLASS)

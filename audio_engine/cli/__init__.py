@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.ui_language:
             from audio_engine import i18n
 
+            if not i18n.has_interface(args.ui_language):  # a usage error: exit 2
+                message = i18n.unknown_language_error(args.ui_language)
+                print(_("relax: error: {message}").format(message=message), file=sys.stderr)
+                return 2
             i18n.set_language(args.ui_language)
         if not getattr(args, "run", None):
             if first is None and "-h" not in words and _library_window():
