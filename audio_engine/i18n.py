@@ -50,6 +50,21 @@ def available() -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def language_option(words: list[str], *, until_command: bool = False) -> str | None:
+    """The value of `--ui-language LANG` (or `--ui-language=LANG`) in command-line `words`, read
+    before the parser is built (its help is written in that language); with `until_command`
+    only before the first word that is not an option (a command's own options follow it)."""
+    found = None
+    for i, word in enumerate(words):
+        if word == "--ui-language" and i + 1 < len(words):
+            found = words[i + 1]
+        elif word.startswith("--ui-language="):
+            found = word.partition("=")[2]
+        elif until_command and not word.startswith("-") and words[i - 1 : i] != ["--ui-language"]:
+            break
+    return found
+
+
 def has_interface(tag: str) -> bool:
     """Whether the interface exists in the language of `tag` (`nl`, `nl-BE`, `nl_NL.UTF-8`)."""
     return _primary(tag) in available()

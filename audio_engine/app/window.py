@@ -1148,11 +1148,9 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(argv) if argv is not None else []
     # The language first: the help is written in it.
-    for i, word in enumerate(argv):
-        if word == "--ui-language" and i + 1 < len(argv):
-            i18n.set_language(argv[i + 1])
-        elif word.startswith("--ui-language="):
-            i18n.set_language(word.partition("=")[2])
+    tag = i18n.language_option(argv)
+    if tag is not None:
+        i18n.set_language(tag)
 
     class Help(argparse.HelpFormatter):  # argparse's heading "usage:" in that language too
         def add_usage(self, usage, actions, groups, prefix=None):

@@ -237,13 +237,9 @@ def _ui_language(words: list[str]) -> None:
     """Use `--ui-language LANG` (given before the command) from now on."""
     from audio_engine import i18n
 
-    for i, word in enumerate(words):
-        if word == "--ui-language" and i + 1 < len(words):
-            i18n.set_language(words[i + 1])
-        elif word.startswith("--ui-language="):
-            i18n.set_language(word.partition("=")[2])
-        if not word.startswith("-") and (i == 0 or words[i - 1] != "--ui-language"):
-            return  # the command: its own options follow
+    tag = i18n.language_option(words, until_command=True)
+    if tag is not None:
+        i18n.set_language(tag)
 
 
 def _library_window() -> bool:
