@@ -120,6 +120,9 @@ def test_list_shows_each_session_once_with_its_languages(user_dir):
     row = next(line for line in dutch if line.startswith("breathing-478 "))
     assert row.split()[-3:] == ["4-7-8-ademhaling", row.split()[-2], "ingebouwd"]
     assert _relax("list", "-l", "fr", env=env).stdout == "geen sessies gevonden in de taal 'fr'\n"
+    # --ui-language chooses the titles as it chooses the words around them.
+    chosen = _relax("--ui-language", "nl", "list", env={**env, "LANG": "en_US.UTF-8"}).stdout
+    assert chosen == "\n".join(dutch) + "\n"
     assert "My evening" in rows["evening"]
 
 

@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         groups.setdefault((item.id, item.path.parent), []).append(item)
     wanted = primary_language(args.language) if args.language else None
-    preferred = (library.locale_language(), "en")
+    # Titles in the interface's language (`--ui-language`, else the locale's), else English.
+    ui = getattr(args, "ui_language", None)
+    preferred = (primary_language(ui) if ui else library.locale_language(), "en")
     rows = []
     for (session_id, folder), variants in groups.items():
         languages = sorted({s.language for s in variants})
