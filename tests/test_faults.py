@@ -158,6 +158,20 @@ def test_a_dangling_history_off_link_is_off_and_nothing_is_made_outside(tmp_path
     assert not os.path.lexists(folders["settings"] / history.RECORDING_OFF_MARKER)
 
 
+def test_an_english_export_writes_nothing_outside_relax_folders(tmp_path, folders):
+    """The neural voice's onnxruntime keeps no device id or telemetry store in the home folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    script = tmp_path / "s.en.yaml"
+    script.write_text("format: 1\ntitle: T\nlanguage: en\nsteps:\n  - say: Hello there.\n")
+    env = {"HOME": str(home)}
+    env |= {f"XDG_{name}_HOME": str(home / name) for name in ("CACHE", "CONFIG", "DATA", "STATE")}
+    done = _relax("export", str(script), "-o", str(tmp_path / "out.wav"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert soundfile.info(tmp_path / "out.wav").frames > RATE // 2
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
+
+
 # ---- an open umask -----------------------------------------------------------------------------
 
 

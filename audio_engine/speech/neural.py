@@ -84,6 +84,11 @@ from audio_engine.speech.engine import (
     trim_and_ramp,
 )
 
+# onnxruntime (1.32 on Linux) otherwise keeps a device id and a store of telemetry events under
+# ~/.cache/Microsoft: relax writes nothing outside its own folders and sends nothing anywhere.
+# Read when onnxruntime is first imported, which is always after this module's import.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
     import numpy as np
 
