@@ -489,6 +489,25 @@ def test_huge_sessions_are_said_at_the_script_in_readable_numbers(tmp_path, step
         assert not re.search(r"\d{7}", line), line
 
 
+@pytest.mark.parametrize(
+    "steps",
+    [
+        "  - repeat: 1000\n    steps:\n      - repeat: 1000\n        steps:\n"
+        "          - repeat: 1000\n            steps: [{pause: 1}]\n",
+        "  - repeat: 1000\n    steps:\n      - repeat: 100\n        steps:\n          - breathe:"
+        ' {inhale: 0.0001, exhale: 0.0001, cycles: 500, cues: {inhale: "", exhale: ""}}\n',
+    ],
+    ids=["pauses", "breaths"],
+)
+def test_a_billion_events_are_refused_at_once_not_timed(tmp_path, steps):
+    """Never timed with the voice (not even the script's valid part): that took hours and all the
+    memory there is."""
+    script = tmp_path / "many.en.yaml"
+    script.write_text("format: 1\ntitle: T\nlanguage: en\nsteps:\n" + steps)
+    done = _relax("validate", str(script), timeout=60)
+    _one_clear_line(done, 1, "many.en.yaml:5:3: error: steps: the session unrolls to", "100,000")
+
+
 # ---- damaged files, closed streams -------------------------------------------------------------
 
 

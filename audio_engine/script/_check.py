@@ -660,8 +660,9 @@ class Checker:
                 self.report(
                     node,
                     "steps",
-                    f"the session unrolls to {expanded:,} steps (every repeat repeated); "
-                    f"the limit is {MAX_EXPANDED_STEPS:,}",
+                    f"the session unrolls to {expanded:,} steps (every repeat repeated; each "
+                    "breathing phase, stretch side and scan region counted); the limit is "
+                    f"{MAX_EXPANDED_STEPS:,}",
                 )
             elif steps is not BAD and not _takes_time(steps):
                 self.report(
@@ -714,6 +715,8 @@ class Checker:
 
     def _session_of(self, steps, title: str, origin=model.NO_ORIGIN) -> model.Session | None:
         if not steps or self.session_language in (None, BAD):
+            return None
+        if _expanded_steps(steps) > MAX_EXPANDED_STEPS:  # (an error already: timing it never ends)
             return None
         voice = self.session_voice if isinstance(self.session_voice, model.Voice) else None
         return model.Session(
@@ -1320,11 +1323,18 @@ def _is_null(node: Node) -> bool:
 
 
 def _expanded_steps(steps) -> int:
-    """How many steps run once every repeat is unrolled (stops counting past the limit)."""
+    """How many steps run once every repeat is unrolled, each breathing phase, stretch side and
+    scan region counted as one (stops counting past the limit)."""
     total = 0
     for step in steps:
         if isinstance(step, model.Repeat):
             total += step.times * _expanded_steps(step.steps)
+        elif isinstance(step, model.Breathe):
+            total += step.cycles * max(1, len(step.phases()))
+        elif isinstance(step, model.Stretch):
+            total += max(1, len(step.sides))
+        elif isinstance(step, model.Scan):
+            total += max(1, len(step.regions))
         else:
             total += 1
         if total > MAX_EXPANDED_STEPS:
