@@ -61,6 +61,7 @@ DURATION_PATTERN = (
 )
 POSITIVE_DURATION_PATTERN = r"^(?=.*[1-9])" + DURATION_PATTERN[1:]
 _DURATION_PARTS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what a text may not hold (not \t, \n)
 _SPEAKABLE = re.compile(r"\w")  # a letter or digit: something a voice can say
 DURATION_HINT = 'a duration (seconds, "4s", "1m30s", "500ms")'
 
@@ -410,6 +411,14 @@ class Checker:
                 node,
                 path,
                 f"the text is {len(value)} characters long; the limit is {max_chars}",
+            )
+            return BAD
+        if found := _CONTROL.search(value):
+            self.report(
+                node,
+                path,
+                f"expected {what} without control characters (line breaks and tabs are fine), "
+                f"found U+{ord(found.group()):04X} in {describe(node)}",
             )
             return BAD
         return value
