@@ -798,6 +798,51 @@ def test_a_cache_folder_that_is_a_file_costs_nothing_but_time(tmp_path):
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("planted", ["fifo", "device", "folder"])
+def test_pipes_devices_and_folders_in_place_of_cache_files_cost_nothing_but_time(
+    tmp_path, folders, planted
+):
+    """Every kind of cache file (speech clips, the neural voice's model and tables, chimes, noise
+    loops, decoded sounds, the gain and the engines' answers) replaced: never waited on, read
+    without end or a traceback; the export is the same."""
+    soundfile.write(tmp_path / "rain.wav", 0.1 * np.ones((4410, 1)), 44100)
+    script = tmp_path / "c.en.yaml"
+    script.write_text(
+        "format: 1\ntitle: C\nlanguage: en\nbackground:\n  - noise: {color: pink, volume: 0.1}\n"
+        "  - sound: {file: rain.wav, volume: 0.2}\nsteps:\n  - chime: soft\n  - say: Hello.\n"
+    )
+    relax = (  # as where the environment's setup has made no noise loops or voice tables
+        "import sys; from audio_engine import pipeline; from audio_engine.speech import neural; "
+        "from audio_engine.__main__ import run; "
+        f"pipeline.BUILT_FOLDER = neural.BUILT_TABLES_FOLDER = pipeline.Path({str(tmp_path)!r}); "
+        "sys.argv[0] = 'relax'; run()"
+    )
+
+    def export(name: str) -> subprocess.CompletedProcess:
+        args = ["export", str(script), "-o", str(tmp_path / name)]
+        return subprocess.run(
+            [sys.executable, "-c", relax, *args], capture_output=True, text=True, timeout=60
+        )
+
+    assert export("clean.wav").returncode == 0
+    time.sleep(1)  # (the neural voice's tables are written in the background)
+    assert export("warm.wav").returncode == 0
+    replaced = sorted(p for p in folders["cache"].rglob("*") if p.is_file())
+    kinds = {p.parent.name if len(p.parent.name) != 2 else "speech" for p in replaced}
+    assert kinds >= {"speech", "neural", "chime", "noise", "sounds", "gain"}, kinds
+    for path in replaced:
+        path.unlink()
+        if planted == "fifo":
+            os.mkfifo(path)
+        elif planted == "device":
+            path.symlink_to("/dev/zero")
+        else:
+            path.mkdir()
+    done = export("odd.wav")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert (tmp_path / "odd.wav").read_bytes() == (tmp_path / "clean.wav").read_bytes()
+
+
 # ---- the progress line -------------------------------------------------------------------------
 
 

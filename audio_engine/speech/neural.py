@@ -279,9 +279,10 @@ def _optimized_file(folder: Path, voice: NeuralVoice) -> Path:
 def _checked_model(path: Path) -> bool:
     """Whether the optimized model at `path` is whole: its SHA-256 is the one saved beside it."""
     try:
-        digest = path.with_suffix(".sha256").read_text(encoding="ascii").strip()
-        return hashlib.sha256(path.read_bytes()).hexdigest() == digest
-    except (OSError, ValueError):
+        digest = fsio.read_checked(path.with_suffix(".sha256"), 256).decode("ascii").strip()
+        with fsio.open_checked(path) as f:  # (a FIFO or a device in its place: not whole)
+            return hashlib.file_digest(f, "sha256").hexdigest() == digest
+    except (OSError, ValueError, fsio.FsError):
         return False
 
 
@@ -370,7 +371,11 @@ class _TablesFile:
     """The open tables file, closed when no table reads from it any more."""
 
     def __init__(self, path: Path):
-        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            with fsio.open_checked(path) as f:  # (a FIFO or a device in its place: not read)
+                self.fd = os.dup(f.fileno())
+        except fsio.FsError as exc:
+            raise OSError(exc.reason) from None
 
     def __del__(self):
         with contextlib.suppress(OSError, AttributeError):
