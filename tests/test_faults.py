@@ -338,6 +338,20 @@ def test_a_sound_layer_that_is_a_fifo_is_said_as_one(tmp_path):
     _one_clear_line(done, 1, "s.en.yaml:5:19:", '"rain.wav" is a pipe (FIFO), not a regular file')
 
 
+@pytest.mark.parametrize("planted", ["fifo", "not-utf-8"])
+def test_a_day_ends_setting_that_is_a_fifo_or_not_text_is_the_default(folders, planted):
+    history.record(_play())
+    folders["settings"].mkdir()
+    setting = folders["settings"] / history.DAY_ENDS_FILE
+    if planted == "fifo":
+        os.mkfifo(setting)
+    else:
+        setting.write_bytes(b"\xff\xfe7")
+    done = _relax("history", "--json", timeout=30)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert '"day_ends_h": 4' in done.stdout
+
+
 def test_a_settings_file_over_1_mib_is_refused(folders):
     folders["settings"].mkdir()
     (folders["settings"] / "remind.yaml").write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
