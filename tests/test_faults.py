@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -350,6 +351,27 @@ def test_a_day_ends_setting_that_is_a_fifo_or_not_text_is_the_default(folders, p
     done = _relax("history", "--json", timeout=30)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert '"day_ends_h": 4' in done.stdout
+
+
+def test_the_windows_settings_that_are_fifos_are_not_waited_on(folders):
+    from audio_engine.app import model as app_model
+    from audio_engine.app import reminders
+
+    folders["settings"].mkdir()
+    os.mkfifo(folders["settings"] / app_model.PREFS_FILE)
+    folders["data"].mkdir()
+    os.mkfifo(folders["data"] / "remind-status.json")
+    instance = lock.InstanceLock(folders["data"] / lock.LOCK_NAME)
+    assert instance.acquire()
+    found = []
+    try:
+        reader = lambda: found.extend([app_model.load_prefs(), reminders.status_text()])  # noqa: E731
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        thread.join(10)
+    finally:
+        instance.release()
+    assert found == [app_model.Prefs(), "Reminders are running now."]
 
 
 def test_a_settings_file_over_1_mib_is_refused(folders):
