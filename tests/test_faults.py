@@ -544,6 +544,24 @@ def test_a_billion_events_are_refused_at_once_not_timed(tmp_path, steps):
     _one_clear_line(done, 1, "many.en.yaml:5:3: error: steps: the session unrolls to", "100,000")
 
 
+@pytest.mark.parametrize("text", ["漢" * 1999, " ".join(["9" * 30] * 64)], ids=["cjk", "numbers"])
+def test_a_long_line_the_voice_cannot_say_is_one_short_line(tmp_path, text):
+    """The line is quoted by its start, and onnxruntime's own log stays quiet (the numbers, read
+    out in words, take more memory than the 4 GB the command is given here)."""
+    import resource
+
+    script = tmp_path / "long.en.yaml"
+    script.write_text(f"format: 1\ntitle: T\nlanguage: en\nsteps:\n  - say: '{text}'\n")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    done = _relax("export", str(script), "-o", str(tmp_path / "o.wav"), preexec_fn=limited)
+    line = _one_clear_line(done, 1, f"could not synthesize {text[:57]!r}"[:-1] + "...'")
+    assert len(line) < 400, line
+    assert not (tmp_path / "o.wav").exists()
+
+
 # ---- damaged files, closed streams -------------------------------------------------------------
 
 

@@ -79,6 +79,7 @@ from audio_engine.speech.engine import (
     check_length,
     name_matches,
     package_stamp,
+    quoted,
     scaled,
     spec_origin,
     trim_and_ramp,
@@ -228,7 +229,7 @@ def _options(level=None):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # (fatal only: an error is said once, by relax, in one line)
     # No memory arena and no memory pattern: each run allocates what it needs and gives it back
     # (the arena kept the largest line's tensors for good: 30 MiB more at the end of a session),
     # at the same speed here; the arithmetic is the same (tested).
@@ -952,11 +953,11 @@ class Neural:
             clip = check_length(trim_and_ramp(raw), utterance.text, int(utterance.voice.rate_wpm))
         except ClipRejected as exc:
             raise TTSError(
-                f"could not synthesize {utterance.text!r} with voice {voice.id}: {exc}"
+                f"could not synthesize {quoted(utterance.text)} with voice {voice.id}: {exc}"
             ) from exc
         except Exception as exc:  # onnxruntime and the model raise anything; name the text
             raise TTSError(
-                f"could not synthesize {utterance.text!r} with voice {voice.id}: "
+                f"could not synthesize {quoted(utterance.text)} with voice {voice.id}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         return scaled(clip, utterance)
