@@ -170,13 +170,11 @@ def _read_cached(cached: Path) -> np.ndarray | None:
     """The cached samples mapped read-only, or None when missing or damaged (wrong size or
     checksum: a damaged entry is decoded again, never played)."""
     try:
-        fd = os.open(
-            cached, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-        )
-    except OSError:
-        return None  # missing, or a link planted in the cache: decoded again, over it
+        f = fsio.open_checked(cached, follow=False)
+    except fsio.FsError:
+        return None  # missing, a link, a FIFO planted in the cache: decoded again, over it
     try:
-        with open(fd, "rb") as f:
+        with f:
             st = os.fstat(f.fileno())
             head = f.read(_HEAD)
             if not stat.S_ISREG(st.st_mode) or len(head) != _HEAD or head[:8] != _MAGIC:

@@ -6,7 +6,17 @@ else in the package catches broad exceptions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# C0 and C1 control characters: never printed as they are (a script's key or a file's name could
+# otherwise move the cursor, retitle the terminal or break a message's one line).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character written as an escape (`\\u001b`)."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class RelaxError(Exception):
@@ -31,6 +41,7 @@ class Diagnostic:
         """The problem's line, then one `FILE:LINE:COL: note: ...` line per other place."""
         where = f"{self.path}: " if self.path else ""
         head = f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}{self.message}"
+        head = printable(head)
         return "\n".join([head, *(str(note) for note in self.notes)])
 
 

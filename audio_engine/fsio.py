@@ -10,6 +10,7 @@
   file is removed on any failure (a full disk leaves nothing behind).
 - `open_private(path, flags)`: opens (creating, mode 0600) a file in relax's folders without
   following a symlink: for lock files and the like that are not replaced whole.
+- `open_checked(path)`: opens a regular file for reading, refusing the rest as `read_checked`.
 - `read_checked(path, limit)`: reads a regular file of at most `limit` bytes; a FIFO, a device or a
   folder is refused before anything is read (opening does not wait for a writer), and no more than
   `limit + 1` bytes are ever read, whatever the file's size claims.
@@ -230,12 +231,11 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def read_checked(path: Path | str, limit: int, *, follow: bool = True) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes.
+def open_checked(path: Path | str, *, follow: bool = True) -> BinaryIO:
+    """`path` opened for reading, if it is a regular file.
 
     A FIFO, device, socket or folder is refused before reading (and opening never waits for a
-    writer); at most `limit + 1` bytes are read, so a file that grows or lies about its size
-    cannot take more memory. With `follow=False` a symlink is refused too. Raises `FsError`."""
+    writer). With `follow=False` a symlink is refused too. Raises `FsError`."""
     path = Path(path)
     flags = os.O_RDONLY | _NONBLOCK | _BINARY | _CLOEXEC | (0 if follow else _NOFOLLOW)
 
@@ -246,12 +246,30 @@ def read_checked(path: Path | str, limit: int, *, follow: bool = True) -> bytes:
         fd = os.open(path, flags)
     except OSError as exc:
         raise fail(describe(exc)) from None
-    with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(fd).st_mode
+    try:
+        mode = os.fstat(fd).st_mode  # (before fdopen, which refuses a folder with its own error)
         if not stat.S_ISREG(mode):
             raise fail(f"it is {kind_of(mode)}, not a regular file")
         if _NONBLOCK:
             os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_checked(path: Path | str, limit: int, *, follow: bool = True) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    A FIFO, device, socket or folder is refused before reading (`open_checked`); at most
+    `limit + 1` bytes are read, so a file that grows or lies about its size cannot take more
+    memory. With `follow=False` a symlink is refused too. Raises `FsError`."""
+    path = Path(path)
+
+    def fail(reason: str) -> FsError:
+        return FsError(f"cannot read {path}: {reason}", reason)
+
+    with open_checked(path, follow=follow) as f:
         try:
             data = f.read(limit + 1)
         except OSError as exc:

@@ -175,9 +175,9 @@ def day_ends_h() -> int:
     """The hour (0-23, local time) at which a practice day ends: `DAY_ENDS_H` unless set.
 
     A setting that cannot be read gives the default."""
-    try:
-        text = (_settings_dir() / DAY_ENDS_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
+    try:  # (a FIFO in its place is not waited on; bytes that are no text are no setting)
+        text = fsio.read_checked(_settings_dir() / DAY_ENDS_FILE, 64).decode("utf-8").strip()
+    except (fsio.FsError, UnicodeDecodeError):
         return DAY_ENDS_H
     return int(text) if text.isdigit() and 0 <= int(text) <= 23 else DAY_ENDS_H
 

@@ -588,18 +588,23 @@ def build_noise_loops() -> list[Path]:
     return made
 
 
+_TABLE_LIMIT = 64 << 20  # bytes: a noise loop is 16 MiB, a chime far less
+
+
 def _read_table(path: Path, magic: bytes) -> np.ndarray | None:
     """The float32 table saved at `path`, or None when it is missing, short or damaged."""
     try:
-        with open(path, "rb") as f:
+        with fsio.open_checked(path) as f:  # (a FIFO or a device in its place: made again)
             head = f.read(12)
             size = os.fstat(f.fileno()).st_size - 12
             if len(head) != 12 or head[:8] != magic or size <= 0 or size % 4:
                 return None
+            if size > _TABLE_LIMIT:
+                return None
             table = np.empty(size // 4, dtype="<f4")
             if f.readinto(memoryview(table).cast("B")) != size:
                 return None
-    except OSError:
+    except (OSError, fsio.FsError):
         return None
     if zlib.crc32(table) != int.from_bytes(head[8:], "little"):
         return None

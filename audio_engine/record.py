@@ -147,7 +147,6 @@ def import_folder(
 
     Every file is checked first (it decodes, and holds sound): a bad one is a `RecordError`
     naming it, and nothing is copied."""
-    import soundfile
 
     source = Path(source)
     if not source.is_dir():
@@ -173,8 +172,10 @@ def import_folder(
         chosen[line.key] = (line, path)
     for _line, path in chosen.values():
         try:
-            data, rate_hz = soundfile.read(str(path), dtype="float64", always_2d=True)
-            recorded.process(data, rate_hz)
+            if path.stat().st_size > recorded.MAX_RECORDING_BYTES:
+                limit = recorded.MAX_RECORDING_BYTES
+                raise ValueError(f"it is larger than the limit of {limit:,} bytes")
+            recorded.process(*recorded.decode(path))
         except Exception as exc:  # noqa: BLE001 - any decoder or content problem: name the file
             raise RecordError(f"cannot import {path}: {exc}") from None
     done = []

@@ -160,6 +160,21 @@ def test_new_from_an_existing_session(tmp_path: Path):
     assert yaml.safe_load(text)["id"] == "fresh"
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("format: 1\ntitle: [open\n", "3:1"), ("format: 1\n---\ntitle: T\n", "2:1")],
+    ids=["syntax-error", "two-documents"],
+)
+def test_new_from_a_file_that_is_not_yaml_is_its_error_at_its_place(tmp_path, text, where):
+    source = tmp_path / "broken.yaml"
+    source.write_text(text)
+    folder = tmp_path / "mine"
+    result = relax("new", "fresh", "--from", str(source), sessions_dir=folder)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"{source}:{where}: error: "), result.stderr
+    assert not folder.exists() or not list(folder.iterdir())
+
+
 def test_validate_a_session_id_in_one_or_every_language():
     both = relax("validate", "breathing-478", "--no-voice")
     assert both.returncode == 0, both.stderr

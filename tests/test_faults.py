@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,6 +157,20 @@ def test_a_dangling_history_off_link_is_off_and_nothing_is_made_outside(tmp_path
     assert done.returncode == 0, done.stderr
     assert history.recording_on() is True
     assert not os.path.lexists(folders["settings"] / history.RECORDING_OFF_MARKER)
+
+
+def test_an_english_export_writes_nothing_outside_relax_folders(tmp_path, folders):
+    """The neural voice's onnxruntime keeps no device id or telemetry store in the home folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    script = tmp_path / "s.en.yaml"
+    script.write_text("format: 1\ntitle: T\nlanguage: en\nsteps:\n  - say: Hello there.\n")
+    env = {"HOME": str(home)}
+    env |= {f"XDG_{name}_HOME": str(home / name) for name in ("CACHE", "CONFIG", "DATA", "STATE")}
+    done = _relax("export", str(script), "-o", str(tmp_path / "out.wav"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert soundfile.info(tmp_path / "out.wav").frames > RATE // 2
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
 
 
 # ---- an open umask -----------------------------------------------------------------------------
@@ -324,6 +339,41 @@ def test_a_sound_layer_that_is_a_fifo_is_said_as_one(tmp_path):
     _one_clear_line(done, 1, "s.en.yaml:5:19:", '"rain.wav" is a pipe (FIFO), not a regular file')
 
 
+@pytest.mark.parametrize("planted", ["fifo", "not-utf-8"])
+def test_a_day_ends_setting_that_is_a_fifo_or_not_text_is_the_default(folders, planted):
+    history.record(_play())
+    folders["settings"].mkdir()
+    setting = folders["settings"] / history.DAY_ENDS_FILE
+    if planted == "fifo":
+        os.mkfifo(setting)
+    else:
+        setting.write_bytes(b"\xff\xfe7")
+    done = _relax("history", "--json", timeout=30)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert '"day_ends_h": 4' in done.stdout
+
+
+def test_the_windows_settings_that_are_fifos_are_not_waited_on(folders):
+    from audio_engine.app import model as app_model
+    from audio_engine.app import reminders
+
+    folders["settings"].mkdir()
+    os.mkfifo(folders["settings"] / app_model.PREFS_FILE)
+    folders["data"].mkdir()
+    os.mkfifo(folders["data"] / "remind-status.json")
+    instance = lock.InstanceLock(folders["data"] / lock.LOCK_NAME)
+    assert instance.acquire()
+    found = []
+    try:
+        reader = lambda: found.extend([app_model.load_prefs(), reminders.status_text()])  # noqa: E731
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        thread.join(10)
+    finally:
+        instance.release()
+    assert found == [app_model.Prefs(), "Reminders are running now."]
+
+
 def test_a_settings_file_over_1_mib_is_refused(folders):
     folders["settings"].mkdir()
     (folders["settings"] / "remind.yaml").write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
@@ -473,6 +523,43 @@ def test_huge_sessions_are_said_at_the_script_in_readable_numbers(tmp_path, step
     for line in done.stderr.splitlines():
         assert line.startswith(str(script)), line  # never "<memory>:1:1"
         assert not re.search(r"\d{7}", line), line
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        "  - repeat: 1000\n    steps:\n      - repeat: 1000\n        steps:\n"
+        "          - repeat: 1000\n            steps: [{pause: 1}]\n",
+        "  - repeat: 1000\n    steps:\n      - repeat: 100\n        steps:\n          - breathe:"
+        ' {inhale: 0.0001, exhale: 0.0001, cycles: 500, cues: {inhale: "", exhale: ""}}\n',
+    ],
+    ids=["pauses", "breaths"],
+)
+def test_a_billion_events_are_refused_at_once_not_timed(tmp_path, steps):
+    """Never timed with the voice (not even the script's valid part): that took hours and all the
+    memory there is."""
+    script = tmp_path / "many.en.yaml"
+    script.write_text("format: 1\ntitle: T\nlanguage: en\nsteps:\n" + steps)
+    done = _relax("validate", str(script), timeout=60)
+    _one_clear_line(done, 1, "many.en.yaml:5:3: error: steps: the session unrolls to", "100,000")
+
+
+@pytest.mark.parametrize("text", ["漢" * 1999, " ".join(["9" * 30] * 64)], ids=["cjk", "numbers"])
+def test_a_long_line_the_voice_cannot_say_is_one_short_line(tmp_path, text):
+    """The line is quoted by its start, and onnxruntime's own log stays quiet (the numbers, read
+    out in words, take more memory than the 4 GB the command is given here)."""
+    import resource
+
+    script = tmp_path / "long.en.yaml"
+    script.write_text(f"format: 1\ntitle: T\nlanguage: en\nsteps:\n  - say: '{text}'\n")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    done = _relax("export", str(script), "-o", str(tmp_path / "o.wav"), preexec_fn=limited)
+    line = _one_clear_line(done, 1, f"could not synthesize {text[:57]!r}"[:-1] + "...'")
+    assert len(line) < 400, line
+    assert not (tmp_path / "o.wav").exists()
 
 
 # ---- damaged files, closed streams -------------------------------------------------------------
@@ -763,6 +850,51 @@ def test_a_cache_folder_that_is_a_file_costs_nothing_but_time(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "odd.wav").read_bytes() == (tmp_path / "clean.wav").read_bytes()
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("planted", ["fifo", "device", "folder"])
+def test_pipes_devices_and_folders_in_place_of_cache_files_cost_nothing_but_time(
+    tmp_path, folders, planted
+):
+    """Every kind of cache file (speech clips, the neural voice's model and tables, chimes, noise
+    loops, decoded sounds, the gain and the engines' answers) replaced: never waited on, read
+    without end or a traceback; the export is the same."""
+    soundfile.write(tmp_path / "rain.wav", 0.1 * np.ones((4410, 1)), 44100)
+    script = tmp_path / "c.en.yaml"
+    script.write_text(
+        "format: 1\ntitle: C\nlanguage: en\nbackground:\n  - noise: {color: pink, volume: 0.1}\n"
+        "  - sound: {file: rain.wav, volume: 0.2}\nsteps:\n  - chime: soft\n  - say: Hello.\n"
+    )
+    relax = (  # as where the environment's setup has made no noise loops or voice tables
+        "import sys; from audio_engine import pipeline; from audio_engine.speech import neural; "
+        "from audio_engine.__main__ import run; "
+        f"pipeline.BUILT_FOLDER = neural.BUILT_TABLES_FOLDER = pipeline.Path({str(tmp_path)!r}); "
+        "sys.argv[0] = 'relax'; run()"
+    )
+
+    def export(name: str) -> subprocess.CompletedProcess:
+        args = ["export", str(script), "-o", str(tmp_path / name)]
+        return subprocess.run(
+            [sys.executable, "-c", relax, *args], capture_output=True, text=True, timeout=60
+        )
+
+    assert export("clean.wav").returncode == 0
+    time.sleep(1)  # (the neural voice's tables are written in the background)
+    assert export("warm.wav").returncode == 0
+    replaced = sorted(p for p in folders["cache"].rglob("*") if p.is_file())
+    kinds = {p.parent.name if len(p.parent.name) != 2 else "speech" for p in replaced}
+    assert kinds >= {"speech", "neural", "chime", "noise", "sounds", "gain"}, kinds
+    for path in replaced:
+        path.unlink()
+        if planted == "fifo":
+            os.mkfifo(path)
+        elif planted == "device":
+            path.symlink_to("/dev/zero")
+        else:
+            path.mkdir()
+    done = export("odd.wav")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert (tmp_path / "odd.wav").read_bytes() == (tmp_path / "clean.wav").read_bytes()
 
 
 # ---- the progress line -------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def test_reads_refuse_pipes_and_devices_without_waiting(tmp_path):
     t.join(5)
     assert done == ["a pipe (FIFO)"]
     assert "a device" in _refused("/dev/zero")
+    assert _refused(tmp_path) == "a folder"
 
 
 def _refused(path) -> str:

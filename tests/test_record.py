@@ -92,6 +92,21 @@ def test_a_file_that_cannot_be_used_is_one_error_and_nothing_is_imported(tmp_pat
     assert not (tmp_path / "voice").exists() or not list((tmp_path / "voice").iterdir())
 
 
+def test_an_import_of_a_recording_longer_than_a_line_can_be_is_refused(tmp_path):
+    studio = tmp_path / "studio"
+    studio.mkdir()
+    rate = 8000
+    long = np.tile(tone(1.0)[:rate], 6 * 60 + 1)
+    soundfile.write(studio / "1.flac", long, rate)
+    done = relax("record", str(write_session(tmp_path)), "--import", str(studio))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"relax: error: cannot import {studio / '1.flac'}: it lasts more than 6 minutes, the "
+        "limit for one line"
+    ]
+    assert not (tmp_path / "voice").exists()
+
+
 def test_a_take_captured_through_sdl_is_trimmed_levelled_and_kept(tmp_path):
     # The microphone: half a second of room, one second of 440 Hz with hum, then silence (the
     # take stops after 1.5 s of it).

@@ -127,6 +127,18 @@ def test_a_loud_recording_keeps_its_peak_under_the_limit():
     assert np.max(np.abs(clip)) <= recorded.PEAK_LIMIT + 1e-6
 
 
+def test_a_recording_longer_than_a_line_can_be_is_refused_before_it_is_held(tmp_path):
+    path = tmp_path / "long.flac"
+    rate = 8000
+    with soundfile.SoundFile(path, "w", rate, 1) as f:  # 6 min 1 s: a tone, then room noise
+        f.write(tone(1.0)[:rate])
+        noise = 0.001 * np.random.default_rng(0).standard_normal(60 * rate)
+        for _ in range(6):
+            f.write(noise)
+    with pytest.raises(TTSError, match=r"long\.flac cannot be used: it lasts more than 6 minutes"):
+        recorded.read(path)
+
+
 def test_keys_are_stable_and_ignore_spacing_and_region():
     key = recorded.line_key("Adem  rustig\nin.", "nl-BE")
     assert key == recorded.line_key("Adem rustig in.", "nl") and recorded.is_key(key)

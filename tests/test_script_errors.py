@@ -181,6 +181,15 @@ def test_not_utf8(tmp_path: Path):
     assert "UTF-8" in diagnostics[0].message
 
 
+def test_control_characters_in_keys_and_values_are_printed_escaped():
+    text = 'format: "\\e[2J"\ntitle: T\nlanguage: en\n"k\\e]0;x\\a": 1\nsteps: [x]\n'
+    _, diagnostics = script.checks(text)
+    printed = "\n".join(map(str, diagnostics))
+    assert len(diagnostics) == 2 and len(printed.splitlines()) == 2, printed
+    assert "\x1b" not in printed and "\x07" not in printed
+    assert "unknown key 'k\\u001b]0;x\\u0007'" in printed
+
+
 def test_control_character_is_a_yaml_error():
     session, diagnostics = script.checks(HEADER + "description: a\x07b\n")
     assert session is None

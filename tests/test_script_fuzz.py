@@ -270,6 +270,7 @@ def test_data_documents_and_schema_agreement(data: dict):
             "is above `from",
             "never changes",  # a step under one sample
             "less than one sample",  # a pattern count times a tiny unit
+            "without control characters",
         )
         errors = [d.message for d in diagnostics if d.severity == "error"]
         assert all(any(w in m for w in loader_only) for m in errors), errors

@@ -18,7 +18,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from audio_engine import library
+from audio_engine import fsio, library
 from audio_engine.model import Voice, primary_language
 
 GROUPS = ("breathing", "body scan", "stretches", "sleep", "your own")
@@ -159,9 +159,9 @@ def _prefs_path() -> Path:
 
 def load_prefs() -> Prefs:
     """The remembered choices; the defaults when there are none or the file cannot be read."""
-    try:
-        data = json.loads(_prefs_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # (a FIFO in its place is not waited on)
+        data = json.loads(fsio.read_checked(_prefs_path(), 1 << 20))
+    except (fsio.FsError, ValueError):
         return Prefs()
     if not isinstance(data, dict):
         return Prefs()

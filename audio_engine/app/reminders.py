@@ -13,7 +13,7 @@ import json
 import sys
 from dataclasses import replace
 
-from audio_engine import history
+from audio_engine import fsio, history
 from audio_engine.i18n import _
 
 
@@ -47,14 +47,14 @@ def status_text() -> str:
     if not lock.is_running(folder / lock.LOCK_NAME):
         return _("Reminders are not running now.")
     try:
-        state = json.loads((folder / runner.STATUS_NAME).read_text(encoding="utf-8"))
+        state = json.loads(fsio.read_checked(folder / runner.STATUS_NAME, 1 << 20))
         schedule = state["schedule"]
         if schedule["in_working_hours"] and not schedule["showing"]:
             minutes = max(1, round(schedule["break_in_s"] / 60))
             return _(
                 "Reminders are running now: the next break after {minutes} min of activity."
             ).format(minutes=minutes)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (fsio.FsError, ValueError, KeyError, TypeError):
         pass
     return _("Reminders are running now.")
 

@@ -14,7 +14,7 @@ import signal
 import sys
 
 from audio_engine import __version__
-from audio_engine.errors import RelaxError, ScriptError
+from audio_engine.errors import RelaxError, ScriptError, printable
 from audio_engine.i18n import _
 from audio_engine.signals import ending_signals
 
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except RelaxError as exc:
         _clear_status_line()
-        print(_("relax: error: {message}").format(message=exc), file=sys.stderr)
+        print(_("relax: error: {message}").format(message=printable(str(exc))), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         _clear_status_line()

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from audio_engine import fsio, library, model, script
-from audio_engine.errors import RelaxError, UsageError
+from audio_engine.errors import RelaxError, ScriptError, UsageError
 from audio_engine.script._check import ID_PATTERN, LANGUAGE_PATTERN
 
 TEMPLATE = """\
@@ -186,6 +186,12 @@ def run(args: argparse.Namespace) -> int:
             original = fsio.read_checked(source, script.MAX_BYTES).decode("utf-8")
         except UnicodeDecodeError:
             raise RelaxError(f"cannot copy {source}: it is not UTF-8 text") from None
+        from audio_engine.script import _yaml
+
+        # Its YAML is read as any script's is (limits included): a copy needs its settings.
+        root, problems = _yaml.compose(original, str(source))
+        if root is None:
+            raise ScriptError(problems)
         text = with_fields(original, {"id": name, "title": _title(name)})
         try:
             language = str(yaml.safe_load(text).get("language") or "")

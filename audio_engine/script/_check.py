@@ -61,6 +61,7 @@ DURATION_PATTERN = (
 )
 POSITIVE_DURATION_PATTERN = r"^(?=.*[1-9])" + DURATION_PATTERN[1:]
 _DURATION_PARTS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what a text may not hold (not \t, \n)
 _SPEAKABLE = re.compile(r"\w")  # a letter or digit: something a voice can say
 DURATION_HINT = 'a duration (seconds, "4s", "1m30s", "500ms")'
 
@@ -423,6 +424,14 @@ class Checker:
                 f"the text is {len(value)} characters long; the limit is {max_chars}",
             )
             return BAD
+        if found := _CONTROL.search(value):
+            self.report(
+                node,
+                path,
+                f"expected {what} without control characters (line breaks and tabs are fine), "
+                f"found U+{ord(found.group()):04X} in {describe(node)}",
+            )
+            return BAD
         return value
 
     def boolean(self, node: Node, path: str) -> Any:
@@ -673,8 +682,9 @@ class Checker:
                 self.report(
                     node,
                     "steps",
-                    f"the session unrolls to {expanded:,} steps (every repeat repeated); "
-                    f"the limit is {MAX_EXPANDED_STEPS:,}",
+                    f"the session unrolls to {expanded:,} steps (every repeat repeated; each "
+                    "breathing phase, stretch side and scan region counted); the limit is "
+                    f"{MAX_EXPANDED_STEPS:,}",
                 )
             elif steps is not BAD and not _takes_time(steps):
                 self.report(
@@ -732,6 +742,8 @@ class Checker:
 
     def _session_of(self, steps, title: str, origin=model.NO_ORIGIN) -> model.Session | None:
         if not steps or self.session_language in (None, BAD):
+            return None
+        if _expanded_steps(steps) > MAX_EXPANDED_STEPS:  # (an error already: timing it never ends)
             return None
         voice = self.session_voice if isinstance(self.session_voice, model.Voice) else None
         return model.Session(
@@ -1349,11 +1361,18 @@ def _is_null(node: Node) -> bool:
 
 
 def _expanded_steps(steps) -> int:
-    """How many steps run once every repeat is unrolled (stops counting past the limit)."""
+    """How many steps run once every repeat is unrolled, each breathing phase, stretch side and
+    scan region counted as one (stops counting past the limit)."""
     total = 0
     for step in steps:
         if isinstance(step, model.Repeat):
             total += step.times * _expanded_steps(step.steps)
+        elif isinstance(step, model.Breathe):
+            total += step.cycles * max(1, len(step.phases()))
+        elif isinstance(step, model.Stretch):
+            total += max(1, len(step.sides))
+        elif isinstance(step, model.Scan):
+            total += max(1, len(step.regions))
         else:
             total += 1
         if total > MAX_EXPANDED_STEPS:

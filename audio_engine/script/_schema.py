@@ -17,10 +17,12 @@ from audio_engine.script import _breathe as b
 from audio_engine.script import _check as c
 
 _TEXT_PATTERN = r"\S"
+# The control characters a text may not hold (all but tab and line feed).
+_NO_CONTROL = {"not": {"pattern": "[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]"}}
 
 
 def _text(max_chars: int = c.MAX_TEXT_CHARS, *, allow_empty: bool = False, **extra) -> dict:
-    schema: dict[str, Any] = {"type": "string", "maxLength": max_chars}
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_chars, **_NO_CONTROL}
     if not allow_empty:
         schema["minLength"] = 1
         schema["pattern"] = _TEXT_PATTERN
@@ -290,7 +292,14 @@ def json_schema() -> dict:
     # Repeat nesting is bounded, so each level gets its own definitions: level k may hold
     # repeats only while k < MAX_REPEAT_DEPTH.
     for level in range(c.MAX_REPEAT_DEPTH + 1):
-        branches = [{"type": "string", "maxLength": c.MAX_TEXT_CHARS, "pattern": _TEXT_PATTERN}]
+        branches = [
+            {
+                "type": "string",
+                "maxLength": c.MAX_TEXT_CHARS,
+                "pattern": _TEXT_PATTERN,
+                **_NO_CONTROL,
+            }
+        ]
         branches += [_ref(name) for name in simple]
         if level < c.MAX_REPEAT_DEPTH:
             defs[f"repeat{level}"] = _object(

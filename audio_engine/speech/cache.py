@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # numpy only where a clip is read or kept: a length needs non
 PROCESSING_VERSION = 2  # bump when anything changes what a clip sounds like (2: no lost rate)
 _MAGIC = b"RELAXSP1"
 _HEADER = struct.Struct("<8sQ32s")  # magic, sample count, sha256 of the samples
+MAX_CLIP_SAMPLES = 30 * 60 * model.SAMPLE_RATE  # a longer file is no clip of ours (made again)
 
 _memory: dict[Path, np.ndarray] = {}  # clips whose file could not be written, for this run
 _memory_lock = threading.Lock()
@@ -74,8 +75,8 @@ def load(path: Path) -> np.ndarray | None:
     if kept is not None:
         return kept.copy()
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = fsio.read_checked(path, _HEADER.size + 4 * MAX_CLIP_SAMPLES)
+    except fsio.FsError:  # (missing, a FIFO or a device in its place, too large: made again)
         return None
     if len(data) < _HEADER.size:
         return None
@@ -97,10 +98,10 @@ def length(path: Path) -> int | None:
     if kept is not None:
         return int(kept.size)
     try:
-        with open(path, "rb") as f:
+        with fsio.open_checked(path) as f:
             header = f.read(_HEADER.size)
             size = os.fstat(f.fileno()).st_size
-    except OSError:
+    except (OSError, fsio.FsError):
         return None
     if len(header) < _HEADER.size:
         return None

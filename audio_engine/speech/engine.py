@@ -128,6 +128,11 @@ class Engine(Protocol):
         `TTSError` naming the text."""
 
 
+def quoted(text: str, limit: int = 60) -> str:
+    """`text` quoted for a one-line message: its first `limit` characters, then "..."."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
 def plausible_range_s(text: str, rate_wpm: int) -> tuple[float, float]:
     """Shortest and longest believable speech for `text` at `rate_wpm`, seconds (trimmed)."""
     words = len(re.findall(r"\w+", text))

@@ -51,6 +51,7 @@ from audio_engine.speech.engine import (
     name_matches,
     norm_tag,
     package_stamp,
+    quoted,
     scaled,
 )
 
@@ -346,7 +347,7 @@ class Espeak:
             if server is not None:
                 _SERVERS.release(server)
         raise TTSError(
-            f"could not synthesize {utterance.text!r} with voice {voice.id} "
+            f"could not synthesize {quoted(utterance.text)} with voice {voice.id} "
             f"after {self.max_attempts} attempts: {'; '.join(problems)}"
         )
 

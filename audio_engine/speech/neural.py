@@ -79,10 +79,16 @@ from audio_engine.speech.engine import (
     check_length,
     name_matches,
     package_stamp,
+    quoted,
     scaled,
     spec_origin,
     trim_and_ramp,
 )
+
+# onnxruntime (1.32 on Linux) otherwise keeps a device id and a store of telemetry events under
+# ~/.cache/Microsoft: relax writes nothing outside its own folders and sends nothing anywhere.
+# Read when onnxruntime is first imported, which is always after this module's import.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
     import numpy as np
@@ -223,7 +229,7 @@ def _options(level=None):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # (fatal only: an error is said once, by relax, in one line)
     # No memory arena and no memory pattern: each run allocates what it needs and gives it back
     # (the arena kept the largest line's tensors for good: 30 MiB more at the end of a session),
     # at the same speed here; the arithmetic is the same (tested).
@@ -274,9 +280,10 @@ def _optimized_file(folder: Path, voice: NeuralVoice) -> Path:
 def _checked_model(path: Path) -> bool:
     """Whether the optimized model at `path` is whole: its SHA-256 is the one saved beside it."""
     try:
-        digest = path.with_suffix(".sha256").read_text(encoding="ascii").strip()
-        return hashlib.sha256(path.read_bytes()).hexdigest() == digest
-    except (OSError, ValueError):
+        digest = fsio.read_checked(path.with_suffix(".sha256"), 256).decode("ascii").strip()
+        with fsio.open_checked(path) as f:  # (a FIFO or a device in its place: not whole)
+            return hashlib.file_digest(f, "sha256").hexdigest() == digest
+    except (OSError, ValueError, fsio.FsError):
         return False
 
 
@@ -365,7 +372,11 @@ class _TablesFile:
     """The open tables file, closed when no table reads from it any more."""
 
     def __init__(self, path: Path):
-        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            with fsio.open_checked(path) as f:  # (a FIFO or a device in its place: not read)
+                self.fd = os.dup(f.fileno())
+        except fsio.FsError as exc:
+            raise OSError(exc.reason) from None
 
     def __del__(self):
         with contextlib.suppress(OSError, AttributeError):
@@ -942,11 +953,11 @@ class Neural:
             clip = check_length(trim_and_ramp(raw), utterance.text, int(utterance.voice.rate_wpm))
         except ClipRejected as exc:
             raise TTSError(
-                f"could not synthesize {utterance.text!r} with voice {voice.id}: {exc}"
+                f"could not synthesize {quoted(utterance.text)} with voice {voice.id}: {exc}"
             ) from exc
         except Exception as exc:  # onnxruntime and the model raise anything; name the text
             raise TTSError(
-                f"could not synthesize {utterance.text!r} with voice {voice.id}: "
+                f"could not synthesize {quoted(utterance.text)} with voice {voice.id}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         return scaled(clip, utterance)

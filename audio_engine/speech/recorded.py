@@ -54,6 +54,12 @@ FADE_S = 0.010
 LEVEL_RMS = 0.1  # the engines' speech level (espeak-ng as it comes; the neural voice x LEVEL)
 PEAK_LIMIT = 0.95
 MAX_RECORDING_BYTES = 200 * 1024 * 1024
+# A line's recording lasts at most this long (the longest text, 2,000 characters, said slowly
+# takes about 4 minutes), at a rate of at most MAX_RECORDING_RATE: its samples stay under about
+# 0.5 GB however long the file or whatever its header claims.
+MAX_RECORDING_S = 6 * 60
+MAX_RECORDING_RATE = 192_000
+_BLOCK_FRAMES = 1 << 16
 
 
 def line_key(text: str, language: str) -> str:
@@ -156,16 +162,46 @@ def process(signal: np.ndarray, rate_hz: int) -> np.ndarray:
     return (clip * gain).astype(np.float32)
 
 
+def decode(path: Path) -> tuple[np.ndarray, int]:
+    """A recording's samples mixed to mono (float64, as `process` mixes them), and its rate.
+
+    Read in blocks and bounded (`MAX_RECORDING_S`, `MAX_RECORDING_RATE`): a longer file is
+    `ClipRejected`, one that cannot be decoded a `soundfile.LibsndfileError`, `RuntimeError` or
+    `OSError`."""
+    import numpy as np
+    import soundfile
+
+    with soundfile.SoundFile(str(path)) as f:
+        rate_hz = f.samplerate
+        if rate_hz > MAX_RECORDING_RATE:
+            raise ClipRejected(
+                f"its sample rate is {rate_hz:,} Hz; the limit is {MAX_RECORDING_RATE:,} Hz"
+            )
+        limit = MAX_RECORDING_S * rate_hz
+        parts = []
+        frames = 0
+        for block in f.blocks(_BLOCK_FRAMES, dtype="float64", always_2d=True):
+            frames += len(block)
+            if frames > limit:
+                raise ClipRejected(
+                    f"it lasts more than {MAX_RECORDING_S // 60} minutes, the limit for one line"
+                )
+            parts.append(block.mean(axis=1))
+    return (np.concatenate(parts) if parts else np.zeros(0)), rate_hz
+
+
 def read(path: Path) -> np.ndarray:
     """A recording file, processed (`process`). Raises `TTSError` naming it."""
     import soundfile
 
     try:
-        data, rate_hz = soundfile.read(str(path), dtype="float64", always_2d=True)
+        mono, rate_hz = decode(path)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
         raise TTSError(f"cannot read the recording {path}: {exc}") from None
+    except ClipRejected as exc:
+        raise TTSError(f"the recording {path} cannot be used: {exc}") from None
     try:
-        return process(data, rate_hz)
+        return process(mono, rate_hz)
     except ClipRejected as exc:
         raise TTSError(f"the recording {path} cannot be used: {exc}") from None
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from audio_engine import fsio, model
 from audio_engine.errors import RelaxError, TTSError
 from audio_engine.speech import cache, voices
-from audio_engine.speech.engine import Running, VoiceInfo
+from audio_engine.speech.engine import Running, VoiceInfo, quoted
 
 if TYPE_CHECKING:  # numpy where a clip is made: choosing a voice needs none
     import numpy as np
@@ -69,12 +69,12 @@ def _as_tts_error(exc: BaseException, utterance: model.Utterance) -> TTSError:
     elif isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         error = TTSError(
-            f"could not make the speech for {utterance.text!r}: {fsio.describe(exc)}{where}; "
+            f"could not make the speech for {quoted(utterance.text)}: {fsio.describe(exc)}{where}; "
             "check that folder, or set RELAX_CACHE_DIR and TMPDIR to folders that can be written"
         )
     else:
         error = TTSError(
-            f"could not make the speech for {utterance.text!r}: {type(exc).__name__}: {exc}"
+            f"could not make the speech for {quoted(utterance.text)}: {type(exc).__name__}: {exc}"
         )
     error.__cause__ = exc
     return error
