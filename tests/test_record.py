@@ -142,3 +142,19 @@ def test_a_take_captured_through_sdl_is_trimmed_levelled_and_kept(tmp_path):
     assert np.fft.rfftfreq(clip.size, 1 / rate)[np.argmax(spectrum)] == pytest.approx(440, abs=2)
     entry = recorded.read_manifest(tmp_path / "voice")[kept.stem]
     assert entry["text"] == "Adem in" and entry["language"] == "nl"
+
+
+def test_import_counts_in_the_interface_language_with_its_plurals(tmp_path, fresh_cache):
+    studio = tmp_path / "studio"
+    studio.mkdir()
+    soundfile.write(studio / "1.wav", as_recorded(tone(1.0)), 48000)  # the first line only
+    path = write_session(tmp_path)
+    english = relax("record", str(path), "--import", str(studio))
+    assert english.returncode == 0, english.stderr
+    left = len(LINES) - 1
+    assert english.stdout.startswith("imported 1 recording into ")
+    assert english.stdout.rstrip().endswith(f"; {left} lines still have none")
+    dutch = relax("--ui-language", "nl", "record", str(path), "--import", str(studio))
+    assert dutch.returncode == 0, dutch.stderr
+    assert dutch.stdout.startswith("1 opname geïmporteerd in ")
+    assert dutch.stdout.rstrip().endswith(f"; {left} regels hebben er nog geen")

@@ -165,3 +165,12 @@ def test_watch_checks_again_on_every_save_and_ctrl_c_ends_it(tmp_path: Path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_file_name_with_control_characters_is_printed_escaped(tmp_path):
+    path = tmp_path / "calm\x1b]0;owned\x07.en.yaml"
+    path.write_text("format: 1\ntitle: Calm\nlanguage: en\nsteps:\n  - pause: 1\n")
+    result = relax("validate", "--no-voice", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout
+    assert result.stdout.strip().endswith("calm\\u001b]0;owned\\u0007.en.yaml: ok")

@@ -6,12 +6,11 @@ import contextlib
 import select
 import sys
 import time
-from gettext import gettext as _
-from gettext import ngettext
 from pathlib import Path
 
 from audio_engine.cli import _common
 from audio_engine.errors import UsageError
+from audio_engine.i18n import _, ngettext
 
 
 def register(sub) -> None:
@@ -84,11 +83,15 @@ def run(args) -> int:
         missing = len(record.lines(session, folder)) - sum(
             1 for line in record.lines(session, folder) if line.path
         )
-        print(
-            _("imported {done} recordings into {folder}; {missing} lines still have none").format(
-                done=len(done), folder=folder, missing=missing
-            )
+        imported = ngettext(
+            "imported {n} recording into {folder}",
+            "imported {n} recordings into {folder}",
+            len(done),
+        ).format(n=len(done), folder=folder)
+        left = ngettext("{n} line still has none", "{n} lines still have none", missing).format(
+            n=missing
         )
+        print(f"{imported}; {left}")
         if unknown:
             print(
                 _("relax: warning: no line has these names: {names}").format(

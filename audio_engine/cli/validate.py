@@ -18,7 +18,7 @@ from pathlib import Path
 
 from audio_engine import library, script
 from audio_engine.cli import _common
-from audio_engine.errors import RelaxError, ScriptError
+from audio_engine.errors import RelaxError, ScriptError, printable
 from audio_engine.model import Repeat, SoundFile
 
 _SUFFIXES = (".yaml", ".yml")
@@ -90,6 +90,7 @@ def _expand(arg: str, language: str | None = None, extra=()) -> list[tuple[str, 
 
 
 def _check_one(shown: str, path: Path, args: argparse.Namespace, override) -> bool:
+    shown = printable(shown)  # a file's name may hold control characters: never printed raw
     allowed = (library.user_dir(), *args.dir)
     partial: list = []
     bound: list = []

@@ -21,11 +21,11 @@ import os
 import struct
 import sys
 import threading
-from gettext import gettext as _
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio_engine import fsio, model
+from audio_engine.i18n import _
 
 if TYPE_CHECKING:  # numpy only where a clip is read or kept: a length needs none (`relax list`)
     import numpy as np

@@ -23,11 +23,10 @@ import contextlib
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from gettext import gettext as _
-from gettext import ngettext
 
 from audio_engine import model
 from audio_engine.errors import TTSError
+from audio_engine.i18n import _, ngettext
 from audio_engine.speech.engine import Engine, VoiceInfo, speaks
 from audio_engine.speech.espeak import Espeak
 from audio_engine.speech.neural import Neural
