@@ -10,7 +10,7 @@ Entry points:
 
 Which language: during a session, the session's (`using(session.language)`); else the one chosen
 with `relax --ui-language` or in the library window (`set_language`); else the system locale's
-(`library.locale_language()`); English when there is no catalog for it.
+(`langtag.locale_language()`); English when there is no catalog for it.
 
 The catalogs are `.po` files in `audio_engine/locale/<lang>/LC_MESSAGES/relax.po`, the messages
 in English. They are compiled to gettext's binary form in memory when a language is first used
@@ -27,6 +27,8 @@ import gettext
 import io
 import threading
 from pathlib import Path
+
+from audio_engine.langtag import locale_language
 
 DOMAIN = "relax"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -97,8 +99,6 @@ def _translations(primary: str) -> gettext.NullTranslations:
 def _resolve(tag: str | None) -> str:
     """The language a tag gets: its primary subtag when there is a catalog, else English."""
     if tag is None:
-        from audio_engine.library import locale_language
-
         tag = locale_language()
     primary = _primary(tag)
     return primary if primary in available() else SOURCE_LANGUAGE

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import locale
 import os
 import stat
 import sys
@@ -33,7 +32,7 @@ import platformdirs
 from audio_engine import fsio
 from audio_engine.errors import RelaxError, SessionNotFound
 from audio_engine.i18n import _
-from audio_engine.langtag import primary_language
+from audio_engine.langtag import locale_language, primary_language
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -59,25 +58,6 @@ def user_dir() -> Path:
     if env:
         return Path(env)
     return Path(platformdirs.user_data_dir("relax")) / "sessions"
-
-
-def locale_language() -> str | None:
-    """The primary language of the user's locale (`nl` for nl_NL.UTF-8), if any.
-
-    As gettext chooses a program's message language: the first of `LANGUAGE`'s list (unless the
-    locale is plain C or POSIX, where gettext ignores it), else the first of `LC_ALL`,
-    `LC_MESSAGES` and `LANG` that is set."""
-    name = next(
-        (os.environ[v] for v in ("LC_ALL", "LC_MESSAGES", "LANG") if os.environ.get(v)), None
-    )
-    preferred = os.environ.get("LANGUAGE", "").split(":")[0].split(".")[0]
-    if preferred and name not in ("C", "POSIX"):
-        return primary_language(preferred)
-    if name is not None:
-        tag = name.split(".")[0]
-        return primary_language(tag) if tag and tag not in ("C", "POSIX") else None
-    tag = locale.getlocale()[0]
-    return primary_language(tag) if tag and tag not in ("C", "POSIX") else None
 
 
 def parse_name(path: Path) -> tuple[str, str | None]:
