@@ -11,13 +11,14 @@ Entry points:
 - `layer_level`, `tone_profile`, `tone_cycle_profiles`: the pieces of the estimate, cached.
 
 The measure streams (memory does not grow with session length) and is shared out over the CPUs
-in forked processes (`multiprocessing.Pool`) where that is safe.
+in forked processes, a pipe to each, where that is safe (`_map`).
 """
 
 from __future__ import annotations
 
 import functools
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -469,41 +470,75 @@ _TASK: Callable | None = None  # what the forked workers run: set before the poo
 def _map(task: Callable[[int], object], count: int, jobs: int, finished) -> None:
     """`finished(i, task(i))` for i in range(count), in any order, in the calling thread.
 
-    `jobs` > 1: in a pool of forked processes (they inherit `task`: nothing is pickled but the
+    `jobs` > 1: in forked worker processes (they inherit `task`: nothing is pickled but the
     index and the result), when forking is safe here; else one after another in this process.
-    Ctrl-C ends the workers at once (they ignore SIGINT; the pool is terminated).
+    Each worker has a pipe of its own and nothing else is shared, so ending them can leave no
+    lock held: Ctrl-C (the workers ignore it), an error or a worker that dies ends them all at
+    once. (`multiprocessing.Pool` shares one result queue: a worker ended in the middle of
+    sending left its lock held, and terminating the pool then waited for ever.)
     """
     global _TASK
     jobs = max(1, min(count, jobs))
-    if jobs > 1 and _can_fork():
-        _TASK = task
-        # The workers share what this process holds (the timeline, the sources, the noise loops)
-        # by fork: the weighting kernel is loaded here first, so that they share it too (5 MiB of
-        # PSS less between two); their speech is read through a store that keeps two clips.
-        loudness.Meter(SAMPLE_RATE, 2).feed(np.zeros((1, 2), dtype=np.float32))
-        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_init)
-        try:
-            for index, value in pool.imap_unordered(_run_task, range(count)):
-                finished(index, value)
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-            _TASK = None
+    if jobs <= 1 or not _can_fork():
+        for index in range(count):
+            finished(index, task(index))
         return
-    for index in range(count):
-        finished(index, task(index))
+    _TASK = task
+    # The workers share what this process holds (the timeline, the sources, the noise loops) by
+    # fork: the weighting kernel is loaded here first, so that they share it too (5 MiB of PSS
+    # less between two); their speech is read through a store that keeps two clips.
+    loudness.Meter(SAMPLE_RATE, 2).feed(np.zeros((1, 2), dtype=np.float32))
+    context = multiprocessing.get_context("fork")
+    workers: dict = {}  # our end of each worker's pipe: its process
+    todo = iter(range(count))
+    done = False
+    try:
+        for _ in range(jobs):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_worker, args=(theirs,), daemon=True)
+            process.start()
+            theirs.close()
+            workers[ours] = process
+            ours.send(next(todo))
+        busy = set(workers)
+        while busy:
+            for conn in multiprocessing.connection.wait(list(busy)):
+                try:
+                    ok, index, value = conn.recv()
+                except (EOFError, OSError):
+                    code = workers[conn].exitcode
+                    raise RuntimeError(
+                        f"a loudness worker process ended unexpectedly (exit status {code})"
+                    ) from None
+                if not ok:
+                    raise value
+                finished(index, value)
+                index = next(todo, None)
+                conn.send(index)  # None: no more work, the worker ends
+                if index is None:
+                    busy.discard(conn)
+        done = True
+    finally:
+        _TASK = None
+        for conn, process in workers.items():
+            if not done:  # an error, Ctrl-C: at once, wherever they are
+                process.kill()
+            process.join()
+            conn.close()
 
 
-def _worker_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and terminates the pool
+def _worker(conn) -> None:
+    """A forked worker: runs `_TASK` on each index it is sent until it is sent None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and ends the workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _run_task(index: int):
-    return index, _TASK(index)
+    try:
+        while (index := conn.recv()) is not None:
+            try:
+                conn.send((True, index, _TASK(index)))
+            except Exception as exc:  # noqa: BLE001 - raised again in the parent
+                conn.send((False, index, exc))
+    except (EOFError, OSError):  # the parent has gone
+        pass
 
 
 def _can_fork() -> bool:
