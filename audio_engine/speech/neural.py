@@ -116,6 +116,12 @@ SHELF_HZ = 4000.0
 SHELF_DB = -4.0
 LEVEL = 2.0  # fixed gain: 0.05 RMS (hibari, measured) to about espeak-ng's 0.1
 SENTENCE_PAUSE_S = 0.6  # silence between two sentences of a line (hibari's own: about 1.05 s)
+# The model's memory grows with the length of what it is given at once (about 0.35 MiB a symbol:
+# +90 MiB at 250): a sentence longer than this many symbols is said in parts, cut between words,
+# with `PART_PAUSE_S` between them. The built-in sessions' longest sentence has 124; a line of
+# 2,000 characters as one sentence took 0.8-2.3 GB before.
+MAX_SYMBOLS = 250
+PART_PAUSE_S = 0.2
 EDGE_S = 0.01  # kept around each sentence's sound
 VOICED_HZ = 40.0  # hibari's own voicing threshold
 
@@ -865,7 +871,8 @@ def _speech(text: str, rate_wpm: int, voice_id: str, cache_folder: Path | None) 
     rng = np.random.default_rng(SEED)  # one generator per clip, as hibari's own call does
     parts = []
     pause = np.zeros(round(SENTENCE_PAUSE_S * dsp.SR), np.float32)
-    for ps in phonemes:
+    short = np.zeros(round(PART_PAUSE_S * dsp.SR), np.float32)
+    for ps, first in _parts(engine, phonemes):
         ids = engine.ids(ps)
         if len(ids) < 3:
             continue
@@ -876,7 +883,7 @@ def _speech(text: str, rate_wpm: int, voice_id: str, cache_folder: Path | None) 
         sentence = _trimmed(_hibari_compat.synth(spectra, f0, rng), dsp.SR)
         del f0
         if sentence.size:
-            parts += [pause, sentence] if parts else [sentence]
+            parts += [pause if first else short, sentence] if parts else [sentence]
     if not parts:
         return np.zeros(0, np.float32)
     raw = np.concatenate(parts)
@@ -885,6 +892,32 @@ def _speech(text: str, rate_wpm: int, voice_id: str, cache_folder: Path | None) 
     del raw
     clip = soxr.resample(soft, dsp.SR, model.SAMPLE_RATE, quality="HQ")
     return (np.asarray(clip, dtype=np.float32) * np.float32(LEVEL)).astype(np.float32)
+
+
+def _parts(engine, phonemes: list[str]):
+    """(phonemes, starts a sentence) for each part the model is given: each sentence whole, or
+    cut between words (within a word where one alone is too long) into parts of at most
+    `MAX_SYMBOLS` symbols."""
+    for sentence in phonemes:
+        if len(engine.ids(sentence)) <= MAX_SYMBOLS:
+            yield sentence, True
+            continue
+        first, part = True, ""
+        for word in sentence.split(" "):
+            while len(engine.ids(word)) > MAX_SYMBOLS:  # one word too long: cut inside it
+                cut = MAX_SYMBOLS // 2
+                if part:
+                    yield part, first
+                    first, part = False, ""
+                yield word[:cut], first
+                first, word = False, word[cut:]
+            joined = f"{part} {word}" if part else word
+            if part and len(engine.ids(joined)) > MAX_SYMBOLS:
+                yield part, first
+                first, joined = False, word
+            part = joined
+        if part:
+            yield part, first
 
 
 # ---- the engine --------------------------------------------------------------------------------
