@@ -195,14 +195,10 @@ def read(path: Path) -> np.ndarray:
     import soundfile
 
     try:
-        mono, rate_hz = decode(path)
+        return process(*decode(path))
     except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
         raise TTSError(f"cannot read the recording {path}: {exc}") from None
-    except ClipRejected as exc:
-        raise TTSError(f"the recording {path} cannot be used: {exc}") from None
-    try:
-        return process(mono, rate_hz)
-    except ClipRejected as exc:
+    except ClipRejected as exc:  # too long, too fast a rate, no sound
         raise TTSError(f"the recording {path} cannot be used: {exc}") from None
 
 
