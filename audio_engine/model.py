@@ -89,6 +89,12 @@ class Voice:
     folder: Path | None = None
     fallback: str | None = None
 
+    @property
+    def chooses(self) -> bool:
+        """Whether these settings choose a voice (`name`) or an engine (`engine`): what only the
+        speech engines can check."""
+        return bool(self.name or self.engine)
+
     def over(self, base: Voice | None) -> Voice:
         """These settings, with unset fields taken from `base`."""
         if base is None:

@@ -137,14 +137,14 @@ def check_voice_names(session: Session, voice_override: Voice | None = None) -> 
     session's language; else `ScriptError` at each (an overriding name or engine, from the
     command line, is checked first and reported plainly)."""
     override = voice_override or Voice()
-    if override.name or override.engine:
+    if override.chooses:
         tts.voice_for(session.language, override.name, override.engine)
         if override.name and override.engine:
             return  # it wins over every voice in the script
     problems = []
 
     def check(voice: Voice | None, where, path: str) -> None:
-        if voice is None or not (voice.name or voice.engine):
+        if voice is None or not voice.chooses:
             return
         # The voice these lines get: the command line over the step over the session.
         merged = override.over(voice.over(session.voice))

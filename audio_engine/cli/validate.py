@@ -153,7 +153,7 @@ def _names_a_voice(session) -> bool:
     """Whether the script names a voice or an engine anywhere (`name:` or `engine:`)."""
 
     def names(voice) -> bool:
-        return voice is not None and bool(voice.name or voice.engine)
+        return voice is not None and voice.chooses
 
     def named(steps) -> bool:
         return any(
@@ -169,7 +169,7 @@ def _check_voice_names(shown: str, session, override, found: list) -> bool:
     against the engines' voice lists, when the engine can list its voices (remembered after its
     first answer); else a note.
     """
-    if not _names_a_voice(session) and not (override and (override.name or override.engine)):
+    if not _names_a_voice(session) and not (override and override.chooses):
         return True
     from audio_engine import pipeline, tts
 

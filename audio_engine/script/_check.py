@@ -731,7 +731,7 @@ class Checker:
         and engines of; None if none can be."""
         steps = self.timed_steps
         voice = self.session_voice
-        if not steps and isinstance(voice, model.Voice) and _names_a_voice(voice):
+        if not steps and isinstance(voice, model.Voice) and voice.chooses:
             steps = self.top_steps[:1]  # the session's own voice, checked with any valid step
         return self._session_of(steps, "partial")
 
@@ -1151,7 +1151,7 @@ class Checker:
         timed = isinstance(step, model.Breathe | model.Stretch | model.Scan) or (
             isinstance(step, model.Say) and step.duration_s is not None
         )
-        if timed or (isinstance(step, model.Say) and _names_a_voice(step.voice)):
+        if timed or (isinstance(step, model.Say) and step.voice is not None and step.voice.chooses):
             self.timed_steps.append(step)
         return step, min_s
 
@@ -1348,12 +1348,6 @@ class Checker:
         if BAD in (times, steps, voice):
             return BAD, min_s
         return model.Repeat(times=times, steps=steps, voice=voice, origin=origin), min_s
-
-
-def _names_a_voice(voice: model.Voice | None) -> bool:
-    """Whether voice settings choose a voice (`name:`) or an engine (`engine:`), which only the
-    speech engines can check."""
-    return voice is not None and bool(voice.name or voice.engine)
 
 
 def _is_null(node: Node) -> bool:
